@@ -1,0 +1,3 @@
+"""`marketmap` command line (filled in below)."""
+def main() -> int:
+    return 0

@@ -1,0 +1,670 @@
+"""Client configuration: typed models, layered loading and validation errors.
+
+One YAML file per client company (``include/clients/<client>.yaml``) is merged on top of
+the firm-wide defaults (``include/clients/_defaults.yaml``), then validated by the
+pydantic models below. Every problem is reported at once, each naming the file, the key
+path and what was expected. Credentials never appear here: only Airflow connection ids.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+TIERS = ("T1", "T2", "T3")
+PERSONA_TIERS = ("P1", "P2", "P3")
+DEFAULTS_FILE = "_defaults.yaml"
+CLIENT_ID_PATTERN = r"^[a-z][a-z0-9_]{1,39}$"
+
+
+def clients_dir() -> Path:
+    """The folder of client YAML files (``MARKETMAP_CLIENTS_DIR`` overrides it)."""
+    override = os.environ.get("MARKETMAP_CLIENTS_DIR")
+    if override:
+        return Path(override)
+    return Path(__file__).resolve().parent.parent / "clients"
+
+
+class ConfigError(Exception):
+    """One or more problems in client configuration files.
+
+    ``problems`` holds ``(file, key_path, message)`` triples; ``str()`` lists them one
+    per line so that the Airflow log and the CLI show every problem together.
+    """
+
+    def __init__(self, problems: list[tuple[str, str, str]]):
+        self.problems = problems
+        super().__init__("\n".join(f"{f}: {k}: {m}" if k else f"{f}: {m}" for f, k, m in problems))
+
+
+class Strict(BaseModel):
+    """Base for every config model: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------- CRM
+
+
+class CsvSource(Strict):
+    """CRM export files (Salesforce report/data export or HubSpot export) for the csv kind
+    and for the initial build of any kind. Relative paths are resolved against
+    ``$MARKETMAP_HOME/inbox/<client>/``."""
+
+    format: Literal["salesforce", "hubspot"] = "salesforce"
+    encoding: str = "utf-8-sig"
+    accounts: str = "Account.csv"
+    contacts: str | None = "Contact.csv"
+    opportunities: str | None = "Opportunity.csv"
+    users: str | None = None
+    # canonical field -> column in the export, layered over the format's preset
+    account_columns: dict[str, str] = {}
+    contact_columns: dict[str, str] = {}
+    opportunity_columns: dict[str, str] = {}
+
+
+class CrmConfig(Strict):
+    kind: Literal["salesforce", "hubspot", "csv"]
+    conn_id: str | None = Field(None, description="Airflow connection id holding the CRM credentials")
+    objects: dict[str, str] = {"account": "Account", "contact": "Contact", "opportunity": "Opportunity"}
+    export: CsvSource = CsvSource()
+    pool: str | None = Field(None, description="Airflow pool that rate-limits calls to this CRM")
+
+    @model_validator(mode="after")
+    def _conn_for_api(self) -> CrmConfig:
+        if self.kind in ("salesforce", "hubspot") and not self.conn_id:
+            raise ValueError(f"crm.kind '{self.kind}' needs conn_id (an Airflow connection id)")
+        return self
+
+
+# --------------------------------------------------------------------------- ICP matrix
+
+
+class Band(Strict):
+    """Numeric band: ``min <= value < max`` scores ``points`` (open ends allowed)."""
+
+    min: float | None = None
+    max: float | None = None
+    points: float
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Band:
+        if self.min is not None and self.max is not None and self.min >= self.max:
+            raise ValueError(f"band min {self.min} must be below max {self.max}")
+        return self
+
+
+class NumericVector(Strict):
+    kind: Literal["bands"]
+    name: str
+    field: str
+    weight: float = Field(gt=0, le=100)
+    bands: list[Band] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _bands(self) -> NumericVector:
+        ordered = sorted(self.bands, key=lambda b: -float("inf") if b.min is None else b.min)
+        for a, b in zip(ordered, ordered[1:], strict=False):
+            a_max = float("inf") if a.max is None else a.max
+            b_min = -float("inf") if b.min is None else b.min
+            if b_min < a_max:
+                raise ValueError(f"bands overlap: [{a.min}, {a.max}) and [{b.min}, {b.max})")
+        _points_within_weight(self.weight, [b.points for b in self.bands])
+        return self
+
+
+class CategoricalVector(Strict):
+    kind: Literal["categorical"]
+    name: str
+    field: str
+    weight: float = Field(gt=0, le=100)
+    points: dict[str, float] = Field(min_length=1, description="value (case-insensitive) -> points")
+    default: float = 0
+
+    @model_validator(mode="after")
+    def _pts(self) -> CategoricalVector:
+        _points_within_weight(self.weight, [*self.points.values(), self.default])
+        return self
+
+
+class AnyOfVector(Strict):
+    """Any-of set (tech stack): points for the best match among the listed values."""
+
+    kind: Literal["any_of"]
+    name: str
+    field: str
+    weight: float = Field(gt=0, le=100)
+    points: dict[str, float] = Field(min_length=1, description="value -> points; best match counts")
+    separator: str = ";"
+    default: float = 0
+
+    @model_validator(mode="after")
+    def _pts(self) -> AnyOfVector:
+        _points_within_weight(self.weight, [*self.points.values(), self.default])
+        return self
+
+
+class RecencyVector(Strict):
+    """Recency (e.g. funding): points if the date lies within ``within_months`` of the run date."""
+
+    kind: Literal["recency"]
+    name: str
+    field: str
+    weight: float = Field(gt=0, le=100)
+    windows: list[RecencyWindow] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _pts(self) -> RecencyVector:
+        _points_within_weight(self.weight, [w.points for w in self.windows])
+        months = [w.within_months for w in self.windows]
+        if len(set(months)) != len(months):
+            raise ValueError("recency windows repeat a within_months value")
+        return self
+
+
+class RecencyWindow(Strict):
+    within_months: int = Field(gt=0)
+    points: float
+
+
+class BooleanVector(Strict):
+    kind: Literal["boolean"]
+    name: str
+    field: str
+    weight: float = Field(gt=0, le=100)
+    true_points: float
+    false_points: float = 0
+
+    @model_validator(mode="after")
+    def _pts(self) -> BooleanVector:
+        _points_within_weight(self.weight, [self.true_points, self.false_points])
+        return self
+
+
+RecencyVector.model_rebuild()
+
+Vector = Annotated[
+    NumericVector | CategoricalVector | AnyOfVector | RecencyVector | BooleanVector,
+    Field(discriminator="kind"),
+]
+
+
+def _points_within_weight(weight: float, points: list[float]) -> None:
+    bad = [p for p in points if p < 0 or p > weight]
+    if bad:
+        raise ValueError(f"points {bad} must lie between 0 and the vector weight {weight:g}")
+
+
+class NegativeIndicator(Strict):
+    """A negative signal: exclude the account, cap its tier, or subtract points.
+
+    Matches when ``field`` equals one of ``values`` (case-insensitive), is in the list
+    ``contains_any`` as a substring, or (for ``is_true``) is truthy.
+    """
+
+    name: str
+    field: str
+    values: list[str] = []
+    contains_any: list[str] = []
+    is_true: bool = False
+    action: Literal["exclude", "cap_tier", "subtract"]
+    cap: Literal["T2", "T3"] | None = None
+    points: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _action_args(self) -> NegativeIndicator:
+        if not (self.values or self.contains_any or self.is_true):
+            raise ValueError("give values, contains_any or is_true: true")
+        if self.action == "cap_tier" and self.cap is None:
+            raise ValueError("action cap_tier needs cap: T2 or T3")
+        if self.action == "subtract" and self.points is None:
+            raise ValueError("action subtract needs points")
+        return self
+
+
+class TierThresholds(Strict):
+    """Lower bounds: score >= T1 is T1, >= T2 is T2, >= T3 is T3, below is out of scope."""
+
+    T1: float = 75
+    T2: float = 50
+    T3: float = 25
+
+    @model_validator(mode="after")
+    def _order(self) -> TierThresholds:
+        if not (100 >= self.T1 > self.T2 > self.T3 >= 0):
+            raise ValueError(
+                f"thresholds must satisfy 100 >= T1 > T2 > T3 >= 0, got T1={self.T1:g}, "
+                f"T2={self.T2:g}, T3={self.T3:g} (overlapping or out of order)"
+            )
+        return self
+
+
+class Rubric(Strict):
+    """One product's ICP rubric: 5-10 weighted vectors summing to 100."""
+
+    product: str = "core"
+    tier_field: str = "tier"
+    vectors: list[Vector] = Field(min_length=1, max_length=12)
+    negative_indicators: list[NegativeIndicator] = []
+    thresholds: TierThresholds = TierThresholds()
+
+    @model_validator(mode="after")
+    def _weights(self) -> Rubric:
+        total = sum(v.weight for v in self.vectors)
+        if abs(total - 100) > 1e-6:
+            raise ValueError(f"vector weights must sum to 100, they sum to {total:g}")
+        names = [v.name for v in self.vectors]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"vector names repeat: {dup}")
+        return self
+
+
+class IntentConfig(Strict):
+    field: str = "intent_score"
+    weight: float = Field(1.0, ge=0)
+    provider: str | None = None
+
+
+class IcpConfig(Strict):
+    version: str = Field(description="rubric version; scores are stored per version")
+    rubrics: list[Rubric] = Field(min_length=1)
+    intent: IntentConfig | None = None
+    abm_grade: bool = False
+
+    @model_validator(mode="after")
+    def _products(self) -> IcpConfig:
+        products = [r.product for r in self.rubrics]
+        if len(set(products)) != len(products):
+            raise ValueError(f"rubric products repeat: {products}")
+        return self
+
+
+# --------------------------------------------------------------------------- valuation
+
+
+class ValuationConfig(Strict):
+    methods: list[Literal["revenue", "headcount", "product", "like_accounts", "extrapolation"]] = Field(
+        min_length=1
+    )
+    combine: Literal["median", "mean", "first"] = "median"
+    revenue_coefficient: float | None = Field(None, gt=0)
+    seat_price: float | None = Field(None, gt=0)
+    penetration: float | None = Field(None, gt=0, le=1)
+    product_field: str | None = None
+    product_coefficient: float | None = Field(None, gt=0)
+    like_accounts_k: int = Field(5, ge=1)
+    min_value: float = 0
+    max_value: float | None = None
+
+    @model_validator(mode="after")
+    def _coefficients(self) -> ValuationConfig:
+        need = {
+            "revenue": ["revenue_coefficient"],
+            "headcount": ["seat_price", "penetration"],
+            "product": ["product_field", "product_coefficient"],
+        }
+        missing = [f"{m} needs {k}" for m in self.methods for k in need.get(m, []) if getattr(self, k) is None]
+        if missing:
+            raise ValueError("; ".join(missing))
+        return self
+
+
+# --------------------------------------------------------------------------- personas
+
+
+class PersonaTitleMatch(Strict):
+    exact: list[str] = []
+    adjacent: list[str] = []
+    broad: list[str] = []
+
+
+class CoverageTarget(Strict):
+    """Per account tier: minimum Tier-1 personas, Tier-2 personas and contacts."""
+
+    p1: int = Field(ge=0)
+    p2: int = Field(ge=0)
+    contacts: int = Field(ge=0)
+
+
+class PersonaConfig(Strict):
+    titles: PersonaTitleMatch = PersonaTitleMatch()
+    core_departments: list[str] = []
+    adjacent_departments: list[str] = []
+    primary_geographies: list[str] = []
+    secondary_geographies: list[str] = []
+    negative_titles: list[str] = []
+    weights: dict[str, float] = {"title": 30, "seniority": 25, "department": 20, "geography": 15, "tenure": 10}
+    thresholds: dict[str, float] = {"P1": 70, "P2": 40}
+    coverage_targets: dict[Literal["T1", "T2", "T3"], CoverageTarget] = {
+        "T1": CoverageTarget(p1=2, p2=3, contacts=5),
+        "T2": CoverageTarget(p1=1, p2=2, contacts=3),
+        "T3": CoverageTarget(p1=0, p2=1, contacts=1),
+    }
+    title_aliases: dict[str, str] = Field({}, description="extra abbreviation -> expansion rules")
+    gdpr: Literal["enrich", "skip", "opted_in_only"] = "enrich"
+
+    @model_validator(mode="after")
+    def _weights(self) -> PersonaConfig:
+        unknown = set(self.weights) - {"title", "seniority", "department", "geography", "tenure"}
+        if unknown:
+            raise ValueError(f"unknown persona weights {sorted(unknown)}")
+        total = sum(self.weights.values())
+        if abs(total - 100) > 1e-6:
+            raise ValueError(f"persona weights must sum to 100, they sum to {total:g}")
+        if set(self.thresholds) != {"P1", "P2"} or not (100 >= self.thresholds["P1"] > self.thresholds["P2"] > 0):
+            raise ValueError("persona thresholds need P1 > P2 > 0 (P3 is everything below P2)")
+        return self
+
+
+# --------------------------------------------------------------------------- enrichment
+
+
+class ProviderConfig(Strict):
+    name: str
+    kind: Literal["apollo", "zoominfo", "clay", "export_file", "http_json", "simulated"]
+    conn_id: str | None = None
+    cost_per_call: float = Field(0, ge=0, description="credits per call")
+    fields: list[str] = Field(min_length=1, description="canonical fields this provider can fill")
+    rate_limit_per_minute: int = Field(60, gt=0)
+    pool: str | None = None
+    options: dict[str, Any] = {}
+
+
+class EnrichmentConfig(Strict):
+    providers: list[ProviderConfig] = []
+    monthly_credit_budget: float = Field(0, ge=0)
+    refresh_days: int = Field(180, ge=1)
+    min_attainable_tier: Literal["T1", "T2", "T3"] = "T2"
+
+    @model_validator(mode="after")
+    def _unique(self) -> EnrichmentConfig:
+        names = [p.name for p in self.providers]
+        if len(set(names)) != len(names):
+            raise ValueError(f"provider names repeat: {names}")
+        return self
+
+
+# --------------------------------------------------------------------------- CRM push mapping
+
+
+class PushField(Strict):
+    source: str = Field(description="Market Map output field, e.g. tier, fit_score, valuation")
+    crm_field: str
+    policy: Literal["overwrite", "if_blank", "never"] = "overwrite"
+    picklist: dict[str, str] | None = Field(None, description="Market Map value -> CRM picklist value")
+
+
+class PushConfig(Strict):
+    object: Literal["account", "contact"] = "account"
+    mode: Literal["update_only", "create_only", "upsert"] = "update_only"
+    external_id_field: str | None = None
+    prevent_override_field: str | None = None
+    fields: list[PushField] = []
+    canary_size: int = Field(15, ge=10, le=20)
+    max_error_rate: float = Field(0.05, ge=0, le=1)
+    value_normalisation: dict[str, dict[str, str]] = Field(
+        {}, description="crm_field -> {raw value -> CRM value}, e.g. State: {Calif.: CA}"
+    )
+
+    @model_validator(mode="after")
+    def _picklists(self) -> PushConfig:
+        problems = []
+        for f in self.fields:
+            if f.picklist is not None and (f.source == "tier" or f.source.endswith("_tier")):
+                domain = PERSONA_TIERS if f.source == "persona_tier" else TIERS
+                missing = [t for t in domain if t not in f.picklist]
+                if missing:
+                    problems.append(f"picklist for {f.crm_field} misses {missing}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+# --------------------------------------------------------------------------- people, schedule, alerts
+
+
+class Rep(Strict):
+    id: str
+    name: str
+    email: str | None = None
+    territory: str | None = None
+    active: bool = True
+
+
+class TerritoryConfig(Strict):
+    reps: list[Rep] = []
+    exceptions: list[str] = Field([], description="account keys never moved by a rebalance")
+    partner_field: str | None = Field(None, description="accounts with this field true stay out of territories")
+
+
+class MaintenanceConfig(Strict):
+    blank_tier_max_share: float = Field(0.05, ge=0, le=1)
+    untiered_days: int = Field(30, ge=1)
+    stale_owner_months: int = Field(6, ge=1)
+    persona_p1_coverage_min: float = Field(0.5, ge=0, le=1)
+    t1_min_contacts: int = Field(4, ge=0)
+    drift_window_days: int = Field(60, ge=1)
+    drift_min_deals: int = Field(30, ge=1)
+    lift_min: float = Field(1.5, gt=0)
+    valuation_divergence: float = Field(0.3, gt=0)
+    territory_max_ratio: float = Field(2.0, gt=1)
+    territory_band: float = Field(0.2, gt=0, lt=1)
+    alert_snooze_days: int = Field(7, ge=0)
+    confidence: float = Field(0.95, gt=0.5, lt=1)
+
+
+class ScheduleConfig(Strict):
+    """Cron expressions in the client's timezone; ``null`` turns a pipeline off."""
+
+    build: str | None = None
+    monthly: str | None = "0 6 1 * *"
+    quarterly_personas: str | None = "0 6 2 1,4,7,10 *"
+    drift: str | None = "0 7 * * 1"
+    valuation: str | None = "0 7 3 1,7 *"
+    territories: str | None = "0 7 4 1,7 *"
+
+
+SlackRole = Literal["revops", "leadership", "architect"]
+
+
+class SlackConfig(Strict):
+    conn_id: str | None = Field(None, description="Airflow Slack connection; none = local outbox file")
+    channels: dict[SlackRole, str] = Field(description="stakeholder role -> Slack channel")
+
+    @field_validator("channels")
+    @classmethod
+    def _all_roles(cls, v: dict[str, str]) -> dict[str, str]:
+        missing = [r for r in ("revops", "leadership", "architect") if r not in v]
+        if missing:
+            raise ValueError(f"channels misses roles {missing}")
+        return v
+
+
+class ScopingFacts(Strict):
+    """Facts of the scoping call (seeds 000/002) from which the approach is recommended."""
+
+    reps: int | None = None
+    tam_size: int | None = None
+    vertical: bool | None = None
+    customers: int | None = None
+    closed_won_deals: int | None = None
+    closed_deals: int | None = None
+    crm_clean: bool | None = None
+    credit_budget: float | None = None
+    urgent: bool | None = None
+
+
+# --------------------------------------------------------------------------- the client
+
+
+class ClientConfig(Strict):
+    client_id: str = Field(pattern=CLIENT_ID_PATTERN)
+    name: str
+    owner: str = "revops"
+    timezone: str = "UTC"
+    launch_date: dt.date | None = None
+    crm: CrmConfig
+    icp: IcpConfig
+    valuation: ValuationConfig
+    personas: PersonaConfig = PersonaConfig()
+    enrichment: EnrichmentConfig = EnrichmentConfig()
+    push: list[PushConfig] = []
+    territories: TerritoryConfig = TerritoryConfig()
+    maintenance: MaintenanceConfig = MaintenanceConfig()
+    schedules: ScheduleConfig = ScheduleConfig()
+    slack: SlackConfig
+    scoping: ScopingFacts = ScopingFacts()
+    warehouse_conn_id: str | None = Field(None, description="Airflow connection of the warehouse, if not default")
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone '{v}' (expected an IANA name like Europe/Berlin)") from None
+        return v
+
+    @model_validator(mode="after")
+    def _provider_connections(self) -> ClientConfig:
+        for p in self.enrichment.providers:
+            if p.kind in ("apollo", "zoominfo", "http_json", "clay") and not p.conn_id:
+                raise ValueError(f"provider '{p.name}' ({p.kind}) needs conn_id")
+        return self
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _deep_merge(base: dict, override: dict) -> dict:
+    """Nearest wins: mappings merge key by key, everything else is replaced."""
+    out = copy.deepcopy(base)
+    for k, v in override.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError([(str(path), "", f"not UTF-8 text ({e.reason} at byte {e.start})")]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ConfigError([(str(path), "", f"invalid YAML: {where}{getattr(e, 'problem', e)}")]) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError([(str(path), "", f"expected a mapping at the top level, got {type(data).__name__}")])
+    return data
+
+
+def _loc(loc: tuple) -> str:
+    parts: list[str] = []
+    for p in loc:
+        if isinstance(p, int):
+            parts.append(f"[{p}]")
+        elif p in ("bands", "categorical", "any_of", "recency", "boolean") and parts and parts[-1].endswith("]"):
+            continue  # discriminator tag pydantic inserts; not a key in the file
+        elif isinstance(p, str) and p.startswith("function-"):
+            continue
+        else:
+            parts.append(("." if parts else "") + str(p))
+    return "".join(parts)
+
+
+def _expected(err: dict) -> str:
+    kind, msg = err["type"], err["msg"]
+    if kind == "extra_forbidden":
+        return "unknown key (not part of the client config schema)"
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "value_error":
+        return msg.removeprefix("Value error, ")
+    if kind == "literal_error":
+        return f"{msg.replace('Input should be', 'expected')}, got {err.get('input')!r}"
+    return f"{msg}, got {err.get('input')!r}" if "input" in err and not isinstance(err["input"], dict) else msg
+
+
+def parse_client(data: dict, source: str, defaults: dict | None = None) -> ClientConfig:
+    """Validate one client's mapping (merged over ``defaults``); raise ConfigError listing every problem."""
+    merged = _deep_merge(defaults or {}, data)
+    try:
+        return ClientConfig.model_validate(merged)
+    except ValidationError as e:
+        raise ConfigError([(source, _loc(err["loc"]), _expected(err)) for err in e.errors()]) from None
+
+
+def load_defaults(directory: Path | None = None) -> dict:
+    path = (directory or clients_dir()) / DEFAULTS_FILE
+    return _read_yaml(path) if path.exists() else {}
+
+
+def load_client_file(path: Path, defaults: dict | None = None) -> ClientConfig:
+    path = Path(path)
+    if defaults is None:
+        defaults = load_defaults(path.parent)
+    data = _read_yaml(path)
+    cfg = parse_client(data, str(path), defaults)
+    if cfg.client_id != path.stem:
+        raise ConfigError([(str(path), "client_id", f"must equal the file name '{path.stem}', got '{cfg.client_id}'")])
+    return cfg
+
+
+def client_files(directory: Path | None = None) -> list[Path]:
+    """Client YAML files in sorted order (files starting with ``_`` are shared layers)."""
+    d = directory or clients_dir()
+    return sorted(p for p in d.glob("*.yaml") if not p.name.startswith("_"))
+
+
+def load_client(client_id: str, directory: Path | None = None) -> ClientConfig:
+    d = directory or clients_dir()
+    path = d / f"{client_id}.yaml"
+    if not path.exists():
+        known = ", ".join(p.stem for p in client_files(d)) or "none"
+        raise ConfigError([(str(path), "", f"no such client '{client_id}' (known: {known})")])
+    return load_client_file(path, load_defaults(d))
+
+
+def load_all(directory: Path | None = None) -> dict[str, ClientConfig]:
+    """Load every client config; raise one ConfigError listing the problems of all files."""
+    d = directory or clients_dir()
+    defaults = load_defaults(d)
+    configs: dict[str, ClientConfig] = {}
+    problems: list[tuple[str, str, str]] = []
+    for path in client_files(d):
+        try:
+            configs[path.stem] = load_client_file(path, defaults)
+        except ConfigError as e:
+            problems.extend(e.problems)
+    if problems:
+        raise ConfigError(problems)
+    return configs
+
+
+def json_schema() -> dict:
+    """JSON Schema of a client file, for editors (yaml-language-server)."""
+    return ClientConfig.model_json_schema()
+
+
+def effective_yaml(cfg: ClientConfig) -> str:
+    """The merged, validated config as YAML (shown in each DAG's doc_md)."""
+    return yaml.safe_dump(cfg.model_dump(mode="json", exclude_none=True), sort_keys=False, width=100)
