@@ -1,3 +1,156 @@
-"""`marketmap` command line (filled in below)."""
-def main() -> int:
+"""``marketmap`` — the command line for work outside the scheduler.
+
+    marketmap validate [FILES…]      check client configs (all of include/clients by default)
+    marketmap schema [-o FILE]       JSON Schema of a client file, for editors
+    marketmap demo-data              write the demo client's CRM export into its inbox
+    marketmap demo                   demo data + the demo client's initial build through Airflow
+    marketmap build --client X       run a client's build DAG once through Airflow (dag.test)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _default_env() -> None:
+    """The embedded default: a project-local Airflow home with SQLite, examples off."""
+    os.environ.setdefault("AIRFLOW_HOME", str(PROJECT_ROOT / ".airflow"))
+    os.environ.setdefault("MARKETMAP_HOME", str(Path(os.environ["AIRFLOW_HOME"]) / "marketmap"))
+    os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(PROJECT_ROOT / "dags"))
+    os.environ.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(PROJECT_ROOT / "plugins"))
+    os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+    os.environ.setdefault("AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION", "True")
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from marketmap.config import ConfigError, client_files, load_client_file, load_defaults
+
+    files = [Path(f) for f in args.files] or client_files()
+    if not files:
+        print("no client files found", file=sys.stderr)
+        return 1
+    failed = 0
+    for path in files:
+        try:
+            cfg = load_client_file(path, load_defaults(path.parent))
+        except ConfigError as e:
+            failed += 1
+            for f, key, msg in e.problems:
+                print(f"{f}: {key + ': ' if key else ''}{msg}", file=sys.stderr)
+            continue
+        print(f"{path}: ok ({cfg.name}, CRM {cfg.crm.kind}, rubric {cfg.icp.version})")
+    return 1 if failed else 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from marketmap.config import json_schema
+
+    text = json.dumps(json_schema(), indent=2)
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(text + "\n", encoding="utf-8")
+        print(f"wrote {args.output}")
+    else:
+        print(text)
     return 0
+
+
+def cmd_demo_data(args: argparse.Namespace) -> int:
+    _default_env()
+    from marketmap.demo.generate import generate_demo_export
+    from marketmap.settings import inbox_dir
+
+    inbox = inbox_dir("demo")
+    marker = inbox / ".generated"
+    wanted = f"seed={args.seed} accounts={args.accounts}"
+    if marker.exists() and marker.read_text() == wanted and not args.force:
+        print(f"demo export already in {inbox} ({wanted})")
+        return 0
+    counts = generate_demo_export(inbox, seed=args.seed, n_accounts=args.accounts)
+    marker.write_text(wanted)
+    print(f"demo export written to {inbox}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+    return 0
+
+
+def _airflow_db_migrate() -> None:
+    airflow = Path(sys.executable).with_name("airflow")
+    proc = subprocess.run([str(airflow), "db", "migrate"], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-3000:])
+        raise SystemExit(f"airflow db migrate failed (exit {proc.returncode})")
+
+
+def run_build(client_id: str, conf: dict | None = None) -> int:
+    """Run ``<client>__build`` once, in this process, through Airflow's dag.test()."""
+    _default_env()
+    _airflow_db_migrate()
+    from sqlalchemy import select
+
+    from marketmap.config import load_client
+    from marketmap.orchestration.build_tasks import format_summary
+    from marketmap.orchestration.factory import build_dag
+    from marketmap.orchestration.resources import warehouse
+    from marketmap.warehouse import schema as t
+
+    cfg = load_client(client_id)
+    dag = build_dag(cfg)
+    dag_run = dag.test(run_conf=conf or {})
+    state = str(getattr(dag_run, "state", "unknown"))
+    with warehouse(cfg).connect() as conn:
+        row = conn.execute(
+            select(t.runs.c.summary).where(t.runs.c.client_id == client_id, t.runs.c.run_id == dag_run.run_id)
+        ).first()
+    print()
+    if row and row.summary:
+        print(format_summary(row.summary))
+    print(f"\n{dag.dag_id}: run {dag_run.run_id} finished with state {state}")
+    print(f"Airflow home: {os.environ['AIRFLOW_HOME']} (start the UI with `make ui`)")
+    return 0 if state.endswith("success") else 1
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    rc = cmd_demo_data(args)
+    return rc or run_build("demo", {"dry_run": True})
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    return run_build(args.client, {"dry_run": args.dry_run})
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="marketmap", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("validate", help="check client config files")
+    p.add_argument("files", nargs="*", help="client YAML files (default: every file in include/clients)")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("schema", help="print or write the JSON Schema of a client file")
+    p.add_argument("-o", "--output")
+    p.set_defaults(func=cmd_schema)
+
+    for name, func in (("demo-data", cmd_demo_data), ("demo", cmd_demo)):
+        p = sub.add_parser(name, help="demo client: " + ("write its CRM export" if name == "demo-data" else "run it"))
+        p.add_argument("--seed", type=int, default=7)
+        p.add_argument("--accounts", type=int, default=20_000)
+        p.add_argument("--force", action="store_true", help="regenerate the export even if present")
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("build", help="run a client's build DAG once through Airflow")
+    p.add_argument("--client", required=True)
+    p.add_argument("--dry-run", action="store_true")
+    p.set_defaults(func=cmd_build)
+
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

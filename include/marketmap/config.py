@@ -401,6 +401,15 @@ class PushField(Strict):
     policy: Literal["overwrite", "if_blank", "never"] = "overwrite"
     picklist: dict[str, str] | None = Field(None, description="Market Map value -> CRM picklist value")
 
+    @model_validator(mode="after")
+    def _picklist_covers_every_tier(self) -> PushField:
+        if self.picklist is not None and (self.source == "tier" or self.source.endswith("_tier")):
+            domain = PERSONA_TIERS if self.source == "persona_tier" else TIERS
+            missing = [t for t in domain if t not in self.picklist]
+            if missing:
+                raise ValueError(f"picklist for {self.crm_field} misses {missing} (every tier needs a CRM value)")
+        return self
+
 
 class PushConfig(Strict):
     object: Literal["account", "contact"] = "account"
@@ -413,19 +422,6 @@ class PushConfig(Strict):
     value_normalisation: dict[str, dict[str, str]] = Field(
         {}, description="crm_field -> {raw value -> CRM value}, e.g. State: {Calif.: CA}"
     )
-
-    @model_validator(mode="after")
-    def _picklists(self) -> PushConfig:
-        problems = []
-        for f in self.fields:
-            if f.picklist is not None and (f.source == "tier" or f.source.endswith("_tier")):
-                domain = PERSONA_TIERS if f.source == "persona_tier" else TIERS
-                missing = [t for t in domain if t not in f.picklist]
-                if missing:
-                    problems.append(f"picklist for {f.crm_field} misses {missing}")
-        if problems:
-            raise ValueError("; ".join(problems))
-        return self
 
 
 # --------------------------------------------------------------------------- people, schedule, alerts

@@ -1,0 +1,96 @@
+"""The warehouse: where every task reads and writes, scoped by client_id.
+
+SQLite (a file under ``$MARKETMAP_HOME``) is the embedded default; PostgreSQL is used in
+production. The URL comes from, in order: an explicit argument, the Airflow connection
+named in the client config (resolved by the DAG layer), ``MARKETMAP_WAREHOUSE_URL``,
+then the default SQLite file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from sqlalchemy import Engine, Table, create_engine, event
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
+
+from marketmap.settings import marketmap_home
+
+_ENGINES: dict[str, Engine] = {}
+
+
+def default_url() -> str:
+    url = os.environ.get("MARKETMAP_WAREHOUSE_URL")
+    if url:
+        return url
+    home = marketmap_home()
+    home.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{home / 'warehouse.db'}"
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")  # readers (the UI, reports) don't block a running task
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def get_engine(url: str | None = None, *, migrate_schema: bool = True) -> Engine:
+    """A cached engine for ``url``; the schema is migrated to head on first use."""
+    url = url or default_url()
+    if url not in _ENGINES:
+        eng = create_engine(url, future=True, pool_pre_ping=True)
+        if eng.dialect.name == "sqlite":
+            event.listen(eng, "connect", _sqlite_pragmas)
+        if migrate_schema:
+            migrate(eng)
+        _ENGINES[url] = eng
+    return _ENGINES[url]
+
+
+def dispose_engines() -> None:
+    for eng in _ENGINES.values():
+        eng.dispose()
+    _ENGINES.clear()
+
+
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Upgrade the warehouse schema with Alembic (never drops a client's data)."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+
+
+def safe_url(engine_or_url: Engine | str) -> str:
+    """The URL with any password hidden, for logs and summaries."""
+    from sqlalchemy.engine import make_url
+
+    url = engine_or_url.url if isinstance(engine_or_url, Engine) else make_url(engine_or_url)
+    return url.render_as_string(hide_password=True)
+
+
+def upsert(conn: Connection, table: Table, rows: Iterable[Mapping], *, chunk: int = 5000) -> int:
+    """INSERT … ON CONFLICT (primary key) DO UPDATE, on SQLite and PostgreSQL alike."""
+    rows = list(rows)
+    if not rows:
+        return 0
+    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    keys = [c.name for c in table.primary_key.columns]
+    cols = list(rows[0].keys())
+    # SQLite caps bound parameters per statement (32766): keep each statement under it.
+    chunk = max(1, min(chunk, 30000 // max(len(cols), 1)))
+    for i in range(0, len(rows), chunk):
+        stmt = insert(table).values(rows[i : i + chunk])
+        update = {c: stmt.excluded[c] for c in cols if c not in keys}
+        stmt = stmt.on_conflict_do_update(index_elements=keys, set_=update) if update else stmt.on_conflict_do_nothing()
+        conn.execute(stmt)
+    return len(rows)

@@ -1,0 +1,124 @@
+"""Account deduplication: same registrable domain = same company; no domain = review queue.
+
+Records sharing a normalised domain are merged into one account. The survivor is the
+most complete record (ties: the oldest in the CRM, then the earliest row); blank fields
+of the survivor are filled from its duplicates. Records without a domain are never
+merged automatically: a fuzzy company-name match against the other accounts puts the
+pair into a manual review queue instead (seed 000: no domain = higher duplicate risk).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from rapidfuzz import fuzz, process
+
+from marketmap.ingest.domains import normalise_domains, normalise_name
+
+FUZZY_THRESHOLD = 90.0
+# Above this many names in one block, candidate pairs are only searched within the
+# first two words of the name (keeps the comparison count bounded on 1M-row TAMs).
+MAX_BLOCK = 5000
+
+
+@dataclass
+class DedupeResult:
+    accounts: pd.DataFrame  # one row per account, with account_key, domain, name_norm
+    crm_ids: pd.DataFrame  # crm_id -> account_key, is_survivor
+    merges: pd.DataFrame  # account_key, kept_crm_id, merged_crm_id, reason
+    review: pd.DataFrame  # left_key, right_key, left_name, right_name, score
+
+
+def _completeness(df: pd.DataFrame) -> np.ndarray:
+    return df.notna().sum(axis=1).to_numpy()
+
+
+def dedupe_accounts(records: pd.DataFrame, fuzzy_threshold: float = FUZZY_THRESHOLD) -> DedupeResult:
+    """Merge account records by normalised domain and queue fuzzy name matches for review."""
+    df = records.copy()
+    df["domain"] = normalise_domains(df["website"]) if "website" in df else None
+    df["name_norm"] = [normalise_name(n) for n in df["name"]] if len(df) else []
+    df["_complete"] = _completeness(df.drop(columns=["source_row"], errors="ignore"))
+    created = df["crm_created"] if "crm_created" in df else pd.Series(pd.NaT, index=df.index)
+    df["_created"] = pd.to_datetime(created, utc=True).fillna(pd.Timestamp.max.tz_localize("UTC"))
+
+    with_domain = df[df["domain"].notna()].sort_values(
+        ["domain", "_complete", "_created", "source_row"], ascending=[True, False, True, True], kind="stable"
+    )
+    without = df[df["domain"].isna()]
+
+    # groupby().first() takes the first non-null value per column: the survivor's own value
+    # where it has one, else the value of the next most complete duplicate.
+    merged = with_domain.groupby("domain", sort=False, dropna=True).first()
+    merged["crm_id"] = with_domain.groupby("domain", sort=False)["crm_id"].first()
+    merged = merged.reset_index()
+    merged["account_key"] = merged["domain"]
+
+    survivors = with_domain.groupby("domain", sort=False)["crm_id"].transform("first")
+    is_dup = with_domain["crm_id"] != survivors
+    merges = pd.DataFrame(
+        {
+            "account_key": with_domain.loc[is_dup, "domain"].to_numpy(),
+            "kept_crm_id": survivors[is_dup].to_numpy(),
+            "merged_crm_id": with_domain.loc[is_dup, "crm_id"].to_numpy(),
+        }
+    )
+    merges["reason"] = "same domain " + merges["account_key"]
+
+    lone = without.copy()
+    lone["account_key"] = "id:" + lone["crm_id"].astype(str)
+    accounts = pd.concat([merged, lone], ignore_index=True).drop(columns=["_complete", "_created"])
+
+    crm_ids = pd.concat(
+        [
+            pd.DataFrame({"crm_id": with_domain["crm_id"].to_numpy(), "account_key": with_domain["domain"].to_numpy()}),
+            pd.DataFrame({"crm_id": lone["crm_id"].to_numpy(), "account_key": lone["account_key"].to_numpy()}),
+        ],
+        ignore_index=True,
+    )
+    crm_ids["is_survivor"] = ~crm_ids["crm_id"].isin(merges["merged_crm_id"])
+    # The same CRM id twice in one export (a re-exported row) is one record, not a duplicate.
+    crm_ids = crm_ids.drop_duplicates("crm_id")
+
+    review = fuzzy_review(accounts, fuzzy_threshold)
+    return DedupeResult(accounts, crm_ids, merges, review)
+
+
+def _block_keys(names: pd.Series, words: int) -> pd.Series:
+    return names.str.split().str[:words].str.join(" ")
+
+
+def fuzzy_review(accounts: pd.DataFrame, threshold: float = FUZZY_THRESHOLD) -> pd.DataFrame:
+    """Pairs (an account without a domain, any other account) whose names look alike."""
+    cols = ["left_key", "right_key", "left_name", "right_name", "score"]
+    lone_mask = accounts["domain"].isna().to_numpy() & (accounts["name_norm"] != "").to_numpy()
+    if not lone_mask.any():
+        return pd.DataFrame(columns=cols)
+    names = accounts["name_norm"].fillna("")
+    block = _block_keys(names, 1)
+    sizes = block.map(block.value_counts())
+    block = block.where(sizes <= MAX_BLOCK, _block_keys(names, 2))
+
+    keys = accounts["account_key"].to_numpy()
+    display = accounts["name"].to_numpy()
+    lone_blocks = set(block[lone_mask])
+    pairs: list[tuple[str, str, str, str, float]] = []
+    for b, idx in accounts.groupby(block.to_numpy(), sort=True).indices.items():
+        if b not in lone_blocks or len(idx) < 2:
+            continue
+        left = idx[lone_mask[idx]]
+        scores = process.cdist(
+            names.to_numpy()[left],
+            names.to_numpy()[idx],
+            scorer=fuzz.token_sort_ratio,
+            score_cutoff=threshold,
+            workers=-1,
+        )
+        for i, j in zip(*np.nonzero(scores), strict=True):
+            a, c = left[i], idx[j]
+            if a == c or (lone_mask[c] and c < a):  # self, or a lone-lone pair already seen
+                continue
+            pairs.append((keys[a], keys[c], display[a], display[c], float(scores[i, j])))
+    return pd.DataFrame(pairs, columns=cols).drop_duplicates(["left_key", "right_key"])

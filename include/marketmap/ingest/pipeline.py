@@ -1,0 +1,322 @@
+"""The ingest steps of a build run: extract → normalise and dedupe → load → summary.
+
+Each step reads what the previous one wrote to the warehouse (staged records of this
+run) and replaces its own output for the run, so a retried step changes nothing twice.
+The load step writes every table in one transaction: a failed load leaves the
+warehouse as it was.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy import Engine, delete, func, select
+
+from marketmap.config import ClientConfig
+from marketmap.ingest.dedupe import dedupe_accounts
+from marketmap.ingest.reader import IngestError, ReadResult, read_export
+from marketmap.ingest.schema import FIELDS
+from marketmap.settings import inbox_dir, run_dir
+from marketmap.warehouse import safe_url, upsert
+from marketmap.warehouse import schema as t
+
+OBJECTS = ("accounts", "contacts", "opportunities")
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def frame_to_records(df: pd.DataFrame) -> list[dict]:
+    """JSON-safe records (NaN → null, timestamps → ISO 8601)."""
+    return json.loads(df.to_json(orient="records", date_format="iso", date_unit="s"))
+
+
+def records_to_frame(records: list[dict], obj: str) -> pd.DataFrame:
+    """Inverse of :func:`frame_to_records` for a canonical object, restoring column types."""
+    df = pd.DataFrame.from_records(records)
+    for field, kind in FIELDS[obj].items():
+        if field not in df:
+            df[field] = None
+        if kind in ("date", "datetime"):
+            df[field] = pd.to_datetime(df[field], utc=True, errors="coerce")
+            if kind == "date":
+                df[field] = df[field].dt.tz_convert(None)
+        elif kind in ("int", "float"):
+            df[field] = pd.to_numeric(df[field], errors="coerce")
+    return df
+
+
+def _py(value):
+    """A warehouse-ready Python value (pandas' NaN/NaT become None)."""
+    if value is None:
+        return None
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, pd.Timestamp):
+        return None if pd.isna(value) else value.to_pydatetime()
+    try:
+        if pd.isna(value):
+            return None
+    except (TypeError, ValueError):
+        pass
+    return value
+
+
+def _rows(df: pd.DataFrame, columns: list[str], **extra) -> list[dict]:
+    out = []
+    for rec in df[columns].itertuples(index=False, name=None):
+        row = {c: _py(v) for c, v in zip(columns, rec, strict=True)}
+        row.update(extra)
+        out.append(row)
+    return out
+
+
+def _stage(engine: Engine, client_id: str, run_id: str, obj: str, records: list[dict]) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            delete(t.staged_records).where(
+                t.staged_records.c.client_id == client_id,
+                t.staged_records.c.run_id == run_id,
+                t.staged_records.c.object == obj,
+            )
+        )
+        if records:
+            conn.execute(
+                t.staged_records.insert(),
+                [{"client_id": client_id, "run_id": run_id, "object": obj, "seq": i, "data": r} for i, r in enumerate(records)],
+            )
+
+
+def _staged(engine: Engine, client_id: str, run_id: str, obj: str) -> list[dict]:
+    q = (
+        select(t.staged_records.c.data)
+        .where(
+            t.staged_records.c.client_id == client_id,
+            t.staged_records.c.run_id == run_id,
+            t.staged_records.c.object == obj,
+        )
+        .order_by(t.staged_records.c.seq)
+    )
+    with engine.connect() as conn:
+        return [r[0] for r in conn.execute(q)]
+
+
+def export_paths(cfg: ClientConfig, inbox: Path | None = None) -> dict[str, Path]:
+    """The export file of each object, resolved against the client's inbox."""
+    base = inbox or inbox_dir(cfg.client_id)
+    exp = cfg.crm.export
+    files = {"accounts": exp.accounts, "contacts": exp.contacts, "opportunities": exp.opportunities}
+    return {obj: (Path(f) if Path(f).is_absolute() else base / f) for obj, f in files.items() if f}
+
+
+def start_run(engine: Engine, client_id: str, run_id: str, pipeline: str, logical_date: dt.datetime | None) -> None:
+    with engine.begin() as conn:
+        upsert(
+            conn,
+            t.runs,
+            [
+                {
+                    "client_id": client_id,
+                    "run_id": run_id,
+                    "pipeline": pipeline,
+                    "logical_date": logical_date,
+                    "started_at": _now(),
+                    "status": "running",
+                }
+            ],
+        )
+
+
+def extract_exports(cfg: ClientConfig, run_id: str, engine: Engine, inbox: Path | None = None) -> dict:
+    """Read the client's CRM export files into this run's staged records; record rejected rows.
+
+    Every file is read before anything is staged, so one unreadable file stops the run
+    with nothing written.
+    """
+    exp = cfg.crm.export
+    overrides = {
+        "accounts": exp.account_columns,
+        "contacts": exp.contact_columns,
+        "opportunities": exp.opportunity_columns,
+    }
+    results: dict[str, ReadResult] = {}
+    problems = []
+    for obj, path in export_paths(cfg, inbox).items():
+        try:
+            results[obj] = read_export(path, obj, exp.format, overrides[obj], exp.encoding)
+        except IngestError as e:
+            problems.append(str(e))
+    if problems:
+        raise IngestError("\n".join(problems))
+
+    for obj, res in results.items():
+        _stage(engine, cfg.client_id, run_id, obj, frame_to_records(res.frame))
+    with engine.begin() as conn:
+        conn.execute(
+            delete(t.rejected_rows).where(t.rejected_rows.c.client_id == cfg.client_id, t.rejected_rows.c.run_id == run_id)
+        )
+        rejected = [
+            {"client_id": cfg.client_id, "run_id": run_id, **r.__dict__}
+            for res in results.values()
+            for r in res.rejected
+        ]
+        if rejected:
+            conn.execute(t.rejected_rows.insert(), rejected)
+    return {
+        obj: {"file": res.file, "rows": res.rows_read, "staged": len(res.frame), "rejected": len(res.rejected)}
+        for obj, res in results.items()
+    }
+
+
+def normalise_and_dedupe(cfg: ClientConfig, run_id: str, engine: Engine) -> dict:
+    """Normalise domains, merge duplicates by domain and queue fuzzy-name pairs for review."""
+    records = _staged(engine, cfg.client_id, run_id, "accounts")
+    frame = records_to_frame(records, "accounts")
+    if "source_row" not in frame:
+        frame["source_row"] = None
+    result = dedupe_accounts(frame)
+    _stage(engine, cfg.client_id, run_id, "accounts_deduped", frame_to_records(result.accounts))
+    _stage(engine, cfg.client_id, run_id, "account_crm_ids", frame_to_records(result.crm_ids))
+    cid = cfg.client_id
+    with engine.begin() as conn:
+        conn.execute(delete(t.account_merges).where(t.account_merges.c.client_id == cid, t.account_merges.c.run_id == run_id))
+        if len(result.merges):
+            conn.execute(t.account_merges.insert(), _rows(result.merges, list(result.merges.columns), client_id=cid, run_id=run_id))
+        # A pair already in the queue keeps its review status; new pairs open.
+        upsert(
+            conn,
+            t.review_queue,
+            _rows(result.review, list(result.review.columns), client_id=cid, run_id=run_id, kind="account_name"),
+        )
+    return {
+        "records": len(frame),
+        "accounts": len(result.accounts),
+        "duplicates_merged": len(result.merges),
+        "without_domain": int(result.accounts["domain"].isna().sum()),
+        "review_pairs": len(result.review),
+    }
+
+
+ACCOUNT_COLUMNS = [c.name for c in t.accounts.columns if c.name not in ("client_id", "first_seen_run", "updated_at")]
+
+
+def load_warehouse(cfg: ClientConfig, run_id: str, engine: Engine) -> dict:
+    """Upsert accounts, their CRM ids, contacts, opportunities and reps in one transaction."""
+    cid = cfg.client_id
+    accounts = records_to_frame(_staged(engine, cid, run_id, "accounts_deduped"), "accounts")
+    crm_ids = pd.DataFrame.from_records(_staged(engine, cid, run_id, "account_crm_ids"))
+    contacts = records_to_frame(_staged(engine, cid, run_id, "contacts"), "contacts")
+    opps = records_to_frame(_staged(engine, cid, run_id, "opportunities"), "opportunities")
+    now = _now()
+
+    for col in ("last_funding_date",):
+        accounts[col] = accounts[col].dt.date.where(accounts[col].notna(), None)
+    for col in ACCOUNT_COLUMNS:
+        if col not in accounts:
+            accounts[col] = None
+    accounts["last_seen_run"] = run_id
+    key_of = dict(zip(crm_ids.get("crm_id", []), crm_ids.get("account_key", []), strict=True))
+
+    contacts["account_key"] = contacts["account_crm_id"].map(key_of)
+    contacts["contact_key"] = contacts["crm_id"]
+    contacts["role_start_date"] = contacts["role_start_date"].dt.date.where(contacts["role_start_date"].notna(), None)
+    opps["account_key"] = opps["account_crm_id"].map(key_of)
+    stage = opps["stage"].fillna("").str.lower()
+    opps["is_closed"] = opps["is_closed"].fillna(False).astype(bool) | stage.str.startswith("closed")
+    opps["is_won"] = opps["is_won"].fillna(False).astype(bool) | (stage == "closed won")
+    opps["close_date"] = opps["close_date"].dt.date.where(opps["close_date"].notna(), None)
+
+    contact_cols = [c.name for c in t.contacts.columns if c.name not in ("client_id", "last_seen_run", "updated_at")]
+    opp_cols = [c.name for c in t.opportunities.columns if c.name not in ("client_id", "last_seen_run", "updated_at")]
+    rep_rows = [
+        {"client_id": cid, "rep_id": r.id, "name": r.name, "email": r.email, "territory": r.territory, "active": r.active}
+        for r in cfg.territories.reps
+    ]
+    with engine.begin() as conn:
+        existing = {
+            k
+            for (k,) in conn.execute(select(t.accounts.c.account_key).where(t.accounts.c.client_id == cid))
+        }
+        acc_rows = _rows(accounts, ACCOUNT_COLUMNS, client_id=cid, updated_at=now)
+        for row in acc_rows:
+            if row["account_key"] not in existing:
+                row["first_seen_run"] = run_id
+        new_rows = [r for r in acc_rows if "first_seen_run" in r]
+        old_rows = [r for r in acc_rows if "first_seen_run" not in r]
+        upsert(conn, t.accounts, new_rows)
+        upsert(conn, t.accounts, old_rows)
+        if len(crm_ids):
+            upsert(conn, t.account_crm_ids, _rows(crm_ids, ["crm_id", "account_key", "is_survivor"], client_id=cid, run_id=run_id))
+        upsert(conn, t.contacts, _rows(contacts, contact_cols, client_id=cid, last_seen_run=run_id, updated_at=now))
+        upsert(conn, t.opportunities, _rows(opps, opp_cols, client_id=cid, last_seen_run=run_id, updated_at=now))
+        upsert(conn, t.reps, rep_rows)
+        # Staged copies are only needed until the load succeeds.
+        conn.execute(delete(t.staged_records).where(t.staged_records.c.client_id == cid, t.staged_records.c.run_id == run_id))
+    return {
+        "accounts_loaded": len(acc_rows),
+        "accounts_new": len(new_rows),
+        "accounts_updated": len(old_rows),
+        "contacts_loaded": len(contacts),
+        "contacts_without_account": int(contacts["account_key"].isna().sum()),
+        "opportunities_loaded": len(opps),
+        "opportunities_closed": int(opps["is_closed"].sum()),
+        "opportunities_won": int(opps["is_won"].sum()),
+        "reps": len(rep_rows),
+    }
+
+
+def _count(conn, table, **where) -> int:
+    q = select(func.count()).select_from(table).where(table.c.client_id == where.pop("client_id"))
+    for k, v in where.items():
+        q = q.where(table.c[k] == v)
+    return int(conn.execute(q).scalar_one())
+
+
+def summarise(cfg: ClientConfig, run_id: str, engine: Engine, steps: dict | None = None) -> dict:
+    """Write the run summary (JSON) and the rejected rows (CSV) under the run folder; close the run."""
+    cid = cfg.client_id
+    out = run_dir(cid, run_id)
+    out.mkdir(parents=True, exist_ok=True)
+    with engine.begin() as conn:
+        rejected = conn.execute(
+            select(
+                t.rejected_rows.c.file, t.rejected_rows.c.row_number, t.rejected_rows.c.field,
+                t.rejected_rows.c.value, t.rejected_rows.c.reason,
+            )
+            .where(t.rejected_rows.c.client_id == cid, t.rejected_rows.c.run_id == run_id)
+            .order_by(t.rejected_rows.c.file, t.rejected_rows.c.row_number)
+        ).all()  # fmt: skip
+        totals = {
+            "accounts": _count(conn, t.accounts, client_id=cid),
+            "contacts": _count(conn, t.contacts, client_id=cid),
+            "opportunities": _count(conn, t.opportunities, client_id=cid),
+            "open_review_pairs": _count(conn, t.review_queue, client_id=cid, status="open"),
+        }
+        summary = {
+            "client_id": cid,
+            "run_id": run_id,
+            "steps": steps or {},
+            "warehouse_totals": totals,
+            "rows_rejected": len(rejected),
+            "rejected_examples": [
+                {"file": r.file, "row": r.row_number, "reason": r.reason} for r in rejected[:10]
+            ],
+            "warehouse": safe_url(engine),
+            "outputs": str(out),
+        }
+        conn.execute(
+            t.runs.update()
+            .where(t.runs.c.client_id == cid, t.runs.c.run_id == run_id)
+            .values(finished_at=_now(), status="success", summary=summary)
+        )
+    with open(out / "rejected_rows.csv", "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["file", "row", "field", "value", "reason"])
+        w.writerows(rejected)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
+    return summary

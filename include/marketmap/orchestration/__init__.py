@@ -1,0 +1,1 @@
+"""The only part of marketmap that imports Airflow: DAG building, task callables, callbacks."""

@@ -1,0 +1,98 @@
+"""Task callables of the ``<client>__build`` DAG: thin calls into the marketmap package.
+
+Data moves through the warehouse; only small summaries (counts) go through XCom.
+Heavy imports happen inside the tasks, never when the DAG file is parsed.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import get_current_context, task
+
+
+def _run_id() -> str:
+    return get_current_context()["run_id"]
+
+
+@task
+def validate_config(client_id: str) -> dict:
+    """Load and validate the client's config; fail with every problem listed."""
+    from marketmap.config import load_client
+
+    cfg = load_client(client_id)
+    return {"client_id": cfg.client_id, "rubric_version": cfg.icp.version, "crm": cfg.crm.kind}
+
+
+@task
+def ingest(client_id: str) -> dict:
+    """Read the CRM export files into this run's staged records; reject bad rows with reasons."""
+    from marketmap.config import load_client
+    from marketmap.ingest.pipeline import extract_exports, start_run
+    from marketmap.orchestration.resources import warehouse
+
+    ctx = get_current_context()
+    cfg = load_client(client_id)
+    engine = warehouse(cfg)
+    start_run(engine, client_id, ctx["run_id"], "build", ctx.get("logical_date"))
+    return extract_exports(cfg, ctx["run_id"], engine)
+
+
+@task
+def normalise_dedupe(client_id: str) -> dict:
+    """Normalise domains, merge duplicates by domain, queue look-alike names for review."""
+    from marketmap.config import load_client
+    from marketmap.ingest.pipeline import normalise_and_dedupe
+    from marketmap.orchestration.resources import warehouse
+
+    cfg = load_client(client_id)
+    return normalise_and_dedupe(cfg, _run_id(), warehouse(cfg))
+
+
+@task
+def load_warehouse(client_id: str) -> dict:
+    """Upsert accounts, contacts, opportunities and reps in one transaction."""
+    from marketmap.config import load_client
+    from marketmap.ingest.pipeline import load_warehouse as load
+    from marketmap.orchestration.resources import warehouse
+
+    cfg = load_client(client_id)
+    return load(cfg, _run_id(), warehouse(cfg))
+
+
+@task
+def summary(client_id: str, ingested: dict, deduped: dict, loaded: dict) -> dict:
+    """Write the run summary and rejected rows; print what the run did and where the outputs are."""
+    from marketmap.config import load_client
+    from marketmap.ingest.pipeline import summarise
+    from marketmap.orchestration.resources import warehouse
+
+    cfg = load_client(client_id)
+    result = summarise(cfg, _run_id(), warehouse(cfg), {"ingest": ingested, "dedupe": deduped, "load": loaded})
+    print(format_summary(result))
+    return {"rows_rejected": result["rows_rejected"], "outputs": result["outputs"]}
+
+
+def format_summary(s: dict) -> str:
+    """Human-readable run summary for the task log and the CLI."""
+    steps = s.get("steps", {})
+    ing, ded, load = steps.get("ingest", {}), steps.get("dedupe", {}), steps.get("load", {})
+    lines = [f"Market Map build for {s['client_id']} (run {s['run_id']})"]
+    for obj, info in ing.items():
+        lines.append(f"  {obj:<14} {info['rows']:>7,} rows read from {info['file']}, {info['rejected']:,} rejected")
+    if ded:
+        lines.append(
+            f"  dedupe         {ded['records']:,} account records -> {ded['accounts']:,} accounts "
+            f"({ded['duplicates_merged']:,} duplicates merged by domain, {ded['without_domain']:,} without a domain, "
+            f"{ded['review_pairs']:,} look-alike name pairs queued for review)"
+        )
+    if load:
+        lines.append(
+            f"  warehouse      {load['accounts_new']:,} new and {load['accounts_updated']:,} updated accounts, "
+            f"{load['contacts_loaded']:,} contacts, {load['opportunities_loaded']:,} opportunities "
+            f"({load['opportunities_closed']:,} closed, {load['opportunities_won']:,} won), {load['reps']} reps"
+        )
+    if s.get("rows_rejected"):
+        lines.append(f"  rejected rows  {s['rows_rejected']:,}, for example:")
+        lines += [f"    {r['file']} row {r['row']}: {r['reason']}" for r in s.get("rejected_examples", [])[:5]]
+    lines.append(f"  warehouse:     {s['warehouse']}")
+    lines.append(f"  outputs:       {s['outputs']} (summary.json, rejected_rows.csv)")
+    return "\n".join(lines)

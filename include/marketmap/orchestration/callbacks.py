@@ -1,0 +1,36 @@
+"""Task failure callback: tell the client's RevOps channel which task failed and why.
+
+Built per client at parse time for nothing (a partial of a module-level function), it
+does its work only when a task fails. The message goes through the alert outbox or
+Slack (see marketmap.alerts.delivery); secrets are redacted.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+log = logging.getLogger(__name__)
+
+
+def notify_failure(context: dict, *, client_id: str) -> None:
+    """Report a failed task instance to the client's RevOps channel."""
+    from marketmap.alerts.delivery import deliver_task_failure
+
+    ti = context.get("ti") or context.get("task_instance")
+    exc = context.get("exception")
+    try:
+        deliver_task_failure(
+            client_id=client_id,
+            dag_id=getattr(ti, "dag_id", None) or context.get("dag").dag_id,
+            task_id=getattr(ti, "task_id", "?"),
+            run_id=context.get("run_id") or getattr(ti, "run_id", "?"),
+            try_number=getattr(ti, "try_number", None),
+            error=f"{type(exc).__name__}: {exc}" if exc else "unknown error",
+        )
+    except Exception:  # a broken notifier must never hide the original failure
+        log.exception("could not deliver the failure notice for client %s", client_id)
+
+
+def failure_callback(client_id: str):
+    return functools.partial(notify_failure, client_id=client_id)

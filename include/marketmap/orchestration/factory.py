@@ -1,0 +1,154 @@
+"""Build every client's DAGs from its config: ``<client>__<pipeline>``.
+
+Called by the one thin file in ``dags/``. Parse time stays near zero: only the config
+loader, pendulum and ``airflow.sdk`` are imported here; task code imports the rest.
+When a task process parses the file, ``get_parsing_context()`` names the DAG it needs
+and only that client's config is read and only that DAG is built.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+
+import pendulum
+from airflow.sdk import DAG, Param, get_parsing_context
+
+from marketmap.config import ClientConfig, ConfigError, client_files, effective_yaml, load_client
+from marketmap.orchestration import build_tasks as bt
+from marketmap.orchestration.callbacks import failure_callback
+
+TAG_PREFIXES = ("client:", "pipeline:")
+PIPELINES: dict[str, Callable[[ClientConfig], DAG]] = {}
+
+
+def dag_id(client_id: str, pipeline: str) -> str:
+    return f"{client_id}__{pipeline}"
+
+
+def pipeline(name: str):
+    """Register a DAG builder under a pipeline name."""
+
+    def register(fn: Callable[[ClientConfig], DAG]) -> Callable[[ClientConfig], DAG]:
+        PIPELINES[name] = fn
+        return fn
+
+    return register
+
+
+def default_args(cfg: ClientConfig) -> dict:
+    return {
+        "owner": cfg.owner,
+        "retries": 2,
+        "retry_delay": dt.timedelta(minutes=1),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": dt.timedelta(minutes=15),
+        "on_failure_callback": failure_callback(cfg.client_id),
+    }
+
+
+def doc(cfg: ClientConfig, title: str, purpose: str) -> str:
+    return (
+        f"# {cfg.name} — {title}\n\n{purpose}\n\n"
+        f"Client `{cfg.client_id}`, timezone `{cfg.timezone}`, owner `{cfg.owner}`, CRM `{cfg.crm.kind}`. "
+        "Failures (after retries) are reported to the client's RevOps channel.\n\n"
+        "## Effective client config\n\nThe client file merged over the firm-wide defaults:\n\n"
+        f"```yaml\n{effective_yaml(cfg)}```\n"
+    )
+
+
+def common_dag_kwargs(cfg: ClientConfig, pipeline_name: str, schedule, title: str, purpose: str) -> dict:
+    return {
+        "dag_id": dag_id(cfg.client_id, pipeline_name),
+        "dag_display_name": f"{cfg.name} — {title}",
+        "schedule": schedule,
+        "start_date": pendulum.datetime(2026, 1, 1, tz=cfg.timezone),
+        "catchup": False,
+        "max_active_runs": 1,
+        "default_args": default_args(cfg),
+        "tags": [f"client:{cfg.client_id}", f"pipeline:{pipeline_name}"],
+        "doc_md": doc(cfg, title, purpose),
+    }
+
+
+BUILD_DOC = """The initial build of the client's market map, triggered by hand from the Airflow UI.
+
+1. **validate_config** — the client YAML is checked; every problem is listed with its key path.
+2. **ingest** — CRM export files are read; rows with a blank required field or a malformed
+   value are rejected with file, row number and reason (the good rows go on).
+3. **normalise_dedupe** — websites reduced to registrable domains; same domain = same company,
+   merged; accounts without a domain are matched by fuzzy name into a review queue, never merged.
+4. **load_warehouse** — one transaction: accounts, CRM ids, contacts, opportunities, reps.
+5. **summary** — counts, rejected rows (CSV) and where the outputs are.
+
+Every step is idempotent: re-running the same run changes nothing twice.
+"""
+
+
+@pipeline("build")
+def build_dag(cfg: ClientConfig) -> DAG:
+    kwargs = common_dag_kwargs(cfg, "build", cfg.schedules.build, "initial build", BUILD_DOC)
+    kwargs["params"] = {
+        "dry_run": Param(False, type="boolean", description="Compute everything but write nothing to the CRM."),
+        "override_qa": Param(False, type="boolean", description="Go on even if a QA gate fails (say why in the run note)."),
+    }
+    with DAG(**kwargs) as dag:
+        cid = cfg.client_id
+        validated = bt.validate_config(client_id=cid)
+        ingested = bt.ingest(client_id=cid)
+        deduped = bt.normalise_dedupe(client_id=cid)
+        loaded = bt.load_warehouse(client_id=cid)
+        done = bt.summary(client_id=cid, ingested=ingested, deduped=deduped, loaded=loaded)
+        validated >> ingested >> deduped >> loaded >> done
+    return dag
+
+
+def build_client_dags(cfg: ClientConfig, only: str | None = None) -> dict[str, DAG]:
+    dags = {}
+    for name, builder in PIPELINES.items():
+        if only is None or dag_id(cfg.client_id, name) == only:
+            dags[dag_id(cfg.client_id, name)] = builder(cfg)
+    return dags
+
+
+def config_error_dag(client_id: str, error: ConfigError) -> DAG:
+    """Stands in for a client whose config is invalid: visible in the UI, lists the problems,
+    and fails if run — while every other client's DAGs keep working."""
+    problems = "\n".join(f"- `{f}`: `{k}`: {m}" if k else f"- `{f}`: {m}" for f, k, m in error.problems)
+    with DAG(
+        dag_id=dag_id(client_id, "config_error"),
+        dag_display_name=f"{client_id} — INVALID CONFIG",
+        schedule=None,
+        start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+        catchup=False,
+        max_active_runs=1,
+        default_args={"owner": "revops", "retries": 0},
+        tags=[f"client:{client_id}", "pipeline:config_error"],
+        doc_md=f"# Invalid client config: {client_id}\n\nFix these problems; the client's DAGs come back "
+        f"when the file validates (`marketmap validate`).\n\n{problems}\n",
+    ) as dag:
+        bt.validate_config(client_id=client_id)
+    return dag
+
+
+def build_all_dags(directory: Path | None = None) -> dict[str, DAG]:
+    """Every client's DAGs, in sorted order; only the one DAG a task process asks for.
+
+    A client whose file does not validate gets a ``<client>__config_error`` DAG instead,
+    so one broken file never takes the other clients' DAGs down.
+    """
+    wanted = get_parsing_context().dag_id
+    paths = client_files(directory)
+    if wanted and "__" in wanted:
+        client_id = wanted.split("__", 1)[0]
+        paths = [p for p in paths if p.stem == client_id] or paths
+    dags: dict[str, DAG] = {}
+    for path in paths:
+        try:
+            cfg = load_client(path.stem, directory)
+        except ConfigError as e:
+            dags[dag_id(path.stem, "config_error")] = config_error_dag(path.stem, e)
+            continue
+        dags.update(build_client_dags(cfg, only=wanted if wanted and wanted.startswith(cfg.client_id + "__") else None))
+    return dags

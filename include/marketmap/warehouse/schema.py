@@ -1,0 +1,337 @@
+"""Warehouse tables (SQLAlchemy Core). Every table carries ``client_id``.
+
+The tables are created and changed only through the Alembic migrations in
+``warehouse/migrations``; this module is the current shape the code reads and writes.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+CLIENT = 40
+KEY = 255
+
+
+def _client() -> Column:
+    return Column("client_id", String(CLIENT), nullable=False)
+
+
+runs = Table(
+    "runs",
+    metadata,
+    _client(),
+    Column("run_id", String(KEY), nullable=False),
+    Column("pipeline", String(60), nullable=False),
+    Column("logical_date", DateTime(timezone=True)),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("status", String(20), nullable=False),
+    Column("summary", JSON),
+    PrimaryKeyConstraint("client_id", "run_id", name="pk_runs"),
+)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    _client(),
+    Column("account_key", String(KEY), nullable=False),
+    Column("crm_id", String(KEY)),
+    Column("name", Text),
+    Column("name_norm", Text),
+    Column("domain", String(KEY)),
+    Column("website", Text),
+    Column("industry", Text),
+    Column("employees", Float),
+    Column("annual_revenue", Float),
+    Column("country", Text),
+    Column("state", Text),
+    Column("city", Text),
+    Column("owner_id", String(KEY)),
+    Column("account_type", Text),
+    Column("tech_stack", Text),
+    Column("funding_stage", Text),
+    Column("last_funding_date", Date),
+    Column("current_arr", Float),
+    Column("is_partner", Boolean),
+    Column("prevent_override", Boolean),
+    Column("intent_score", Float),
+    Column("crm_created", DateTime(timezone=True)),
+    Column("crm_last_modified", DateTime(timezone=True)),
+    Column("source_file", Text),
+    Column("source_row", Integer),
+    Column("first_seen_run", String(KEY)),
+    Column("last_seen_run", String(KEY)),
+    Column("updated_at", DateTime(timezone=True)),
+    PrimaryKeyConstraint("client_id", "account_key", name="pk_accounts"),
+    Index("ix_accounts_domain", "client_id", "domain"),
+)
+
+# Every CRM record id that was folded into an account (the survivor and its duplicates).
+account_crm_ids = Table(
+    "account_crm_ids",
+    metadata,
+    _client(),
+    Column("crm_id", String(KEY), nullable=False),
+    Column("account_key", String(KEY), nullable=False),
+    Column("is_survivor", Boolean, nullable=False),
+    Column("run_id", String(KEY)),
+    PrimaryKeyConstraint("client_id", "crm_id", name="pk_account_crm_ids"),
+)
+
+account_merges = Table(
+    "account_merges",
+    metadata,
+    _client(),
+    Column("run_id", String(KEY), nullable=False),
+    Column("account_key", String(KEY), nullable=False),
+    Column("kept_crm_id", String(KEY), nullable=False),
+    Column("merged_crm_id", String(KEY), nullable=False),
+    Column("reason", Text, nullable=False),
+    Index("ix_account_merges_run", "client_id", "run_id"),
+)
+
+review_queue = Table(
+    "review_queue",
+    metadata,
+    _client(),
+    Column("run_id", String(KEY), nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("left_key", String(KEY), nullable=False),
+    Column("right_key", String(KEY), nullable=False),
+    Column("left_name", Text),
+    Column("right_name", Text),
+    Column("score", Float),
+    Column("status", String(20), nullable=False, default="open"),
+    PrimaryKeyConstraint("client_id", "kind", "left_key", "right_key", name="pk_review_queue"),
+)
+
+rejected_rows = Table(
+    "rejected_rows",
+    metadata,
+    _client(),
+    Column("run_id", String(KEY), nullable=False),
+    Column("file", Text, nullable=False),
+    Column("row_number", Integer, nullable=False),
+    Column("field", Text),
+    Column("value", Text),
+    Column("reason", Text, nullable=False),
+    Index("ix_rejected_rows_run", "client_id", "run_id"),
+)
+
+# Raw-but-typed records between the extract and load steps of one run.
+staged_records = Table(
+    "staged_records",
+    metadata,
+    _client(),
+    Column("run_id", String(KEY), nullable=False),
+    Column("object", String(40), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("data", JSON, nullable=False),
+    PrimaryKeyConstraint("client_id", "run_id", "object", "seq", name="pk_staged_records"),
+)
+
+contacts = Table(
+    "contacts",
+    metadata,
+    _client(),
+    Column("contact_key", String(KEY), nullable=False),
+    Column("crm_id", String(KEY)),
+    Column("account_key", String(KEY)),
+    Column("account_crm_id", String(KEY)),
+    Column("first_name", Text),
+    Column("last_name", Text),
+    Column("title", Text),
+    Column("department", Text),
+    Column("email", String(KEY)),
+    Column("linkedin_url", Text),
+    Column("country", Text),
+    Column("role_start_date", Date),
+    Column("owner_id", String(KEY)),
+    Column("opted_in", Boolean),
+    Column("crm_last_modified", DateTime(timezone=True)),
+    Column("source_row", Integer),
+    Column("last_seen_run", String(KEY)),
+    Column("updated_at", DateTime(timezone=True)),
+    PrimaryKeyConstraint("client_id", "contact_key", name="pk_contacts"),
+    Index("ix_contacts_account", "client_id", "account_key"),
+)
+
+opportunities = Table(
+    "opportunities",
+    metadata,
+    _client(),
+    Column("crm_id", String(KEY), nullable=False),
+    Column("account_key", String(KEY)),
+    Column("account_crm_id", String(KEY)),
+    Column("name", Text),
+    Column("stage", Text),
+    Column("amount", Float),
+    Column("is_closed", Boolean),
+    Column("is_won", Boolean),
+    Column("created_date", DateTime(timezone=True)),
+    Column("close_date", Date),
+    Column("owner_id", String(KEY)),
+    Column("opp_type", Text),
+    Column("crm_last_modified", DateTime(timezone=True)),
+    Column("source_row", Integer),
+    Column("last_seen_run", String(KEY)),
+    Column("updated_at", DateTime(timezone=True)),
+    PrimaryKeyConstraint("client_id", "crm_id", name="pk_opportunities"),
+    Index("ix_opportunities_account", "client_id", "account_key"),
+)
+
+reps = Table(
+    "reps",
+    metadata,
+    _client(),
+    Column("rep_id", String(KEY), nullable=False),
+    Column("name", Text),
+    Column("email", Text),
+    Column("territory", Text),
+    Column("active", Boolean, nullable=False, default=True),
+    PrimaryKeyConstraint("client_id", "rep_id", name="pk_reps"),
+)
+
+# Scores are versioned by rubric: a new rubric version adds rows, never overwrites old ones.
+account_scores = Table(
+    "account_scores",
+    metadata,
+    _client(),
+    Column("account_key", String(KEY), nullable=False),
+    Column("product", String(80), nullable=False),
+    Column("rubric_version", String(80), nullable=False),
+    Column("score", Float),
+    Column("tier", String(8)),
+    Column("points", JSON),
+    Column("unknown", Text),
+    Column("max_attainable", Float),
+    Column("explanation", Text),
+    Column("valuation", Float),
+    Column("white_space", Float),
+    Column("run_id", String(KEY)),
+    Column("scored_at", DateTime(timezone=True)),
+    PrimaryKeyConstraint("client_id", "account_key", "product", "rubric_version", name="pk_account_scores"),
+)
+
+contact_scores = Table(
+    "contact_scores",
+    metadata,
+    _client(),
+    Column("contact_key", String(KEY), nullable=False),
+    Column("rubric_version", String(80), nullable=False),
+    Column("persona_score", Float),
+    Column("persona_tier", String(12)),
+    Column("seniority", Text),
+    Column("department", Text),
+    Column("points", JSON),
+    Column("run_id", String(KEY)),
+    Column("scored_at", DateTime(timezone=True)),
+    PrimaryKeyConstraint("client_id", "contact_key", "rubric_version", name="pk_contact_scores"),
+)
+
+enrichment_cache = Table(
+    "enrichment_cache",
+    metadata,
+    _client(),
+    Column("provider", String(80), nullable=False),
+    Column("lookup_key", String(KEY), nullable=False),
+    Column("fetched_at", DateTime(timezone=True), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("response", JSON),
+    PrimaryKeyConstraint("client_id", "provider", "lookup_key", name="pk_enrichment_cache"),
+)
+
+credit_ledger = Table(
+    "credit_ledger",
+    metadata,
+    Column("entry_id", Integer, primary_key=True, autoincrement=True),
+    _client(),
+    Column("provider", String(80), nullable=False),
+    Column("credits", Float, nullable=False),
+    Column("account_key", String(KEY)),
+    Column("lookup_key", String(KEY)),
+    Column("run_id", String(KEY)),
+    Column("outcome", String(20), nullable=False),
+    Column("month", String(7), nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Index("ix_credit_ledger_month", "client_id", "month"),
+)
+
+push_log = Table(
+    "push_log",
+    metadata,
+    Column("entry_id", Integer, primary_key=True, autoincrement=True),
+    _client(),
+    Column("run_id", String(KEY), nullable=False),
+    Column("object", String(40), nullable=False),
+    Column("record_key", String(KEY), nullable=False),
+    Column("crm_id", String(KEY)),
+    Column("operation", String(20), nullable=False),
+    Column("fields_changed", JSON),
+    Column("status", String(20), nullable=False),
+    Column("error", Text),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Index("ix_push_log_run", "client_id", "run_id"),
+    Index("ix_push_log_record", "client_id", "object", "record_key"),
+)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    _client(),
+    Column("fingerprint", String(KEY), nullable=False),
+    Column("rule", String(80), nullable=False),
+    Column("severity", String(20), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("role", String(20), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("numbers", JSON),
+    Column("first_seen", DateTime(timezone=True), nullable=False),
+    Column("last_sent", DateTime(timezone=True)),
+    Column("resolved_at", DateTime(timezone=True)),
+    PrimaryKeyConstraint("client_id", "fingerprint", name="pk_alerts"),
+)
+
+alert_events = Table(
+    "alert_events",
+    metadata,
+    Column("event_id", Integer, primary_key=True, autoincrement=True),
+    _client(),
+    Column("fingerprint", String(KEY), nullable=False),
+    Column("run_id", String(KEY)),
+    Column("event", String(20), nullable=False),
+    Column("channel", Text),
+    Column("payload", JSON),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Index("ix_alert_events", "client_id", "fingerprint"),
+)
+
+territory_assignments = Table(
+    "territory_assignments",
+    metadata,
+    Column("entry_id", Integer, primary_key=True, autoincrement=True),
+    _client(),
+    Column("account_key", String(KEY), nullable=False),
+    Column("rep_id", String(KEY), nullable=False),
+    Column("source", String(20), nullable=False),
+    Column("run_id", String(KEY)),
+    Column("assigned_at", DateTime(timezone=True), nullable=False),
+    Index("ix_territory_account", "client_id", "account_key"),
+)
+

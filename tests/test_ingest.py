@@ -1,0 +1,201 @@
+"""Reading CRM exports: the real Salesforce sample, HubSpot names, and every kind of bad file."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from sqlalchemy import func, select
+
+from marketmap.config import load_client
+from marketmap.ingest import pipeline
+from marketmap.ingest.reader import IngestError, read_export
+from marketmap.warehouse import get_engine
+from marketmap.warehouse import schema as t
+
+SAMPLE = Path(__file__).parent / "fixtures" / "salesforce_export"
+HEADER = "Id,Name,Website,NumberOfEmployees,AnnualRevenue,Industry,CreatedDate\n"
+
+
+def write(tmp_path: Path, text: str | bytes, name: str = "Account.csv") -> Path:
+    path = tmp_path / name
+    if isinstance(text, str):
+        path.write_text(text, encoding="utf-8")
+    else:
+        path.write_bytes(text)
+    return path
+
+
+def test_real_salesforce_export_with_bom():
+    assert (SAMPLE / "Account.csv").read_bytes().startswith(b"\xef\xbb\xbf")
+    res = read_export(SAMPLE / "Account.csv", "accounts", "salesforce")
+    assert res.rows_read == 22 and len(res.frame) == 22 and res.rejected == []
+    row = res.frame.set_index("crm_id").loc["001Ec00000GGw3hIAD"]
+    assert row["name"] == "Walker Henson and Compton"
+    assert row["website"] == "www.WalkerHensonandCompton.com"
+    assert row["employees"] == 577 and row["annual_revenue"] == 6759560
+    assert row["crm_created"] == pd.Timestamp("2024-01-22T14:49:34Z")
+
+    opps = read_export(SAMPLE / "Opportunity.csv", "opportunities", "salesforce").frame
+    assert len(opps) == 50
+    # IsWon is "1" or blank in this export; blank is unknown here and decided from the stage at load
+    assert opps["is_won"].eq(True).sum() == 12
+
+
+def test_hubspot_property_names(tmp_path):
+    path = write(
+        tmp_path,
+        "hs_object_id,name,domain,numberofemployees,annualrevenue,industry,hs_lastmodifieddate\n"
+        "101,Acme,acme.com,120,5000000,COMPUTER_SOFTWARE,2026-10-01T10:00:00Z\n",
+        "companies.csv",
+    )
+    res = read_export(path, "accounts", "hubspot")
+    [row] = res.frame.to_dict("records")
+    assert (row["crm_id"], row["website"], row["employees"]) == ("101", "acme.com", 120)
+
+
+def test_row_level_problems_reject_rows_with_number_and_reason(tmp_path):
+    path = write(
+        tmp_path,
+        HEADER
+        + "A1,Acme,acme.com,1200,5000000,Software,2024-01-01T00:00:00.000+0000\n"
+        + "A2,Beta,beta.io,twelve,,Software,\n"
+        + "A3,,gamma.io,10,,,\n"
+        + 'A4,Delta,delta.io,"1,500",$2000000,,\n'
+        + "A5,Eps,eps.io,12.5,,,\n"
+        + "A6,Zeta,zeta.io,10,lots,,not-a-date\n",
+    )
+    res = read_export(path, "accounts", "salesforce")
+    assert res.frame["crm_id"].tolist() == ["A1", "A4"]
+    assert res.frame.set_index("crm_id").loc["A4", "employees"] == 1500
+    reasons = [(r.row_number, r.reason) for r in res.rejected]
+    assert (3, "NumberOfEmployees 'twelve' is not a whole number") in reasons
+    assert (4, "Name is blank (required)") in reasons
+    assert (6, "NumberOfEmployees '12.5' is not a whole number") in reasons
+    assert (7, "AnnualRevenue 'lots' is not a number") in reasons
+    assert (7, "CreatedDate 'not-a-date' is not a date-time (ISO 8601)") in reasons
+    assert all(r.file == "Account.csv" for r in res.rejected)
+
+
+def test_missing_required_column(tmp_path):
+    path = write(tmp_path, "Id,Website\nA1,acme.com\n")
+    with pytest.raises(IngestError, match=r"Account.csv: missing column\(s\) Name \(for name\)"):
+        read_export(path, "accounts", "salesforce")
+
+
+def test_missing_client_mapped_column(tmp_path):
+    path = write(tmp_path, HEADER + "A1,Acme,acme.com,1,1,x,\n")
+    with pytest.raises(IngestError, match=r"missing column\(s\) Tech_Stack__c \(for tech_stack\)"):
+        read_export(path, "accounts", "salesforce", {"tech_stack": "Tech_Stack__c"})
+
+
+@pytest.mark.parametrize("content", [b"", b"   \n", HEADER.encode()])
+def test_empty_file(tmp_path, content):
+    path = write(tmp_path, content)
+    with pytest.raises(IngestError, match="Account.csv: .*(empty|no account records)"):
+        read_export(path, "accounts", "salesforce")
+
+
+def test_wrong_encoding_names_offset_and_fix(tmp_path):
+    path = write(tmp_path, (HEADER + "A1,Café Müller,cafe.de,5,,Retail,\n").encode("cp1252"))
+    with pytest.raises(IngestError, match=r"not valid utf-8-sig text \(byte 0xe9 at offset \d+, line 2\).*crm.export.encoding"):
+        read_export(path, "accounts", "salesforce")
+    res = read_export(path, "accounts", "salesforce", encoding="cp1252")
+    assert res.frame["name"].tolist() == ["Café Müller"]
+
+
+def test_duplicate_header(tmp_path):
+    path = write(tmp_path, "Id,Name,Website,Name\nA1,Acme,acme.com,Acme2\n")
+    with pytest.raises(IngestError, match="duplicate column names in the header: Name"):
+        read_export(path, "accounts", "salesforce")
+
+
+def test_ragged_rows(tmp_path):
+    path = write(tmp_path, "Id,Name\nA1,Acme\nA2,Beta,extra,fields\n")
+    with pytest.raises(IngestError, match="malformed CSV"):
+        read_export(path, "accounts", "salesforce")
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(IngestError, match="Account.csv: file not found"):
+        read_export(tmp_path / "Account.csv", "accounts", "salesforce")
+
+
+# --------------------------------------------------------------------------- pipeline
+
+
+@pytest.fixture()
+def sample(fixture_clients, mm_home):
+    inbox = mm_home / "inbox" / "sample"
+    inbox.mkdir(parents=True)
+    for f in SAMPLE.glob("*.csv"):
+        shutil.copy(f, inbox / f.name)
+    return load_client("sample"), inbox
+
+
+def counts(engine, client_id="sample") -> dict:
+    with engine.connect() as conn:
+        return {
+            name: conn.execute(select(func.count()).select_from(tbl).where(tbl.c.client_id == client_id)).scalar_one()
+            for name, tbl in (("accounts", t.accounts), ("contacts", t.contacts), ("opportunities", t.opportunities))
+        }
+
+
+def run_steps(cfg, run_id, engine):
+    pipeline.start_run(engine, cfg.client_id, run_id, "build", None)
+    pipeline.extract_exports(cfg, run_id, engine)
+    pipeline.normalise_and_dedupe(cfg, run_id, engine)
+    return pipeline.load_warehouse(cfg, run_id, engine)
+
+
+def test_pipeline_loads_and_is_idempotent(sample):
+    cfg, _ = sample
+    engine = get_engine()
+    first = run_steps(cfg, "r1", engine)
+    assert first["accounts_new"] == 22 and first["opportunities_won"] == 12
+    before = counts(engine)
+    second = run_steps(cfg, "r1", engine)  # a retried run
+    assert second["accounts_new"] == 0 and second["accounts_updated"] == 22
+    assert counts(engine) == before == {"accounts": 22, "contacts": 102, "opportunities": 50}
+    summary = pipeline.summarise(cfg, "r1", engine)
+    assert summary["warehouse_totals"]["accounts"] == 22
+    assert Path(summary["outputs"], "summary.json").exists()
+
+
+def test_unreadable_file_stages_nothing(sample):
+    cfg, inbox = sample
+    engine = get_engine()
+    (inbox / "Opportunity.csv").write_text("Id,Name\n", encoding="utf-8")  # AccountId column missing
+    with pytest.raises(IngestError, match="Opportunity.csv: missing column"):
+        pipeline.extract_exports(cfg, "r1", engine)
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(t.staged_records)).scalar_one() == 0
+
+
+def test_failed_load_leaves_warehouse_as_it_was(sample, monkeypatch):
+    cfg, _ = sample
+    engine = get_engine()
+    run_steps(cfg, "r1", engine)
+    before = counts(engine)
+    with engine.connect() as conn:
+        names_before = dict(conn.execute(select(t.accounts.c.account_key, t.accounts.c.name)).all())
+
+    # second run: a changed export, and the load dies half-way (on the opportunities)
+    pipeline.start_run(engine, cfg.client_id, "r2", "build", None)
+    pipeline.extract_exports(cfg, "r2", engine)
+    pipeline.normalise_and_dedupe(cfg, "r2", engine)
+    real_upsert = pipeline.upsert
+
+    def failing_upsert(conn, table, rows, **kw):
+        if table is t.opportunities:
+            raise RuntimeError("connection lost")
+        return real_upsert(conn, table, [{**r, "name": "CHANGED"} if "name" in r else r for r in rows], **kw)
+
+    monkeypatch.setattr(pipeline, "upsert", failing_upsert)
+    with pytest.raises(RuntimeError, match="connection lost"):
+        pipeline.load_warehouse(cfg, "r2", engine)
+    assert counts(engine) == before
+    with engine.connect() as conn:
+        assert dict(conn.execute(select(t.accounts.c.account_key, t.accounts.c.name)).all()) == names_before
