@@ -28,7 +28,9 @@ os.environ["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] = "True"
 os.environ.pop("MARKETMAP_WAREHOUSE_URL", None)
 os.environ.pop("MARKETMAP_CLIENTS_DIR", None)
 
-PG_ADMIN_URL = os.environ.get("MARKETMAP_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN_URL = os.environ.get(
+    "MARKETMAP_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -39,7 +41,9 @@ def pytest_sessionfinish(session, exitstatus):
 def airflow_db() -> Path:
     """Airflow's metadata database (SQLite) migrated once per session."""
     airflow = Path(sys.executable).with_name("airflow")
-    proc = subprocess.run([str(airflow), "db", "migrate"], capture_output=True, text=True, env=os.environ.copy())
+    proc = subprocess.run(
+        [str(airflow), "db", "migrate"], capture_output=True, text=True, env=os.environ.copy()
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     return Path(os.environ["AIRFLOW_HOME"])
 

@@ -46,7 +46,9 @@ def assert_build(url: str, home: Path, run) -> None:
     assert str(run.state).endswith("success"), run.state
     engine = create_engine(url)
     with engine.connect() as conn:
-        n = conn.execute(select(func.count()).select_from(t.accounts).where(t.accounts.c.client_id == "sample")).scalar_one()
+        n = conn.execute(
+            select(func.count()).select_from(t.accounts).where(t.accounts.c.client_id == "sample")
+        ).scalar_one()
         merges = conn.execute(select(t.account_merges.c.merged_crm_id)).scalars().all()
         rejected = conn.execute(select(t.rejected_rows.c.row_number, t.rejected_rows.c.reason)).all()
         summary = conn.execute(select(t.runs.c.summary).where(t.runs.c.run_id == run.run_id)).scalar_one()

@@ -38,7 +38,11 @@ def test_unknown_key_names_file_and_path():
     data = demo_data()
     data["icp"]["rubrics"][0]["vectors"][1]["wieght"] = 25
     found = problems(data)
-    assert ("clients/x.yaml", "icp.rubrics[0].vectors[1].wieght", "unknown key (not part of the client config schema)") in found
+    assert (
+        "clients/x.yaml",
+        "icp.rubrics[0].vectors[1].wieght",
+        "unknown key (not part of the client config schema)",
+    ) in found
 
 
 def test_weights_must_sum_to_100():

@@ -64,7 +64,11 @@ def test_build_dag_shape_and_params(bag):
     for up, down in zip(order, order[1:], strict=False):
         assert down in dag.get_task(up).downstream_task_ids
     assert dag.params["dry_run"] is False and dag.params["override_qa"] is False
-    assert dag.schedule is None or dag.timetable.summary in ("None", "@once", None) or dag.timetable.periodic is False
+    assert (
+        dag.schedule is None
+        or dag.timetable.summary in ("None", "@once", None)
+        or dag.timetable.periodic is False
+    )
     assert dag.timezone.name == "America/New_York"
 
 

@@ -39,9 +39,22 @@ def test_same_domain_merges_into_most_complete_record_and_fills_blanks():
 def test_survivor_keeps_its_values_and_takes_only_blanks_from_duplicates():
     df = frame(
         [
-            {"crm_id": "A1", "name": "Acme", "website": "acme.com", "employees": 100.0, "industry": None, "country": "US"},
-            {"crm_id": "A2", "name": "Acme Corp", "website": "acme.com", "employees": 999.0, "industry": "Retail",
-             "country": None},
+            {
+                "crm_id": "A1",
+                "name": "Acme",
+                "website": "acme.com",
+                "employees": 100.0,
+                "industry": None,
+                "country": "US",
+            },
+            {
+                "crm_id": "A2",
+                "name": "Acme Corp",
+                "website": "acme.com",
+                "employees": 999.0,
+                "industry": "Retail",
+                "country": None,
+            },
         ]
     )
     res = dedupe_accounts(df)
@@ -80,7 +93,12 @@ def test_distinct_companies_with_similar_names_but_domains_are_not_reviewed():
 
 
 def test_same_crm_id_twice_is_one_record():
-    df = frame([{"crm_id": "A1", "name": "Acme", "website": "acme.com"}, {"crm_id": "A1", "name": "Acme", "website": "acme.com"}])
+    df = frame(
+        [
+            {"crm_id": "A1", "name": "Acme", "website": "acme.com"},
+            {"crm_id": "A1", "name": "Acme", "website": "acme.com"},
+        ]
+    )
     res = dedupe_accounts(df)
     assert len(res.accounts) == 1
     assert res.crm_ids["crm_id"].tolist() == ["A1"]

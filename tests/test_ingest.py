@@ -100,7 +100,10 @@ def test_empty_file(tmp_path, content):
 
 def test_wrong_encoding_names_offset_and_fix(tmp_path):
     path = write(tmp_path, (HEADER + "A1,Café Müller,cafe.de,5,,Retail,\n").encode("cp1252"))
-    with pytest.raises(IngestError, match=r"not valid utf-8-sig text \(byte 0xe9 at offset \d+, line 2\).*crm.export.encoding"):
+    with pytest.raises(
+        IngestError,
+        match=r"not valid utf-8-sig text \(byte 0xe9 at offset \d+, line 2\).*crm.export.encoding",
+    ):
         read_export(path, "accounts", "salesforce")
     res = read_export(path, "accounts", "salesforce", encoding="cp1252")
     assert res.frame["name"].tolist() == ["Café Müller"]
@@ -138,8 +141,14 @@ def sample(fixture_clients, mm_home):
 def counts(engine, client_id="sample") -> dict:
     with engine.connect() as conn:
         return {
-            name: conn.execute(select(func.count()).select_from(tbl).where(tbl.c.client_id == client_id)).scalar_one()
-            for name, tbl in (("accounts", t.accounts), ("contacts", t.contacts), ("opportunities", t.opportunities))
+            name: conn.execute(
+                select(func.count()).select_from(tbl).where(tbl.c.client_id == client_id)
+            ).scalar_one()
+            for name, tbl in (
+                ("accounts", t.accounts),
+                ("contacts", t.contacts),
+                ("opportunities", t.opportunities),
+            )
         }
 
 

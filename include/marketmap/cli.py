@@ -1,10 +1,10 @@
 """``marketmap`` — the command line for work outside the scheduler.
 
-    marketmap validate [FILES…]      check client configs (all of include/clients by default)
-    marketmap schema [-o FILE]       JSON Schema of a client file, for editors
-    marketmap demo-data              write the demo client's CRM export into its inbox
-    marketmap demo                   demo data + the demo client's initial build through Airflow
-    marketmap build --client X       run a client's build DAG once through Airflow (dag.test)
+marketmap validate [FILES…]      check client configs (all of include/clients by default)
+marketmap schema [-o FILE]       JSON Schema of a client file, for editors
+marketmap demo-data              write the demo client's CRM export into its inbox
+marketmap demo                   demo data + the demo client's initial build through Airflow
+marketmap build --client X       run a client's build DAG once through Airflow (dag.test)
 """
 
 from __future__ import annotations
@@ -125,7 +125,9 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="marketmap", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="marketmap", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("validate", help="check client config files")
@@ -137,7 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_schema)
 
     for name, func in (("demo-data", cmd_demo_data), ("demo", cmd_demo)):
-        p = sub.add_parser(name, help="demo client: " + ("write its CRM export" if name == "demo-data" else "run it"))
+        p = sub.add_parser(
+            name, help="demo client: " + ("write its CRM export" if name == "demo-data" else "run it")
+        )
         p.add_argument("--seed", type=int, default=7)
         p.add_argument("--accounts", type=int, default=20_000)
         p.add_argument("--force", action="store_true", help="regenerate the export even if present")

@@ -311,7 +311,9 @@ class ValuationConfig(Strict):
             "headcount": ["seat_price", "penetration"],
             "product": ["product_field", "product_coefficient"],
         }
-        missing = [f"{m} needs {k}" for m in self.methods for k in need.get(m, []) if getattr(self, k) is None]
+        missing = [
+            f"{m} needs {k}" for m in self.methods for k in need.get(m, []) if getattr(self, k) is None
+        ]
         if missing:
             raise ValueError("; ".join(missing))
         return self
@@ -341,7 +343,13 @@ class PersonaConfig(Strict):
     primary_geographies: list[str] = []
     secondary_geographies: list[str] = []
     negative_titles: list[str] = []
-    weights: dict[str, float] = {"title": 30, "seniority": 25, "department": 20, "geography": 15, "tenure": 10}
+    weights: dict[str, float] = {
+        "title": 30,
+        "seniority": 25,
+        "department": 20,
+        "geography": 15,
+        "tenure": 10,
+    }
     thresholds: dict[str, float] = {"P1": 70, "P2": 40}
     coverage_targets: dict[Literal["T1", "T2", "T3"], CoverageTarget] = {
         "T1": CoverageTarget(p1=2, p2=3, contacts=5),
@@ -359,7 +367,9 @@ class PersonaConfig(Strict):
         total = sum(self.weights.values())
         if abs(total - 100) > 1e-6:
             raise ValueError(f"persona weights must sum to 100, they sum to {total:g}")
-        if set(self.thresholds) != {"P1", "P2"} or not (100 >= self.thresholds["P1"] > self.thresholds["P2"] > 0):
+        if set(self.thresholds) != {"P1", "P2"} or not (
+            100 >= self.thresholds["P1"] > self.thresholds["P2"] > 0
+        ):
             raise ValueError("persona thresholds need P1 > P2 > 0 (P3 is everything below P2)")
         return self
 
@@ -407,7 +417,9 @@ class PushField(Strict):
             domain = PERSONA_TIERS if self.source == "persona_tier" else TIERS
             missing = [t for t in domain if t not in self.picklist]
             if missing:
-                raise ValueError(f"picklist for {self.crm_field} misses {missing} (every tier needs a CRM value)")
+                raise ValueError(
+                    f"picklist for {self.crm_field} misses {missing} (every tier needs a CRM value)"
+                )
         return self
 
 
@@ -438,7 +450,9 @@ class Rep(Strict):
 class TerritoryConfig(Strict):
     reps: list[Rep] = []
     exceptions: list[str] = Field([], description="account keys never moved by a rebalance")
-    partner_field: str | None = Field(None, description="accounts with this field true stay out of territories")
+    partner_field: str | None = Field(
+        None, description="accounts with this field true stay out of territories"
+    )
 
 
 class MaintenanceConfig(Strict):
@@ -518,7 +532,9 @@ class ClientConfig(Strict):
     schedules: ScheduleConfig = ScheduleConfig()
     slack: SlackConfig
     scoping: ScopingFacts = ScopingFacts()
-    warehouse_conn_id: str | None = Field(None, description="Airflow connection of the warehouse, if not default")
+    warehouse_conn_id: str | None = Field(
+        None, description="Airflow connection of the warehouse, if not default"
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -569,7 +585,9 @@ def _read_yaml(path: Path) -> dict:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError([(str(path), "", f"expected a mapping at the top level, got {type(data).__name__}")])
+        raise ConfigError(
+            [(str(path), "", f"expected a mapping at the top level, got {type(data).__name__}")]
+        )
     return data
 
 
@@ -578,7 +596,11 @@ def _loc(loc: tuple) -> str:
     for p in loc:
         if isinstance(p, int):
             parts.append(f"[{p}]")
-        elif p in ("bands", "categorical", "any_of", "recency", "boolean") and parts and parts[-1].endswith("]"):
+        elif (
+            p in ("bands", "categorical", "any_of", "recency", "boolean")
+            and parts
+            and parts[-1].endswith("]")
+        ):
             continue  # discriminator tag pydantic inserts; not a key in the file
         elif isinstance(p, str) and p.startswith("function-"):
             continue
@@ -597,7 +619,9 @@ def _expected(err: dict) -> str:
         return msg.removeprefix("Value error, ")
     if kind == "literal_error":
         return f"{msg.replace('Input should be', 'expected')}, got {err.get('input')!r}"
-    return f"{msg}, got {err.get('input')!r}" if "input" in err and not isinstance(err["input"], dict) else msg
+    return (
+        f"{msg}, got {err.get('input')!r}" if "input" in err and not isinstance(err["input"], dict) else msg
+    )
 
 
 def parse_client(data: dict, source: str, defaults: dict | None = None) -> ClientConfig:
@@ -621,7 +645,9 @@ def load_client_file(path: Path, defaults: dict | None = None) -> ClientConfig:
     data = _read_yaml(path)
     cfg = parse_client(data, str(path), defaults)
     if cfg.client_id != path.stem:
-        raise ConfigError([(str(path), "client_id", f"must equal the file name '{path.stem}', got '{cfg.client_id}'")])
+        raise ConfigError(
+            [(str(path), "client_id", f"must equal the file name '{path.stem}', got '{cfg.client_id}'")]
+        )
     return cfg
 
 

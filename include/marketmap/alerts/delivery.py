@@ -17,7 +17,9 @@ def outbox_path(client_id: str):
     return marketmap_home() / "outbox" / f"{client_id}.jsonl"
 
 
-def write_outbox(client_id: str, channel: str, text: str, blocks: list | None = None, kind: str = "message") -> dict:
+def write_outbox(
+    client_id: str, channel: str, text: str, blocks: list | None = None, kind: str = "message"
+) -> dict:
     msg = {
         "at": dt.datetime.now(dt.UTC).isoformat(),
         "client_id": client_id,

@@ -73,8 +73,12 @@ def dedupe_accounts(records: pd.DataFrame, fuzzy_threshold: float = FUZZY_THRESH
 
     crm_ids = pd.concat(
         [
-            pd.DataFrame({"crm_id": with_domain["crm_id"].to_numpy(), "account_key": with_domain["domain"].to_numpy()}),
-            pd.DataFrame({"crm_id": lone["crm_id"].to_numpy(), "account_key": lone["account_key"].to_numpy()}),
+            pd.DataFrame(
+                {"crm_id": with_domain["crm_id"].to_numpy(), "account_key": with_domain["domain"].to_numpy()}
+            ),
+            pd.DataFrame(
+                {"crm_id": lone["crm_id"].to_numpy(), "account_key": lone["account_key"].to_numpy()}
+            ),
         ],
         ignore_index=True,
     )

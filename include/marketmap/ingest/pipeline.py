@@ -88,7 +88,10 @@ def _stage(engine: Engine, client_id: str, run_id: str, obj: str, records: list[
         if records:
             conn.execute(
                 t.staged_records.insert(),
-                [{"client_id": client_id, "run_id": run_id, "object": obj, "seq": i, "data": r} for i, r in enumerate(records)],
+                [
+                    {"client_id": client_id, "run_id": run_id, "object": obj, "seq": i, "data": r}
+                    for i, r in enumerate(records)
+                ],
             )
 
 
@@ -114,7 +117,9 @@ def export_paths(cfg: ClientConfig, inbox: Path | None = None) -> dict[str, Path
     return {obj: (Path(f) if Path(f).is_absolute() else base / f) for obj, f in files.items() if f}
 
 
-def start_run(engine: Engine, client_id: str, run_id: str, pipeline: str, logical_date: dt.datetime | None) -> None:
+def start_run(
+    engine: Engine, client_id: str, run_id: str, pipeline: str, logical_date: dt.datetime | None
+) -> None:
     with engine.begin() as conn:
         upsert(
             conn,
@@ -158,7 +163,9 @@ def extract_exports(cfg: ClientConfig, run_id: str, engine: Engine, inbox: Path 
         _stage(engine, cfg.client_id, run_id, obj, frame_to_records(res.frame))
     with engine.begin() as conn:
         conn.execute(
-            delete(t.rejected_rows).where(t.rejected_rows.c.client_id == cfg.client_id, t.rejected_rows.c.run_id == run_id)
+            delete(t.rejected_rows).where(
+                t.rejected_rows.c.client_id == cfg.client_id, t.rejected_rows.c.run_id == run_id
+            )
         )
         rejected = [
             {"client_id": cfg.client_id, "run_id": run_id, **r.__dict__}
@@ -168,7 +175,12 @@ def extract_exports(cfg: ClientConfig, run_id: str, engine: Engine, inbox: Path 
         if rejected:
             conn.execute(t.rejected_rows.insert(), rejected)
     return {
-        obj: {"file": res.file, "rows": res.rows_read, "staged": len(res.frame), "rejected": len(res.rejected)}
+        obj: {
+            "file": res.file,
+            "rows": res.rows_read,
+            "staged": len(res.frame),
+            "rejected": len(res.rejected),
+        }
         for obj, res in results.items()
     }
 
@@ -184,14 +196,23 @@ def normalise_and_dedupe(cfg: ClientConfig, run_id: str, engine: Engine) -> dict
     _stage(engine, cfg.client_id, run_id, "account_crm_ids", frame_to_records(result.crm_ids))
     cid = cfg.client_id
     with engine.begin() as conn:
-        conn.execute(delete(t.account_merges).where(t.account_merges.c.client_id == cid, t.account_merges.c.run_id == run_id))
+        conn.execute(
+            delete(t.account_merges).where(
+                t.account_merges.c.client_id == cid, t.account_merges.c.run_id == run_id
+            )
+        )
         if len(result.merges):
-            conn.execute(t.account_merges.insert(), _rows(result.merges, list(result.merges.columns), client_id=cid, run_id=run_id))
+            conn.execute(
+                t.account_merges.insert(),
+                _rows(result.merges, list(result.merges.columns), client_id=cid, run_id=run_id),
+            )
         # A pair already in the queue keeps its review status; new pairs open.
         upsert(
             conn,
             t.review_queue,
-            _rows(result.review, list(result.review.columns), client_id=cid, run_id=run_id, kind="account_name"),
+            _rows(
+                result.review, list(result.review.columns), client_id=cid, run_id=run_id, kind="account_name"
+            ),
         )
     return {
         "records": len(frame),
@@ -202,7 +223,9 @@ def normalise_and_dedupe(cfg: ClientConfig, run_id: str, engine: Engine) -> dict
     }
 
 
-ACCOUNT_COLUMNS = [c.name for c in t.accounts.columns if c.name not in ("client_id", "first_seen_run", "updated_at")]
+ACCOUNT_COLUMNS = [
+    c.name for c in t.accounts.columns if c.name not in ("client_id", "first_seen_run", "updated_at")
+]
 
 
 def load_warehouse(cfg: ClientConfig, run_id: str, engine: Engine) -> dict:
@@ -224,23 +247,35 @@ def load_warehouse(cfg: ClientConfig, run_id: str, engine: Engine) -> dict:
 
     contacts["account_key"] = contacts["account_crm_id"].map(key_of)
     contacts["contact_key"] = contacts["crm_id"]
-    contacts["role_start_date"] = contacts["role_start_date"].dt.date.where(contacts["role_start_date"].notna(), None)
+    contacts["role_start_date"] = contacts["role_start_date"].dt.date.where(
+        contacts["role_start_date"].notna(), None
+    )
     opps["account_key"] = opps["account_crm_id"].map(key_of)
     stage = opps["stage"].fillna("").str.lower()
     opps["is_closed"] = opps["is_closed"].fillna(False).astype(bool) | stage.str.startswith("closed")
     opps["is_won"] = opps["is_won"].fillna(False).astype(bool) | (stage == "closed won")
     opps["close_date"] = opps["close_date"].dt.date.where(opps["close_date"].notna(), None)
 
-    contact_cols = [c.name for c in t.contacts.columns if c.name not in ("client_id", "last_seen_run", "updated_at")]
-    opp_cols = [c.name for c in t.opportunities.columns if c.name not in ("client_id", "last_seen_run", "updated_at")]
+    contact_cols = [
+        c.name for c in t.contacts.columns if c.name not in ("client_id", "last_seen_run", "updated_at")
+    ]
+    opp_cols = [
+        c.name for c in t.opportunities.columns if c.name not in ("client_id", "last_seen_run", "updated_at")
+    ]
     rep_rows = [
-        {"client_id": cid, "rep_id": r.id, "name": r.name, "email": r.email, "territory": r.territory, "active": r.active}
+        {
+            "client_id": cid,
+            "rep_id": r.id,
+            "name": r.name,
+            "email": r.email,
+            "territory": r.territory,
+            "active": r.active,
+        }
         for r in cfg.territories.reps
     ]
     with engine.begin() as conn:
         existing = {
-            k
-            for (k,) in conn.execute(select(t.accounts.c.account_key).where(t.accounts.c.client_id == cid))
+            k for (k,) in conn.execute(select(t.accounts.c.account_key).where(t.accounts.c.client_id == cid))
         }
         acc_rows = _rows(accounts, ACCOUNT_COLUMNS, client_id=cid, updated_at=now)
         for row in acc_rows:
@@ -251,12 +286,26 @@ def load_warehouse(cfg: ClientConfig, run_id: str, engine: Engine) -> dict:
         upsert(conn, t.accounts, new_rows)
         upsert(conn, t.accounts, old_rows)
         if len(crm_ids):
-            upsert(conn, t.account_crm_ids, _rows(crm_ids, ["crm_id", "account_key", "is_survivor"], client_id=cid, run_id=run_id))
-        upsert(conn, t.contacts, _rows(contacts, contact_cols, client_id=cid, last_seen_run=run_id, updated_at=now))
-        upsert(conn, t.opportunities, _rows(opps, opp_cols, client_id=cid, last_seen_run=run_id, updated_at=now))
+            upsert(
+                conn,
+                t.account_crm_ids,
+                _rows(crm_ids, ["crm_id", "account_key", "is_survivor"], client_id=cid, run_id=run_id),
+            )
+        upsert(
+            conn,
+            t.contacts,
+            _rows(contacts, contact_cols, client_id=cid, last_seen_run=run_id, updated_at=now),
+        )
+        upsert(
+            conn, t.opportunities, _rows(opps, opp_cols, client_id=cid, last_seen_run=run_id, updated_at=now)
+        )
         upsert(conn, t.reps, rep_rows)
         # Staged copies are only needed until the load succeeds.
-        conn.execute(delete(t.staged_records).where(t.staged_records.c.client_id == cid, t.staged_records.c.run_id == run_id))
+        conn.execute(
+            delete(t.staged_records).where(
+                t.staged_records.c.client_id == cid, t.staged_records.c.run_id == run_id
+            )
+        )
     return {
         "accounts_loaded": len(acc_rows),
         "accounts_new": len(new_rows),

@@ -169,7 +169,13 @@ def read_export(
         if bad.any():
             for idx in np.flatnonzero(bad.to_numpy()):
                 rejected.append(
-                    Rejected(path.name, int(idx) + 2, col, str(raw.iat[idx])[:200], f"{col} '{raw.iat[idx]}' is not {expected}")
+                    Rejected(
+                        path.name,
+                        int(idx) + 2,
+                        col,
+                        str(raw.iat[idx])[:200],
+                        f"{col} '{raw.iat[idx]}' is not {expected}",
+                    )
                 )
             bad_any |= bad
         if field in required:

@@ -13,7 +13,7 @@ def _run_id() -> str:
     return get_current_context()["run_id"]
 
 
-@task
+@task(multiple_outputs=False)  # one small summary dict per task
 def validate_config(client_id: str) -> dict:
     """Load and validate the client's config; fail with every problem listed."""
     from marketmap.config import load_client
@@ -22,7 +22,7 @@ def validate_config(client_id: str) -> dict:
     return {"client_id": cfg.client_id, "rubric_version": cfg.icp.version, "crm": cfg.crm.kind}
 
 
-@task
+@task(multiple_outputs=False)  # one small summary dict per task
 def ingest(client_id: str) -> dict:
     """Read the CRM export files into this run's staged records; reject bad rows with reasons."""
     from marketmap.config import load_client
@@ -36,7 +36,7 @@ def ingest(client_id: str) -> dict:
     return extract_exports(cfg, ctx["run_id"], engine)
 
 
-@task
+@task(multiple_outputs=False)  # one small summary dict per task
 def normalise_dedupe(client_id: str) -> dict:
     """Normalise domains, merge duplicates by domain, queue look-alike names for review."""
     from marketmap.config import load_client
@@ -47,7 +47,7 @@ def normalise_dedupe(client_id: str) -> dict:
     return normalise_and_dedupe(cfg, _run_id(), warehouse(cfg))
 
 
-@task
+@task(multiple_outputs=False)  # one small summary dict per task
 def load_warehouse(client_id: str) -> dict:
     """Upsert accounts, contacts, opportunities and reps in one transaction."""
     from marketmap.config import load_client
@@ -58,7 +58,7 @@ def load_warehouse(client_id: str) -> dict:
     return load(cfg, _run_id(), warehouse(cfg))
 
 
-@task
+@task(multiple_outputs=False)  # one small summary dict per task
 def summary(client_id: str, ingested: dict, deduped: dict, loaded: dict) -> dict:
     """Write the run summary and rejected rows; print what the run did and where the outputs are."""
     from marketmap.config import load_client
@@ -66,7 +66,9 @@ def summary(client_id: str, ingested: dict, deduped: dict, loaded: dict) -> dict
     from marketmap.orchestration.resources import warehouse
 
     cfg = load_client(client_id)
-    result = summarise(cfg, _run_id(), warehouse(cfg), {"ingest": ingested, "dedupe": deduped, "load": loaded})
+    result = summarise(
+        cfg, _run_id(), warehouse(cfg), {"ingest": ingested, "dedupe": deduped, "load": loaded}
+    )
     print(format_summary(result))
     return {"rows_rejected": result["rows_rejected"], "outputs": result["outputs"]}
 
@@ -77,7 +79,9 @@ def format_summary(s: dict) -> str:
     ing, ded, load = steps.get("ingest", {}), steps.get("dedupe", {}), steps.get("load", {})
     lines = [f"Market Map build for {s['client_id']} (run {s['run_id']})"]
     for obj, info in ing.items():
-        lines.append(f"  {obj:<14} {info['rows']:>7,} rows read from {info['file']}, {info['rejected']:,} rejected")
+        lines.append(
+            f"  {obj:<14} {info['rows']:>7,} rows read from {info['file']}, {info['rejected']:,} rejected"
+        )
     if ded:
         lines.append(
             f"  dedupe         {ded['records']:,} account records -> {ded['accounts']:,} accounts "
@@ -92,7 +96,9 @@ def format_summary(s: dict) -> str:
         )
     if s.get("rows_rejected"):
         lines.append(f"  rejected rows  {s['rows_rejected']:,}, for example:")
-        lines += [f"    {r['file']} row {r['row']}: {r['reason']}" for r in s.get("rejected_examples", [])[:5]]
+        lines += [
+            f"    {r['file']} row {r['row']}: {r['reason']}" for r in s.get("rejected_examples", [])[:5]
+        ]
     lines.append(f"  warehouse:     {s['warehouse']}")
     lines.append(f"  outputs:       {s['outputs']} (summary.json, rejected_rows.csv)")
     return "\n".join(lines)

@@ -58,11 +58,11 @@ def doc(cfg: ClientConfig, title: str, purpose: str) -> str:
     )
 
 
-def common_dag_kwargs(cfg: ClientConfig, pipeline_name: str, schedule, title: str, purpose: str) -> dict:
+def common_dag_kwargs(cfg: ClientConfig, pipeline_name: str, title: str, purpose: str) -> dict:
+    """Everything but the schedule, which each builder passes to DAG() explicitly."""
     return {
         "dag_id": dag_id(cfg.client_id, pipeline_name),
         "dag_display_name": f"{cfg.name} — {title}",
-        "schedule": schedule,
         "start_date": pendulum.datetime(2026, 1, 1, tz=cfg.timezone),
         "catchup": False,
         "max_active_runs": 1,
@@ -88,12 +88,16 @@ Every step is idempotent: re-running the same run changes nothing twice.
 
 @pipeline("build")
 def build_dag(cfg: ClientConfig) -> DAG:
-    kwargs = common_dag_kwargs(cfg, "build", cfg.schedules.build, "initial build", BUILD_DOC)
+    kwargs = common_dag_kwargs(cfg, "build", "initial build", BUILD_DOC)
     kwargs["params"] = {
-        "dry_run": Param(False, type="boolean", description="Compute everything but write nothing to the CRM."),
-        "override_qa": Param(False, type="boolean", description="Go on even if a QA gate fails (say why in the run note)."),
+        "dry_run": Param(
+            False, type="boolean", description="Compute everything but write nothing to the CRM."
+        ),
+        "override_qa": Param(
+            False, type="boolean", description="Go on even if a QA gate fails (say why in the run note)."
+        ),
     }
-    with DAG(**kwargs) as dag:
+    with DAG(schedule=cfg.schedules.build, **kwargs) as dag:
         cid = cfg.client_id
         validated = bt.validate_config(client_id=cid)
         ingested = bt.ingest(client_id=cid)
@@ -150,5 +154,9 @@ def build_all_dags(directory: Path | None = None) -> dict[str, DAG]:
         except ConfigError as e:
             dags[dag_id(path.stem, "config_error")] = config_error_dag(path.stem, e)
             continue
-        dags.update(build_client_dags(cfg, only=wanted if wanted and wanted.startswith(cfg.client_id + "__") else None))
+        dags.update(
+            build_client_dags(
+                cfg, only=wanted if wanted and wanted.startswith(cfg.client_id + "__") else None
+            )
+        )
     return dags

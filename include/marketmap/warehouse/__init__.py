@@ -91,6 +91,10 @@ def upsert(conn: Connection, table: Table, rows: Iterable[Mapping], *, chunk: in
     for i in range(0, len(rows), chunk):
         stmt = insert(table).values(rows[i : i + chunk])
         update = {c: stmt.excluded[c] for c in cols if c not in keys}
-        stmt = stmt.on_conflict_do_update(index_elements=keys, set_=update) if update else stmt.on_conflict_do_nothing()
+        stmt = (
+            stmt.on_conflict_do_update(index_elements=keys, set_=update)
+            if update
+            else stmt.on_conflict_do_nothing()
+        )
         conn.execute(stmt)
     return len(rows)

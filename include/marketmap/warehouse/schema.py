@@ -334,4 +334,3 @@ territory_assignments = Table(
     Column("assigned_at", DateTime(timezone=True), nullable=False),
     Index("ix_territory_account", "client_id", "account_key"),
 )
-
