@@ -34,13 +34,54 @@ from marketmap.scoring.valuation import EMPLOYEE_SEGMENTS, value_accounts
 
 RUN_DATE = dt.date(2026, 3, 2)
 
-COUNTRIES = ["United States", "Canada", "United Kingdom", "Germany", "France", "Australia", "India",
-             "Brazil", "Japan", "Netherlands", "Spain", "Sweden", "Mexico", "Singapore", "Ireland"]
-INDUSTRIES = ["Software", "Technology", "Financial Services", "Professional Services", "Healthcare",
-              "Manufacturing", "Retail", "Education", "Government", "Media", "Logistics", "Energy",
-              "Telecommunications", "Real Estate", "Non-Profit"]
-TECHS = ["Salesforce", "HubSpot", "Snowflake", "Segment", "Marketo", "Outreach", "Gong", "Zendesk",
-         "Slack", "Jira", "Oracle", "SAP"]
+COUNTRIES = [
+    "United States",
+    "Canada",
+    "United Kingdom",
+    "Germany",
+    "France",
+    "Australia",
+    "India",
+    "Brazil",
+    "Japan",
+    "Netherlands",
+    "Spain",
+    "Sweden",
+    "Mexico",
+    "Singapore",
+    "Ireland",
+]
+INDUSTRIES = [
+    "Software",
+    "Technology",
+    "Financial Services",
+    "Professional Services",
+    "Healthcare",
+    "Manufacturing",
+    "Retail",
+    "Education",
+    "Government",
+    "Media",
+    "Logistics",
+    "Energy",
+    "Telecommunications",
+    "Real Estate",
+    "Non-Profit",
+]
+TECHS = [
+    "Salesforce",
+    "HubSpot",
+    "Snowflake",
+    "Segment",
+    "Marketo",
+    "Outreach",
+    "Gong",
+    "Zendesk",
+    "Slack",
+    "Jira",
+    "Oracle",
+    "SAP",
+]
 STAGES = ["Seed", "Series A", "Series B", "Series C", "Series D+", "Public", "Bootstrapped"]
 
 
@@ -99,38 +140,123 @@ def make_rubric() -> Rubric:
         {
             "product": "core",
             "vectors": [
-                {"name": "geography", "kind": "categorical", "field": "country", "weight": 15,
-                 "points": {"United States": 15, "Canada": 10, "United Kingdom": 10, "Germany": 7.5,
-                            "Australia": 7.5, "Netherlands": 5}},
-                {"name": "size", "kind": "bands", "field": "employees", "weight": 15,
-                 "bands": [{"max": 50, "points": 2.5}, {"min": 50, "max": 200, "points": 10},
-                           {"min": 200, "max": 2000, "points": 15}, {"min": 2000, "max": 10000, "points": 10},
-                           {"min": 10000, "points": 5}]},
-                {"name": "revenue", "kind": "bands", "field": "annual_revenue", "weight": 10,
-                 "bands": [{"min": 1e6, "max": 1e7, "points": 5}, {"min": 1e7, "max": 1e9, "points": 10},
-                           {"min": 1e9, "points": 6}]},
-                {"name": "industry", "kind": "categorical", "field": "industry", "weight": 15,
-                 "points": {"Software": 15, "Technology": 15, "Financial Services": 10,
-                            "Professional Services": 7.5, "Healthcare": 5, "Media": 5}, "default": 1},
-                {"name": "funding", "kind": "recency", "field": "last_funding_date", "weight": 10,
-                 "windows": [{"within_months": 6, "points": 10}, {"within_months": 12, "points": 7.5},
-                             {"within_months": 24, "points": 4}]},
-                {"name": "tech", "kind": "any_of", "field": "tech_stack", "weight": 10,
-                 "points": {"Salesforce": 10, "HubSpot": 8, "Snowflake": 6, "Segment": 4, "Gong": 4}},
-                {"name": "stage", "kind": "categorical", "field": "funding_stage", "weight": 5,
-                 "points": {"Series B": 5, "Series C": 5, "Series A": 3, "Series D+": 3}},
+                {
+                    "name": "geography",
+                    "kind": "categorical",
+                    "field": "country",
+                    "weight": 15,
+                    "points": {
+                        "United States": 15,
+                        "Canada": 10,
+                        "United Kingdom": 10,
+                        "Germany": 7.5,
+                        "Australia": 7.5,
+                        "Netherlands": 5,
+                    },
+                },
+                {
+                    "name": "size",
+                    "kind": "bands",
+                    "field": "employees",
+                    "weight": 15,
+                    "bands": [
+                        {"max": 50, "points": 2.5},
+                        {"min": 50, "max": 200, "points": 10},
+                        {"min": 200, "max": 2000, "points": 15},
+                        {"min": 2000, "max": 10000, "points": 10},
+                        {"min": 10000, "points": 5},
+                    ],
+                },
+                {
+                    "name": "revenue",
+                    "kind": "bands",
+                    "field": "annual_revenue",
+                    "weight": 10,
+                    "bands": [
+                        {"min": 1e6, "max": 1e7, "points": 5},
+                        {"min": 1e7, "max": 1e9, "points": 10},
+                        {"min": 1e9, "points": 6},
+                    ],
+                },
+                {
+                    "name": "industry",
+                    "kind": "categorical",
+                    "field": "industry",
+                    "weight": 15,
+                    "points": {
+                        "Software": 15,
+                        "Technology": 15,
+                        "Financial Services": 10,
+                        "Professional Services": 7.5,
+                        "Healthcare": 5,
+                        "Media": 5,
+                    },
+                    "default": 1,
+                },
+                {
+                    "name": "funding",
+                    "kind": "recency",
+                    "field": "last_funding_date",
+                    "weight": 10,
+                    "windows": [
+                        {"within_months": 6, "points": 10},
+                        {"within_months": 12, "points": 7.5},
+                        {"within_months": 24, "points": 4},
+                    ],
+                },
+                {
+                    "name": "tech",
+                    "kind": "any_of",
+                    "field": "tech_stack",
+                    "weight": 10,
+                    "points": {"Salesforce": 10, "HubSpot": 8, "Snowflake": 6, "Segment": 4, "Gong": 4},
+                },
+                {
+                    "name": "stage",
+                    "kind": "categorical",
+                    "field": "funding_stage",
+                    "weight": 5,
+                    "points": {"Series B": 5, "Series C": 5, "Series A": 3, "Series D+": 3},
+                },
                 {"name": "b2b", "kind": "boolean", "field": "is_b2b", "weight": 5, "true_points": 5},
-                {"name": "hiring", "kind": "boolean", "field": "hiring_sales", "weight": 5,
-                 "true_points": 5, "false_points": 1},
-                {"name": "web", "kind": "bands", "field": "web_visits", "weight": 10,
-                 "bands": [{"min": 1000, "max": 10000, "points": 5}, {"min": 10000, "points": 10}]},
+                {
+                    "name": "hiring",
+                    "kind": "boolean",
+                    "field": "hiring_sales",
+                    "weight": 5,
+                    "true_points": 5,
+                    "false_points": 1,
+                },
+                {
+                    "name": "web",
+                    "kind": "bands",
+                    "field": "web_visits",
+                    "weight": 10,
+                    "bands": [{"min": 1000, "max": 10000, "points": 5}, {"min": 10000, "points": 10}],
+                },
             ],
             "negative_indicators": [
                 {"name": "government", "field": "industry", "values": ["Government"], "action": "exclude"},
-                {"name": "competitor", "field": "account_type", "values": ["Competitor"], "action": "exclude"},
-                {"name": "partner", "field": "is_partner", "is_true": True, "action": "cap_tier", "cap": "T3"},
-                {"name": "nonprofit", "field": "industry", "contains_any": ["profit", "educat"],
-                 "action": "cap_tier", "cap": "T2"},
+                {
+                    "name": "competitor",
+                    "field": "account_type",
+                    "values": ["Competitor"],
+                    "action": "exclude",
+                },
+                {
+                    "name": "partner",
+                    "field": "is_partner",
+                    "is_true": True,
+                    "action": "cap_tier",
+                    "cap": "T3",
+                },
+                {
+                    "name": "nonprofit",
+                    "field": "industry",
+                    "contains_any": ["profit", "educat"],
+                    "action": "cap_tier",
+                    "cap": "T2",
+                },
                 {"name": "churned", "field": "churned", "is_true": True, "action": "subtract", "points": 15},
             ],
             "thresholds": {"T1": 70, "T2": 50, "T3": 30},
@@ -139,8 +265,12 @@ def make_rubric() -> Rubric:
 
 
 VALUATION = ValuationConfig(
-    methods=["revenue", "headcount", "extrapolation"], combine="median",
-    revenue_coefficient=0.002, seat_price=600, penetration=0.08, max_value=2_000_000,
+    methods=["revenue", "headcount", "extrapolation"],
+    combine="median",
+    revenue_coefficient=0.002,
+    seat_price=600,
+    penetration=0.08,
+    max_value=2_000_000,
 )
 
 
@@ -148,8 +278,13 @@ def make_won_deals(accounts: pd.DataFrame, seed: int, n: int = 600) -> pd.DataFr
     rng = np.random.default_rng(seed + 1)
     rows = accounts.sample(n, random_state=seed)
     amount = np.round(rng.lognormal(9.5, 0.8, n) * (1 + np.nan_to_num(rows["employees"].to_numpy()) / 500), 0)
-    return pd.DataFrame({"account_key": rows["account_key"].to_numpy(), "amount": amount,
-                         "employees": rows["employees"].to_numpy()})
+    return pd.DataFrame(
+        {
+            "account_key": rows["account_key"].to_numpy(),
+            "amount": amount,
+            "employees": rows["employees"].to_numpy(),
+        }
+    )
 
 
 # --------------------------------------------------------------------------- (b) the oracle
@@ -174,13 +309,22 @@ def _flag(x):
 
 def make_oracle(rubric: Rubric, val: ValuationConfig, won: pd.DataFrame):
     """A per-row scorer written the straightforward way, sharing no code with Market Map."""
-    cutoffs = {v.name: [(pd.Timestamp(months_before(RUN_DATE, w.within_months)), w.points) for w in v.windows]
-               for v in rubric.vectors if v.kind == "recency"}
-    lower_points = {v.name: {k.strip().lower(): p for k, p in v.points.items()}
-                    for v in rubric.vectors if v.kind in ("categorical", "any_of")}
+    cutoffs = {
+        v.name: [(pd.Timestamp(months_before(RUN_DATE, w.within_months)), w.points) for w in v.windows]
+        for v in rubric.vectors
+        if v.kind == "recency"
+    }
+    lower_points = {
+        v.name: {k.strip().lower(): p for k, p in v.points.items()}
+        for v in rubric.vectors
+        if v.kind in ("categorical", "any_of")
+    }
     # the analyst's segment averages: one groupby, then a lookup per row
-    seg_of = lambda e: None if e is None or math.isnan(e) or e < 1 else (  # noqa: E731
-        0 if e <= 10 else 1 if e <= 50 else 2 if e <= 200 else 3 if e <= 500 else 4 if e <= 1000 else 5)
+    def seg_of(e):
+        if e is None or math.isnan(e) or e < 1:
+            return None
+        return 0 if e <= 10 else 1 if e <= 50 else 2 if e <= 200 else 3 if e <= 500 else 4 if e <= 1000 else 5
+
     won_seg = won.assign(seg=won["employees"].map(seg_of))
     overall = won["amount"].mean()
     seg_avg = [won_seg.loc[won_seg["seg"] == s, "amount"].mean() for s in range(len(EMPLOYEE_SEGMENTS))]
@@ -218,7 +362,9 @@ def make_oracle(rubric: Rubric, val: ValuationConfig, won: pd.DataFrame):
             x = row[ind.field]
             s = _text(x)
             hit = (ind.is_true and _flag(x) is True) or (
-                s is not None and (s in [w.lower() for w in ind.values] or any(c.lower() in s for c in ind.contains_any)))
+                s is not None
+                and (s in [w.lower() for w in ind.values] or any(c.lower() in s for c in ind.contains_any))
+            )
             if hit:
                 if ind.action == "exclude":
                     excluded = True
@@ -283,19 +429,26 @@ def rubric_sql(rubric: Rubric, val: ValuationConfig, table: str = "accounts", wo
             expr = f"CASE WHEN {_sql_text(c)} IS NULL THEN 0.0 ELSE CASE {_sql_text(c)} {m} ELSE {_lit(v.default)} END END"
         elif v.kind == "any_of":
             m = " ".join(f"WHEN {q(k.strip().lower())} THEN {_lit(p)}" for k, p in v.points.items())
-            tokens = (f"list_filter(list_transform(string_split({_sql_text(c)}, {q(v.separator)}), "
-                      f"lambda t: lower(trim(t))), lambda t: t <> '')")
-            expr = (f"CASE WHEN coalesce(len({tokens}), 0) = 0 THEN 0.0 ELSE coalesce(list_max(list_transform("
-                    f"{tokens}, lambda t: CASE t {m} END)), {_lit(v.default)}) END")
+            tokens = (
+                f"list_filter(list_transform(string_split({_sql_text(c)}, {q(v.separator)}), "
+                f"lambda t: lower(trim(t))), lambda t: t <> '')"
+            )
+            expr = (
+                f"CASE WHEN coalesce(len({tokens}), 0) = 0 THEN 0.0 ELSE coalesce(list_max(list_transform("
+                f"{tokens}, lambda t: CASE t {m} END)), {_lit(v.default)}) END"
+            )
         elif v.kind == "recency":
             ws = sorted(v.windows, key=lambda w: -w.points)
             whens = " ".join(
                 f"WHEN {c} >= TIMESTAMP '{pd.Timestamp(months_before(RUN_DATE, w.within_months))}' THEN {_lit(w.points)}"
-                for w in ws)
+                for w in ws
+            )
             expr = f"CASE WHEN {c} IS NULL THEN 0.0 {whens} ELSE 0.0 END"
         else:
-            expr = (f"CASE {_sql_flag(c)} WHEN 1 THEN {_lit(v.true_points)} WHEN 0 THEN {_lit(v.false_points)} "
-                    "ELSE 0.0 END")
+            expr = (
+                f"CASE {_sql_flag(c)} WHEN 1 THEN {_lit(v.true_points)} WHEN 0 THEN {_lit(v.false_points)} "
+                "ELSE 0.0 END"
+            )
         pts.append(f"({expr})")
     excl, caps, subs = ["FALSE"], ["0"], ["0.0"]
     for ind in rubric.negative_indicators:
@@ -304,7 +457,9 @@ def rubric_sql(rubric: Rubric, val: ValuationConfig, table: str = "accounts", wo
         if ind.is_true:
             conds.append(f"coalesce({_sql_flag(c)} = 1, FALSE)")
         if ind.values:
-            conds.append(f"coalesce({_sql_text(c)} IN ({', '.join(q(x.lower()) for x in ind.values)}), FALSE)")
+            conds.append(
+                f"coalesce({_sql_text(c)} IN ({', '.join(q(x.lower()) for x in ind.values)}), FALSE)"
+            )
         for needle in ind.contains_any:
             conds.append(f"coalesce(contains({_sql_text(c)}, {q(needle.lower())}), FALSE)")
         hit = "(" + " OR ".join(conds) + ")"
@@ -315,20 +470,22 @@ def rubric_sql(rubric: Rubric, val: ValuationConfig, table: str = "accounts", wo
         else:
             subs.append(f"CASE WHEN {hit} THEN {_lit(ind.points)} ELSE 0.0 END")
     t = rubric.thresholds
-    seg = ("CASE WHEN {e} IS NULL OR isnan({e}) OR {e} < 1 THEN NULL WHEN {e} <= 10 THEN 0 WHEN {e} <= 50 THEN 1 "
-           "WHEN {e} <= 200 THEN 2 WHEN {e} <= 500 THEN 3 WHEN {e} <= 1000 THEN 4 ELSE 5 END")
+    seg = (
+        "CASE WHEN {e} IS NULL OR isnan({e}) OR {e} < 1 THEN NULL WHEN {e} <= 10 THEN 0 WHEN {e} <= 50 THEN 1 "
+        "WHEN {e} <= 200 THEN 2 WHEN {e} <= 500 THEN 3 WHEN {e} <= 1000 THEN 4 ELSE 5 END"
+    )
     return f"""
-WITH won_seg AS (SELECT {seg.format(e='employees')} AS seg, amount FROM {won}),
+WITH won_seg AS (SELECT {seg.format(e="employees")} AS seg, amount FROM {won}),
 overall AS (SELECT avg(amount) AS avg_all FROM {won}),
 seg_avg AS (SELECT s.seg, coalesce(avg(w.amount), any_value(o.avg_all)) AS avg_amount
             FROM range(6) s(seg) CROSS JOIN overall o LEFT JOIN won_seg w ON w.seg = s.seg GROUP BY s.seg),
 scored AS (
   SELECT account_key, employees, annual_revenue,
-         (0.0 + {' + '.join(pts)}) AS raw,
-         ({' + '.join(subs)}) AS sub,
-         ({' OR '.join(excl)}) AS excluded,
-         greatest({', '.join(caps)}) AS cap,
-         {seg.format(e='employees')} AS seg
+         (0.0 + {" + ".join(pts)}) AS raw,
+         ({" + ".join(subs)}) AS sub,
+         ({" OR ".join(excl)}) AS excluded,
+         greatest({", ".join(caps)}) AS cap,
+         {seg.format(e="employees")} AS seg
   FROM {table}
 ),
 tiered AS (
@@ -413,10 +570,12 @@ def main() -> None:
     t0 = time.perf_counter()
     acc = make_accounts(args.rows, args.seed)
     won = make_won_deals(acc, args.seed)
-    print(f"data: {len(acc):,} accounts x {len(rubric.vectors)} vectors, {len(won)} won deals "
-          f"(generated in {time.perf_counter() - t0:.1f}s); machine: {os.cpu_count()} cores, "
-          f"{platform.python_implementation()} {platform.python_version()}, numpy {np.__version__}, "
-          f"pandas {pd.__version__}, duckdb {duckdb.__version__}")
+    print(
+        f"data: {len(acc):,} accounts x {len(rubric.vectors)} vectors, {len(won)} won deals "
+        f"(generated in {time.perf_counter() - t0:.1f}s); machine: {os.cpu_count()} cores, "
+        f"{platform.python_implementation()} {platform.python_version()}, numpy {np.__version__}, "
+        f"pandas {pd.__version__}, duckdb {duckdb.__version__}"
+    )
 
     def ours(explain: bool):
         scores = score_rubric(acc, rubric, RUN_DATE, explain=explain)
@@ -442,20 +601,30 @@ def main() -> None:
 
     # ---- agreement checks (exact)
     res.columns = ["score", "tier", "excluded", "valuation"]
-    for col, mine in [("score", sc["score"]), ("tier", sc["tier"]), ("excluded", sc["excluded"]),
-                      ("valuation", va["valuation"])]:
+    for col, mine in [
+        ("score", sc["score"]),
+        ("tier", sc["tier"]),
+        ("excluded", sc["excluded"]),
+        ("valuation", va["valuation"]),
+    ]:
         a = mine.iloc[:m].to_numpy()
         b = res[col].to_numpy()
         same = (a == b) | (pd.isna(a) & pd.isna(b)) if col in ("score", "valuation") else a == b
         assert same.all(), f"apply oracle disagrees on {col}: {np.flatnonzero(~same)[:5]}"
     duck = duck.set_index("account_key").loc[acc["account_key"]]
-    for col, mine in [("score", sc["score"]), ("tier", sc["tier"]), ("excluded", sc["excluded"]),
-                      ("valuation", va["valuation"])]:
+    for col, mine in [
+        ("score", sc["score"]),
+        ("tier", sc["tier"]),
+        ("excluded", sc["excluded"]),
+        ("valuation", va["valuation"]),
+    ]:
         a, b = mine.to_numpy(), duck[col].to_numpy()
         same = (a == b) | (pd.isna(a) & pd.isna(b)) if col in ("score", "valuation") else a == b
         assert same.all(), f"DuckDB disagrees on {col}: rows {np.flatnonzero(~same)[:5]}"
-    print(f"agreement: ours == apply oracle on {m:,} rows, ours == DuckDB on {len(acc):,} rows "
-          "(score, tier, excluded, valuation: exact)")
+    print(
+        f"agreement: ours == apply oracle on {m:,} rows, ours == DuckDB on {len(acc):,} rows "
+        "(score, tier, excluded, valuation: exact)"
+    )
 
     n = len(acc)
     mb = lambda p: f"{p.peak / 2**20:,.0f} MB"  # noqa: E731
@@ -465,14 +634,22 @@ def main() -> None:
         ("(a) Market Map score+tier+value (explain=False)", t_num, m_num),
         ("    of which score+tier only", t_score, None),
         (f"(a) Market Map score+tier+value+explanations ({n_breakdowns:,} distinct)", t_exp, m_exp),
-        (f"(b) DataFrame.apply row by row ({m:,} rows{', extrapolated' if m < n else ''})", t_apply_full, m_apply),
+        (
+            f"(b) DataFrame.apply row by row ({m:,} rows{', extrapolated' if m < n else ''})",
+            t_apply_full,
+            m_apply,
+        ),
         ("(c) DuckDB, one SQL query -> DataFrame", t_duck, m_duck),
     ]
     for name, t, mem in rows:
         print(f"{name:52} {t:9.3f} {n / t:12,.0f} {mb(mem) if mem else '':>10}")
-    print(f"\napply / ours (numeric): {t_apply_full / t_num:,.0f}x;  apply / ours (with explanations): "
-          f"{t_apply_full / t_exp:,.0f}x")
-    print(f"ours / DuckDB (numeric): {t_num / t_duck:.2f};  ours / DuckDB (with explanations): {t_exp / t_duck:.2f}")
+    print(
+        f"\napply / ours (numeric): {t_apply_full / t_num:,.0f}x;  apply / ours (with explanations): "
+        f"{t_apply_full / t_exp:,.0f}x"
+    )
+    print(
+        f"ours / DuckDB (numeric): {t_num / t_duck:.2f};  ours / DuckDB (with explanations): {t_exp / t_duck:.2f}"
+    )
     print("tier mix:", sc["tier"].value_counts(normalize=True).round(3).to_dict())
 
 
