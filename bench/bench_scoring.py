@@ -130,6 +130,10 @@ def make_accounts(n: int, seed: int) -> pd.DataFrame:
             "is_partner": flags[rng.choice(3, n, p=[0.03, 0.87, 0.1])],
             "account_type": pick(["Prospect", "Customer", "Competitor", "Partner"], 0.1, zipf=3),
             "churned": flags[rng.choice(3, n, p=[0.02, 0.9, 0.08])],
+            # ~200 existing customers, for the like-accounts valuation
+            "current_arr": np.where(
+                rng.random(n) < 200 / n, np.round(rng.lognormal(10.5, 0.7, n), -2), np.nan
+            ),
         }
     )
 
@@ -319,6 +323,7 @@ def make_oracle(rubric: Rubric, val: ValuationConfig, won: pd.DataFrame):
         for v in rubric.vectors
         if v.kind in ("categorical", "any_of")
     }
+
     # the analyst's segment averages: one groupby, then a lookup per row
     def seg_of(e):
         if e is None or math.isnan(e) or e < 1:
@@ -396,6 +401,11 @@ def make_oracle(rubric: Rubric, val: ValuationConfig, won: pd.DataFrame):
 # --------------------------------------------------------------------------- (c) DuckDB SQL
 
 
+def q(text: str) -> str:
+    """A SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
 def _lit(x: float) -> str:
     return f"CAST({float(x)!r} AS DOUBLE)"
 
@@ -412,7 +422,6 @@ def _sql_flag(col: str) -> str:
 
 def rubric_sql(rubric: Rubric, val: ValuationConfig, table: str = "accounts", won: str = "won") -> str:
     """Compile the rubric (and the bench valuation) to one SQL query."""
-    q = lambda s: "'" + s.replace("'", "''") + "'"  # noqa: E731
     pts = []
     for v in rubric.vectors:
         c = f'"{v.field}"'
@@ -548,21 +557,31 @@ class Peak:
 
 
 def timed(fn, repeat: int):
-    """Best of ``repeat`` wall-clock runs, the last result, and the phase's peak memory."""
-    best, result = math.inf, None
+    """(first run, best of ``repeat`` runs) wall-clock seconds, the last result, the phase's peak memory."""
+    times, result = [], None
     with Peak() as peak:
         for _ in range(repeat):
             t0 = time.perf_counter()
             result = fn()
-            best = min(best, time.perf_counter() - t0)
-    return best, result, peak
+            times.append(time.perf_counter() - t0)
+    return times[0], min(times), result, peak
+
+
+def check_same(name: str, mine: pd.DataFrame, other: pd.DataFrame) -> None:
+    """Exact agreement on score, tier, excluded and valuation (NaN equals NaN)."""
+    for col in ("score", "tier", "excluded", "valuation"):
+        a, b = mine[col].to_numpy(), other[col].to_numpy()
+        same = (a == b) | (pd.isna(a) & pd.isna(b)) if col in ("score", "valuation") else a == b
+        assert same.all(), f"{name} disagrees on {col}: rows {np.flatnonzero(~same)[:5].tolist()}"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--apply-rows", type=int, default=None, help="rows for the apply oracle (default: all)")
-    ap.add_argument("--repeat", type=int, default=3, help="best-of runs for the fast engines")
+    ap.add_argument(
+        "--repeat", type=int, default=3, help="runs of each fast engine (first and best reported)"
+    )
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args()
 
@@ -570,87 +589,79 @@ def main() -> None:
     t0 = time.perf_counter()
     acc = make_accounts(args.rows, args.seed)
     won = make_won_deals(acc, args.seed)
+    n = len(acc)
+    n_customers = int((acc["current_arr"] > 0).sum())
     print(
-        f"data: {len(acc):,} accounts x {len(rubric.vectors)} vectors, {len(won)} won deals "
-        f"(generated in {time.perf_counter() - t0:.1f}s); machine: {os.cpu_count()} cores, "
+        f"data: {n:,} accounts x {len(rubric.vectors)} vectors + {len(rubric.negative_indicators)} negative "
+        f"indicators, {len(won)} won deals, {n_customers} customers (generated in {time.perf_counter() - t0:.1f}s)\n"
+        f"machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
         f"{platform.python_implementation()} {platform.python_version()}, numpy {np.__version__}, "
         f"pandas {pd.__version__}, duckdb {duckdb.__version__}"
     )
 
-    def ours(explain: bool):
+    def ours(explain: bool) -> pd.DataFrame:
         scores = score_rubric(acc, rubric, RUN_DATE, explain=explain)
         values = value_accounts(acc, VALUATION, won)
-        return scores, values
+        return scores.assign(valuation=values["valuation"]), scores
 
-    t_num, (sc, va), m_num = timed(lambda: ours(False), args.repeat)
-    t_exp, (sc_x, _), m_exp = timed(lambda: ours(True), args.repeat)
-    t_score, _, _ = timed(lambda: score_rubric(acc, rubric, RUN_DATE, explain=False), args.repeat)
-    n_breakdowns = sc_x["explanation"].nunique()
+    results = {}
+    f, b, (mine, _), mem = timed(lambda: ours(False), args.repeat)
+    results["(a) Market Map score+tier+value, explain=False"] = (f, b, mem)
+    f, b, _, _ = timed(lambda: score_rubric(acc, rubric, RUN_DATE, explain=False), args.repeat)
+    results["    of which score+tier"] = (f, b, None)
+    f, b, (_, explained), mem = timed(lambda: ours(True), args.repeat)
+    n_breakdowns = explained["explanation"].nunique()
+    results["(a) Market Map score+tier+value, explain=True"] = (f, b, mem)
 
     con = duckdb.connect()
-    con.register("accounts", acc)
+    con.register("accounts_df", acc)
     con.register("won", won)
-    sql = rubric_sql(rubric, VALUATION)
-    t_duck, duck, m_duck = timed(lambda: con.execute(sql).df(), args.repeat)
+    f, b, duck, mem = timed(
+        lambda: con.execute(rubric_sql(rubric, VALUATION, "accounts_df")).df(), args.repeat
+    )
+    results["(c) DuckDB SQL over the pandas frame -> DataFrame"] = (f, b, mem)
+    check_same("DuckDB (pandas scan)", mine, duck.set_index("account_key").loc[acc["account_key"]])
+    con.execute("CREATE TABLE accounts AS SELECT * FROM accounts_df")  # load not timed
+    f, b, duck_native, mem = timed(
+        lambda: con.execute(rubric_sql(rubric, VALUATION, "accounts")).df(), args.repeat
+    )
+    results["(c) DuckDB SQL over a native table -> DataFrame"] = (f, b, mem)
+    check_same("DuckDB (native)", mine, duck_native.set_index("account_key").loc[acc["account_key"]])
+    con.close()
 
-    m = args.apply_rows or len(acc)
-    sub = acc.iloc[:m]
+    m = min(args.apply_rows or n, n)
     oracle = make_oracle(rubric, VALUATION, won)
-    t_apply, res, m_apply = timed(lambda: sub.apply(oracle, axis=1, result_type="expand"), 1)
-    t_apply_full = t_apply * len(acc) / m
-
-    # ---- agreement checks (exact)
+    f, _, res, mem = timed(lambda: acc.iloc[:m].apply(oracle, axis=1, result_type="expand"), 1)
     res.columns = ["score", "tier", "excluded", "valuation"]
-    for col, mine in [
-        ("score", sc["score"]),
-        ("tier", sc["tier"]),
-        ("excluded", sc["excluded"]),
-        ("valuation", va["valuation"]),
-    ]:
-        a = mine.iloc[:m].to_numpy()
-        b = res[col].to_numpy()
-        same = (a == b) | (pd.isna(a) & pd.isna(b)) if col in ("score", "valuation") else a == b
-        assert same.all(), f"apply oracle disagrees on {col}: {np.flatnonzero(~same)[:5]}"
-    duck = duck.set_index("account_key").loc[acc["account_key"]]
-    for col, mine in [
-        ("score", sc["score"]),
-        ("tier", sc["tier"]),
-        ("excluded", sc["excluded"]),
-        ("valuation", va["valuation"]),
-    ]:
-        a, b = mine.to_numpy(), duck[col].to_numpy()
-        same = (a == b) | (pd.isna(a) & pd.isna(b)) if col in ("score", "valuation") else a == b
-        assert same.all(), f"DuckDB disagrees on {col}: rows {np.flatnonzero(~same)[:5]}"
+    check_same("apply oracle", mine.iloc[:m], res)
+    label = f"(b) DataFrame.apply row by row ({m:,} rows{', extrapolated' if m < n else ''})"
+    results[label] = (f * n / m, f * n / m, mem)
     print(
-        f"agreement: ours == apply oracle on {m:,} rows, ours == DuckDB on {len(acc):,} rows "
+        f"agreement: Market Map == apply oracle on {m:,} rows, == DuckDB (both) on {n:,} rows "
         "(score, tier, excluded, valuation: exact)"
     )
 
-    n = len(acc)
-    mb = lambda p: f"{p.peak / 2**20:,.0f} MB"  # noqa: E731
-    print(f"\nmemory: {m_num.how}")
-    print(f"{'engine':52} {'seconds':>9} {'rows/s':>12} {'peak mem':>10}")
-    rows = [
-        ("(a) Market Map score+tier+value (explain=False)", t_num, m_num),
-        ("    of which score+tier only", t_score, None),
-        (f"(a) Market Map score+tier+value+explanations ({n_breakdowns:,} distinct)", t_exp, m_exp),
-        (
-            f"(b) DataFrame.apply row by row ({m:,} rows{', extrapolated' if m < n else ''})",
-            t_apply_full,
-            m_apply,
-        ),
-        ("(c) DuckDB, one SQL query -> DataFrame", t_duck, m_duck),
-    ]
-    for name, t, mem in rows:
-        print(f"{name:52} {t:9.3f} {n / t:12,.0f} {mb(mem) if mem else '':>10}")
+    like_cfg = ValuationConfig(methods=["like_accounts"], like_accounts_k=5)
+    f, b, _, mem = timed(lambda: value_accounts(acc, like_cfg), 1)
+    results[f"    like_accounts method alone (k=5, {n_customers} customers)"] = (f, b, mem)
+
+    print(f"\npeak memory: {Peak().how} (resident set growth during the phase)")
+    print(f"{'engine':60} {'first s':>8} {'best s':>8} {'rows/s (best)':>14} {'peak mem':>9}")
+    for name, (first, best, mem) in results.items():
+        peak = f"{mem.peak / 2**20:,.0f} MB" if mem else ""
+        print(f"{name:60} {first:8.3f} {best:8.3f} {n / best:14,.0f} {peak:>9}")
+    t_num = results["(a) Market Map score+tier+value, explain=False"][1]
+    t_exp = results["(a) Market Map score+tier+value, explain=True"][1]
+    t_apply = results[label][1]
+    t_duck = results["(c) DuckDB SQL over the pandas frame -> DataFrame"][1]
+    t_native = results["(c) DuckDB SQL over a native table -> DataFrame"][1]
     print(
-        f"\napply / ours (numeric): {t_apply_full / t_num:,.0f}x;  apply / ours (with explanations): "
-        f"{t_apply_full / t_exp:,.0f}x"
+        f"\napply / ours: {t_apply / t_num:,.0f}x (explain=False), {t_apply / t_exp:,.0f}x (explain=True)\n"
+        f"ours / DuckDB over the frame: {t_num / t_duck:.2f} (explain=False), {t_exp / t_duck:.2f} (explain=True)\n"
+        f"ours / DuckDB native table:   {t_num / t_native:.2f} (explain=False), {t_exp / t_native:.2f} (explain=True)\n"
+        f"distinct breakdowns (explanations built): {n_breakdowns:,}\n"
+        f"tier mix: {mine['tier'].value_counts(normalize=True).round(3).to_dict()}"
     )
-    print(
-        f"ours / DuckDB (numeric): {t_num / t_duck:.2f};  ours / DuckDB (with explanations): {t_exp / t_duck:.2f}"
-    )
-    print("tier mix:", sc["tier"].value_counts(normalize=True).round(3).to_dict())
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from rapidfuzz import fuzz, process
 
-from marketmap.ingest.domains import normalise_domains, normalise_name
+from marketmap.ingest.domains import normalise_domains, normalise_names
 
 FUZZY_THRESHOLD = 90.0
 # Above this many names in one block, candidate pairs are only searched within the
@@ -39,7 +39,7 @@ def dedupe_accounts(records: pd.DataFrame, fuzzy_threshold: float = FUZZY_THRESH
     """Merge account records by normalised domain and queue fuzzy name matches for review."""
     df = records.copy()
     df["domain"] = normalise_domains(df["website"]) if "website" in df else None
-    df["name_norm"] = [normalise_name(n) for n in df["name"]] if len(df) else []
+    df["name_norm"] = normalise_names(df["name"]).astype("object") if len(df) else []
     df["_complete"] = _completeness(df.drop(columns=["source_row"], errors="ignore"))
     created = df["crm_created"] if "crm_created" in df else pd.Series(pd.NaT, index=df.index)
     df["_created"] = pd.to_datetime(created, utc=True).fillna(pd.Timestamp.max.tz_localize("UTC"))
@@ -91,7 +91,8 @@ def dedupe_accounts(records: pd.DataFrame, fuzzy_threshold: float = FUZZY_THRESH
 
 
 def _block_keys(names: pd.Series, words: int) -> pd.Series:
-    return names.str.split().str[:words].str.join(" ")
+    pattern = r"^(\S+)" if words == 1 else r"^(\S+(?: \S+)?)"
+    return names.astype("str").str.extract(pattern, expand=False).fillna("")
 
 
 def fuzzy_review(accounts: pd.DataFrame, threshold: float = FUZZY_THRESHOLD) -> pd.DataFrame:
@@ -105,20 +106,19 @@ def fuzzy_review(accounts: pd.DataFrame, threshold: float = FUZZY_THRESHOLD) -> 
     sizes = block.map(block.value_counts())
     block = block.where(sizes <= MAX_BLOCK, _block_keys(names, 2))
 
+    # Only blocks that hold an account without a domain can produce a pair.
+    in_play = np.flatnonzero(block.isin(set(block[lone_mask])).to_numpy())
     keys = accounts["account_key"].to_numpy()
     display = accounts["name"].to_numpy()
-    lone_blocks = set(block[lone_mask])
+    all_names = names.to_numpy()
     pairs: list[tuple[str, str, str, str, float]] = []
-    for b, idx in accounts.groupby(block.to_numpy(), sort=True).indices.items():
-        if b not in lone_blocks or len(idx) < 2:
-            continue
+    for idx in pd.Series(in_play).groupby(block.to_numpy()[in_play], sort=True).indices.values():
+        idx = in_play[idx]
         left = idx[lone_mask[idx]]
+        if len(idx) < 2 or not len(left):
+            continue
         scores = process.cdist(
-            names.to_numpy()[left],
-            names.to_numpy()[idx],
-            scorer=fuzz.token_sort_ratio,
-            score_cutoff=threshold,
-            workers=-1,
+            all_names[left], all_names[idx], scorer=fuzz.token_sort_ratio, score_cutoff=threshold, workers=-1
         )
         for i, j in zip(*np.nonzero(scores), strict=True):
             a, c = left[i], idx[j]
