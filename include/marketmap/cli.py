@@ -101,6 +101,8 @@ def run_build(client_id: str, conf: dict | None = None) -> int:
 
     cfg = load_client(client_id)
     dag = build_dag(cfg)
+    for task in dag.tasks:  # fail fast here: dag.test() would sit out the scheduler's retry delays
+        task.retries = 0
     dag_run = dag.test(run_conf=conf or {})
     state = str(getattr(dag_run, "state", "unknown"))
     with warehouse(cfg).connect() as conn:

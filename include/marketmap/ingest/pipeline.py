@@ -19,7 +19,7 @@ from sqlalchemy import Engine, delete, func, select
 from marketmap.config import ClientConfig
 from marketmap.ingest.dedupe import dedupe_accounts
 from marketmap.ingest.reader import IngestError, ReadResult, read_export
-from marketmap.ingest.schema import FIELDS
+from marketmap.ingest.schema import ACCOUNT_FIELDS, FIELDS
 from marketmap.settings import inbox_dir, run_dir
 from marketmap.warehouse import safe_url, upsert
 from marketmap.warehouse import schema as t
@@ -223,9 +223,11 @@ def normalise_and_dedupe(cfg: ClientConfig, run_id: str, engine: Engine) -> dict
     }
 
 
-ACCOUNT_COLUMNS = [
-    c.name for c in t.accounts.columns if c.name not in ("client_id", "first_seen_run", "updated_at")
-]
+# What ingest owns in the accounts table: the export's fields plus the dedupe results.
+ACCOUNT_COLUMNS = ["account_key", *ACCOUNT_FIELDS, "name_norm", "domain", "source_row", "last_seen_run"]
+# A blank in the export never erases a value the warehouse already has (e.g. one filled by
+# enrichment); a changed value does overwrite it.
+KEEP_WHEN_BLANK = [f for f in ACCOUNT_FIELDS if f not in ("crm_id", "name")]
 
 
 def load_warehouse(cfg: ClientConfig, run_id: str, engine: Engine) -> dict:
@@ -256,12 +258,9 @@ def load_warehouse(cfg: ClientConfig, run_id: str, engine: Engine) -> dict:
     opps["is_won"] = opps["is_won"].fillna(False).astype(bool) | (stage == "closed won")
     opps["close_date"] = opps["close_date"].dt.date.where(opps["close_date"].notna(), None)
 
-    contact_cols = [
-        c.name for c in t.contacts.columns if c.name not in ("client_id", "last_seen_run", "updated_at")
-    ]
-    opp_cols = [
-        c.name for c in t.opportunities.columns if c.name not in ("client_id", "last_seen_run", "updated_at")
-    ]
+    # Only the columns an export carries: columns other steps own (enrichment, CRM sync) stay as they are.
+    contact_cols = [c.name for c in t.contacts.columns if c.name in contacts and c.name != "client_id"]
+    opp_cols = [c.name for c in t.opportunities.columns if c.name in opps and c.name != "client_id"]
     rep_rows = [
         {
             "client_id": cid,
@@ -284,7 +283,7 @@ def load_warehouse(cfg: ClientConfig, run_id: str, engine: Engine) -> dict:
         new_rows = [r for r in acc_rows if "first_seen_run" in r]
         old_rows = [r for r in acc_rows if "first_seen_run" not in r]
         upsert(conn, t.accounts, new_rows)
-        upsert(conn, t.accounts, old_rows)
+        upsert(conn, t.accounts, old_rows, keep_when_null=KEEP_WHEN_BLANK)
         if len(crm_ids):
             upsert(
                 conn,

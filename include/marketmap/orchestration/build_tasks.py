@@ -6,6 +6,8 @@ Heavy imports happen inside the tasks, never when the DAG file is parsed.
 
 from __future__ import annotations
 
+import datetime as dt
+
 from airflow.sdk import get_current_context, task
 
 
@@ -58,17 +60,67 @@ def load_warehouse(client_id: str) -> dict:
     return load(cfg, _run_id(), warehouse(cfg))
 
 
+def _run_date(cfg) -> dt.date:
+    """The run's logical date in the client's timezone (never now(): re-runs must agree)."""
+    return get_current_context()["logical_date"].astimezone(cfg.tz).date()
+
+
 @task(multiple_outputs=False)  # one small summary dict per task
-def summary(client_id: str, ingested: dict, deduped: dict, loaded: dict) -> dict:
+def score_accounts(client_id: str) -> dict:
+    """Fit score, tier and per-vector breakdown for every account (per product rubric)."""
+    from marketmap.config import load_client
+    from marketmap.orchestration.resources import warehouse
+    from marketmap.scoring.pipeline import score_accounts as score
+
+    cfg = load_client(client_id)
+    return score(cfg, warehouse(cfg), _run_id(), _run_date(cfg))
+
+
+@task(multiple_outputs=False)  # one small summary dict per task
+def value_accounts(client_id: str) -> dict:
+    """Potential ARR per in-scope account (configured methods, combined) and white space for customers."""
+    from marketmap.config import load_client
+    from marketmap.orchestration.resources import warehouse
+    from marketmap.scoring.pipeline import value_accounts as value
+
+    cfg = load_client(client_id)
+    return value(cfg, warehouse(cfg), _run_id())
+
+
+@task(multiple_outputs=False)  # one small summary dict per task
+def score_contacts(client_id: str) -> dict:
+    """Persona score and tier per contact, its account's tier, outreach priority and coverage."""
+    from marketmap.config import load_client
+    from marketmap.orchestration.resources import warehouse
+    from marketmap.scoring.pipeline import score_contacts as score
+
+    cfg = load_client(client_id)
+    return score(cfg, warehouse(cfg), _run_id(), _run_date(cfg))
+
+
+@task(multiple_outputs=False)  # one small summary dict per task
+def qa_gate(client_id: str) -> dict:
+    """QA gates before anything reaches the CRM; a failed gate fails the run unless override_qa is set."""
+    from marketmap.config import load_client
+    from marketmap.orchestration.resources import warehouse
+    from marketmap.scoring.pipeline import qa_gate as gate
+
+    cfg = load_client(client_id)
+    override = bool(get_current_context()["params"].get("override_qa", False))
+    result = gate(cfg, warehouse(cfg), override=override)
+    print(result["report"])
+    return result
+
+
+@task(multiple_outputs=False)  # one small summary dict per task
+def summary(client_id: str, **steps) -> dict:
     """Write the run summary and rejected rows; print what the run did and where the outputs are."""
     from marketmap.config import load_client
     from marketmap.ingest.pipeline import summarise
     from marketmap.orchestration.resources import warehouse
 
     cfg = load_client(client_id)
-    result = summarise(
-        cfg, _run_id(), warehouse(cfg), {"ingest": ingested, "dedupe": deduped, "load": loaded}
-    )
+    result = summarise(cfg, _run_id(), warehouse(cfg), steps)
     print(format_summary(result))
     return {"rows_rejected": result["rows_rejected"], "outputs": result["outputs"]}
 
@@ -94,6 +146,32 @@ def format_summary(s: dict) -> str:
             f"{load['contacts_loaded']:,} contacts, {load['opportunities_loaded']:,} opportunities "
             f"({load['opportunities_closed']:,} closed, {load['opportunities_won']:,} won), {load['reps']} reps"
         )
+    sc, val, con, qa = (
+        steps.get("score", {}),
+        steps.get("value", {}),
+        steps.get("contacts", {}),
+        steps.get("qa", {}),
+    )
+    if sc:
+        tiers = ", ".join(f"{k.split(':', 1)[1]} {v:,}" for k, v in sorted(sc["tiers"].items()))
+        lines.append(
+            f"  scores         rubric {sc['rubric_version']}: {tiers} ({sc['written']:,} rows written)"
+        )
+    if val:
+        lines.append(
+            f"  valuation      {val['valued']:,} accounts valued, total potential ARR {val['valuation_total']:,.0f}"
+        )
+    if con and con.get("contacts"):
+        shares = con["distribution"].get("shares", {})
+        cov = con.get("coverage", {})
+        lines.append(
+            f"  personas       {con['contacts']:,} contacts: "
+            + ", ".join(f"{k} {v:.0%}" for k, v in shares.items())
+            + f"; T1 accounts with a Tier-1 persona: {cov.get('t1_p1_share', 0) or 0:.0%}"
+        )
+    if qa:
+        lines.append("  QA gates" + (" (overridden)" if qa.get("overridden") else ""))
+        lines += [f"    {line}" for line in qa.get("report", "").splitlines()]
     if s.get("rows_rejected"):
         lines.append(f"  rejected rows  {s['rows_rejected']:,}, for example:")
         lines += [

@@ -80,7 +80,13 @@ BUILD_DOC = """The initial build of the client's market map, triggered by hand f
 3. **normalise_dedupe** — websites reduced to registrable domains; same domain = same company,
    merged; accounts without a domain are matched by fuzzy name into a review queue, never merged.
 4. **load_warehouse** — one transaction: accounts, CRM ids, contacts, opportunities, reps.
-5. **summary** — counts, rejected rows (CSV) and where the outputs are.
+5. **score_accounts** — fit score 0-100 per product rubric, tier T1/T2/T3/OUT, per-vector points,
+   unknown values and the highest score still attainable; stored per rubric version.
+6. **value_accounts** — potential ARR by the configured methods; white space for customers.
+7. **score_contacts** — persona score and tier, account tier × persona tier priority, coverage.
+8. **qa_gate** — tier distribution, accounts per rep, no blank tier or valuation. A failed gate
+   fails the run (nothing reaches the CRM) unless the `override_qa` param is set.
+9. **summary** — counts, tiers, valuation, rejected rows (CSV) and where the outputs are.
 
 Every step is idempotent: re-running the same run changes nothing twice.
 """
@@ -103,8 +109,15 @@ def build_dag(cfg: ClientConfig) -> DAG:
         ingested = bt.ingest(client_id=cid)
         deduped = bt.normalise_dedupe(client_id=cid)
         loaded = bt.load_warehouse(client_id=cid)
-        done = bt.summary(client_id=cid, ingested=ingested, deduped=deduped, loaded=loaded)
-        validated >> ingested >> deduped >> loaded >> done
+        scored = bt.score_accounts(client_id=cid)
+        valued = bt.value_accounts(client_id=cid)
+        contacts = bt.score_contacts(client_id=cid)
+        gated = bt.qa_gate(client_id=cid)
+        done = bt.summary(
+            client_id=cid, ingest=ingested, dedupe=deduped, load=loaded, score=scored, value=valued,
+            contacts=contacts, qa=gated,
+        )  # fmt: skip
+        validated >> ingested >> deduped >> loaded >> scored >> valued >> contacts >> gated >> done
     return dag
 
 

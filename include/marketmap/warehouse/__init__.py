@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from sqlalchemy import Engine, Table, create_engine, event
+from sqlalchemy import Engine, Table, create_engine, event, func
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
@@ -20,6 +20,8 @@ from sqlalchemy.engine import Connection
 from marketmap.settings import marketmap_home
 
 _ENGINES: dict[str, Engine] = {}
+# Not Airflow's alembic_version: the warehouse and Airflow's metadata may share a database.
+VERSION_TABLE = "marketmap_alembic_version"
 
 
 def default_url() -> str:
@@ -78,8 +80,14 @@ def safe_url(engine_or_url: Engine | str) -> str:
     return url.render_as_string(hide_password=True)
 
 
-def upsert(conn: Connection, table: Table, rows: Iterable[Mapping], *, chunk: int = 5000) -> int:
-    """INSERT … ON CONFLICT (primary key) DO UPDATE, on SQLite and PostgreSQL alike."""
+def upsert(
+    conn: Connection, table: Table, rows: Iterable[Mapping], *, chunk: int = 5000, keep_when_null: Iterable[str] = ()
+) -> int:
+    """INSERT … ON CONFLICT (primary key) DO UPDATE, on SQLite and PostgreSQL alike.
+
+    Columns in ``keep_when_null`` keep their stored value when the new one is NULL.
+    """
+    keep = set(keep_when_null)
     rows = list(rows)
     if not rows:
         return 0
@@ -90,7 +98,11 @@ def upsert(conn: Connection, table: Table, rows: Iterable[Mapping], *, chunk: in
     chunk = max(1, min(chunk, 30000 // max(len(cols), 1)))
     for i in range(0, len(rows), chunk):
         stmt = insert(table).values(rows[i : i + chunk])
-        update = {c: stmt.excluded[c] for c in cols if c not in keys}
+        update = {
+            c: func.coalesce(stmt.excluded[c], table.c[c]) if c in keep else stmt.excluded[c]
+            for c in cols
+            if c not in keys
+        }
         stmt = (
             stmt.on_conflict_do_update(index_elements=keys, set_=update)
             if update

@@ -2,9 +2,8 @@
 
 from alembic import context
 
+from marketmap.warehouse import VERSION_TABLE
 from marketmap.warehouse.schema import metadata
-
-VERSION_TABLE = "marketmap_alembic_version"  # not Airflow's alembic_version: the two may share a database
 
 connection = context.config.attributes["connection"]
 context.configure(

@@ -2,7 +2,6 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 17:19:28.169717
 """
 
 import sqlalchemy as sa
@@ -45,12 +44,19 @@ def upgrade() -> None:
         sa.Column("rubric_version", sa.String(length=80), nullable=False),
         sa.Column("score", sa.Float(), nullable=True),
         sa.Column("tier", sa.String(length=8), nullable=True),
+        sa.Column("excluded", sa.Boolean(), nullable=True),
+        sa.Column("negatives", sa.Text(), nullable=True),
         sa.Column("points", sa.JSON(), nullable=True),
         sa.Column("unknown", sa.Text(), nullable=True),
         sa.Column("max_attainable", sa.Float(), nullable=True),
+        sa.Column("max_attainable_tier", sa.String(length=8), nullable=True),
         sa.Column("explanation", sa.Text(), nullable=True),
         sa.Column("valuation", sa.Float(), nullable=True),
         sa.Column("white_space", sa.Float(), nullable=True),
+        sa.Column("valuation_methods", sa.Text(), nullable=True),
+        sa.Column("intent", sa.Float(), nullable=True),
+        sa.Column("propensity", sa.Float(), nullable=True),
+        sa.Column("abm_grade", sa.String(length=4), nullable=True),
         sa.Column("run_id", sa.String(length=255), nullable=True),
         sa.Column("scored_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint(
@@ -128,11 +134,14 @@ def upgrade() -> None:
         sa.Column("client_id", sa.String(length=40), nullable=False),
         sa.Column("contact_key", sa.String(length=255), nullable=False),
         sa.Column("rubric_version", sa.String(length=80), nullable=False),
+        sa.Column("account_key", sa.String(length=255), nullable=True),
         sa.Column("persona_score", sa.Float(), nullable=True),
         sa.Column("persona_tier", sa.String(length=12), nullable=True),
         sa.Column("seniority", sa.Text(), nullable=True),
         sa.Column("department", sa.Text(), nullable=True),
-        sa.Column("points", sa.JSON(), nullable=True),
+        sa.Column("title_match", sa.String(length=12), nullable=True),
+        sa.Column("account_tier", sa.String(length=8), nullable=True),
+        sa.Column("priority", sa.Text(), nullable=True),
         sa.Column("run_id", sa.String(length=255), nullable=True),
         sa.Column("scored_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("client_id", "contact_key", "rubric_version", name="pk_contact_scores"),

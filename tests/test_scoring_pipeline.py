@@ -1,0 +1,108 @@
+"""Scoring steps over the warehouse: versioned scores, no rewrite when nothing changed, QA gate."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select, update
+
+from marketmap.config import load_client
+from marketmap.ingest import pipeline as ingest
+from marketmap.scoring import pipeline as scoring
+from marketmap.warehouse import get_engine
+from marketmap.warehouse import schema as t
+
+SAMPLE = Path(__file__).parent / "fixtures" / "salesforce_export"
+RUN_DATE = dt.date(2026, 11, 1)
+
+
+@pytest.fixture()
+def loaded(fixture_clients, mm_home):
+    inbox = mm_home / "inbox" / "sample"
+    inbox.mkdir(parents=True)
+    for f in SAMPLE.glob("*.csv"):
+        shutil.copy(f, inbox / f.name)
+    cfg = load_client("sample")
+    engine = get_engine()
+    ingest.start_run(engine, "sample", "r1", "build", None)
+    ingest.extract_exports(cfg, "r1", engine)
+    ingest.normalise_and_dedupe(cfg, "r1", engine)
+    ingest.load_warehouse(cfg, "r1", engine)
+    return cfg, engine
+
+
+def test_scores_are_versioned_and_not_rewritten_when_unchanged(loaded):
+    cfg, engine = loaded
+    first = scoring.score_accounts(cfg, engine, "r1", RUN_DATE)
+    assert first["accounts"] == 22 and first["written"] == 22
+    assert first["rubric_version"].startswith("v1#")
+    again = scoring.score_accounts(cfg, engine, "r2", RUN_DATE)
+    assert again["written"] == 0
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(t.account_scores).where(t.account_scores.c.account_key == "walkerhensonandcompton.com")
+        ).one()
+    # Walker Henson and Compton: 577 employees (size band 200-1000: 50), Finance (50)
+    assert (row.score, row.tier, row.run_id) == (100.0, "T1", "r1")
+    assert row.points == {"size": 50.0, "industry": 50.0}
+
+    # a changed rubric is a new version: old scores stay, new rows are added
+    rubric = cfg.icp.rubrics[0].model_copy(update={"thresholds": cfg.icp.rubrics[0].thresholds.model_copy(update={"T1": 90})})
+    changed = cfg.model_copy(update={"icp": cfg.icp.model_copy(update={"rubrics": [rubric]})})
+    third = scoring.score_accounts(changed, engine, "r3", RUN_DATE)
+    assert third["rubric_version"] != first["rubric_version"] and third["written"] == 22
+    with engine.connect() as conn:
+        versions = conn.execute(select(func.count(func.distinct(t.account_scores.c.rubric_version)))).scalar_one()
+    assert versions == 2
+
+
+def test_changed_data_rewrites_only_changed_accounts(loaded):
+    cfg, engine = loaded
+    scoring.score_accounts(cfg, engine, "r1", RUN_DATE)
+    with engine.begin() as conn:
+        conn.execute(
+            update(t.accounts).where(t.accounts.c.account_key == "walkerhensonandcompton.com").values(industry="Retail")
+        )
+    result = scoring.score_accounts(cfg, engine, "r2", RUN_DATE)
+    assert result["written"] == 1
+
+
+def test_valuation_and_white_space(loaded):
+    cfg, engine = loaded
+    scoring.score_accounts(cfg, engine, "r1", RUN_DATE)
+    result = scoring.value_accounts(cfg, engine, "r1")
+    assert result["valued"] > 0
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(t.account_scores.c.valuation).where(t.account_scores.c.account_key == "walkerhensonandcompton.com")
+        ).scalar_one()
+    assert row == round(577 * 100 * 0.1)  # headcount: employees × seat price × penetration
+    assert scoring.value_accounts(cfg, engine, "r2")["written"] == 0
+
+
+def test_contacts_scored_with_account_tier_and_priority(loaded):
+    cfg, engine = loaded
+    scoring.score_accounts(cfg, engine, "r1", RUN_DATE)
+    result = scoring.score_contacts(cfg, engine, "r1", RUN_DATE)
+    assert result["contacts"] == 102 and result["written"] == 102
+    with engine.connect() as conn:
+        n = conn.execute(select(func.count()).select_from(t.contact_scores).where(t.contact_scores.c.account_tier.isnot(None))).scalar_one()
+    assert n == 18  # only 18 contacts of the export belong to an account
+    assert scoring.score_contacts(cfg, engine, "r2", RUN_DATE)["written"] == 0
+
+
+def test_qa_gate_fails_with_numbers_unless_overridden(loaded):
+    cfg, engine = loaded
+    scoring.score_accounts(cfg, engine, "r1", RUN_DATE)
+    # no valuation step: every in-scope account has a blank valuation
+    with pytest.raises(scoring.QAGateFailed, match=r"FAIL \[error\] no_blank_valuation: \d+ of \d+ in-scope accounts"):
+        scoring.qa_gate(cfg, engine)
+    result = scoring.qa_gate(cfg, engine, override=True)
+    assert result["overridden"] is True
+    scoring.value_accounts(cfg, engine, "r1")
+    # 22 accounts all owned by one user: below the 50-per-rep minimum, so that gate still fails
+    with pytest.raises(scoring.QAGateFailed, match="accounts_per_rep"):
+        scoring.qa_gate(cfg, engine)
