@@ -73,13 +73,14 @@ def test_extrapolation_method():
     acc = pd.DataFrame({"account_key": list("abcdef"), "employees": [5, 300, 60, 5000, np.nan, 10]})
     out = value_accounts(acc, ValuationConfig(methods=["extrapolation"]), won)
     # 1-10: (1000 + 3000) / 2 = 2000; 201-500: 8000; others fall back to the overall average of all
-    # four deals (24000 / 4 = 6000, the deal of unknown size included); unknown size -> NaN
-    assert same(out["val_extrapolation"], [2000, 8000, 6000, 6000, NAN, 2000])
+    # four deals (24000 / 4 = 6000, the deal of unknown size included), and so does an account of
+    # unknown size
+    assert same(out["val_extrapolation"], [2000, 8000, 6000, 6000, 6000, 2000])
 
 
 def test_extrapolation_looks_up_deal_sizes_and_needs_deals():
     acc = pd.DataFrame({"account_key": ["x", "y", "p"], "employees": [20, 700, 30]})
-    won = pd.DataFrame({"account_key": ["x", "y"], "amount": [5000, 9000]})
+    won = pd.DataFrame({"account_key": ["x", "y", "z"], "amount": [5000, 9000, 0]})  # 0: no amount
     out = value_accounts(acc, ValuationConfig(methods=["extrapolation"]), won)
     assert same(out["val_extrapolation"], [5000, 9000, 5000])  # p is 11-50 like x
     assert value_accounts(acc, ValuationConfig(methods=["extrapolation"]))["val_extrapolation"].isna().all()

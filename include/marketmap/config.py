@@ -226,6 +226,10 @@ class NegativeIndicator(Strict):
             raise ValueError("action cap_tier needs cap: T2 or T3")
         if self.action == "subtract" and self.points is None:
             raise ValueError("action subtract needs points")
+        if self.cap is not None and self.action != "cap_tier":
+            raise ValueError(f"cap only applies to action cap_tier, not {self.action}")
+        if self.points is not None and self.action != "subtract":
+            raise ValueError(f"points only apply to action subtract, not {self.action}")
         return self
 
 
@@ -252,7 +256,7 @@ class Rubric(Strict):
     product: str = "core"
     tier_field: str = "tier"
     vectors: list[Vector] = Field(min_length=1, max_length=12)
-    negative_indicators: list[NegativeIndicator] = []
+    negative_indicators: list[NegativeIndicator] = Field([], max_length=62)  # a 64-bit match mask in scoring
     thresholds: TierThresholds = TierThresholds()
 
     @model_validator(mode="after")

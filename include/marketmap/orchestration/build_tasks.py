@@ -113,7 +113,7 @@ def qa_gate(client_id: str) -> dict:
 
 
 @task(multiple_outputs=False)  # one small summary dict per task
-def summary(client_id: str, **steps) -> dict:
+def summary(client_id: str, steps: dict) -> dict:
     """Write the run summary and rejected rows; print what the run did and where the outputs are."""
     from marketmap.config import load_client
     from marketmap.ingest.pipeline import summarise

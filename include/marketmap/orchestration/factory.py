@@ -113,10 +113,9 @@ def build_dag(cfg: ClientConfig) -> DAG:
         valued = bt.value_accounts(client_id=cid)
         contacts = bt.score_contacts(client_id=cid)
         gated = bt.qa_gate(client_id=cid)
-        done = bt.summary(
-            client_id=cid, ingest=ingested, dedupe=deduped, load=loaded, score=scored, value=valued,
-            contacts=contacts, qa=gated,
-        )  # fmt: skip
+        steps = {"ingest": ingested, "dedupe": deduped, "load": loaded, "score": scored, "value": valued,
+                 "contacts": contacts, "qa": gated}  # fmt: skip
+        done = bt.summary(client_id=cid, steps=steps)
         validated >> ingested >> deduped >> loaded >> scored >> valued >> contacts >> gated >> done
     return dag
 

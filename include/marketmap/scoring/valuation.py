@@ -11,8 +11,9 @@ Methods (SPEC section 5), each a column ``val_<method>`` (NaN when its inputs ar
   (1-10, 11-50, 51-200, 201-500, 501-1000, 1000+); a segment without won deals uses
   the overall average.
 
-Zero or negative employees / revenue are treated as unknown: CRMs store "not filled
-in" as 0 far more often than a company truly has no staff or revenue.
+Zero or negative employees / revenue / product volume and won deals of 0 are treated as
+unknown: CRMs store "not filled in" as 0 far more often than a company truly has no staff
+or revenue. A non-numeric product field (e.g. a funding stage name) values nothing.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def _positive(accounts: pd.DataFrame, field: str | None) -> np.ndarray:
     return np.where(v > 0, v, np.nan)
 
 
-def employee_segment(employees) -> np.ndarray:
+def employee_segment(employees: pd.Series | np.ndarray | list) -> np.ndarray:
     """Segment index into ``EMPLOYEE_SEGMENTS`` per value; -1 when unknown (NaN, < 1)."""
     e = pd.to_numeric(pd.Series(employees), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     seg = np.searchsorted(_SEGMENT_UPPER, e, side="left")
@@ -51,10 +52,11 @@ def _extrapolation(accounts: pd.DataFrame, won_deals: pd.DataFrame | None) -> np
     if won_deals is None or won_deals.empty:
         return out
     deals = won_deals
-    if "employees" not in deals.columns and "account_key" in accounts.columns:
+    if "employees" not in deals.columns and {"account_key", "employees"} <= set(accounts.columns):
         size = accounts.drop_duplicates("account_key").set_index("account_key")["employees"]
         deals = deals.assign(employees=deals["account_key"].map(size))
     amount = pd.to_numeric(deals["amount"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    amount = np.where(amount > 0, amount, np.nan)  # a won deal of 0 is a deal without an amount
     seg = employee_segment(deals.get("employees", pd.Series(np.nan, index=deals.index)))
     ok = ~np.isnan(amount)
     if not ok.any():
@@ -71,6 +73,9 @@ def _extrapolation(accounts: pd.DataFrame, won_deals: pd.DataFrame | None) -> np
     )
     known = acc_seg >= 0
     out[known] = table[acc_seg[known]]
+    # An account of unknown size gets the all-segment average: an estimate, not a blank
+    # valuation that would fail the QA gate for a field enrichment may never fill.
+    out[~known] = overall
     return out
 
 
@@ -88,7 +93,7 @@ def _industry_codes(accounts: pd.DataFrame) -> np.ndarray:
     """Industry as an integer code, trimmed and case-insensitive; -1 unknown."""
     if "industry" not in accounts.columns:
         return np.full(len(accounts), -1)
-    codes, uniques = pd.factorize(accounts["industry"].to_numpy(dtype=object))
+    codes, uniques = pd.factorize(accounts["industry"])
     norm = [u.strip().casefold() if isinstance(u, str) else "" for u in uniques]
     norm_codes, _ = pd.factorize(np.array(norm + [""], dtype=object))
     blank = norm_codes[-1]
@@ -123,10 +128,7 @@ def _like_accounts(accounts: pd.DataFrame, k: int) -> np.ndarray:
     cust = np.flatnonzero(~np.isnan(arr) & (known.sum(axis=1) > 0))
     if len(cust) == 0:
         return out
-    # sum over features both know of (a - c)^2 = [w_a a^2, -2 w_a a, w_a] . [w_c, w_c c, w_c c^2]:
-    # one matrix product per block instead of a pass per feature and per mask
     wc, zc = known[cust], z[cust]
-    right = np.hstack([wc, wc * zc, wc * zc**2]).T
     ic, vc = np.where(ind[cust] < 0, -2, ind[cust]), arr[cust]  # unknown never equals unknown (-1 vs -2)
     all_known = bool(wc.all())
     own = np.full(n, -1)
@@ -134,13 +136,23 @@ def _like_accounts(accounts: pd.DataFrame, k: int) -> np.ndarray:
     kk = min(k, len(cust))
 
     def block(start: int, stop: int) -> None:
+        # elementwise on cache-sized blocks; a BLAS product would start threads of its own
         wa, za = known[start:stop], z[start:stop]
-        dist = np.hstack([wa * za**2, -2 * wa * za, wa]) @ right  # squared differences, summed
-        np.maximum(dist, 0.0, out=dist)  # in place: fresh blocks cost page faults
-        if all_known and wa.all():
+        full = all_known and bool(wa.all())
+        dist = np.zeros((stop - start, len(cust)))
+        tmp = np.empty_like(dist)
+        cnt = None if full else np.zeros_like(dist)
+        for j in range(z.shape[1]):
+            np.subtract(za[:, j, None], zc[None, :, j], out=tmp)
+            np.multiply(tmp, tmp, out=tmp)
+            if cnt is not None:
+                both = wa[:, j, None] * wc[None, :, j]  # count only features both accounts know
+                tmp *= both
+                cnt += both
+            dist += tmp
+        if cnt is None:
             dist /= z.shape[1]
         else:
-            cnt = wa @ wc.T
             with np.errstate(invalid="ignore", divide="ignore"):
                 dist /= cnt
             dist[cnt == 0] = np.inf
@@ -225,18 +237,18 @@ def value_accounts(
     for j in range(len(names)):
         bits |= used[:, j].astype(np.int64) << j
     codes, uniques = pd.factorize(bits)
-    labels = np.array(
-        [",".join(nm for j, nm in enumerate(names) if b >> j & 1) for b in uniques], dtype=object
+    labels = pd.array(
+        [",".join(nm for j, nm in enumerate(names) if b >> j & 1) for b in uniques] or [""], dtype="str"
     )
 
     current = _positive(accounts, "current_arr")
     out: dict[str, object] = {}
     if "account_key" in accounts.columns:
-        out["account_key"] = accounts["account_key"].to_numpy()
+        out["account_key"] = accounts["account_key"].array  # no round trip through Python objects
     for m in names:
         out[f"val_{m}"] = methods[m]
     out["valuation"] = value
-    out["valuation_methods"] = labels[codes] if n else np.array([], dtype=object)
+    out["valuation_methods"] = labels.take(codes)  # a take: no per-row string conversion
     out["current_arr"] = current
     out["white_space"] = np.where(np.isnan(current), np.nan, np.maximum(value - current, 0.0))
     return pd.DataFrame(out, index=accounts.index)
