@@ -87,9 +87,11 @@ def _airflow_db_migrate() -> None:
         raise SystemExit(f"airflow db migrate failed (exit {proc.returncode})")
 
 
-def run_build(client_id: str, conf: dict | None = None) -> int:
+def run_build(client_id: str, conf: dict | None = None, verbose: bool = False) -> int:
     """Run ``<client>__build`` once, in this process, through Airflow's dag.test()."""
     _default_env()
+    if not verbose:  # Airflow's per-task INFO lines drown the summary; --verbose brings them back
+        os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
     _airflow_db_migrate()
     from sqlalchemy import select
 
@@ -119,11 +121,11 @@ def run_build(client_id: str, conf: dict | None = None) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     rc = cmd_demo_data(args)
-    return rc or run_build("demo", {"dry_run": True})
+    return rc or run_build("demo", {"dry_run": True}, args.verbose)
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    return run_build(args.client, {"dry_run": args.dry_run})
+    return run_build(args.client, {"dry_run": args.dry_run}, args.verbose)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -147,11 +149,14 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--seed", type=int, default=7)
         p.add_argument("--accounts", type=int, default=20_000)
         p.add_argument("--force", action="store_true", help="regenerate the export even if present")
+        if name == "demo":
+            p.add_argument("--verbose", action="store_true", help="show Airflow's task logs")
         p.set_defaults(func=func)
 
     p = sub.add_parser("build", help="run a client's build DAG once through Airflow")
     p.add_argument("--client", required=True)
     p.add_argument("--dry-run", action="store_true")
+    p.add_argument("--verbose", action="store_true", help="show Airflow's task logs")
     p.set_defaults(func=cmd_build)
 
     args = parser.parse_args(argv)

@@ -7,8 +7,11 @@ Heavy imports happen inside the tasks, never when the DAG file is parsed.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
 from airflow.sdk import get_current_context, task
+
+log = logging.getLogger(__name__)
 
 
 def _run_id() -> str:
@@ -108,7 +111,7 @@ def qa_gate(client_id: str) -> dict:
     cfg = load_client(client_id)
     override = bool(get_current_context()["params"].get("override_qa", False))
     result = gate(cfg, warehouse(cfg), override=override)
-    print(result["report"])
+    log.info("QA gates for %s:\n%s", client_id, result["report"])
     return result
 
 
@@ -121,7 +124,7 @@ def summary(client_id: str, steps: dict) -> dict:
 
     cfg = load_client(client_id)
     result = summarise(cfg, _run_id(), warehouse(cfg), steps)
-    print(format_summary(result))
+    log.info("%s", format_summary(result))
     return {"rows_rejected": result["rows_rejected"], "outputs": result["outputs"]}
 
 
