@@ -208,3 +208,21 @@ def test_failed_load_leaves_warehouse_as_it_was(sample, monkeypatch):
     assert counts(engine) == before
     with engine.connect() as conn:
         assert dict(conn.execute(select(t.accounts.c.account_key, t.accounts.c.name)).all()) == names_before
+
+
+def test_blank_in_a_later_export_keeps_the_known_value(sample):
+    cfg, inbox = sample
+    engine = get_engine()
+    run_steps(cfg, "r1", engine)
+    text = (inbox / "Account.csv").read_text(encoding="utf-8-sig")
+    # the next export lost the industry of one account and changed the employees of another
+    text = text.replace(",Finance,6759560,577,", ",,6759560,600,")
+    (inbox / "Account.csv").write_text(text, encoding="utf-8-sig")
+    run_steps(cfg, "r2", engine)
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(t.accounts.c.industry, t.accounts.c.employees, t.accounts.c.last_seen_run).where(
+                t.accounts.c.account_key == "walkerhensonandcompton.com"
+            )
+        ).one()
+    assert tuple(row) == ("Finance", 600, "r2")
