@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from rapidfuzz import fuzz, process
 
 from marketmap.ingest.domains import normalise_domains, normalise_names
@@ -44,25 +46,35 @@ def dedupe_accounts(records: pd.DataFrame, fuzzy_threshold: float = FUZZY_THRESH
     created = df["crm_created"] if "crm_created" in df else pd.Series(pd.NaT, index=df.index)
     df["_created"] = pd.to_datetime(created, utc=True).fillna(pd.Timestamp.max.tz_localize("UTC"))
 
-    with_domain = df[df["domain"].notna()].sort_values(
-        ["domain", "_complete", "_created", "source_row"], ascending=[True, False, True, True], kind="stable"
+    # Order every domain's records survivor first: most complete, oldest in the CRM, earliest row.
+    codes, _ = pd.factorize(df["domain"])
+    rows = np.flatnonzero(codes >= 0)
+    created_ns = df["_created"].to_numpy(dtype="datetime64[ns]").astype(np.int64)
+    order = np.lexsort(
+        (df["source_row"].to_numpy()[rows], created_ns[rows], -df["_complete"].to_numpy()[rows], codes[rows])
     )
+    with_domain = df.iloc[rows[order]]
     without = df[df["domain"].isna()]
+    group = codes[rows[order]]
+    first = np.r_[True, group[1:] != group[:-1]] if len(group) else np.zeros(0, dtype=bool)
+    sizes = np.diff(np.r_[np.flatnonzero(first), len(group)])
+    in_multi = np.repeat(sizes > 1, sizes)
 
     # groupby().first() takes the first non-null value per column: the survivor's own value
-    # where it has one, else the value of the next most complete duplicate.
-    merged = with_domain.groupby("domain", sort=False, dropna=True).first()
-    merged["crm_id"] = with_domain.groupby("domain", sort=False)["crm_id"].first()
-    merged = merged.reset_index()
+    # where it has one, else the value of the next most complete duplicate. Only domains
+    # with several records need it; the rest (most of a TAM) are taken as they are.
+    multi = with_domain[in_multi].groupby("domain", sort=False, dropna=True).first().reset_index()
+    merged = pd.concat([with_domain[~in_multi], multi], ignore_index=True)
     merged["account_key"] = merged["domain"]
 
-    survivors = with_domain.groupby("domain", sort=False)["crm_id"].transform("first")
-    is_dup = with_domain["crm_id"] != survivors
+    crm = with_domain["crm_id"].to_numpy()
+    survivors = np.repeat(crm[first], sizes)
+    is_dup = crm != survivors  # the same CRM id twice (a re-exported row) is not a duplicate
     merges = pd.DataFrame(
         {
-            "account_key": with_domain.loc[is_dup, "domain"].to_numpy(),
-            "kept_crm_id": survivors[is_dup].to_numpy(),
-            "merged_crm_id": with_domain.loc[is_dup, "crm_id"].to_numpy(),
+            "account_key": with_domain["domain"].to_numpy()[is_dup],
+            "kept_crm_id": survivors[is_dup],
+            "merged_crm_id": crm[is_dup],
         }
     )
     merges["reason"] = "same domain " + merges["account_key"]
@@ -91,8 +103,10 @@ def dedupe_accounts(records: pd.DataFrame, fuzzy_threshold: float = FUZZY_THRESH
 
 
 def _block_keys(names: pd.Series, words: int) -> pd.Series:
-    pattern = r"^(\S+)" if words == 1 else r"^(\S+(?: \S+)?)"
-    return names.astype("str").str.extract(pattern, expand=False).fillna("")
+    """The first one or two words of each (normalised) name."""
+    pattern = r"^(\S+).*$" if words == 1 else r"^(\S+(?: \S+)?).*$"
+    keys = pc.replace_substring_regex(pa.array(names, type=pa.large_string()), pattern, r"\1")
+    return pd.Series(keys.to_numpy(zero_copy_only=False), index=names.index, dtype="object")
 
 
 def fuzzy_review(accounts: pd.DataFrame, threshold: float = FUZZY_THRESHOLD) -> pd.DataFrame:

@@ -14,6 +14,8 @@ from functools import lru_cache
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import tldextract
 
 _LEGAL_SUFFIXES = {
@@ -23,10 +25,10 @@ _LEGAL_SUFFIXES = {
 
 
 @lru_cache(maxsize=1)
-def _suffix_rules() -> tuple[frozenset[str], frozenset[str], frozenset[str], frozenset[str]]:
-    """Public-suffix rules: exact suffixes, wildcard parents (``*.ck`` -> ``ck``), exceptions
-    (``!www.ck``), and every tail of every rule (a host whose tail is none of these cannot
-    match a longer rule, so the search stops there).
+def _suffix_rules() -> tuple[pa.Array, pa.Array, pa.Array, pa.Array]:
+    """Public-suffix rules as Arrow value sets: exact suffixes, wildcard parents (``*.ck`` ->
+    ``ck``), exceptions (``!www.ck``), and every tail of every rule (a host whose tail is none
+    of these cannot match a longer rule, so the search stops there).
 
     From the list bundled in tldextract: suffix_list_urls=() means no network, ever.
     """
@@ -41,7 +43,8 @@ def _suffix_rules() -> tuple[frozenset[str], frozenset[str], frozenset[str], fro
             exact.add(rule)
         labels = rule.lstrip("!").split(".")
         tails.update(".".join(labels[i:]) for i in range(1, len(labels)))
-    return frozenset(exact), frozenset(wild), frozenset(exceptions), frozenset(tails | exact | wild)
+    as_array = lambda values: pa.array(sorted(values), type=pa.large_string())  # noqa: E731
+    return as_array(exact), as_array(wild), as_array(exceptions), as_array(tails | exact | wild)
 
 
 def _idna_to_unicode(host: str) -> str:
@@ -54,57 +57,82 @@ def _idna_to_unicode(host: str) -> str:
     return ".".join(labels)
 
 
-def _hosts(values: pd.Series) -> pd.Series:
+def _arrow(values: pd.Series) -> pa.Array:
+    """The column as one Arrow large_string array (nulls kept)."""
+    arr = pa.array(values.astype("object").where(values.notna(), None).to_numpy(), type=pa.large_string()) \
+        if values.dtype == object else pa.array(values, type=pa.large_string())  # fmt: skip
+    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+
+
+def _hosts(arr: pa.Array) -> pa.Array:
     """Lower-case host names: scheme, userinfo, path, query, fragment, port and dots stripped."""
-    s = values.astype("str").str.strip().str.lower()
-    s = s.str.replace(r"^[a-z][a-z0-9+.\-]*://", "", regex=True).str.lstrip("/")
-    s = s.str.replace(r"[/?#\\ ].*$", "", regex=True)
-    s = s.str.replace(r"^.*@", "", regex=True)  # user:password@host, or an e-mail address
-    s = s.str.replace(r":[0-9]*$", "", regex=True).str.strip(".")
-    puny = s.str.contains("xn--", regex=False)
-    if puny.any():
-        s = s.copy()
-        s[puny] = s[puny].map(_idna_to_unicode)
+    s = pc.utf8_lower(pc.utf8_trim_whitespace(arr))
+    s = pc.utf8_ltrim(pc.replace_substring_regex(s, r"^[a-z][a-z0-9+.\-]*://", ""), "/")
+    s = pc.replace_substring_regex(s, r"[/?#\\ ].*$", "")
+    s = pc.replace_substring_regex(s, r"^.*@", "")  # user:password@host, or an e-mail address
+    s = pc.utf8_trim(pc.replace_substring_regex(s, r":[0-9]*$", ""), ".")
+    puny = pc.fill_null(pc.match_substring(s, "xn--"), False)
+    if pc.any(puny).as_py():
+        fixed = [
+            _idna_to_unicode(h) if f and h else h
+            for h, f in zip(s.to_pylist(), puny.to_pylist(), strict=True)
+        ]
+        s = pa.array(fixed, type=pa.large_string())
     return s
+
+
+def _registrable(hosts: pa.Array) -> np.ndarray:
+    """Registrable domain of each (distinct, non-null) host; None where there is none."""
+    exact, wild, exceptions, rule_tails = _suffix_rules()
+    n = len(hosts)
+    labels = pc.add(pc.count_substring(hosts, "."), 1).to_numpy(zero_copy_only=False)
+    best = np.zeros(n, dtype=np.int64)  # labels in the longest public suffix found
+    out = np.full(n, None, dtype=object)
+    active = np.flatnonzero(pc.greater(pc.utf8_length(hosts), 0).to_numpy(zero_copy_only=False))
+    parent = None  # the previous step's tails of the rows still active
+    k = 0
+    while len(active):
+        k += 1
+        tail = pc.replace_substring_regex(hosts.take(active), rf"^.*?((?:[^.]+\.){{{k - 1}}}[^.]+)$", r"\1")
+        has_k = labels[active] >= k
+        # the registrable domain is the (best + 1)-label tail of a host longer than its suffix
+        done = (best[active] == k - 1) & (best[active] > 0) & has_k
+        out[active[done]] = np.asarray(tail.filter(pa.array(done)).to_pylist(), dtype=object)
+        is_exception = pc.is_in(tail, value_set=exceptions).to_numpy(zero_copy_only=False)
+        is_suffix = pc.is_in(tail, value_set=exact).to_numpy(zero_copy_only=False)
+        if parent is not None:
+            is_suffix = is_suffix | (
+                pc.is_in(parent, value_set=wild).to_numpy(zero_copy_only=False) & ~is_exception
+            )
+        best[active] = np.where(is_suffix & has_k, k, best[active])
+        # "!city.kawasaki.jp": the exception itself is registrable, its parent is the suffix
+        best[active] = np.where(is_exception & has_k, k - 1, best[active])
+        exc_rows = is_exception & has_k
+        out[active[exc_rows]] = np.asarray(tail.filter(pa.array(exc_rows)).to_pylist(), dtype=object)
+        keep = (labels[active] > k) & (
+            is_suffix | pc.is_in(tail, value_set=rule_tails).to_numpy(zero_copy_only=False)
+        )
+        active, parent = active[keep], tail.filter(pa.array(keep))
+    # a host that is itself a public suffix (or has none) has no registrable domain
+    out[~((best > 0) & (labels > best))] = None
+    return out
 
 
 def normalise_domains(values: pd.Series) -> pd.Series:
     """Registrable domain of every value (website, URL, host or e-mail); None where there is none.
 
-    Vectorised over the column: for k = 1, 2, … the last k labels of the hosts still in
-    play are checked against the public-suffix rules at once; the longest suffix wins and
-    the registrable domain is that suffix plus one more label.
+    Vectorised with Arrow compute over the distinct hosts: for k = 1, 2, … the last k
+    labels of the hosts still in play are checked against the public-suffix rules at
+    once; the longest suffix wins and the registrable domain is that suffix plus one label.
     """
-    exact, wild, exceptions, rule_tails = _suffix_rules()
-    hosts = _hosts(values.where(values.notna(), ""))
-    labels = (hosts.str.count(r"\.") + 1).to_numpy()
-    best = np.zeros(len(hosts), dtype=np.int64)  # labels in the longest public suffix found
-    tails: dict[int, pd.Series] = {}
-    parent = pd.Series("", index=hosts.index, dtype="str")
-    active = np.flatnonzero(hosts.to_numpy() != "")
-    k = 0
-    while len(active):
-        k += 1
-        # RE2 (Arrow) replace keeps this vectorised
-        tail = hosts.iloc[active].str.replace(rf"^.*?((?:[^.]+\.){{{k - 1}}}[^.]+)$", r"\1", regex=True)
-        tails[k] = tail
-        has_k = labels[active] >= k
-        is_exception = tail.isin(exceptions).to_numpy()
-        is_suffix = tail.isin(exact).to_numpy()
-        if k > 1:
-            is_suffix = is_suffix | (parent.iloc[active].isin(wild).to_numpy() & ~is_exception)
-        best[active] = np.where(is_suffix & has_k, k, best[active])
-        # "!city.kawasaki.jp": the exception itself is registrable, its parent is the suffix
-        best[active] = np.where(is_exception & has_k, k - 1, best[active])
-        parent = pd.Series("", index=hosts.index, dtype="str")
-        parent.iloc[active] = tail
-        active = active[(labels[active] > k) & (is_suffix | tail.isin(rule_tails).to_numpy())]
-    out = np.full(len(hosts), None, dtype=object)
-    for k, tail in tails.items():
-        # the registrable domain is the (best + 1)-label tail of a host longer than its suffix
-        rows = hosts.index.get_indexer(tail.index)
-        pick = (best[rows] == k - 1) & (best[rows] > 0) & (labels[rows] >= k)
-        out[rows[pick]] = tail.to_numpy(dtype=object)[pick]
+    if values.empty:
+        return pd.Series([], index=values.index, dtype="object")
+    encoded = pc.dictionary_encode(_hosts(_arrow(values)))
+    distinct = _registrable(encoded.dictionary)
+    codes = encoded.indices.fill_null(0).to_numpy(zero_copy_only=False)
+    valid = np.asarray(encoded.indices.is_valid())
+    out = np.full(len(values), None, dtype=object)
+    out[valid] = distinct[codes[valid]]
     return pd.Series(out, index=values.index, dtype="object")
 
 
@@ -117,21 +145,31 @@ def normalise_domain(value: object) -> str | None:
     """
     if value is None or (isinstance(value, float) and value != value):
         return None
-    return normalise_domains(pd.Series([str(value)], dtype="str")).iloc[0]
+    return normalise_domains(pd.Series([str(value)], dtype="object")).iloc[0]
 
 
 def normalise_names(values: pd.Series) -> pd.Series:
     """Company names for matching: lower case, no punctuation, no legal-form words (vectorised)."""
-    s = values.where(values.notna(), "").astype("str").str.lower().str.replace("&", " and ", regex=False)
-    s = s.str.replace(r"[^\p{L}\p{N}\s]+", " ", regex=True).str.replace(r"\s+", " ", regex=True).str.strip()
+    if values.empty:
+        return pd.Series([], index=values.index, dtype="object")
+    encoded = pc.dictionary_encode(_arrow(values))
+    s = pc.replace_substring(pc.utf8_lower(encoded.dictionary), "&", " and ")
+    s = pc.replace_substring_regex(s, r"[^\p{L}\p{N}\s]+", " ")
+    s = pc.utf8_trim_whitespace(pc.replace_substring_regex(s, r"\s+", " "))
     legal = "|".join(sorted(_LEGAL_SUFFIXES))
     # legal forms end a name ("Acme Co Ltd"); "the" starts one. "Co-op Bank" keeps its "co".
-    kept = s.str.replace(rf"(?: (?:{legal}))+$", "", regex=True).str.replace(r"^the ", "", regex=True)
-    return kept.where(kept != "", s)  # a name made only of legal words stays as it is
+    kept = pc.replace_substring_regex(pc.replace_substring_regex(s, rf"(?: (?:{legal}))+$", ""), r"^the ", "")
+    kept = pc.if_else(pc.equal(kept, ""), s, kept)  # a name made only of legal words stays as it is
+    distinct = np.asarray(kept.to_pylist(), dtype=object)
+    codes = encoded.indices.fill_null(0).to_numpy(zero_copy_only=False)
+    valid = np.asarray(encoded.indices.is_valid())
+    out = np.full(len(values), "", dtype=object)
+    out[valid] = distinct[codes[valid]]
+    return pd.Series(out, index=values.index, dtype="object")
 
 
 def normalise_name(value: object) -> str:
     """:func:`normalise_names` for one value."""
     if value is None or (isinstance(value, float) and value != value):
         return ""
-    return normalise_names(pd.Series([str(value)], dtype="str")).iloc[0]
+    return normalise_names(pd.Series([str(value)], dtype="object")).iloc[0]

@@ -18,6 +18,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 
 from marketmap.ingest.schema import FIELDS, REQUIRED, column_map
 
@@ -65,7 +68,8 @@ def _decode(path: Path, encoding: str) -> str:
 
 def _header(text: str, path: Path) -> list[str]:
     try:
-        header = next(csv.reader(io.StringIO(text)))
+        # only the first lines: the header never spans the whole file
+        header = next(csv.reader(io.StringIO(text[: 1 << 20])))
     except StopIteration:
         raise IngestError(f"{path}: the file is empty (expected a header row)") from None
     header = [h.strip().lstrip("\ufeff") for h in header]
@@ -79,9 +83,37 @@ def _blank(s: pd.Series) -> pd.Series:
     return s.isna() | (s.str.strip() == "")
 
 
+def _read_table(text: str, header: list[str], path: Path) -> pd.DataFrame:
+    """Every column as text, read by Arrow's multi-threaded CSV reader (quoted newlines allowed)."""
+    body = text.encode("utf-8")
+    try:
+        table = pacsv.read_csv(
+            io.BytesIO(body),
+            read_options=pacsv.ReadOptions(column_names=header, skip_rows=1, block_size=1 << 24),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(header, pa.large_string()),
+                null_values=[],
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except pa.ArrowInvalid as e:
+        raise IngestError(f"{path}: malformed CSV ({e}); expected {len(header)} fields per row") from None
+    text_dtype = pd.StringDtype("pyarrow", na_value=np.nan)  # pandas' own "str" dtype
+    return table.to_pandas(types_mapper=lambda t: text_dtype if t == pa.large_string() else None)
+
+
+_NUMBER = r"^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$"
+
+
 def _parse_numbers(raw: pd.Series) -> pd.Series:
-    cleaned = raw.str.strip().str.replace(r"[,\s$€£]", "", regex=True)
-    return pd.to_numeric(cleaned, errors="coerce")
+    """Numbers with thousands separators, currency signs and spaces allowed; NaN otherwise."""
+    arr = pa.array(raw, type=pa.large_string())
+    cleaned = pc.replace_substring_regex(pc.utf8_trim_whitespace(arr), r"[,\s$€£]", "")
+    ok = pc.fill_null(pc.match_substring_regex(cleaned, _NUMBER), False)
+    values = pc.cast(pc.if_else(ok, cleaned, pa.scalar(None, pa.large_string())), pa.float64())
+    return pd.Series(values.to_numpy(zero_copy_only=False), index=raw.index, dtype="float64")
 
 
 def _parse_column(raw: pd.Series, kind: str) -> tuple[pd.Series, pd.Series, str]:
@@ -144,11 +176,7 @@ def read_export(
     if unknown:
         raise IngestError(f"{path}: column mapping names unknown canonical fields {unknown}")
 
-    try:
-        df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_values=[], engine="c")
-    except (pd.errors.ParserError, ValueError) as e:
-        raise IngestError(f"{path}: malformed CSV ({e}); expected {len(header)} fields per row") from None
-    df.columns = header
+    df = _read_table(text, header, path)
     if obj == "accounts" and df.empty:
         raise IngestError(f"{path}: the header is there but the file has no account records")
 
