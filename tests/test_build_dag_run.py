@@ -16,14 +16,19 @@ from marketmap.warehouse import schema as t
 SAMPLE = Path(__file__).parent / "fixtures" / "salesforce_export"
 
 
-def run_build(client_id: str, retries: int | None = None):
+def run_build(client_id: str, retries: int | None = None, conf: dict | None = None):
     from marketmap.orchestration.factory import build_dag
 
     dag = build_dag(load_client(client_id))
     if retries is not None:  # dag.test() waits out real retry delays
         for task in dag.tasks:
             task.retries = retries
-    return dag.test()
+    return dag.test(run_conf=conf)
+
+
+# The sample export's 22 accounts belong to one user: below the 50-per-rep QA minimum, so
+# these runs override the gate (test_qa_gate_stops_the_run checks that it does stop it).
+OVERRIDE = {"override_qa": True}
 
 
 def fill_inbox(home: Path) -> Path:
@@ -57,6 +62,8 @@ def assert_build(url: str, home: Path, run) -> None:
     assert merges == ["001DUP000000000001"]
     assert [(r.row_number, r.reason) for r in rejected] == [(24, "Name is blank (required)")]
     assert summary["rows_rejected"] == 1
+    assert summary["steps"]["qa"]["overridden"] is True
+    assert summary["steps"]["score"]["accounts"] == 22
     out = Path(summary["outputs"])
     assert json.loads((out / "summary.json").read_text())["steps"]["dedupe"]["duplicates_merged"] == 1
     assert "Account.csv,24,Name,,Name is blank (required)" in (out / "rejected_rows.csv").read_text()
@@ -65,8 +72,20 @@ def assert_build(url: str, home: Path, run) -> None:
 @pytest.mark.slow
 def test_build_dag_on_sqlite(airflow_db, fixture_clients, mm_home):
     fill_inbox(mm_home)
-    run = run_build("sample")
+    run = run_build("sample", conf=OVERRIDE)
     assert_build(f"sqlite:///{mm_home / 'warehouse.db'}", mm_home, run)
+
+
+@pytest.mark.slow
+def test_qa_gate_stops_the_run(airflow_db, fixture_clients, mm_home):
+    fill_inbox(mm_home)
+    run = run_build("sample", retries=0)
+    assert str(run.state).endswith("failed")
+    states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+    assert states["qa_gate"].endswith("failed")
+    assert not states["summary"].endswith("success")
+    messages = (mm_home / "outbox" / "sample.jsonl").read_text()
+    assert "qa_gate" in messages and "accounts_per_rep" in messages
 
 
 @pytest.mark.slow
@@ -74,7 +93,7 @@ def test_build_dag_on_sqlite(airflow_db, fixture_clients, mm_home):
 def test_build_dag_on_postgres(airflow_db, fixture_clients, mm_home, pg_database, monkeypatch):
     monkeypatch.setenv("MARKETMAP_WAREHOUSE_URL", pg_database)
     fill_inbox(mm_home)
-    run = run_build("sample")
+    run = run_build("sample", conf=OVERRIDE)
     assert_build(pg_database, mm_home, run)
     assert not (mm_home / "warehouse.db").exists()  # nothing went to the SQLite default
 

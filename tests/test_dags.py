@@ -60,7 +60,8 @@ def test_every_dag_is_configured_for_operations(bag):
 
 def test_build_dag_shape_and_params(bag):
     dag = bag.dags["demo__build"]
-    order = ["validate_config", "ingest", "normalise_dedupe", "load_warehouse", "summary"]
+    order = ["validate_config", "ingest", "normalise_dedupe", "load_warehouse", "enrich_accounts", "score_accounts",
+             "enrich_personas", "value_accounts", "score_contacts", "qa_gate", "summary"]  # fmt: skip
     for up, down in zip(order, order[1:], strict=False):
         assert down in dag.get_task(up).downstream_task_ids
     assert dag.params["dry_run"] is False and dag.params["override_qa"] is False

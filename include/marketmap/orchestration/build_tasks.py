@@ -149,12 +149,22 @@ def format_summary(s: dict) -> str:
             f"{load['contacts_loaded']:,} contacts, {load['opportunities_loaded']:,} opportunities "
             f"({load['opportunities_closed']:,} closed, {load['opportunities_won']:,} won), {load['reps']} reps"
         )
-    sc, val, con, qa = (
-        steps.get("score", {}),
-        steps.get("value", {}),
-        steps.get("contacts", {}),
-        steps.get("qa", {}),
-    )
+    sc, val, con, qa = (steps.get(k, {}) for k in ("score", "value", "contacts", "qa"))
+    enr, per = steps.get("enrich", {}), steps.get("personas", {})
+    if enr:
+        filled = sum(enr.get("fields_filled", {}).values())
+        lines.append(
+            f"  enrichment     {enr.get('plan', {}).get('accounts_to_enrich', 0):,} accounts planned "
+            f"({sum(enr.get('plan', {}).get('skipped', {}).values()):,} skipped: cannot matter or fresh), "
+            f"{enr.get('accounts_enriched', 0):,} enriched, {filled:,} fields filled, "
+            f"{enr.get('credits_spent', 0):,.0f} credits spent ({enr.get('month_spent', 0):,.0f} of "
+            f"{enr.get('budget', 0):,.0f} this month)" + (" — BUDGET EXHAUSTED" if enr.get("budget_exhausted") else "")
+        )
+    if per:
+        lines.append(
+            f"  persona search {per.get('accounts_considered', 0):,} T1 accounts, {per.get('contacts_added', 0):,} "
+            f"contacts added, {per.get('credits', 0):,.0f} credits" + (f" ({per['note']})" if per.get("note") else "")
+        )
     if sc:
         tiers = ", ".join(f"{k.split(':', 1)[1]} {v:,}" for k, v in sorted(sc["tiers"].items()))
         lines.append(

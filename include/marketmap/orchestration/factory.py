@@ -13,11 +13,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pendulum
-from airflow.sdk import DAG, Param, get_parsing_context
+from airflow.sdk import DAG, Param, chain, get_parsing_context
 
 from marketmap.config import ClientConfig, ConfigError, client_files, effective_yaml, load_client
 from marketmap.orchestration import build_tasks as bt
+from marketmap.orchestration import enrichment_tasks as et
 from marketmap.orchestration.callbacks import failure_callback
+from marketmap.pools import task_pool
 
 TAG_PREFIXES = ("client:", "pipeline:")
 PIPELINES: dict[str, Callable[[ClientConfig], DAG]] = {}
@@ -80,13 +82,18 @@ BUILD_DOC = """The initial build of the client's market map, triggered by hand f
 3. **normalise_dedupe** — websites reduced to registrable domains; same domain = same company,
    merged; accounts without a domain are matched by fuzzy name into a review queue, never merged.
 4. **load_warehouse** — one transaction: accounts, CRM ids, contacts, opportunities, reps.
-5. **score_accounts** — fit score 0-100 per product rubric, tier T1/T2/T3/OUT, per-vector points,
+5. **enrich_accounts** — fill the fields the rubric and the push need, only for accounts that can
+   still reach the configured tier, T1 candidates first, within the monthly credit budget; every
+   paid call in the credit ledger, every answer cached (a re-run pays nothing). Clients with Clay
+   also wait for its callbacks (rescheduling sensor) and run a second, free pass.
+6. **score_accounts** — fit score 0-100 per product rubric, tier T1/T2/T3/OUT, per-vector points,
    unknown values and the highest score still attainable; stored per rubric version.
-6. **value_accounts** — potential ARR by the configured methods; white space for customers.
-7. **score_contacts** — persona score and tier, account tier × persona tier priority, coverage.
-8. **qa_gate** — tier distribution, accounts per rep, no blank tier or valuation. A failed gate
+7. **enrich_personas** — people search at T1 accounts for the personas they lack (GDPR setting respected).
+8. **value_accounts** — potential ARR by the configured methods; white space for customers.
+9. **score_contacts** — persona score and tier, account tier × persona tier priority, coverage.
+10. **qa_gate** — tier distribution, accounts per rep, no blank tier or valuation. A failed gate
    fails the run (nothing reaches the CRM) unless the `override_qa` param is set.
-9. **summary** — counts, tiers, valuation, rejected rows (CSV) and where the outputs are.
+11. **summary** — counts, tiers, valuation, rejected rows (CSV) and where the outputs are.
 
 Every step is idempotent: re-running the same run changes nothing twice.
 """
@@ -105,18 +112,28 @@ def build_dag(cfg: ClientConfig) -> DAG:
     }
     with DAG(schedule=cfg.schedules.build, **kwargs) as dag:
         cid = cfg.client_id
+        pool = {"pool": task_pool(cfg)} if task_pool(cfg) else {}
         validated = bt.validate_config(client_id=cid)
         ingested = bt.ingest(client_id=cid)
         deduped = bt.normalise_dedupe(client_id=cid)
         loaded = bt.load_warehouse(client_id=cid)
+        enriched = et.enrich_accounts.override(**pool)(client_id=cid)
+        chain(validated, ingested, deduped, loaded, enriched)
+        if any(p.kind == "clay" for p in cfg.enrichment.providers):
+            # Clay answers asynchronously: wait for its callbacks, settle, then a second (free) pass.
+            waited = et.wait_for_clay(client_id=cid, enriched=enriched)
+            closed = et.close_clay(client_id=cid, enriched=enriched)
+            enriched = et.enrich_accounts_resume.override(**pool)(client_id=cid)
+            chain(waited, closed, enriched)
         scored = bt.score_accounts(client_id=cid)
+        personas = et.enrich_personas.override(**pool)(client_id=cid)
         valued = bt.value_accounts(client_id=cid)
         contacts = bt.score_contacts(client_id=cid)
         gated = bt.qa_gate(client_id=cid)
-        steps = {"ingest": ingested, "dedupe": deduped, "load": loaded, "score": scored, "value": valued,
-                 "contacts": contacts, "qa": gated}  # fmt: skip
+        steps = {"ingest": ingested, "dedupe": deduped, "load": loaded, "enrich": enriched, "score": scored,
+                 "personas": personas, "value": valued, "contacts": contacts, "qa": gated}  # fmt: skip
         done = bt.summary(client_id=cid, steps=steps)
-        validated >> ingested >> deduped >> loaded >> scored >> valued >> contacts >> gated >> done
+        chain(enriched, scored, personas, valued, contacts, gated, done)
     return dag
 
 

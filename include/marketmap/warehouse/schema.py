@@ -218,12 +218,19 @@ account_scores = Table(
     Column("rubric_version", String(80), nullable=False),
     Column("score", Float),
     Column("tier", String(8)),
+    Column("excluded", Boolean),
+    Column("negatives", Text),
     Column("points", JSON),
     Column("unknown", Text),
     Column("max_attainable", Float),
+    Column("max_attainable_tier", String(8)),
     Column("explanation", Text),
     Column("valuation", Float),
     Column("white_space", Float),
+    Column("valuation_methods", Text),
+    Column("intent", Float),
+    Column("propensity", Float),
+    Column("abm_grade", String(4)),
     Column("run_id", String(KEY)),
     Column("scored_at", DateTime(timezone=True)),
     PrimaryKeyConstraint("client_id", "account_key", "product", "rubric_version", name="pk_account_scores"),
@@ -235,11 +242,14 @@ contact_scores = Table(
     _client(),
     Column("contact_key", String(KEY), nullable=False),
     Column("rubric_version", String(80), nullable=False),
+    Column("account_key", String(KEY)),
     Column("persona_score", Float),
     Column("persona_tier", String(12)),
     Column("seniority", Text),
     Column("department", Text),
-    Column("points", JSON),
+    Column("title_match", String(12)),
+    Column("account_tier", String(8)),
+    Column("priority", Text),
     Column("run_id", String(KEY)),
     Column("scored_at", DateTime(timezone=True)),
     PrimaryKeyConstraint("client_id", "contact_key", "rubric_version", name="pk_contact_scores"),
@@ -334,3 +344,119 @@ territory_assignments = Table(
     Column("assigned_at", DateTime(timezone=True), nullable=False),
     Index("ix_territory_account", "client_id", "account_key"),
 )
+
+# --------------------------------------------------------------------------- enrichment (migration 0003)
+
+# Why a ledger row exists beyond credits and outcome: the reason of a miss or an error
+# (redacted), and when the reservation was settled (NULL while the call is in flight).
+credit_ledger.append_column(Column("detail", Text))
+credit_ledger.append_column(Column("settled_at", DateTime(timezone=True)))
+# A retried lookup finds its open reservation by (client, provider, lookup key).
+Index("ix_credit_ledger_lookup", credit_ledger.c.client_id, credit_ledger.c.provider, credit_ledger.c.lookup_key)
+
+# Contacts found by persona enrichment carry their provider; no e-mail = manual research.
+contacts.append_column(Column("source", String(80)))
+contacts.append_column(Column("needs_research", Boolean))
+
+# Which provider filled which account field, when, and the value it gave: the refresh age
+# is measured from filled_at, and a value blanked by a CRM reload is restored from here
+# without paying again.
+account_field_sources = Table(
+    "account_field_sources",
+    metadata,
+    _client(),
+    Column("account_key", String(KEY), nullable=False),
+    Column("field", String(80), nullable=False),
+    Column("provider", String(80), nullable=False),
+    Column("value", JSON),
+    Column("filled_at", DateTime(timezone=True), nullable=False),
+    Column("run_id", String(KEY)),
+    PrimaryKeyConstraint("client_id", "account_key", "field", name="pk_account_field_sources"),
+)
+
+# Rows sent to a Clay table's webhook and what came back to the callback endpoint.
+clay_rows = Table(
+    "clay_rows",
+    metadata,
+    _client(),
+    Column("batch_id", String(80), nullable=False),
+    Column("row_id", String(80), nullable=False),
+    Column("provider", String(80), nullable=False),
+    Column("account_key", String(KEY)),
+    Column("lookup_key", String(KEY), nullable=False),
+    Column("entry_id", Integer),
+    Column("run_id", String(KEY)),
+    Column("status", String(20), nullable=False),
+    Column("sent_at", DateTime(timezone=True), nullable=False),
+    Column("received_at", DateTime(timezone=True)),
+    Column("data", JSON),
+    PrimaryKeyConstraint("client_id", "batch_id", "row_id", name="pk_clay_rows"),
+    Index("ix_clay_rows_lookup", "client_id", "provider", "lookup_key"),
+)
+
+# Per run, provider and field (``*`` = the provider as a whole): real lookups made (cache
+# reads excluded), hits, fields asked for and filled, credits. Feeds the optimisation report.
+enrichment_stats = Table(
+    "enrichment_stats",
+    metadata,
+    _client(),
+    Column("run_id", String(KEY), nullable=False),
+    Column("provider", String(80), nullable=False),
+    Column("field", String(80), nullable=False),
+    Column("lookups", Integer, nullable=False, default=0),
+    Column("hits", Integer, nullable=False, default=0),
+    Column("requested", Integer, nullable=False, default=0),
+    Column("filled", Integer, nullable=False, default=0),
+    Column("credits", Float, nullable=False, default=0),
+    Column("updated_at", DateTime(timezone=True)),
+    PrimaryKeyConstraint("client_id", "run_id", "provider", "field", name="pk_enrichment_stats"),
+)
+
+
+# --------------------------------------------------------------------------- CRM sync (0002)
+
+# The last known CRM values of every CRM record Market Map reads or writes: filled by the
+# extract (the CRM's truth) and by each successful push (what was written). The push plan
+# diffs against it, so a record whose fields would not change costs no API call.
+crm_records = Table(
+    "crm_records",
+    metadata,
+    _client(),
+    Column("object", String(40), nullable=False),
+    Column("crm_id", String(KEY), nullable=False),
+    Column("name", Text),
+    Column("domain", String(KEY)),
+    Column("email", String(KEY)),
+    Column("linkedin", String(KEY)),
+    Column("account_crm_id", String(KEY)),
+    Column("external_id", String(KEY)),
+    Column("field_values", JSON),
+    Column("crm_last_modified", DateTime(timezone=True)),
+    Column("source", String(20), nullable=False),
+    Column("seen_run", String(KEY)),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("client_id", "object", "crm_id", name="pk_crm_records"),
+    Index("ix_crm_records_domain", "client_id", "object", "domain"),
+    Index("ix_crm_records_email", "client_id", "object", "email"),
+)
+
+# Per Market Map record and object: the CRM record it is synced to, the values last pushed,
+# and whether the last attempt failed (a failed record counts as changed on the next run).
+crm_sync = Table(
+    "crm_sync",
+    metadata,
+    _client(),
+    Column("object", String(40), nullable=False),
+    Column("record_key", String(KEY), nullable=False),
+    Column("crm_id", String(KEY)),
+    Column("pushed", JSON),
+    Column("status", String(20), nullable=False),
+    Column("failed", Boolean, nullable=False, default=False),
+    Column("error", Text),
+    Column("run_id", String(KEY)),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("client_id", "object", "record_key", name="pk_crm_sync"),
+)
+
+# Which step of a push wrote a push_log row: canary sample or main load.
+push_log.append_column(Column("phase", String(20)))

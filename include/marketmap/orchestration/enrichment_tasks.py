@@ -1,0 +1,90 @@
+"""Enrichment tasks of the build DAG: fill what the rubric needs within the credit budget.
+
+A run pays only for fields an account lacks, only for accounts that can still reach the
+configured tier, T1 candidates first, and never twice (cache + credit ledger). Clay
+answers asynchronously: its rows come back to the plugin's callback endpoint and a
+rescheduling sensor waits for them without holding a worker slot.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from airflow.sdk import get_current_context, task
+
+log = logging.getLogger(__name__)
+
+
+def _run(client_id: str) -> dict:
+    from marketmap.config import load_client
+    from marketmap.enrichment import plan_account_enrichment, providers_for, run_account_enrichment
+    from marketmap.enrichment.reports import deliver_alerts
+    from marketmap.orchestration.resources import warehouse
+
+    ctx = get_current_context()
+    cfg = load_client(client_id)
+    engine = warehouse(cfg)
+    run_date = ctx["logical_date"].astimezone(cfg.tz).date()
+    plan = plan_account_enrichment(cfg, engine, run_date)
+    result = run_account_enrichment(cfg, engine, ctx["run_id"], plan, providers_for(cfg))
+    deliver_alerts(cfg, result.alerts)
+    summary = {"plan": plan.summary(), **result.summary()}
+    log.info("enrichment for %s: %s", client_id, summary)
+    return summary
+
+
+@task(multiple_outputs=False)  # one small summary dict per task
+def enrich_accounts(client_id: str) -> dict:
+    """Fill the fields the rubric and the push need, within the monthly credit budget (waterfall, cache, ledger)."""
+    return _run(client_id)
+
+
+@task(multiple_outputs=False)  # one small summary dict per task
+def enrich_accounts_resume(client_id: str) -> dict:
+    """Second pass after Clay: its answers come from the cache for free; rows it never sent back go on down the waterfall."""
+    return _run(client_id)
+
+
+@task.sensor(mode="reschedule", poke_interval=120, timeout=6 * 3600, soft_fail=False)
+def wait_for_clay(client_id: str, enriched: dict) -> bool:
+    """Wait (without holding a worker slot) until every row sent to Clay has come back to the callback."""
+    from marketmap.config import load_client
+    from marketmap.enrichment import clay_rows_status
+    from marketmap.orchestration.resources import warehouse
+
+    engine = warehouse(load_client(client_id))
+    waiting = {b: clay_rows_status(engine, client_id, b) for b in enriched.get("clay_batches", {})}
+    missing = {b: len(m) for b, (done, m) in waiting.items() if not done}
+    log.info("Clay batches still waiting: %s", missing or "none")
+    return not missing
+
+
+@task(multiple_outputs=False, trigger_rule="all_done")
+def close_clay(client_id: str, enriched: dict) -> dict:
+    """Settle the Clay batches (also after the wait timed out) and report rows that never came back."""
+    from marketmap.config import load_client
+    from marketmap.enrichment import close_clay_batch
+    from marketmap.orchestration.resources import warehouse
+
+    engine = warehouse(load_client(client_id))
+    closed = {b: close_clay_batch(engine, client_id, b) for b in enriched.get("clay_batches", {})}
+    log.info("Clay batches closed: %s", closed)
+    return {"batches": list(closed)}
+
+
+@task(multiple_outputs=False)  # one small summary dict per task
+def enrich_personas(client_id: str) -> dict:
+    """People search at T1 accounts (just in time, GDPR setting respected) for the personas they lack."""
+    from marketmap.config import load_client
+    from marketmap.enrichment import enrich_personas as enrich
+    from marketmap.enrichment import providers_for
+    from marketmap.enrichment.personas import account_tiers
+    from marketmap.orchestration.resources import warehouse
+
+    ctx = get_current_context()
+    cfg = load_client(client_id)
+    engine = warehouse(cfg)
+    run_date = ctx["logical_date"].astimezone(cfg.tz).date()
+    return enrich(
+        cfg, engine, ctx["run_id"], providers_for(cfg), account_tiers(cfg, engine), run_date=run_date
+    )

@@ -1,0 +1,1 @@
+"""Local HTTP fakes of external services, spoken in their documented wire formats."""

@@ -1,0 +1,201 @@
+"""Credit burn against the budget's pace, the provider optimisation report, and the
+warehouse migration of the enrichment tables (SQLite; PostgreSQL too when reachable)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+from enrichment_support import NOW, RUN_DATE, make_cfg, seed
+
+from marketmap.enrichment import (
+    burn_report,
+    optimisation_report,
+    plan_account_enrichment,
+    pools_for,
+    providers_for,
+    run_account_enrichment,
+    task_pool,
+)
+from marketmap.enrichment.reports import pace_share
+from marketmap.settings import inbox_dir
+from marketmap.warehouse import dispose_engines, get_engine
+from marketmap.warehouse import schema as t
+
+
+def _ledger(engine, rows):
+    base = {
+        "client_id": "demo",
+        "provider": "apollo",
+        "outcome": "hit",
+        "month": "2026-11",
+        "recorded_at": NOW,
+    }
+    with engine.begin() as conn:
+        conn.execute(t.credit_ledger.insert(), [base | r for r in rows])
+
+
+def test_pace_share():
+    assert pace_share("2026-11", dt.datetime(2026, 11, 16, 0, 0, tzinfo=dt.UTC)) == pytest.approx(0.5)
+    assert pace_share("2026-11", dt.datetime(2026, 10, 30, tzinfo=dt.UTC)) == 0
+    assert pace_share("2026-11", dt.datetime(2026, 12, 2, tzinfo=dt.UTC)) == 1
+
+
+def test_burn_report_flags_pace_and_runaway_runs(mm_home):
+    engine = get_engine()
+    cfg = make_cfg([], budget=1000)
+    _ledger(
+        engine,
+        [
+            {"credits": 300.0, "run_id": "run-a", "account_key": "a.com", "lookup_key": "domain:a.com"},
+            {"credits": 150.0, "run_id": "run-b", "account_key": "b.com", "lookup_key": "domain:b.com"},
+            {
+                "credits": 0.0,
+                "run_id": "run-b",
+                "outcome": "error",
+                "account_key": "c.com",
+                "lookup_key": "domain:c.com",
+            },
+            {
+                "credits": 50.0,
+                "run_id": "run-b",
+                "outcome": "reserved",
+                "account_key": "d.com",
+                "lookup_key": "domain:d.com",
+            },
+            {
+                "credits": 999.0,
+                "run_id": "old",
+                "month": "2026-10",
+                "account_key": "e.com",
+                "lookup_key": "x",
+            },
+        ],
+    )
+    r = burn_report(cfg, engine, "2026-11", now=NOW)  # Nov 10, noon (New York): 31% of the month
+    assert r["spent"] == 500 and r["open_reservations"] == 50 and r["remaining"] == 500
+    assert r["over_pace"] and not r["over_budget"]
+    assert r["by_provider"] == {"apollo": {"credits": 500.0, "calls": 4}}
+    assert r["runaway_runs"] == {"run-a": 300.0}
+    assert r["top_accounts"][0] == {"account_key": "a.com", "credits": 300.0}
+    assert {a["rule"] for a in r["alerts"]} == {"credit_burn_above_pace", "runaway_enrichment"}
+    calm = burn_report(cfg, engine, "2026-11", now=dt.datetime(2026, 11, 29, tzinfo=dt.UTC))
+    assert not calm["over_pace"] and [a["rule"] for a in calm["alerts"]] == ["runaway_enrichment"]
+
+
+def _simulated(name: str, cost: float, coverage: float) -> dict:
+    return {
+        "name": name,
+        "kind": "simulated",
+        "cost_per_call": cost,
+        "fields": ["industry", "tech_stack"],
+        "options": {
+            "file": "truth.csv",
+            "key": "domain",
+            "coverage": {"industry": coverage, "tech_stack": coverage},
+        },
+    }
+
+
+def test_optimisation_report_recommends_the_cheaper_order(mm_home):
+    engine = get_engine()
+    domains = [f"us{i:03d}.com" for i in range(200)]
+    seed(engine, {d: {"country": "United States"} for d in domains})
+    inbox = inbox_dir("demo")
+    inbox.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({"domain": domains, "industry": "Software", "tech_stack": "Salesforce"}).to_csv(
+        inbox / "truth.csv", index=False
+    )
+    # the expensive provider first; the cheap one fills as well on its own
+    cfg = make_cfg([_simulated("premium", 3, 0.9), _simulated("budget_data", 1, 0.9)], budget=10_000)
+    plan = plan_account_enrichment(cfg, engine, RUN_DATE, now=NOW)
+    run_account_enrichment(cfg, engine, "run-1", plan, providers_for(cfg), now=NOW)
+    report = optimisation_report(cfg, engine, dt.date(2026, 1, 1))
+    by = {p["provider"]: p for p in report["providers"]}
+    assert by["premium"]["lookups"] == 200 and by["premium"]["credits"] == 600
+    assert 0.8 < by["premium"]["fields"]["industry"]["fill_rate"] < 1
+    assert by["budget_data"]["lookups"] < 60  # only the premium provider's leftovers
+    assert by["premium"]["credits_per_filled_field"] == pytest.approx(
+        600 / by["premium"]["fields_filled"], abs=1e-3
+    )
+    assert report["recommend"] is True
+    assert report["best_order"][0] == "budget_data"
+    assert report["saving_share"] > 0.2
+    assert "budget_data" in report["recommendation"]
+
+    # the cheap provider first already: nothing to gain
+    keep = make_cfg([_simulated("budget_data", 1, 0.9), _simulated("premium", 3, 0.9)])
+    assert optimisation_report(keep, engine, dt.date(2027, 1, 1))["recommend"] is False  # no data since
+
+
+def test_pools_one_per_paid_provider():
+    cfg = make_cfg(
+        [
+            {"name": "file", "kind": "export_file", "fields": ["industry"], "options": {"file": "x.csv"}},
+            {
+                "name": "apollo",
+                "kind": "apollo",
+                "conn_id": "a",
+                "fields": ["industry"],
+                "pool": "apollo_shared",
+            },
+            {"name": "zi", "kind": "zoominfo", "conn_id": "z", "fields": ["employees"]},
+        ]
+    )
+    assert pools_for(cfg) == {"apollo_shared": 1, "enrichment_zi": 1}
+    assert task_pool(cfg) == "apollo_shared"
+    assert task_pool(make_cfg([])) is None
+
+
+MINE = {"account_field_sources", "clay_rows", "enrichment_stats", "credit_ledger", "contacts"}
+
+
+def _table_of(entry: tuple) -> str | None:
+    kind = entry[0]
+    if kind in ("add_table", "remove_table"):
+        return entry[1].name
+    if kind in ("add_index", "remove_index"):
+        return entry[1].table.name
+    return entry[2]  # add_column, remove_column, modify_*: (kind, schema, table, ...)
+
+
+def _compare(url: str | None) -> list:
+    """Differences between the migrated database and schema.py, on the enrichment tables."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    with get_engine(url).connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), t.metadata)
+    flat = [e for d in diff for e in (d if isinstance(d, list) else [d])]
+    return [e for e in flat if _table_of(e) in MINE]
+
+
+def test_migration_matches_the_enrichment_tables_sqlite(mm_home):
+    assert _compare(None) == []
+
+
+@pytest.mark.postgres
+def test_migration_matches_the_enrichment_tables_postgres(pg_database):
+    try:
+        assert _compare(pg_database) == []
+    finally:
+        dispose_engines()
+
+
+def test_alerts_reach_the_roles_channel(mm_home):
+    import json
+
+    from marketmap.alerts.delivery import outbox_path
+    from marketmap.enrichment import deliver_alerts
+
+    cfg = make_cfg([])
+    alert = {
+        "rule": "credit_budget_reached",
+        "severity": "warning",
+        "role": "revops",
+        "title": "budget reached",
+    }
+    deliver_alerts(cfg, [alert])
+    [msg] = [json.loads(line) for line in outbox_path("demo").read_text().splitlines()]
+    assert msg["channel"] == "#demo-revops" and msg["kind"] == "credit_budget_reached"
