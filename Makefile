@@ -16,7 +16,7 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION := True
 export AIRFLOW__CORE__UNIT_TEST_MODE := False
 
-.PHONY: install demo test lint ui bench clean
+.PHONY: install demo test lint ui bench pools clean
 
 install: $(STAMP)
 
@@ -33,6 +33,8 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff check --preview --select AIR dags include plugins
+	@# Debian's chromium for the browser test (never a downloaded browser); required in CI.
+	bash scripts/install-browser.sh || test -z "$$CI"
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -41,10 +43,19 @@ lint: $(STAMP)
 
 ui: $(STAMP)
 	$(BIN)/marketmap demo-data
-	$(BIN)/airflow standalone
+	@echo "Airflow UI: http://localhost:8080 — the admin password is printed below and kept in $(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated"
+	PATH="$(BIN):$$PATH" $(BIN)/airflow standalone
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_ingest.py
+	$(BIN)/python bench/bench_dag_parse.py
+	$(BIN)/python bench/bench_scoring.py
+	$(BIN)/python bench/bench_enrichment.py
+	$(BIN)/python bench/bench_crm_push.py
+	$(BIN)/python bench/bench_territories.py
+
+pools: $(STAMP)
+	$(BIN)/marketmap pools --apply
 
 clean:
 	rm -rf $(VENV) $(AIRFLOW_HOME)

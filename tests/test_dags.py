@@ -12,7 +12,16 @@ import yaml
 from marketmap.config import clients_dir, load_all
 
 ROOT = Path(__file__).resolve().parents[1]
-PIPELINE_TAGS = {"pipeline:build", "pipeline:config_error"}
+PIPELINE_TAGS = {
+    "pipeline:build",
+    "pipeline:config_error",
+    "pipeline:monthly",
+    "pipeline:quarterly_personas",
+    "pipeline:drift",
+    "pipeline:valuation",
+    "pipeline:territories",
+}
+PORTFOLIO = "marketmap__portfolio"  # the one DAG that belongs to no client
 
 
 def dagbag(clients: Path | None = None):
@@ -34,7 +43,7 @@ def bag():
 def expected_ids(configs) -> set[str]:
     from marketmap.orchestration.factory import PIPELINES
 
-    return {f"{cid}__{p}" for cid in configs for p in PIPELINES}
+    return {f"{cid}__{p}" for cid in configs for p in PIPELINES} | {PORTFOLIO}
 
 
 def test_no_import_errors_and_expected_ids(bag):
@@ -44,6 +53,10 @@ def test_no_import_errors_and_expected_ids(bag):
 
 def test_every_dag_is_configured_for_operations(bag):
     for dag_id, dag in bag.dags.items():
+        if dag_id == PORTFOLIO:
+            assert dag.tags == {"pipeline:portfolio"} and dag.doc_md and dag.catchup is False
+            assert all(t.retries >= 1 and t.on_failure_callback and t.doc_md for t in dag.tasks)
+            continue
         cid = dag_id.split("__")[0]
         assert dag.catchup is False, dag_id
         assert dag.max_active_runs == 1, dag_id
@@ -101,6 +114,10 @@ def test_parsing_context_builds_only_the_requested_dag(monkeypatch):
 
     monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "demo__build")
     assert list(build_all_dags()) == ["demo__build"]
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "demo__drift")
+    assert list(build_all_dags()) == ["demo__drift"]
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", PORTFOLIO)
+    assert list(build_all_dags()) == [PORTFOLIO]
 
 
 def make_clients(tmp_path: Path, n: int) -> Path:

@@ -537,3 +537,10 @@ def test_matches_row_by_row_reference_on_random_accounts():
     expected = acc.apply(lambda row: reference_score(row, rubric()), axis=1)
     assert out["score"].tolist() == [round(s, 1) for s, _ in expected]
     assert out["tier"].tolist() == [t for _, t in expected]
+
+
+def test_category_dtype_scores_like_text():
+    acc = accounts_full()
+    cat = acc.astype({"country": "category", "industry": "category", "tech_stack": "category"})
+    r = rubric(negative_indicators=NEGATIVES)
+    pd.testing.assert_frame_equal(score_rubric(cat, r, RUN), score_rubric(acc, r, RUN))

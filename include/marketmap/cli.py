@@ -5,6 +5,8 @@ marketmap schema [-o FILE]       JSON Schema of a client file, for editors
 marketmap demo-data              write the demo client's CRM export into its inbox
 marketmap demo                   demo data + the demo client's initial build through Airflow
 marketmap build --client X       run a client's build DAG once through Airflow (dag.test)
+marketmap preview --client X [--rubric FILE]   score the warehouse TAM with the current or a
+                                 candidate rubric: tiers, valuation, back-test, QA, tier moves (read-only)
 """
 
 from __future__ import annotations
@@ -128,6 +130,48 @@ def cmd_build(args: argparse.Namespace) -> int:
     return run_build(args.client, {"dry_run": args.dry_run}, args.verbose)
 
 
+def cmd_preview(args: argparse.Namespace) -> int:
+    """ICP data review: what the current or a candidate rubric does to the warehouse TAM (writes nothing)."""
+    _default_env()
+    from marketmap.config import ConfigError, load_client
+    from marketmap.orchestration.resources import warehouse
+    from marketmap.reports.preview import format_preview, run_preview
+
+    try:
+        cfg = load_client(args.client)
+        result, html = run_preview(
+            cfg, warehouse(cfg), Path(args.rubric) if args.rubric else None, args.output
+        )
+    except ConfigError as e:
+        for f, key, msg in e.problems:
+            print(f"{f}: {key + ': ' if key else ''}{msg}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(result, indent=2, default=str))
+    else:
+        print(format_preview(result))
+    print(f"\nHTML report: {html}")
+    return 0
+
+
+def cmd_pools(args: argparse.Namespace) -> int:
+    """The Airflow pools every client's DAGs use (one per paid provider and per CRM API)."""
+    from marketmap.config import load_all
+    from marketmap.pools import all_pools
+
+    pools = all_pools(load_all())
+    if not pools:
+        print("no pools needed (no paid provider or CRM API configured)")
+    for name, slots in sorted(pools.items()):
+        print(f"{name}: {slots} slot(s)")
+        if args.apply:
+            _default_env()
+            airflow = Path(sys.executable).with_name("airflow")
+            cmd = [str(airflow), "pools", "set", name, str(slots), "Market Map rate limit (marketmap pools)"]
+            subprocess.run(cmd, check=True, capture_output=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="marketmap", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -158,6 +202,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dry-run", action="store_true")
     p.add_argument("--verbose", action="store_true", help="show Airflow's task logs")
     p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser(
+        "preview", help="ICP data review: score the warehouse TAM with the current or a candidate rubric"
+    )
+    p.add_argument("--client", required=True)
+    p.add_argument(
+        "--rubric",
+        help="candidate rubric: YAML with icp (and optionally valuation), merged over the client's config",
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        help="folder for the HTML report (default: $MARKETMAP_HOME/reports/<client>/preview-<time>/)",
+    )
+    p.add_argument("--json", action="store_true", help="print the preview as JSON instead of text")
+    p.set_defaults(func=cmd_preview)
+
+    p = sub.add_parser("pools", help="list (or --apply: create) the Airflow pools the clients' DAGs use")
+    p.add_argument("--apply", action="store_true")
+    p.set_defaults(func=cmd_pools)
 
     args = parser.parse_args(argv)
     return args.func(args)

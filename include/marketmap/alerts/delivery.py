@@ -1,32 +1,53 @@
 """Deliver messages to a client's stakeholders: Slack when a connection is configured,
-otherwise a local outbox file (``$MARKETMAP_HOME/outbox/<client>.jsonl``) and the log."""
+otherwise a local outbox file (``$MARKETMAP_HOME/outbox/<client>.jsonl``) and the log.
+
+Slack goes through slack_sdk's ``WebClient`` with its retry handlers: a 429 is retried
+after the ``Retry-After`` the server asks for, connection errors and 5xx a few times.
+The Slack connection (``slack.conn_id``: conn_type slack, bot token in the password,
+optional ``base_url`` in the extra) is resolved only when a task sends something.
+Every text and block is redacted before it leaves the process.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from marketmap.orchestration.redact import redact
 from marketmap.settings import marketmap_home
 
 log = logging.getLogger(__name__)
 
+#: ``(channel, text, blocks) -> {"channel", "ts"}``; raises on a Slack error.
+Sender = Callable[[str, str, list | None], dict]
+
+
+class DeliveryError(Exception):
+    """Slack refused a message (bad channel, bad token …) after the retries."""
+
 
 def outbox_path(client_id: str):
     return marketmap_home() / "outbox" / f"{client_id}.jsonl"
 
 
+def _clean_blocks(blocks: list | None) -> list | None:
+    return json.loads(redact(json.dumps(blocks))) if blocks else None
+
+
 def write_outbox(
     client_id: str, channel: str, text: str, blocks: list | None = None, kind: str = "message"
 ) -> dict:
+    """Append one message to the client's outbox file and the task log."""
     msg = {
         "at": dt.datetime.now(dt.UTC).isoformat(),
         "client_id": client_id,
         "channel": channel,
         "kind": kind,
         "text": redact(text),
-        "blocks": json.loads(redact(json.dumps(blocks))) if blocks else None,
+        "blocks": _clean_blocks(blocks),
     }
     path = outbox_path(client_id)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -34,6 +55,72 @@ def write_outbox(
         fh.write(json.dumps(msg) + "\n")
     log.info("outbox %s %s: %s", client_id, channel, msg["text"])
     return msg
+
+
+def slack_sender(token: str, base_url: str | None = None, max_retries: int = 3, timeout: int = 30) -> Sender:
+    """A sender posting with ``chat.postMessage`` through slack_sdk, retrying 429s and 5xx."""
+    from slack_sdk import WebClient
+    from slack_sdk.errors import SlackApiError
+    from slack_sdk.http_retry.builtin_handlers import (
+        ConnectionErrorRetryHandler,
+        RateLimitErrorRetryHandler,
+        ServerErrorRetryHandler,
+    )
+
+    client = WebClient(
+        token=token,
+        base_url=base_url or WebClient.BASE_URL,
+        timeout=timeout,
+        retry_handlers=[
+            RateLimitErrorRetryHandler(max_retry_count=max_retries),  # sleeps Retry-After seconds
+            ServerErrorRetryHandler(max_retry_count=max_retries),
+            ConnectionErrorRetryHandler(max_retry_count=max_retries),
+        ],
+    )
+
+    def send(channel: str, text: str, blocks: list | None) -> dict:
+        try:
+            resp = client.chat_postMessage(channel=channel, text=text, blocks=blocks, unfurl_links=False)
+        except SlackApiError as e:
+            raise DeliveryError(
+                f"Slack refused the message to {channel}: {e.response.get('error')}"
+            ) from None
+        return {"channel": resp.get("channel", channel), "ts": resp.get("ts")}
+
+    return send
+
+
+def connection_sender(conn_id: str) -> Sender:
+    """A Slack sender from an Airflow connection (call only inside a running task)."""
+    from airflow.sdk import BaseHook
+
+    conn = BaseHook.get_connection(conn_id)
+    extra = conn.extra_dejson or {}
+    token = conn.password or extra.get("token")
+    if not token:
+        raise DeliveryError(
+            f"Airflow connection '{conn_id}' has no Slack token (put it in the password field)"
+        )
+    return slack_sender(token, extra.get("base_url") or conn.host or None)
+
+
+def deliver(
+    client_id: str,
+    conn_id: str | None,
+    channel: str,
+    text: str,
+    blocks: list | None = None,
+    kind: str = "message",
+    sender: Sender | None = None,
+) -> dict:
+    """Send one message to Slack (``conn_id`` or an explicit ``sender``) or to the outbox."""
+    if sender is None and not conn_id:
+        msg = write_outbox(client_id, channel, text, blocks, kind)
+        return {"via": "outbox", "channel": channel, "at": msg["at"]}
+    sender = sender or connection_sender(conn_id)  # type: ignore[arg-type]
+    result = sender(channel, redact(text), _clean_blocks(blocks))
+    log.info("slack %s %s: %s", client_id, channel, redact(text))
+    return {"via": "slack", **result, "channel": channel}
 
 
 def deliver_task_failure(
@@ -48,4 +135,27 @@ def deliver_task_failure(
         f":red_circle: {cfg.name}: task `{task_id}` of `{dag_id}` failed (run {run_id}, try {try_number}).\n"
         f"Error: {error[:500]}"
     )
-    return write_outbox(client_id, channel, text, kind="task_failure")
+    blocks = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}},
+        {
+            "type": "context",
+            "elements": [{"type": "mrkdwn", "text": f"client `{client_id}` · dag `{dag_id}`"}],
+        },
+    ]
+    try:
+        return deliver(client_id, cfg.slack.conn_id, channel, text, blocks, kind="task_failure")
+    except Exception:  # Slack down must not lose the notice: fall back to the outbox
+        log.exception("Slack delivery of a failure notice failed; writing it to the outbox")
+        return write_outbox(client_id, channel, text, blocks, kind="task_failure")
+
+
+def routed_channels(channels: dict[str, str], role: str) -> list[str]:
+    """The role's channel plus the architect's (who sees everything of their clients), once each."""
+    out = [channels[role]]
+    if channels.get("architect") and channels["architect"] not in out:
+        out.append(channels["architect"])
+    return out
+
+
+def summary_line(result: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in result.items() if isinstance(v, int))

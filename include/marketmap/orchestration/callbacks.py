@@ -34,3 +34,28 @@ def notify_failure(context: dict, *, client_id: str) -> None:
 
 def failure_callback(client_id: str):
     return functools.partial(notify_failure, client_id=client_id)
+
+
+def notify_portfolio_failure(context: dict) -> None:
+    """Report a failed task of the portfolio DAG to every architects' channel."""
+    from marketmap.alerts.delivery import deliver
+    from marketmap.config import ConfigError, client_files, load_client
+
+    ti = context.get("ti") or context.get("task_instance")
+    exc = context.get("exception")
+    text = (
+        f":red_circle: Market Map portfolio: task `{getattr(ti, 'task_id', '?')}` failed "
+        f"(run {context.get('run_id')}). Error: {type(exc).__name__ if exc else 'unknown'}: {str(exc)[:400]}"
+    )
+    channels: dict[str, str | None] = {}
+    for path in client_files():
+        try:
+            cfg = load_client(path.stem)
+        except ConfigError:
+            continue
+        channels.setdefault(cfg.slack.channels["architect"], cfg.slack.conn_id)
+    for channel, conn_id in channels.items():
+        try:
+            deliver("_portfolio", conn_id, channel, text, kind="task_failure")
+        except Exception:  # a broken notifier must never hide the original failure
+            log.exception("could not deliver the portfolio failure notice to %s", channel)

@@ -18,6 +18,7 @@ from airflow.sdk import DAG, Param, chain, get_parsing_context
 from marketmap.config import ClientConfig, ConfigError, client_files, effective_yaml, load_client
 from marketmap.orchestration import build_tasks as bt
 from marketmap.orchestration import enrichment_tasks as et
+from marketmap.orchestration import report_tasks as rt
 from marketmap.orchestration.callbacks import failure_callback
 from marketmap.pools import task_pool
 
@@ -94,6 +95,9 @@ BUILD_DOC = """The initial build of the client's market map, triggered by hand f
 10. **qa_gate** — tier distribution, accounts per rep, no blank tier or valuation. A failed gate
    fails the run (nothing reaches the CRM) unless the `override_qa` param is set.
 11. **summary** — counts, tiers, valuation, rejected rows (CSV) and where the outputs are.
+12. **validation_report**, **build_reports** — the validation, executive, distribution and rep-cockpit
+    reports (self-contained HTML with charts, plus CSVs), linked from the run summary and the
+    portfolio page.
 
 Every step is idempotent: re-running the same run changes nothing twice.
 """
@@ -133,7 +137,9 @@ def build_dag(cfg: ClientConfig) -> DAG:
         steps = {"ingest": ingested, "dedupe": deduped, "load": loaded, "enrich": enriched, "score": scored,
                  "personas": personas, "value": valued, "contacts": contacts, "qa": gated}  # fmt: skip
         done = bt.summary(client_id=cid, steps=steps)
-        chain(enriched, scored, personas, valued, contacts, gated, done)
+        validation = rt.validation_report(client_id=cid, steps=steps)
+        reports = rt.build_reports(client_id=cid)
+        chain(enriched, scored, personas, valued, contacts, gated, done, validation, reports)
     return dag
 
 
@@ -166,12 +172,17 @@ def config_error_dag(client_id: str, error: ConfigError) -> DAG:
 
 
 def build_all_dags(directory: Path | None = None) -> dict[str, DAG]:
-    """Every client's DAGs, in sorted order; only the one DAG a task process asks for.
+    """Every client's DAGs, in sorted order, plus the portfolio DAG; only the one DAG a task
+    process asks for.
 
     A client whose file does not validate gets a ``<client>__config_error`` DAG instead,
     so one broken file never takes the other clients' DAGs down.
     """
+    from marketmap.orchestration.portfolio import PORTFOLIO_DAG_ID, build_portfolio_dag
+
     wanted = get_parsing_context().dag_id
+    if wanted == PORTFOLIO_DAG_ID:
+        return {PORTFOLIO_DAG_ID: build_portfolio_dag()}
     paths = client_files(directory)
     if wanted and "__" in wanted:
         client_id = wanted.split("__", 1)[0]
@@ -183,9 +194,11 @@ def build_all_dags(directory: Path | None = None) -> dict[str, DAG]:
         except ConfigError as e:
             dags[dag_id(path.stem, "config_error")] = config_error_dag(path.stem, e)
             continue
-        dags.update(
-            build_client_dags(
-                cfg, only=wanted if wanted and wanted.startswith(cfg.client_id + "__") else None
-            )
-        )
+        dags.update(build_client_dags(cfg, only=wanted if wanted and wanted.startswith(cfg.client_id + "__") else None))
+    if not wanted:
+        dags[PORTFOLIO_DAG_ID] = build_portfolio_dag()
     return dags
+
+
+# The maintenance pipelines register themselves with @pipeline; they import this module's helpers.
+from marketmap.orchestration import maintenance  # noqa: E402,F401

@@ -18,6 +18,7 @@ from dateutil.relativedelta import relativedelta
 from marketmap.config import ClientConfig
 from marketmap.orchestration import maintenance_tasks as mt
 from marketmap.orchestration.factory import common_dag_kwargs, pipeline
+from marketmap.pools import crm_pool, task_pool
 
 ALERTS_DOC = (
     "\n\n**Alerts** go to Slack (or the local outbox with no Slack connection): RevOps for data and "
@@ -35,10 +36,8 @@ def _schedule(cfg: ClientConfig, cron: str | None, interval) -> CronTriggerTimet
 
 
 def _pools(cfg: ClientConfig) -> tuple[str | None, str | None]:
-    """(CRM pool, enrichment provider pool) of the client, None where not configured."""
-    # Mirrors marketmap.enrichment.task_pool without importing it: parsing must not load pandas.
-    paid = [p for p in cfg.enrichment.providers if p.kind not in ("export_file", "simulated")]
-    return cfg.crm.pool, (paid[0].pool or f"enrichment_{paid[0].name}") if paid else None
+    """(CRM pool, enrichment provider pool) of the client, None where not needed."""
+    return crm_pool(cfg), task_pool(cfg)
 
 
 def _in_pool(t, pool: str | None):

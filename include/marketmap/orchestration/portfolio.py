@@ -17,6 +17,8 @@ import logging
 import pendulum
 from airflow.sdk import DAG, get_current_context, task
 
+from marketmap.orchestration.callbacks import notify_portfolio_failure
+
 log = logging.getLogger(__name__)
 
 PORTFOLIO_DAG_ID = "marketmap__portfolio"
@@ -82,7 +84,7 @@ def send_digest(run_id: str, now: dt.datetime | None = None, configs: list | Non
     """
     import os
 
-    from marketmap.alerts.delivery import write_outbox
+    from marketmap.alerts.delivery import deliver
     from marketmap.orchestration.resources import warehouse
     from marketmap.portfolio.data import portfolio
     from marketmap.warehouse import get_engine, upsert
@@ -91,6 +93,7 @@ def send_digest(run_id: str, now: dt.datetime | None = None, configs: list | Non
     now = now or dt.datetime.now(dt.UTC)
     configs = _configs() if configs is None else configs
     rows = portfolio(configs, warehouse, now=now)
+    conn_of = {c.client_id: c.slack.conn_id for c in configs}
     base_url = os.environ.get("AIRFLOW__API__BASE_URL", "http://localhost:8080").rstrip("/")
     state = get_engine()  # the digest's own state lives in the default warehouse
     by_channel: dict[str, list[dict]] = {}
@@ -103,7 +106,9 @@ def send_digest(run_id: str, now: dt.datetime | None = None, configs: list | Non
         # Nothing recorded yet counts as "all clear": a quiet portfolio sends nothing on day one.
         changed = fp != (previous or fingerprint([]))
         if changed:
-            write_outbox(STATE_CLIENT, channel, digest_text(channel_rows, base_url), kind="portfolio_digest")
+            # The architects' Slack connection: the one their clients' configs name (outbox without).
+            conn_id = next((conn_of[r["client_id"]] for r in channel_rows if conn_of.get(r["client_id"])), None)
+            deliver(STATE_CLIENT, conn_id, channel, digest_text(channel_rows, base_url), kind="portfolio_digest")
         with state.begin() as conn:
             upsert(conn, t.runs, [{
                 "client_id": STATE_CLIENT, "run_id": f"{run_id}:{channel}"[:255], "pipeline": "portfolio",
@@ -134,7 +139,12 @@ def build_portfolio_dag() -> DAG:
         start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
         catchup=False,
         max_active_runs=1,
-        default_args={"owner": "architects", "retries": 2, "retry_delay": dt.timedelta(minutes=2)},
+        default_args={
+            "owner": "architects",
+            "retries": 2,
+            "retry_delay": dt.timedelta(minutes=2),
+            "on_failure_callback": notify_portfolio_failure,
+        },
         tags=["pipeline:portfolio"],
         doc_md=__doc__,
     ) as dag:

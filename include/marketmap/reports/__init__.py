@@ -1,0 +1,26 @@
+"""Reports people read: self-contained HTML with charts, plus a CSV of every table.
+
+Stored under ``$MARKETMAP_HOME/reports/<client>/<run_id>/<report>.html``. Kinds:
+``validation`` (after each load), ``executive``, ``distribution``, ``cockpit`` (rep
+cockpit) and ``maintenance`` (back-test, drift, valuation and territory views).
+Heavy imports (pandas, matplotlib) happen only when a report is generated.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+KINDS = ("validation", "executive", "distribution", "cockpit", "maintenance")
+
+
+def generate(kind: str, cfg: Any, engine: Any, run_id: str, **kwargs: Any) -> Path:
+    """Build the report ``kind`` from the warehouse and write it; return the HTML path."""
+    import importlib
+
+    from marketmap.reports.render import write_report
+
+    if kind not in KINDS:
+        raise ValueError(f"unknown report kind {kind!r} (known: {', '.join(KINDS)})")
+    module = importlib.import_module(f"marketmap.reports.{kind}")
+    return write_report(module.build(cfg, engine, run_id, **kwargs))

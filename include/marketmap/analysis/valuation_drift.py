@@ -1,0 +1,186 @@
+"""Valuation recalibration: won deal value against the account's valuation at the time.
+
+For won new-business deals closed in the trailing year (and after the last applied
+calibration, which changed the formula), it reports the median absolute % error
+(MdAPE, ``|valuation - amount| / amount``) and the bias (median signed error: positive
+means the valuation over-estimates) overall and by tier. Seed 000 asks estimates to be
+within 20-30% of actual ARR; beyond ``maintenance.valuation_divergence`` (30%) the rule
+fires — only with at least ``MIN_DEALS`` deals and when the distribution-free
+``confidence`` interval of the median error (binomial order statistics) lies wholly
+above the threshold.
+
+The proposal: scale every coefficient of the configured methods by the median of
+``amount / valuation`` (a robust refit of a multiplicative formula). Applying it is a
+manual run with ``apply_valuation=true``; it is recorded as a ``runs`` row (pipeline
+``valuation_calibration``) that :func:`effective_config` applies to the client config.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from statistics import NormalDist
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine, select
+
+from marketmap.alerts.rules import Alert
+from marketmap.config import ClientConfig
+from marketmap.warehouse import schema as t
+
+MIN_DEALS = 10
+WINDOW_DAYS = 365
+CALIBRATION_PIPELINE = "valuation_calibration"
+COEFFICIENTS = {
+    "revenue": ("revenue_coefficient",),
+    "headcount": ("seat_price",),
+    "product": ("product_coefficient",),
+}
+
+
+def median_ci(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
+    """Distribution-free interval of the median from order statistics (normal approx. of the binomial)."""
+    x = np.sort(np.asarray(values, dtype=float))
+    n = len(x)
+    if n == 0:
+        return (math.nan, math.nan)
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    lo = max(int(math.floor(n / 2 - z * math.sqrt(n) / 2)), 0)
+    hi = min(int(math.ceil(n / 2 + z * math.sqrt(n) / 2)), n - 1)
+    return (float(x[lo]), float(x[hi]))
+
+
+def last_calibration(engine: Engine, client_id: str) -> dict | None:
+    """The latest applied calibration: ``{"run_id", "at", "scale", "coefficients"}``."""
+    r = t.runs.c
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(t.runs).where(r.client_id == client_id, r.pipeline == CALIBRATION_PIPELINE, r.status == "applied")
+            .order_by(r.logical_date.desc()).limit(1)
+        ).first()  # fmt: skip
+    if row is None:
+        return None
+    return {"run_id": row.run_id, "at": row.logical_date, **(row.summary or {})}
+
+
+def effective_config(cfg: ClientConfig, engine: Engine) -> ClientConfig:
+    """The client config with the last applied valuation calibration on top (if any)."""
+    cal = last_calibration(engine, cfg.client_id)
+    if not cal or not cal.get("coefficients"):
+        return cfg
+    return cfg.model_copy(update={"valuation": cfg.valuation.model_copy(update=cal["coefficients"])})
+
+
+def proposal(cfg: ClientConfig, scale: float) -> dict[str, float]:
+    """New coefficients: each configured coefficient times ``scale``."""
+    v = cfg.valuation
+    out = {}
+    for method in v.methods:
+        for name in COEFFICIENTS.get(method, ()):
+            if getattr(v, name) is not None:
+                out[name] = round(getattr(v, name) * scale, 6)
+    return out
+
+
+def won_vs_valuation(cfg: ClientConfig, engine: Engine, as_of: dt.date) -> pd.DataFrame:
+    """Won new-business deals of the window with their account's valuation and tier.
+
+    The valuation at the time is the one of the formula in force at the close: only deals
+    closed since the last applied calibration count, valued by the current formula (the
+    warehouse keeps one valuation per account and formula version, not its daily history).
+    """
+    from marketmap.analysis.correlation import prepare_deals
+    from marketmap.scoring.pipeline import read_opportunities, read_scores, rubric_version
+
+    cid = cfg.client_id
+    empty = pd.DataFrame(columns=["account_key", "amount", "valuation", "tier", "close_date"])
+    opps = read_opportunities(engine, cid)
+    if opps.empty:
+        return empty
+    deals = prepare_deals(opps)
+    deals["close_date"] = pd.to_datetime(opps["close_date"], errors="coerce").dt.date
+    start = as_of - dt.timedelta(days=WINDOW_DAYS)
+    cal = last_calibration(engine, cid)
+    if cal and cal.get("at"):
+        start = max(start, pd.Timestamp(cal["at"]).date())
+    deals = deals[
+        deals["won"] & (deals["kind"] == "new") & (deals["amount"] > 0) & deals["close_date"].notna()
+    ]
+    deals = deals[(deals["close_date"] > start) & (deals["close_date"] <= as_of)]
+    scores = read_scores(engine, cid, rubric_version(cfg), cfg.icp.rubrics[0].product)
+    if deals.empty or scores.empty:
+        return empty
+    out = deals.merge(scores[["account_key", "valuation", "tier"]], on="account_key", how="inner")
+    out = out[["account_key", "amount", "valuation", "tier", "close_date"]]
+    return out[out["valuation"].notna() & (out["valuation"] > 0)].reset_index(drop=True)
+
+
+def _stats(d: pd.DataFrame, confidence: float) -> dict:
+    err = (d["valuation"] - d["amount"]) / d["amount"]
+    ape = err.abs().to_numpy()
+    lo, hi = median_ci(ape, confidence)
+    return {
+        "deals": int(len(d)),
+        "mdape": round(float(np.median(ape)), 4),
+        "mdape_ci": (round(lo, 4), round(hi, 4)),
+        "bias": round(float(np.median(err)), 4),
+        "median_actual": round(float(d["amount"].median()), 2),
+        "median_valuation": round(float(d["valuation"].median()), 2),
+        "scale": round(float(np.median(d["amount"] / d["valuation"])), 4),
+    }
+
+
+def valuation_report(cfg: ClientConfig, deals: pd.DataFrame) -> dict:
+    """MdAPE and bias overall and by tier, with the refit proposal."""
+    conf = cfg.maintenance.confidence
+    if len(deals) == 0:
+        return {"deals": 0, "by_tier": {}}
+    out = _stats(deals, conf)
+    out["by_tier"] = {tier: _stats(g, conf) for tier, g in deals.groupby("tier") if len(g)}
+    out["proposal"] = proposal(cfg, out["scale"])
+    return out
+
+
+def valuation_alerts(cfg: ClientConfig, report: dict, report_path: str | None = None) -> list[Alert]:
+    """``valuation_divergence`` when estimates diverge from won values beyond the threshold."""
+    limit = cfg.maintenance.valuation_divergence
+    n = report.get("deals", 0)
+    if n == 0 or report["mdape"] <= limit:
+        return []
+    firing = n >= MIN_DEALS and report["mdape_ci"][0] > limit
+    direction = "over-estimates" if report["bias"] > 0 else "under-estimates"
+    tiers = {
+        k: f"{v['mdape']:.0%} (bias {v['bias']:+.0%}, n={v['deals']})" for k, v in report["by_tier"].items()
+    }
+    coeffs = ", ".join(f"{k} {getattr(cfg.valuation, k):g} -> {v:g}" for k, v in report["proposal"].items())
+    return [Alert(
+        client_id=cfg.client_id, rule="valuation_divergence", role="leadership", severity="warning",
+        key="overall", holding=not firing, report=report_path,
+        title=(f"Valuations are {report['mdape']:.0%} off won deal values (median), beyond {limit:.0%}: "
+               f"the formula {direction} by {abs(report['bias']):.0%}"),
+        numbers={"won_deals": n, "mdape": report["mdape"], "bias": report["bias"],
+                 "median_won_value": report["median_actual"], "median_valuation": report["median_valuation"],
+                 "by_tier": tiers, "proposed_scale": report["scale"],
+                 "proposed_coefficients": coeffs or "no coefficient method (like-accounts/extrapolation follow won deals)"},
+        material={"mdape": report["mdape"], "bias": report["bias"]},
+        confidence=(f"{cfg.maintenance.confidence:.0%} interval of the median error "
+                    f"{report['mdape_ci'][0]:.0%}-{report['mdape_ci'][1]:.0%} (order statistics, n={n}) "
+                    f"lies above {limit:.0%}"),
+    )]  # fmt: skip
+
+
+def record_calibration(
+    engine: Engine, cfg: ClientConfig, run_id: str, logical_date: dt.datetime, report: dict
+) -> dict:
+    """Record an applied calibration (idempotent per run)."""
+    from marketmap.warehouse import upsert
+
+    summary = {"scale": report["scale"], "coefficients": report["proposal"], "mdape_before": report["mdape"],
+               "deals": report["deals"]}  # fmt: skip
+    with engine.begin() as conn:
+        upsert(conn, t.runs, [{"client_id": cfg.client_id, "run_id": f"{CALIBRATION_PIPELINE}:{run_id}",
+                               "pipeline": CALIBRATION_PIPELINE, "logical_date": logical_date,
+                               "started_at": dt.datetime.now(dt.UTC), "finished_at": dt.datetime.now(dt.UTC),
+                               "status": "applied", "summary": summary}])  # fmt: skip
+    return summary

@@ -1,0 +1,217 @@
+"""The portfolio pages, a FastAPI app mounted in Airflow's api-server by the plugin
+``plugins/marketmap_portfolio.py`` under ``/marketmap``.
+
+* ``/marketmap/portfolio`` — every client the user may see, those needing attention first;
+* ``/marketmap/clients/<client>`` — the client's reports, runs and alert history;
+* ``/marketmap/clients/<client>/reports/<run>/<file>`` — a stored report (HTML or CSV);
+* ``/marketmap/api/portfolio`` — the same rows as JSON.
+
+Authentication is Airflow's own (the JWT cookie the UI sets, or a bearer token), through
+``airflow.api_fastapi.core_api.security.get_user``. Authorisation follows DAG access: a user
+sees a client only if the auth manager lets them read at least one of its DAGs
+(``<client>__*``). Creating the app costs nothing: configs, the warehouse and Airflow's
+database are read per request.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+
+log = logging.getLogger(__name__)
+PREFIX = "/marketmap"
+
+
+# --------------------------------------------------------------------------- auth
+
+
+async def current_user(request: Request) -> Any:
+    """The logged-in Airflow user (cookie or bearer token); HTTPException 401/403 otherwise."""
+    from airflow.api_fastapi.core_api.security import get_user
+    from fastapi.security import HTTPAuthorizationCredentials
+
+    header = request.headers.get("authorization", "")
+    bearer = None
+    if header.lower().startswith("bearer "):
+        bearer = HTTPAuthorizationCredentials(scheme="Bearer", credentials=header[7:].strip())
+    return await get_user(request, None, bearer)
+
+
+def _candidate_dag_ids(client_ids: list[str]) -> dict[str, set[str]]:
+    """The DAG ids each client has: from the factory's pipelines and Airflow's DAG table."""
+    from marketmap.orchestration.factory import PIPELINES
+
+    ids = {cid: {f"{cid}__{p}" for p in PIPELINES} | {f"{cid}__config_error"} for cid in client_ids}
+    try:
+        from airflow.models.dag import DagModel
+        from airflow.utils.session import create_session
+        from sqlalchemy import select
+
+        with create_session() as session:
+            for (dag_id,) in session.execute(select(DagModel.dag_id)):
+                cid = dag_id.split("__", 1)[0]
+                if cid in ids and "__" in dag_id:
+                    ids[cid].add(dag_id)
+    except Exception:  # noqa: BLE001 - the DAG table is a bonus; the factory's ids suffice
+        log.debug("could not read Airflow's DAG table", exc_info=True)
+    return ids
+
+
+def allowed_clients(user: Any, client_ids: list[str]) -> set[str]:
+    """Clients of which ``user`` may read at least one DAG."""
+    from airflow.api_fastapi.app import get_auth_manager
+
+    candidates = _candidate_dag_ids(client_ids)
+    every = set().union(*candidates.values()) if candidates else set()
+    readable = get_auth_manager().filter_authorized_dag_ids(dag_ids=every, user=user, method="GET")
+    return {cid for cid, ids in candidates.items() if ids & readable}
+
+
+def _dag_runs(client_ids: set[str], limit: int = 50) -> dict[str, list[dict]]:
+    """Recent Airflow DAG runs per client, newest first (the api-server may read its own DB)."""
+    out: dict[str, list[dict]] = {cid: [] for cid in client_ids}
+    try:
+        from airflow.models.dagrun import DagRun
+        from airflow.utils.session import create_session
+        from sqlalchemy import select
+
+        with create_session() as session:
+            rows = session.execute(
+                select(DagRun.dag_id, DagRun.run_id, DagRun.state, DagRun.end_date)
+                .order_by(DagRun.id.desc())
+                .limit(limit * max(len(client_ids), 1))
+            ).all()
+    except Exception:  # noqa: BLE001 - without Airflow's runs the warehouse's still show
+        log.debug("could not read Airflow's DAG runs", exc_info=True)
+        return out
+    for dag_id, run_id, state, end in rows:
+        cid = dag_id.split("__", 1)[0]
+        if cid in out and "__" in dag_id:
+            out[cid].append({"dag_id": dag_id, "run_id": run_id, "state": str(state), "end_date": end})
+    return out
+
+
+# --------------------------------------------------------------------------- data
+
+
+def _configs() -> dict:
+    from marketmap.config import ConfigError, client_files, load_client
+
+    configs = {}
+    for path in client_files():
+        try:
+            configs[path.stem] = load_client(path.stem)
+        except ConfigError:
+            log.warning("client %s has an invalid config; left out of the portfolio", path.stem)
+    return configs
+
+
+def _engine(cfg):
+    from marketmap.orchestration.resources import warehouse
+
+    return warehouse(cfg)
+
+
+def _rows(user: Any) -> list[dict]:
+    from marketmap.portfolio.data import portfolio
+
+    configs = _configs()
+    allowed = allowed_clients(user, sorted(configs))
+    visible = [configs[c] for c in sorted(allowed)]
+    return portfolio(visible, _engine, dag_runs=_dag_runs(allowed))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    return value
+
+
+# --------------------------------------------------------------------------- app
+
+
+def create_app() -> FastAPI:
+    """The portfolio FastAPI app (mounted by the plugin under ``/marketmap``).
+
+    Cheap to create: pandas, matplotlib and Jinja2 are imported on the first request, not when
+    Airflow loads the plugin.
+    """
+    app = FastAPI(title="Market Map portfolio", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.exception_handler(HTTPException)
+    async def _auth_redirect(request: Request, exc: HTTPException) -> Response:
+        # A person without a session goes to Airflow's login page and comes back.
+        if exc.status_code == 401 and "/api/" not in request.url.path:
+            from airflow.api_fastapi.app import get_auth_manager
+
+            return RedirectResponse(
+                get_auth_manager().get_url_login(next_url=str(request.url)), status_code=307
+            )
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        return RedirectResponse(f"{PREFIX}/portfolio")
+
+    @app.get("/portfolio", response_class=HTMLResponse)
+    async def portfolio_page(request: Request) -> HTMLResponse:
+        from marketmap.reports.render import render_template
+
+        user = await current_user(request)
+        rows = _rows(user)
+        html = render_template("portfolio.html.j2", rows=rows, prefix=PREFIX, now=dt.datetime.now(dt.UTC),
+                               user=getattr(user, "get_name", lambda: "")())  # fmt: skip
+        return HTMLResponse(html)
+
+    @app.get("/api/portfolio")
+    async def portfolio_json(request: Request) -> JSONResponse:
+        user = await current_user(request)
+        rows = [{k: v for k, v in r.items() if k != "alerts"} for r in _rows(user)]
+        return JSONResponse(_jsonable(rows))
+
+    def _client_or_404(user: Any, client_id: str):
+        configs = _configs()
+        # Same answer for "no such client" and "not yours": never confirm a client exists.
+        if client_id not in configs or client_id not in allowed_clients(user, [client_id]):
+            raise HTTPException(status_code=404, detail=f"no client {client_id!r} for you")
+        return configs[client_id]
+
+    @app.get("/clients/{client_id}", response_class=HTMLResponse)
+    async def client_page(request: Request, client_id: str) -> HTMLResponse:
+        from marketmap.portfolio.data import alert_history, client_status
+        from marketmap.reports.render import list_reports, render_template
+
+        user = await current_user(request)
+        cfg = _client_or_404(user, client_id)
+        engine = _engine(cfg)
+        now = dt.datetime.now(dt.UTC)
+        status = client_status(cfg, engine, now.date(), now, _dag_runs({client_id}).get(client_id, ()))
+        html = render_template(
+            "portfolio_client.html.j2", row=status, reports=list_reports(client_id), alerts=alert_history(engine, client_id),
+            prefix=PREFIX, now=now,
+        )  # fmt: skip
+        return HTMLResponse(html)
+
+    @app.get("/clients/{client_id}/reports/{run_id}/{filename}")
+    async def report_file(request: Request, client_id: str, run_id: str, filename: str) -> FileResponse:
+        from marketmap.reports.render import report_dir
+
+        user = await current_user(request)
+        _client_or_404(user, client_id)
+        base = report_dir(client_id, run_id).resolve()
+        path = (base / filename).resolve()
+        if path.parent != base or path.suffix not in (".html", ".csv") or not path.is_file():
+            raise HTTPException(status_code=404, detail="no such report")
+        media = "text/html; charset=utf-8" if path.suffix == ".html" else "text/csv; charset=utf-8"
+        return FileResponse(Path(path), media_type=media)
+
+    return app

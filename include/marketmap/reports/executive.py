@@ -1,0 +1,162 @@
+"""Executive report (SPEC §9): closed won/lost by tier, conversion by tier, revenue by tier,
+win rate by segment. Closed new-business deals only, as in the back-test."""
+
+from __future__ import annotations
+
+import pandas as pd
+from sqlalchemy import Engine
+
+from marketmap.config import ClientConfig
+from marketmap.reports import charts
+from marketmap.reports.data import TIER_ORDER, opportunities, scored_accounts
+from marketmap.reports.render import Finding, Report, Section, Table, empty_section
+
+MIN_SEGMENT_DEALS = 30  # seed 004: fewer closed deals than this is "not enough data"
+
+
+def closed_deals(cfg: ClientConfig, engine: Engine, frame: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Closed new-business deals with their account's tier, employees and industry."""
+    from marketmap.analysis.correlation import prepare_deals
+
+    frame = scored_accounts(cfg, engine) if frame is None else frame
+    opps = opportunities(cfg, engine)
+    if opps.empty or frame.empty:
+        return pd.DataFrame()
+    deals = prepare_deals(opps)
+    deals["close_date"] = pd.to_datetime(opps["close_date"], errors="coerce")
+    deals = deals[deals["closed"] & (deals["kind"] == "new")]
+    acc = frame[["account_key", "tier", "employees", "industry", "valuation"]]
+    return deals.merge(acc, on="account_key", how="inner")
+
+
+def by_tier(deals: pd.DataFrame) -> pd.DataFrame:
+    """Per tier: won, lost, win rate, revenue (won amount), average won deal."""
+    g = deals.groupby("tier")
+    out = (
+        pd.DataFrame(
+            {
+                "won": g["won"].sum(),
+                "lost": g["won"].apply(lambda s: int((~s).sum())),
+                "revenue": deals[deals["won"]].groupby("tier")["amount"].sum(),
+            }
+        )
+        .reindex(TIER_ORDER)
+        .fillna(0)
+    )
+    out["closed"] = out["won"] + out["lost"]
+    out["win rate"] = (out["won"] / out["closed"]).where(out["closed"] > 0)
+    out["average won deal"] = (out["revenue"] / out["won"]).where(out["won"] > 0)
+    return out.astype({"won": int, "lost": int, "closed": int}).rename_axis("tier").reset_index()
+
+
+def segment_rates(deals: pd.DataFrame, column: str, top: int = 15) -> pd.DataFrame:
+    """Win rate per segment of ``column``, largest segments first; small samples flagged."""
+    d = deals[deals[column].notna()]
+    g = d.groupby(column)["won"]
+    out = pd.DataFrame({"closed": g.size(), "won": g.sum().astype(int)})
+    out["win rate"] = out["won"] / out["closed"]
+    out["sample"] = out["closed"].map(
+        lambda n: "ok" if n >= MIN_SEGMENT_DEALS else f"under {MIN_SEGMENT_DEALS} deals"
+    )
+    return out.sort_values("closed", ascending=False).head(top).rename_axis("segment").reset_index()
+
+
+def build(cfg: ClientConfig, engine: Engine, run_id: str) -> Report:
+    from marketmap.analysis.correlation import EMPLOYEE_BUCKETS, employee_bucket
+
+    deals = closed_deals(cfg, engine)
+    report = Report("executive", "Executive report", cfg.client_id, cfg.name, run_id)
+    if deals.empty:
+        report.sections = [
+            empty_section("Closed deals by tier", "no closed opportunities at scored accounts")
+        ]
+        return report
+    t = by_tier(deals)
+    overall = deals["won"].mean()
+    won_total = float(deals.loc[deals["won"], "amount"].sum())
+    report.kpis = [
+        ("closed deals", charts.count(len(deals))),
+        ("win rate", charts.pct(overall)),
+        ("closed-won revenue", charts.money(won_total)),
+        ("T1 win rate", charts.pct(t.loc[t["tier"] == "T1", "win rate"].iloc[0])),
+    ]
+    won_lost = charts.stacked_bar(t["tier"], {"won": t["won"], "lost": t["lost"]}, title="Closed won and lost deals by tier",
+                                  xlabel="account tier", ylabel="closed deals", horizontal=False)  # fmt: skip
+    conversion = charts.bar(t["tier"], t["win rate"], title="Conversion (win rate) by tier", xlabel="account tier",
+                            ylabel="win rate (%)", unit="pct", reference=overall, reference_label="all tiers")  # fmt: skip
+    revenue = charts.bar(t["tier"], t["revenue"], title="Closed-won revenue by tier", xlabel="account tier",
+                         ylabel="revenue ($)", unit="money")  # fmt: skip
+    t1, t3 = t.set_index("tier").loc["T1"], t.set_index("tier").loc["T3"]
+    findings = []
+    if t1["closed"] and t3["closed"] and t3["win rate"]:
+        lift = t1["win rate"] / t3["win rate"]
+        findings.append(
+            Finding(
+                f"T1 wins {lift:.1f}x as often as T3 (2-3x expected)",
+                "pass" if lift >= cfg.maintenance.lift_min else "fail",
+            )
+        )
+    if t["won"].sum():
+        share = t1["won"] / t["won"].sum()
+        findings.append(
+            Finding(
+                f"{share:.0%} of won deals are T1 accounts (target 70%+)", "pass" if share >= 0.7 else "warn"
+            )
+        )
+    report.sections.append(
+        Section(
+            "Closed won/lost, conversion and revenue by tier",
+            charts=[won_lost, conversion, revenue],
+            findings=findings,
+            tables=[
+                Table(
+                    "by_tier",
+                    "Deals by tier",
+                    t,
+                    {"revenue": "money", "win rate": "pct", "average won deal": "money"},
+                )
+            ],
+        )
+    )
+    deals = deals.assign(employee_bucket=employee_bucket(deals["employees"]))
+    seg_charts, seg_tables = [], []
+    for column, label in (("employee_bucket", "employees"), ("industry", "industry")):
+        seg = segment_rates(deals, column)
+        if column == "employee_bucket":  # size buckets read best in size order
+            seg = seg.sort_values("segment", key=lambda s: s.map(EMPLOYEE_BUCKETS.index))
+        if seg.empty:
+            continue
+        seg_charts.append(
+            charts.bar(
+                seg["segment"],
+                seg["win rate"],
+                title=f"Win rate by {label}",
+                xlabel="win rate (%)",
+                ylabel=label,
+                unit="pct",
+                horizontal=True,
+                reference=overall,
+                reference_label="all deals",
+            )  # fmt: skip
+        )
+        seg_tables.append(
+            Table(
+                f"segment_{label}",
+                f"Win rate by {label}",
+                seg,
+                {"closed": "count", "won": "count", "win rate": "pct"},
+            )
+        )
+    report.sections.append(
+        Section(
+            "Win rate by segment",
+            lead=f"Segments with fewer than {MIN_SEGMENT_DEALS} closed deals are flagged: read them with care.",
+            charts=seg_charts,
+            tables=seg_tables,
+        )  # fmt: skip
+        if seg_tables
+        else empty_section(
+            "Win rate by segment", "no segment data (employees, industry) on the deals' accounts"
+        )
+    )
+    return report

@@ -1,0 +1,89 @@
+"""The maintenance DAGs: ids, schedules in the client's timezone, pools, params, docs, thin parsing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from marketmap.config import load_client
+
+PIPELINES = {"monthly", "quarterly_personas", "drift", "valuation", "territories"}
+
+
+@pytest.fixture()
+def dags(fixture_clients):
+    from marketmap.orchestration import maintenance  # noqa: F401 - registers the pipelines
+    from marketmap.orchestration.factory import PIPELINES as REGISTRY
+
+    cfg = load_client("sample")
+    return cfg, {name: REGISTRY[name](cfg) for name in PIPELINES}
+
+
+def test_ids_tags_schedules_and_docs(dags):
+    cfg, built = dags
+    for name, dag in built.items():
+        assert dag.dag_id == f"sample__{name}"
+        assert set(dag.tags) == {"client:sample", f"pipeline:{name}"}
+        assert dag.catchup is False and dag.max_active_runs == 1
+        assert "Effective client config" in dag.doc_md and "Alerts" in dag.doc_md
+        tt = dag.timetable
+        assert tt.expression == getattr(cfg.schedules, name)  # cron from the config
+        assert str(tt.timezone) == "Europe/London"  # in the client's timezone
+        for task in dag.tasks:
+            assert task.retries >= 1 and task.on_failure_callback and task.doc_md, (name, task.task_id)
+
+
+def test_params_and_wiring(dags):
+    _, built = dags
+    assert built["valuation"].params["apply_valuation"] is False
+    assert built["territories"].params["approve_rebalance"] is False
+    assert built["monthly"].params["stale_round_robin"] is False
+    m = built["monthly"]
+    assert "enrich_gaps" in m.get_task("extract_changes").downstream_task_ids
+    assert "push_changes" in m.get_task("score_changes").downstream_task_ids
+    assert "territory_check" in built["territories"].get_task("apply_rebalance").downstream_task_ids
+
+
+def test_pools_for_crm_and_providers(fixture_clients):
+    from marketmap.orchestration.maintenance import monthly_dag, quarterly_personas_dag
+
+    cfg = load_client("sample")
+    cfg = cfg.model_copy(update={
+        "crm": cfg.crm.model_copy(update={"pool": "crm_sample"}),
+        "enrichment": cfg.enrichment.model_validate({"providers": [
+            {"name": "apollo", "kind": "apollo", "conn_id": "apollo", "fields": ["employees"]}]}),
+    })  # fmt: skip
+    m = monthly_dag(cfg)
+    assert m.get_task("extract_changes").pool == "crm_sample"
+    assert m.get_task("push_changes").pool == "crm_sample"
+    assert m.get_task("enrich_gaps").pool == "enrichment_apollo"
+    assert m.get_task("data_quality_audit").pool == "default_pool"
+    assert quarterly_personas_dag(cfg).get_task("enrich_gap_personas").pool == "enrichment_apollo"
+
+
+def test_schedule_override_and_off(fixture_clients):
+    from marketmap.orchestration.maintenance import drift_dag
+
+    cfg = load_client("sample")
+    off = cfg.model_copy(update={"schedules": cfg.schedules.model_copy(update={"drift": None})})
+    assert drift_dag(off).timetable.can_be_scheduled is False
+    other = cfg.model_copy(update={"schedules": cfg.schedules.model_copy(update={"drift": "0 7 1,15 * *"}),
+                                   "timezone": "Asia/Tokyo"})  # fmt: skip
+    assert drift_dag(other).timetable.expression == "0 7 1,15 * *"
+    assert str(drift_dag(other).timetable.timezone) == "Asia/Tokyo"
+
+
+def test_building_the_maintenance_dags_imports_no_pandas(fixture_clients):
+    code = (
+        "import sys\n"
+        "from marketmap.orchestration import maintenance\n"
+        "from marketmap.config import load_client\n"
+        "for b in (maintenance.monthly_dag, maintenance.drift_dag, maintenance.territories_dag):\n"
+        "    b(load_client('sample'))\n"
+        "heavy = [m for m in ('pandas', 'slack_sdk', 'simple_salesforce', 'hubspot') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
