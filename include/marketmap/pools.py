@@ -32,10 +32,10 @@ def task_pool(cfg: ClientConfig) -> str | None:
 
 
 def crm_pool(cfg: ClientConfig) -> str | None:
-    """The pool of the client's CRM API (``crm.pool`` or ``crm_<client>``); None for CSV."""
-    if cfg.crm.kind == "csv":
-        return None
-    return cfg.crm.pool or f"crm_{cfg.client_id}"
+    """The pool of the client's CRM API: ``crm.pool``, else ``crm_<client>``; none for CSV unless set."""
+    if cfg.crm.pool:
+        return cfg.crm.pool
+    return None if cfg.crm.kind == "csv" else f"crm_{cfg.client_id}"
 
 
 def all_pools(configs: dict[str, ClientConfig]) -> dict[str, int]:
