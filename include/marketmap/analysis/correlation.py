@@ -34,6 +34,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from marketmap.frames import column as _col
+from marketmap.frames import truthy
+
 EMPLOYEE_BUCKETS = ("1-10", "11-50", "51-200", "201-500", "501-1000", "1000+")
 _EMPLOYEE_EDGES = (0, 10, 50, 200, 500, 1000, math.inf)
 METRICS = ("win_rate", "avg_deal_size", "avg_cycle_days", "expansion_rate", "churn_rate")
@@ -47,23 +50,6 @@ HISTORICAL_MIN_CLOSED = 200
 COMPETITOR_PATTERN = r"competit|lost to "
 
 # --------------------------------------------------------------------------- deal preparation
-
-
-def truthy(series: pd.Series) -> pd.Series:
-    """Booleans from CRM values (True, "true", "Yes", 1); missing is False."""
-
-    def one(v: Any) -> bool:
-        if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
-            return False
-        if isinstance(v, str):
-            return v.strip().lower() in {"true", "t", "yes", "y", "1"}
-        return bool(v)
-
-    return series.astype(object).map(one).astype(bool)
-
-
-def _col(df: pd.DataFrame, name: str) -> pd.Series:
-    return df[name] if name in df.columns else pd.Series(None, index=df.index, dtype=object)
 
 
 def _day(series: pd.Series) -> pd.Series:

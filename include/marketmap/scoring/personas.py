@@ -37,6 +37,8 @@ import numpy as np
 import pandas as pd
 
 from marketmap.config import CoverageTarget, PersonaConfig
+from marketmap.frames import column as _column
+from marketmap.frames import truthy as _truthy
 from marketmap.scoring.titles import canonical_department, clean_title, department_of, seniority_of
 
 PERSONA_TIERS = ("P1", "P2", "P3")
@@ -139,23 +141,6 @@ def _canonical_countries(values: pd.Series) -> pd.Series:
 def _blank(series: pd.Series) -> pd.Series:
     s = series.astype(object)
     return s.isna() | s.map(lambda v: isinstance(v, str) and not v.strip())
-
-
-def _truthy(series: pd.Series) -> pd.Series:
-    """Booleans from CRM values (True, "true", "Yes", 1); missing is False."""
-
-    def one(v: Any) -> bool:
-        if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
-            return False
-        if isinstance(v, str):
-            return v.strip().lower() in {"true", "t", "yes", "y", "1"}
-        return bool(v)
-
-    return series.astype(object).map(one).astype(bool)
-
-
-def _column(df: pd.DataFrame, name: str) -> pd.Series:
-    return df[name] if name in df.columns else pd.Series(None, index=df.index, dtype=object)
 
 
 def _core(clean: str) -> str:
