@@ -5,7 +5,8 @@ Salesforce servers through the real client libraries; then push again with nothi
 
 HubSpot: Market Map's push (client-side rolling window at the portal's limit, 100-record
 batch updates) against the lower bound the limit allows, and a peer in the same run: the
-same push with no client-side throttle, relying on 429 + Retry-After alone.
+same push without the client-side rolling window, only reacting to the rate-limit headers
+and to 429 + Retry-After.
 Salesforce: sObject Collections (200 records per call) and Bulk API 2.0 (10,000-record
 jobs) on the same data. Each push is followed by a re-run with no changes (write calls
 should be 0). Setup (seeding the servers, the extract that fills the warehouse) runs
@@ -127,7 +128,7 @@ def bench_hubspot(rows: int, peer: bool) -> list[dict]:
             )
         ]
         if peer:
-            variants.append(("peer: no client throttle, 429 + Retry-After only", CrmSettings(rate_limit=None, search_per_second=0, max_attempts=20)))  # fmt: skip
+            variants.append(("peer: no client-side window (reacts to X-HubSpot-RateLimit-Remaining and 429 Retry-After)", CrmSettings(rate_limit=None, search_per_second=0, max_attempts=20)))  # fmt: skip
         for n, (label, settings) in enumerate(variants):
             if n:  # fresh values to push for the peer: the tier changes everywhere
                 seed_scores(engine, cfg.client_id, keys, "T2", 60)
@@ -215,7 +216,9 @@ def table(results: list[dict]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rows", type=int, default=100_000)
-    ap.add_argument("--skip-peer", action="store_true", help="HubSpot: skip the 429-only peer push")
+    ap.add_argument(
+        "--skip-peer", action="store_true", help="HubSpot: skip the peer push without the client-side window"
+    )
     ap.add_argument("--only", choices=["hubspot", "salesforce"])
     args = ap.parse_args()
     print(

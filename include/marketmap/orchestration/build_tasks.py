@@ -38,7 +38,12 @@ def ingest(client_id: str) -> dict:
     cfg = load_client(client_id)
     engine = warehouse(cfg)
     start_run(engine, client_id, ctx["run_id"], "build", ctx.get("logical_date"))
-    return extract_exports(cfg, ctx["run_id"], engine)
+    if cfg.crm.kind == "csv":
+        return extract_exports(cfg, ctx["run_id"], engine)
+    from marketmap import crm
+
+    # A full extract through the CRM's API, staged like an export (normalise/dedupe/load follow).
+    return crm.extract(cfg, engine, ctx["run_id"], crm.adapter_for(cfg), load=False)
 
 
 @task(multiple_outputs=False)  # one small summary dict per task
@@ -133,10 +138,12 @@ def format_summary(s: dict) -> str:
     steps = s.get("steps", {})
     ing, ded, load = steps.get("ingest", {}), steps.get("dedupe", {}), steps.get("load", {})
     lines = [f"Market Map build for {s['client_id']} (run {s['run_id']})"]
-    for obj, info in ing.items():
-        lines.append(
-            f"  {obj:<14} {info['rows']:>7,} rows read from {info['file']}, {info['rejected']:,} rejected"
-        )
+    for obj, info in ing.get("objects", ing).items():  # CSV exports, or an API extract's objects
+        if isinstance(info, dict):
+            rows, source = info.get("rows", info.get("records", 0)), info.get("file") or "the CRM"
+            lines.append(
+                f"  {obj:<14} {rows:>7,} rows read from {source}, {info.get('rejected', 0):,} rejected"
+            )
     if ded:
         lines.append(
             f"  dedupe         {ded['records']:,} account records -> {ded['accounts']:,} accounts "
@@ -158,12 +165,14 @@ def format_summary(s: dict) -> str:
             f"({sum(enr.get('plan', {}).get('skipped', {}).values()):,} skipped: cannot matter or fresh), "
             f"{enr.get('accounts_enriched', 0):,} enriched, {filled:,} fields filled, "
             f"{enr.get('credits_spent', 0):,.0f} credits spent ({enr.get('month_spent', 0):,.0f} of "
-            f"{enr.get('budget', 0):,.0f} this month)" + (" — BUDGET EXHAUSTED" if enr.get("budget_exhausted") else "")
+            f"{enr.get('budget', 0):,.0f} this month)"
+            + (" — BUDGET EXHAUSTED" if enr.get("budget_exhausted") else "")
         )
     if per:
         lines.append(
             f"  persona search {per.get('accounts_considered', 0):,} T1 accounts, {per.get('contacts_added', 0):,} "
-            f"contacts added, {per.get('credits', 0):,.0f} credits" + (f" ({per['note']})" if per.get("note") else "")
+            f"contacts added, {per.get('credits', 0):,.0f} credits"
+            + (f" ({per['note']})" if per.get("note") else "")
         )
     if sc:
         tiers = ", ".join(f"{k.split(':', 1)[1]} {v:,}" for k, v in sorted(sc["tiers"].items()))
@@ -185,6 +194,25 @@ def format_summary(s: dict) -> str:
     if qa:
         lines.append("  QA gates" + (" (overridden)" if qa.get("overridden") else ""))
         lines += [f"    {line}" for line in qa.get("report", "").splitlines()]
+    pre, can, push, crmv = (steps.get(k) or {} for k in ("preflight", "canary", "push", "crm_validation"))
+    if pre:
+        lines.append(
+            f"  CRM preflight  {'OK' if pre.get('ok') else 'FAILED'} ({len(pre.get('checked', []))} fields checked)"
+        )
+    if can.get("dry_run"):
+        lines.append(
+            f"  CRM push       dry run: change preview written ({', '.join(can.get('preview', {}))})"
+        )
+    for obj, res in (push if isinstance(push, dict) and not push.get("dry_run") else {}).items():
+        r = res.get("result", {}) if isinstance(res, dict) else {}
+        lines.append(
+            f"  CRM push       {obj}: {r.get('created', 0):,} created, {r.get('updated', 0):,} updated, "
+            f"{r.get('failed', 0):,} failed ({r.get('status', '?')})"
+        )
+    if crmv:
+        lines.append(
+            f"  CRM validation {'OK' if crmv.get('ok') else 'PROBLEMS: ' + '; '.join(map(str, crmv.get('problems', [])))}"
+        )
     if s.get("rows_rejected"):
         lines.append(f"  rejected rows  {s['rows_rejected']:,}, for example:")
         lines += [

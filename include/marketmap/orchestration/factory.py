@@ -17,10 +17,11 @@ from airflow.sdk import DAG, Param, chain, get_parsing_context
 
 from marketmap.config import ClientConfig, ConfigError, client_files, effective_yaml, load_client
 from marketmap.orchestration import build_tasks as bt
+from marketmap.orchestration import crm_tasks as ct
 from marketmap.orchestration import enrichment_tasks as et
 from marketmap.orchestration import report_tasks as rt
 from marketmap.orchestration.callbacks import failure_callback
-from marketmap.pools import task_pool
+from marketmap.pools import crm_pool, task_pool
 
 TAG_PREFIXES = ("client:", "pipeline:")
 PIPELINES: dict[str, Callable[[ClientConfig], DAG]] = {}
@@ -94,8 +95,14 @@ BUILD_DOC = """The initial build of the client's market map, triggered by hand f
 9. **score_contacts** — persona score and tier, account tier × persona tier priority, coverage.
 10. **qa_gate** — tier distribution, accounts per rep, no blank tier or valuation. A failed gate
    fails the run (nothing reaches the CRM) unless the `override_qa` param is set.
-11. **summary** — counts, tiers, valuation, rejected rows (CSV) and where the outputs are.
-12. **validation_report**, **build_reports** — the validation, executive, distribution and rep-cockpit
+11. **crm_preflight** — every mapped CRM field exists with a compatible type and every picklist
+    value the mapping can produce exists; all problems listed together, and nothing is pushed.
+12. **crm_canary**, **crm_push** — a 10-20 record sample first, then every record whose fields
+    would change (diff against the CRM's values; overwrite / if blank / never; prevent-override;
+    picklist translation; look-up before create). With `dry_run` a change preview (CSV +
+    summary) is written instead. **crm_validate** — counts reconcile, no duplicates.
+13. **summary** — counts, tiers, valuation, rejected rows (CSV) and where the outputs are.
+14. **validation_report**, **build_reports** — the validation, executive, distribution and rep-cockpit
     reports (self-contained HTML with charts, plus CSVs), linked from the run summary and the
     portfolio page.
 
@@ -136,10 +143,17 @@ def build_dag(cfg: ClientConfig) -> DAG:
         gated = bt.qa_gate(client_id=cid)
         steps = {"ingest": ingested, "dedupe": deduped, "load": loaded, "enrich": enriched, "score": scored,
                  "personas": personas, "value": valued, "contacts": contacts, "qa": gated}  # fmt: skip
+        crm = {"pool": crm_pool(cfg)} if crm_pool(cfg) else {}
+        checked = ct.crm_preflight.override(**crm)(client_id=cid)
+        canary = ct.crm_canary.override(**crm)(client_id=cid)
+        pushed = ct.crm_push.override(**crm)(client_id=cid)
+        validated_crm = ct.crm_validate.override(**crm)(client_id=cid)
+        steps |= {"preflight": checked, "canary": canary, "push": pushed, "crm_validation": validated_crm}
         done = bt.summary(client_id=cid, steps=steps)
         validation = rt.validation_report(client_id=cid, steps=steps)
         reports = rt.build_reports(client_id=cid)
-        chain(enriched, scored, personas, valued, contacts, gated, done, validation, reports)
+        chain(enriched, scored, personas, valued, contacts, gated, checked, canary, pushed, validated_crm, done,
+              validation, reports)  # fmt: skip
     return dag
 
 
@@ -194,7 +208,11 @@ def build_all_dags(directory: Path | None = None) -> dict[str, DAG]:
         except ConfigError as e:
             dags[dag_id(path.stem, "config_error")] = config_error_dag(path.stem, e)
             continue
-        dags.update(build_client_dags(cfg, only=wanted if wanted and wanted.startswith(cfg.client_id + "__") else None))
+        dags.update(
+            build_client_dags(
+                cfg, only=wanted if wanted and wanted.startswith(cfg.client_id + "__") else None
+            )
+        )
     if not wanted:
         dags[PORTFOLIO_DAG_ID] = build_portfolio_dag()
     return dags

@@ -107,8 +107,12 @@ def send_digest(run_id: str, now: dt.datetime | None = None, configs: list | Non
         changed = fp != (previous or fingerprint([]))
         if changed:
             # The architects' Slack connection: the one their clients' configs name (outbox without).
-            conn_id = next((conn_of[r["client_id"]] for r in channel_rows if conn_of.get(r["client_id"])), None)
-            deliver(STATE_CLIENT, conn_id, channel, digest_text(channel_rows, base_url), kind="portfolio_digest")
+            conn_id = next(
+                (conn_of[r["client_id"]] for r in channel_rows if conn_of.get(r["client_id"])), None
+            )
+            deliver(
+                STATE_CLIENT, conn_id, channel, digest_text(channel_rows, base_url), kind="portfolio_digest"
+            )
         with state.begin() as conn:
             upsert(conn, t.runs, [{
                 "client_id": STATE_CLIENT, "run_id": f"{run_id}:{channel}"[:255], "pipeline": "portfolio",

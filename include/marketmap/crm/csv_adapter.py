@@ -1,0 +1,120 @@
+"""CSV "CRM" for clients without an API connection: the push writes import-ready files.
+
+Files land in ``<run folder>/crm_import/``, one per object and operation:
+``Account_update.csv`` (record id + changed fields), ``Account_insert.csv`` (new records,
+with a ``MarketMap_Key`` column to map or ignore) and ``Account_upsert.csv`` when an
+external id field is configured. Column names are the CRM's field names. A cell left
+blank means "leave as is" (Salesforce Data Loader and HubSpot imports skip blanks), so
+one file can carry records with different changed fields.
+
+Writing is idempotent: a retried batch replaces its rows instead of appending them twice.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from marketmap.config import ClientConfig
+from marketmap.crm.base import CrmAdapter, CrmSettings, FieldMeta, Operation, Outcome, WriteRecord
+from marketmap.crm.mapping import crm_format, crm_objects
+from marketmap.settings import run_dir
+
+KEY_COLUMN = "MarketMap_Key"
+
+
+class CsvAdapter(CrmAdapter):
+    kind = "csv"
+
+    def __init__(self, cfg: ClientConfig, out_dir: Path | None = None, settings: CrmSettings | None = None):
+        super().__init__(settings)
+        self.fmt = crm_format(cfg)
+        self.objects = crm_objects(cfg)
+        self.out_dir = Path(out_dir) if out_dir else None
+        self._fixed_dir = out_dir is not None
+        self.files: dict[str, Path] = {}
+
+    @property
+    def has_remote(self) -> bool:
+        return False
+
+    def start_run(self, client_id: str, run_id: str) -> None:
+        if not self._fixed_dir:
+            self.out_dir = run_dir(client_id, run_id) / "crm_import"
+
+    def id_field(self, obj: str) -> str:
+        return "Id" if self.fmt == "salesforce" else "Record ID"
+
+    # No CRM to ask: the plan diffs against the previous export's values.
+    def describe(self, obj: str) -> dict[str, FieldMeta]:
+        return {}
+
+    def extract(self, obj: str, fields: list[str], since: Any = None, until: Any = None) -> Iterator[dict]:
+        return iter(())
+
+    def read(self, obj: str, ids: list[str], fields: list[str]) -> dict[str, dict]:
+        return {}
+
+    def find(self, obj: str, field_name: str, values: Iterable[str], fields: list[str]) -> list[dict]:
+        return []
+
+    def find_by_domain(self, obj: str, domains: list[str], fields: list[str]) -> list[dict]:
+        return []
+
+    def count(self, obj: str) -> int:
+        raise NotImplementedError("a CSV client has no CRM to count")
+
+    def batch_size(self, op: Operation, total: int) -> int:
+        return 50_000
+
+    def write(
+        self, obj: str, op: Operation, records: list[WriteRecord], external_id_field: str | None = None
+    ) -> list[Outcome]:
+        if self.out_dir is None:
+            raise RuntimeError("CsvAdapter.start_run() was not called: no run folder to write to")
+        kind = {"update": "update", "create": "insert", "upsert": "upsert"}[op]
+        path = self.out_dir / f"{self.objects[obj]}_{kind}.csv"
+        key_col = {
+            "update": self.id_field(obj),
+            "create": KEY_COLUMN,
+            "upsert": external_id_field or KEY_COLUMN,
+        }[op]
+        rows, header = _read(path)
+        header = header or [key_col]
+        for r in records:
+            key = r.crm_id if op == "update" else (r.external_id or r.key)
+            row = {key_col: key, **{f: _cell(v) for f, v in r.fields.items()}}
+            header += [f for f in row if f not in header]
+            rows[str(key)] = row
+        _write(path, header, rows.values())
+        self.files[f"{obj}_{kind}"] = path
+        self.stats.count("write")
+        return [Outcome(r.key, True, r.crm_id, created=op != "update") for r in records]
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
+
+
+def _read(path: Path) -> tuple[dict[str, dict], list[str]]:
+    if not path.exists():
+        return {}, []
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        header = list(reader.fieldnames or [])
+        return {row[header[0]]: row for row in reader}, header
+
+
+def _write(path: Path, header: list[str], rows: Iterable[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=header, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, path)  # a killed task never leaves a half-written import file

@@ -1,0 +1,483 @@
+"""Carry out a push plan: canary first, then the rest in batches, logging every record.
+
+Safety rules, in order of importance:
+
+- No duplicate is ever created. A create whose outcome is unknown (timeout, 5xx,
+  garbled response) is not re-sent blindly: the records are looked up first and only
+  the ones the CRM doesn't have are sent again. External-id upserts are idempotent.
+- A rejected batch is split in halves until the bad records are isolated; the good
+  ones still go through.
+- Each batch's results are committed (push_log, crm_sync, crm_records) in one
+  transaction right after the call, so a task killed mid-push loses at most the batch
+  in flight — and re-running finds those records by look-up, not by creating again.
+- The canary sample must succeed before the full push starts; an error rate above
+  ``max_error_rate`` halts the push; a :class:`Fatal` error (auth, API budget) stops it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine, delete, select
+
+from marketmap.config import ClientConfig
+from marketmap.crm import snapshot
+from marketmap.crm.base import (
+    BatchRejected,
+    CrmAdapter,
+    CrmError,
+    Fatal,
+    Outcome,
+    RateLimited,
+    Transient,
+    WriteRecord,
+    call_with_retry,
+    chunks,
+)
+from marketmap.crm.mapping import identity_fields
+from marketmap.crm.plan import PlanItem, PushPlan
+from marketmap.crm.values import domains_of, is_blank, normalise_email, normalise_linkedin
+from marketmap.orchestration.redact import redact
+from marketmap.warehouse import schema as t
+
+
+@dataclass
+class PushResult:
+    client_id: str
+    run_id: str
+    object: str
+    status: str = "success"  # success | completed_with_errors | halted | nothing_to_do
+    halted_reason: str | None = None
+    planned: int = 0
+    attempted: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    created: int = 0
+    updated: int = 0
+    not_attempted: int = 0
+    skipped: int = 0
+    canary: dict = field(default_factory=dict)
+    first_errors: list[str] = field(default_factory=list)
+    calls: dict = field(default_factory=dict)
+    elapsed_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("success", "nothing_to_do")
+
+    @property
+    def error_rate(self) -> float:
+        return self.failed / self.attempted if self.attempted else 0.0
+
+    def as_dict(self) -> dict:
+        d = {k: v for k, v in self.__dict__.items()}
+        d["error_rate"] = round(self.error_rate, 4)
+        return d
+
+    def raise_if_halted(self) -> None:
+        if self.status == "halted":
+            raise PushHalted(self.halted_reason or "push halted")
+
+
+class PushHalted(Exception):
+    """The canary failed, the error rate passed its threshold, or the CRM refused us."""
+
+
+log = logging.getLogger(__name__)
+CONFLICT_NOTE = "matched an existing record on a create conflict"
+
+
+def _canary_order(key: str) -> str:
+    # A stable spread over the records, not the first 15 alphabetically.
+    return hashlib.sha1(key.encode()).hexdigest()
+
+
+class _Executor:
+    def __init__(self, cfg: ClientConfig, engine: Engine, run_id: str, adapter: CrmAdapter, plan: PushPlan):
+        self.cfg, self.engine, self.run_id, self.adapter, self.plan = cfg, engine, run_id, adapter, plan
+        self.obj = plan.object
+        self.res = PushResult(cfg.client_id, run_id, plan.object, planned=len(plan.writes))
+        self.ident = identity_fields(cfg, self.obj)
+        self.items = {i.key: i for i in plan.items}
+
+    # ---- writing one batch, safely
+    def _records(self, items: list[PlanItem]) -> list[WriteRecord]:
+        return [WriteRecord(i.key, i.payload(), i.crm_id, i.external_id, i.account_crm_id) for i in items]
+
+    def _wire_op(self, op: str) -> str:
+        return "upsert" if op == "create" and self.plan.external_id_field else op
+
+    def write(self, op: str, records: list[WriteRecord]) -> list[Outcome]:
+        """One batch with retries, splitting on rejection and verifying ambiguous creates."""
+        wire = self._wire_op(op)
+        s = self.adapter.settings
+        pending = list(records)
+        outcomes: list[Outcome] = []
+        last: CrmError | None = None
+        for attempt in range(1, s.max_attempts + 1):
+            try:
+                outcomes += self._write_split(wire, pending)
+                return self._complete(records, outcomes)
+            except Transient as e:
+                if wire != "create":  # idempotent ops were already retried by call_with_retry
+                    return self._complete(records, outcomes, failure=f"{e.message} (gave up after retries)")
+                found = self._verify_created(pending)
+                outcomes += found
+                done = {o.key for o in found}
+                pending = [r for r in pending if r.key not in done]
+                if not pending:
+                    return self._complete(records, outcomes)
+                if attempt < s.max_attempts:
+                    delay = min(s.backoff_max_s, s.backoff_base_s * 2 ** (attempt - 1))
+                    self.adapter.stats.retries += 1
+                    self.adapter.stats.waited_s += delay
+                    time.sleep(delay)
+                last = e
+            except RateLimited as e:
+                return self._complete(records, outcomes, failure=f"rate limited: {e.message}")
+        reason = last.message if last else "unknown error"
+        return self._complete(records, outcomes, failure=f"{reason} (outcome unknown; not found in the CRM)")
+
+    def _write_split(self, wire: str, records: list[WriteRecord]) -> list[Outcome]:
+        try:
+            return call_with_retry(
+                lambda: self.adapter.write(self.obj, wire, records, self.plan.external_id_field),
+                self.adapter.settings,
+                self.adapter.stats,
+                idempotent=wire != "create",
+            )
+        except BatchRejected as e:
+            if len(records) == 1:
+                return [Outcome(records[0].key, False, records[0].crm_id, error=e.message)]
+            mid = len(records) // 2
+            return self._write_split(wire, records[:mid]) + self._write_split(wire, records[mid:])
+
+    def _complete(
+        self, records: list[WriteRecord], outcomes: list[Outcome], failure: str | None = None
+    ) -> list[Outcome]:
+        """One outcome per record: a record the CRM said nothing about failed."""
+        seen = {o.key for o in outcomes}
+        missing = failure or "the CRM returned no result for this record"
+        outcomes += [Outcome(r.key, False, r.crm_id, error=missing) for r in records if r.key not in seen]
+        return outcomes
+
+    def _verify_created(self, records: list[WriteRecord]) -> list[Outcome]:
+        """After an ambiguous create: which of these records does the CRM have now?"""
+        a, obj = self.adapter, self.obj
+        fields = snapshot.read_fields(self.cfg, obj, a.id_field(obj))
+        found: list[dict] = []
+        ext = self.plan.external_id_field
+        if ext:
+            found = a.find(obj, ext, [r.external_id for r in records if r.external_id], fields)
+            by = {str(x.get(ext)): x for x in found}
+            return [Outcome(r.key, True, str(by[r.external_id][a.id_field(obj)]), created=True,
+                            note="verified after an ambiguous response")
+                    for r in records if r.external_id in by]  # fmt: skip
+        out = []
+        if obj == "account":
+            site, name_f = self.ident["website"], self.ident["name"]
+            domains = dict(
+                zip([r.key for r in records], domains_of(r.fields.get(site) for r in records), strict=True)
+            )
+            found = (
+                a.find_by_domain(obj, sorted({d for d in domains.values() if d}), fields)
+                if any(domains.values())
+                else []
+            )
+            by_domain = dict(zip(domains_of(x.get(site) for x in found), found, strict=True))
+            no_domain = [r for r in records if not domains[r.key]]
+            by_name = {}
+            if no_domain:
+                names = sorted({str(r.fields.get(name_f)) for r in no_domain})
+                by_name = {str(x.get(name_f)): x for x in a.find(obj, name_f, names, fields)}
+            for r in records:
+                x = (
+                    by_domain.get(domains[r.key])
+                    if domains[r.key]
+                    else by_name.get(str(r.fields.get(name_f)))
+                )
+                if x is not None:
+                    out.append(Outcome(r.key, True, str(x[a.id_field(obj)]), created=True,
+                                       note="verified after an ambiguous response"))  # fmt: skip
+        else:
+            email_f = self.ident.get("email")
+            emails = {r.key: normalise_email(r.fields.get(email_f)) for r in records}
+            found = a.find(obj, email_f, sorted({e for e in emails.values() if e}), fields) if email_f else []
+            by_email = {normalise_email(x.get(email_f)): x for x in found}
+            for r in records:
+                x = by_email.get(emails[r.key]) if emails[r.key] else None
+                if x is not None:
+                    out.append(Outcome(r.key, True, str(x[a.id_field(obj)]), created=True,
+                                       note="verified after an ambiguous response"))  # fmt: skip
+        return out
+
+    def _resolve_conflicts(self, outcomes: list[Outcome]) -> list[Outcome]:
+        """A create that hit an exact existing record (HubSpot: same e-mail) becomes an update of it."""
+        conflicts = [o for o in outcomes if not o.ok and o.existing_id]
+        if not conflicts:
+            return outcomes
+        keep = [o for o in outcomes if o.ok or not o.existing_id]
+        updates = []
+        for o in conflicts:
+            item = self.items[o.key]
+            fields = {f: after for f, (_, after) in item.changes.items()}
+            updates.append(WriteRecord(o.key, fields, o.existing_id))
+        for o in self.write("update", updates):
+            o.note = CONFLICT_NOTE
+            keep.append(o)
+        return keep
+
+    # ---- bookkeeping
+    def _log(self, phase: str, op: str, outcomes: list[Outcome]) -> None:
+        cid, now = self.cfg.client_id, snapshot.now()
+        keys = [o.key for o in outcomes]
+        sync = {}
+        with self.engine.begin() as conn:
+            c = t.crm_sync.c
+            for r in conn.execute(
+                select(t.crm_sync).where(c.client_id == cid, c.object == self.obj, c.record_key.in_(keys))
+            ).mappings():
+                sync[r["record_key"]] = dict(r)
+            ok_ids = [o.crm_id for o in outcomes if o.ok and o.crm_id]
+            snap = {}
+            if ok_ids:
+                rc = t.crm_records.c
+                for r in conn.execute(
+                    select(t.crm_records).where(
+                        rc.client_id == cid, rc.object == self.obj, rc.crm_id.in_(ok_ids)
+                    )
+                ).mappings():
+                    snap[r["crm_id"]] = dict(r)
+            pl = t.push_log.c
+            conn.execute(
+                delete(t.push_log).where(
+                    pl.client_id == cid,
+                    pl.run_id == self.run_id,
+                    pl.object == self.obj,
+                    pl.record_key.in_(keys),
+                )
+            )
+            log_rows, sync_rows, snap_rows = [], [], []
+            site = self.ident.get("website") if self.obj == "account" else None
+            created = [o.key for o in outcomes if o.ok and o.crm_id and o.crm_id not in snap and site]
+            dom = dict(
+                zip(created, domains_of(self.items[k].payload().get(site) for k in created), strict=True)
+            )
+            for o in outcomes:
+                item = self.items[o.key]
+                # A planned create that succeeded is a create, even when a retried external-id upsert
+                # found the record its own lost first attempt made; a create that hit an existing
+                # record (HubSpot e-mail conflict) became an update of that record.
+                if o.ok:
+                    created = o.created or (item.operation == "create" and o.note != CONFLICT_NOTE)
+                    operation = "create" if created else "update"
+                else:
+                    operation = item.operation
+                payload = item.payload()
+                changed = {f: {"from": b, "to": a} for f, (b, a) in item.changes.items()}
+                if operation == "create":
+                    changed = {f: {"from": None, "to": v} for f, v in payload.items()}
+                log_rows.append({
+                    "client_id": cid, "run_id": self.run_id, "object": self.obj, "record_key": o.key,
+                    "crm_id": o.crm_id or item.crm_id, "operation": operation, "fields_changed": changed,
+                    "status": "success" if o.ok else "failed",
+                    "error": None if o.ok else redact(o.error or "failed")[:2000],
+                    "at": now, "phase": phase,
+                })  # fmt: skip
+                prev = sync.get(o.key) or {}
+                if o.ok:
+                    pushed = {**(prev.get("pushed") or {}), **payload}
+                    sync_rows.append({"client_id": cid, "object": self.obj, "record_key": o.key,
+                                      "crm_id": o.crm_id or item.crm_id, "pushed": pushed, "status": "success",
+                                      "failed": False, "error": None, "run_id": self.run_id, "updated_at": now})  # fmt: skip
+                    if o.crm_id or item.crm_id:
+                        snap_rows.append(
+                            self._snap_row(o.crm_id or item.crm_id, item, snap, now, dom.get(o.key))
+                        )
+                else:
+                    sync_rows.append({"client_id": cid, "object": self.obj, "record_key": o.key,
+                                      "crm_id": prev.get("crm_id") or item.crm_id, "pushed": prev.get("pushed"),
+                                      "status": "failed", "failed": True, "error": redact(o.error or "")[:2000],
+                                      "run_id": self.run_id, "updated_at": now})  # fmt: skip
+                self._count(o, operation)
+            conn.execute(t.push_log.insert(), log_rows)
+            snapshot.upsert_many(conn, t.crm_sync, sync_rows)
+            # CSV too: with no CRM to read, the snapshot is what the previous export said
+            snapshot.save(conn, snap_rows)
+
+    def _snap_row(self, crm_id: str, item: PlanItem, snap: dict, now, domain: str | None) -> dict:
+        row = snap.get(crm_id)
+        payload = item.payload()
+        tracked = set(snapshot.tracked_fields(self.cfg, self.obj))
+        written = {f: v for f, v in payload.items() if f in tracked}
+        if row:
+            row = dict(row)
+            row["field_values"] = {**(row.get("field_values") or {}), **written}
+            row.update(source="push", updated_at=now)
+            return row
+        ident = self.ident
+        get = lambda canonical: payload.get(ident.get(canonical, ""))  # noqa: E731
+        name = get("name")
+        if self.obj == "contact":
+            name = " ".join(str(x) for x in (get("first_name"), get("last_name")) if not is_blank(x)) or None
+        return {
+            "client_id": self.cfg.client_id, "object": self.obj, "crm_id": crm_id, "name": name,
+            "domain": domain,
+            "email": normalise_email(get("email")) if self.obj == "contact" else None,
+            "linkedin": normalise_linkedin(get("linkedin_url")) if self.obj == "contact" else None,
+            "account_crm_id": item.account_crm_id, "external_id": item.external_id, "field_values": written,
+            "crm_last_modified": None, "source": "push", "seen_run": self.run_id, "updated_at": now,
+        }  # fmt: skip
+
+    def _count(self, o: Outcome, operation: str) -> None:
+        r = self.res
+        r.attempted += 1
+        if o.ok:
+            r.succeeded += 1
+            r.created += operation == "create"
+            r.updated += operation == "update"
+        else:
+            r.failed += 1
+            if len(r.first_errors) < 5:
+                r.first_errors.append(f"{o.key}: {redact(o.error or 'failed')[:300]}")
+
+    def _log_rest(self, items: list[PlanItem], status: str, reason: str | None) -> int:
+        """Outcomes of records not written: skipped by the plan, or not attempted after a halt.
+
+        A record that already has a row in this run (the canary wrote it) keeps it.
+        """
+        if not items:
+            return 0
+        cid, now = self.cfg.client_id, snapshot.now()
+        pl = t.push_log.c
+        with self.engine.begin() as conn:
+            have = {
+                k for (k,) in conn.execute(
+                    select(pl.record_key).where(pl.client_id == cid, pl.run_id == self.run_id, pl.object == self.obj)
+                )
+            }  # fmt: skip
+            rows = [
+                {"client_id": cid, "run_id": self.run_id, "object": self.obj, "record_key": i.key,
+                 "crm_id": i.crm_id, "operation": i.operation if status == "not_attempted" else "none",
+                 "fields_changed": None, "status": status, "error": reason or i.reason, "at": now,
+                 "phase": None}
+                for i in items if i.key not in have
+            ]  # fmt: skip
+            for part in chunks(rows, 5000):
+                conn.execute(t.push_log.insert(), part)
+        return len(rows)
+
+    # ---- the push
+    def run(self, canary: bool, only_canary: bool) -> PushResult:
+        start = time.monotonic()
+        stats0 = self.adapter.stats.as_dict()
+        writes = self.plan.writes
+        sample = sorted(writes, key=lambda i: _canary_order(i.key))[: self.plan.canary_size] if canary else []
+        in_sample = {i.key for i in sample}
+        phases = [("canary", sample)] if sample else []
+        if not only_canary:
+            phases.append(("main", [i for i in writes if i.key not in in_sample]))
+        done: set[str] = set()
+        halted: str | None = None
+        last_note = time.monotonic()
+        for phase, items in phases:
+            log.info("%s push of %s %ss: %d records (%s)", phase, self.plan.kind, self.obj, len(items),
+                     ", ".join(f"{n} {op}s" for op, n in Counter(i.operation for i in items).items()))  # fmt: skip
+            for op in ("update", "create"):
+                group = [i for i in items if i.operation == op]
+                size = self.adapter.batch_size(self._wire_op(op), len(group))
+                for batch in chunks(group, size):
+                    if halted:
+                        break
+                    try:
+                        outcomes = self._resolve_conflicts(self.write(op, self._records(batch)))
+                    except Fatal as e:
+                        halted = f"the CRM refused the push: {e.message}"
+                        break
+                    except CrmError as e:  # anything unexpected from the adapter: fail this batch
+                        outcomes = [Outcome(i.key, False, i.crm_id, error=e.message) for i in batch]
+                    self._log(phase, op, outcomes)
+                    done.update(o.key for o in outcomes)
+                    if time.monotonic() - last_note > 30:  # a progress line in the task log
+                        last_note = time.monotonic()
+                        log.info(
+                            "… %d of %d written, %d failed", self.res.attempted, len(writes), self.res.failed
+                        )
+                    if (
+                        phase == "main"
+                        and self.res.attempted >= self.plan.canary_size
+                        and (self.res.error_rate > self.plan.max_error_rate)
+                    ):
+                        halted = (
+                            f"error rate {self.res.error_rate:.1%} ({self.res.failed} of {self.res.attempted}) "
+                            f"is above the limit of {self.plan.max_error_rate:.1%}"
+                        )
+            if phase == "canary":
+                self.res.canary = {
+                    "size": len(items),
+                    "failed": self.res.failed,
+                    "succeeded": self.res.succeeded,
+                }
+                if not halted and self.res.failed / max(1, self.res.attempted) > self.plan.max_error_rate:
+                    halted = (
+                        f"canary failed: {self.res.failed} of {self.res.attempted} sample records failed "
+                        f"(first: {self.res.first_errors[0] if self.res.first_errors else '?'}); full push not started"
+                    )
+            if halted:
+                break
+        if halted:
+            log.error("push halted: %s", halted)
+            rest = [i for i in writes if i.key not in done]
+            self.res.not_attempted = self._log_rest(rest, "not_attempted", f"halted: {halted}")
+            self.res.status, self.res.halted_reason = "halted", halted
+        elif not writes:
+            self.res.status = "nothing_to_do"
+        elif self.res.failed:
+            self.res.status = "completed_with_errors"
+        if not only_canary:
+            self.res.skipped = self._log_rest(
+                [i for i in self.plan.items if i.operation == "skip"], "skipped", None
+            )
+        stats = self.adapter.stats.as_dict()
+        self.res.calls = {k: _delta(stats[k], stats0[k]) for k in stats if k != "api_usage"}
+        self.res.calls["api_usage"] = stats["api_usage"]
+        self.res.elapsed_s = round(time.monotonic() - start, 2)
+        log.info("push of %ss %s: %d created, %d updated, %d failed, %d skipped, %d API calls, %d 429s, %.1f s",
+                 self.obj, self.res.status, self.res.created, self.res.updated, self.res.failed, self.res.skipped,
+                 self.res.calls.get("total_calls", 0), self.res.calls.get("throttled_429", 0), self.res.elapsed_s)  # fmt: skip
+        return self.res
+
+
+def _delta(now: Any, before: Any) -> Any:
+    if isinstance(now, dict):
+        return {k: v - before.get(k, 0) for k, v in now.items() if v - before.get(k, 0)}
+    return round(now - before, 2) if isinstance(now, float) else now - before
+
+
+def execute_push(
+    cfg: ClientConfig,
+    engine: Engine,
+    run_id: str,
+    adapter: CrmAdapter,
+    plan: PushPlan,
+    canary: bool = True,
+    *,
+    only_canary: bool = False,
+) -> PushResult:
+    """Write the plan to the CRM: the canary sample first, then (unless ``only_canary``) the rest.
+
+    Returns a :class:`PushResult`; ``status == "halted"`` when the canary failed, the error
+    rate passed ``max_error_rate`` or the CRM refused the push (``raise_if_halted()``
+    turns that into an exception for the DAG task). Re-running after a crash is safe.
+    """
+    if plan.client_id != cfg.client_id:
+        raise ValueError(f"plan is for client {plan.client_id!r}, not {cfg.client_id!r}")
+    if adapter.kind not in (cfg.crm.kind, "csv"):
+        raise ValueError(f"adapter {adapter.kind!r} does not match crm.kind {cfg.crm.kind!r}")
+    adapter.start_run(cfg.client_id, run_id)
+    return _Executor(cfg, engine, run_id, adapter, plan).run(canary, only_canary)

@@ -1,0 +1,509 @@
+"""The push plan: what to create, update or skip, and why — the same in a dry run and a real one.
+
+For each Market Map record the planner finds its CRM record (CRM id → external id →
+normalised domain; contacts: CRM id → account + e-mail → account + LinkedIn URL), looks up
+records the snapshot doesn't know yet (so a company is never created twice), applies the
+per-field policies and the prevent-override checkbox, translates picklist values, and keeps
+only fields whose value would change. A record whose last push failed counts as changed.
+Company-name look-alikes are never merged: they go to the review queue and are skipped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from rapidfuzz import fuzz, process
+from sqlalchemy import Engine, select
+
+from marketmap.config import ClientConfig, PushConfig, PushField
+from marketmap.crm import snapshot
+from marketmap.crm.base import CrmAdapter
+from marketmap.crm.mapping import crm_format, crm_objects, effective_fields, identity_fields, load_records
+from marketmap.crm.values import (
+    domains_of,
+    is_blank,
+    names_of,
+    normalise_email,
+    normalise_linkedin,
+    outgoing,
+    same,
+    translate,
+    truthy,
+)
+from marketmap.warehouse import schema as t
+from marketmap.warehouse import upsert
+
+FUZZY_THRESHOLD = 90.0
+REVIEW_KIND = "crm_match"  # review_queue.kind of name look-alikes found while planning a push
+
+
+@dataclass
+class PlanItem:
+    """One Market Map record's planned operation. ``changes``: crm_field -> (before, after)."""
+
+    key: str
+    operation: str  # create | update | skip
+    crm_id: str | None = None
+    changes: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    identity: dict[str, Any] = field(default_factory=dict)  # fields only sent on create
+    reason: str | None = None  # why skipped, or "retry_failed"
+    match: str | None = None  # how the CRM record was found
+    external_id: str | None = None
+    account_crm_id: str | None = None
+    retry: bool = False
+
+    def payload(self) -> dict[str, Any]:
+        return {**self.identity, **{f: after for f, (_, after) in self.changes.items()}}
+
+
+@dataclass
+class PushPlan:
+    client_id: str
+    run_id: str
+    object: str
+    crm_object: str
+    kind: str
+    mode: str
+    external_id_field: str | None
+    canary_size: int
+    max_error_rate: float
+    items: list[PlanItem]
+    review_pairs: int = 0
+    lookups: dict[str, int] = field(default_factory=dict)
+    generated_at: dt.datetime = field(default_factory=snapshot.now)
+
+    @property
+    def writes(self) -> list[PlanItem]:
+        return [i for i in self.items if i.operation in ("create", "update")]
+
+    def summary(self) -> dict:
+        ops = Counter(i.operation for i in self.items)
+        by_field: Counter = Counter()
+        for i in self.items:
+            if i.operation == "update":
+                by_field.update(i.changes.keys())
+        return {
+            "object": self.object,
+            "crm": self.kind,
+            "mode": self.mode,
+            "records": len(self.items),
+            "creates": ops["create"],
+            "updates": ops["update"],
+            "updates_by_field": dict(sorted(by_field.items())),
+            "skips": ops["skip"],
+            "skips_by_reason": dict(
+                sorted(Counter(i.reason for i in self.items if i.operation == "skip").items())
+            ),
+            "retries_of_failed": sum(1 for i in self.items if i.retry),
+            "review_pairs": self.review_pairs,
+            "lookups": dict(self.lookups),
+        }
+
+
+def load_sync(engine: Engine, client_id: str, obj: str) -> dict[str, dict]:
+    c = t.crm_sync.c
+    with engine.connect() as conn:
+        rows = conn.execute(select(t.crm_sync).where(c.client_id == client_id, c.object == obj)).mappings()
+        return {r["record_key"]: dict(r) for r in rows}
+
+
+def _review_decisions(engine: Engine, client_id: str) -> dict[tuple[str, str], str]:
+    rq = t.review_queue.c
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(rq.left_key, rq.right_key, rq.status).where(
+                rq.client_id == client_id, rq.kind == REVIEW_KIND
+            )
+        )
+        return {(r.left_key, r.right_key): r.status for r in rows}
+
+
+def _account_ids(engine: Engine, client_id: str) -> dict[str, list[str]]:
+    """account_key -> every CRM id folded into it (survivor first)."""
+    c = t.account_crm_ids.c
+    out: dict[str, list[str]] = defaultdict(list)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(c.account_key, c.crm_id, c.is_survivor)
+            .where(c.client_id == client_id)
+            .order_by(c.account_key, c.is_survivor.desc(), c.crm_id)
+        )
+        for r in rows:
+            out[r.account_key].append(r.crm_id)
+    return out
+
+
+class _Planner:
+    def __init__(
+        self,
+        cfg: ClientConfig,
+        engine: Engine,
+        run_id: str,
+        adapter: CrmAdapter,
+        push: PushConfig,
+        refresh: bool,
+    ):
+        self.cfg, self.engine, self.run_id, self.adapter, self.push = cfg, engine, run_id, adapter, push
+        self.refresh = refresh
+        self.obj = push.object
+        self.cid = cfg.client_id
+        self.fields: list[PushField] = effective_fields(cfg, push)
+        self.ident = identity_fields(cfg, self.obj)
+        self.remote = adapter.has_remote
+        self.snap = snapshot.load(engine, self.cid, self.obj)
+        self.sync = load_sync(engine, self.cid, self.obj)
+        self.id_field = adapter.id_field(self.obj)
+        self.read_fields = snapshot.read_fields(cfg, self.obj, self.id_field)
+        self.lookups: Counter = Counter()
+        self.review_rows: list[dict] = []
+
+    # ---- CRM look-ups, recorded in the snapshot
+    def _remember(self, records: list[dict], source: str = "lookup") -> list[dict]:
+        rows = snapshot.snapshot_rows(
+            self.cfg, self.obj, records, id_field=self.id_field, run_id=self.run_id, source=source
+        )
+        if rows:
+            with self.engine.begin() as conn:
+                snapshot.save(conn, rows)
+            for row in rows:
+                self.snap[row["crm_id"]] = row
+        return rows
+
+    def _read_ids(self, ids: set[str]) -> None:
+        ids = {i for i in ids if i}
+        if not ids or not self.remote:
+            return
+        found = self.adapter.read(self.obj, sorted(ids), self.read_fields)
+        self.lookups["read_by_id"] += len(ids)
+        self._remember(list(found.values()))
+
+    def _find(self, canonical: str, values: set[str]) -> list[dict]:
+        name = self.ident.get(canonical)
+        if not values or not name or not self.remote:
+            return []
+        self.lookups[f"find_by_{canonical}"] += len(values)
+        if canonical == "website":
+            recs = self.adapter.find_by_domain(self.obj, sorted(values), self.read_fields)
+        else:
+            recs = self.adapter.find(self.obj, name, sorted(values), self.read_fields)
+        return self._remember(recs)
+
+    def _find_external(self, keys: set[str]) -> None:
+        f = self.push.external_id_field
+        if f and keys and self.remote:
+            self.lookups["find_by_external_id"] += len(keys)
+            self._remember(self.adapter.find(self.obj, f, sorted(keys), self.read_fields))
+
+    def exists(self, crm_id: str | None) -> bool:
+        # Without a remote CRM (CSV), an id from the ingested export is the CRM's own id.
+        return bool(crm_id) and (crm_id in self.snap or not self.remote)
+
+    # ---- values and policies
+    def desired(self, rec: dict) -> dict[str, Any]:
+        out = {}
+        for f in self.fields:
+            v = translate(
+                rec.get(f"src:{f.source}"), f.picklist, self.push.value_normalisation.get(f.crm_field)
+            )
+            v = outgoing(v)
+            if v is not None:
+                out[f.crm_field] = v
+        return out
+
+    def current(self, crm_id: str | None) -> dict[str, Any]:
+        row = self.snap.get(crm_id or "")
+        return dict(row.get("field_values") or {}) if row else {}
+
+    def prevented(self, rec: dict, current: dict) -> bool:
+        pf = self.push.prevent_override_field
+        if not pf:
+            return False
+        if pf in current:
+            return truthy(current[pf])
+        return truthy(rec.get("prevent_override"))
+
+    def changes(self, desired: dict, current: dict, retry: bool) -> dict[str, tuple[Any, Any]]:
+        out = {}
+        for f in self.fields:
+            if f.crm_field not in desired or f.policy == "never":
+                continue
+            after, before = desired[f.crm_field], current.get(f.crm_field)
+            if f.policy == "if_blank" and not is_blank(before):
+                continue
+            if retry or not same(before, after):
+                out[f.crm_field] = (before, after)
+        return out
+
+    def update_item(self, rec: dict, crm_id: str, match: str) -> PlanItem:
+        key = rec["key"]
+        if self.push.mode == "create_only":
+            return PlanItem(key, "skip", crm_id, reason="exists_in_crm", match=match)
+        current = self.current(crm_id)
+        if self.prevented(rec, current):
+            return PlanItem(key, "skip", crm_id, reason="prevent_override", match=match)
+        retry = bool(self.sync.get(key, {}).get("failed"))
+        changes = self.changes(self.desired(rec), current, retry)
+        if not changes:
+            return PlanItem(key, "skip", crm_id, reason="no_change", match=match)
+        return PlanItem(
+            key, "update", crm_id, changes, reason="retry_failed" if retry else None, match=match, retry=retry
+        )
+
+    def create_item(self, rec: dict, identity: dict[str, Any], account_crm_id: str | None = None) -> PlanItem:
+        key = rec["key"]
+        if self.push.mode == "update_only":
+            return PlanItem(key, "skip", reason="not_in_crm")
+        desired = self.desired(rec)
+        if not desired:  # not scored (yet): never create an empty shell in the CRM
+            return PlanItem(key, "skip", reason="no_values")
+        ext = key if self.push.external_id_field else None
+        changes = {f: (None, v) for f, v in desired.items()}
+        identity = {k: v for k, v in identity.items() if not is_blank(v) and k not in changes}
+        sync = self.sync.get(key) or {}
+        if not self.remote and sync.get("status") == "success" and not sync.get("failed"):
+            # CSV: the record is in an earlier import file with these values already
+            pushed = sync.get("pushed") or {}
+            if all(same(pushed.get(k), v) for k, v in {**identity, **desired}.items()):
+                return PlanItem(key, "skip", reason="no_change", match="previous_export")
+        retry = bool(sync.get("failed"))
+        return PlanItem(
+            key, "create", None, changes, identity, reason="retry_failed" if retry else None,
+            external_id=ext, account_crm_id=account_crm_id, retry=retry,
+        )  # fmt: skip
+
+    # ---- accounts
+    def plan_accounts(self) -> list[PlanItem]:
+        records = load_records(self.cfg, self.engine, "account", self.fields)
+        folded = _account_ids(self.engine, self.cid)
+        ids = {
+            r["key"]: [x for x in [r["crm_id"], (self.sync.get(r["key"]) or {}).get("crm_id")] if x]
+            for r in records
+        }
+        wanted = {i for v in ids.values() for i in v}
+        self._read_ids(wanted if self.refresh else wanted - set(self.snap))
+
+        matched: dict[str, tuple[str, str]] = {}
+        for r in records:
+            hit = next((i for i in ids[r["key"]] if self.exists(i)), None)
+            if hit:
+                matched[r["key"]] = (hit, "crm_id")
+
+        ext_field = self.push.external_id_field
+        if ext_field:
+            self._find_external({r["key"] for r in records if r["key"] not in matched})
+            by_ext = {row["external_id"]: cid for cid, row in self.snap.items() if row.get("external_id")}
+            for r in records:
+                if r["key"] not in matched and r["key"] in by_ext:
+                    matched[r["key"]] = (by_ext[r["key"]], "external_id")
+
+        guessed = domains_of(r["website"] if not r["domain"] else None for r in records)
+        domain_of = {r["key"]: r["domain"] or g for r, g in zip(records, guessed, strict=True)}
+        unmatched_domains = {d for k, d in domain_of.items() if d and k not in matched}
+        known = {row["domain"] for row in self.snap.values() if row.get("domain")}
+        self._find("website", unmatched_domains - known)
+        by_domain: dict[str, list[str]] = defaultdict(list)
+        for cid_, row in sorted(self.snap.items()):
+            if row.get("domain"):
+                by_domain[row["domain"]].append(cid_)
+        for r in records:
+            d = domain_of[r["key"]]
+            if r["key"] not in matched and d in by_domain:
+                options = by_domain[d]
+                # several CRM records share the domain: prefer one already folded into this account
+                pick = next((i for i in folded.get(r["key"], []) if i in options), options[0])
+                matched[r["key"]] = (pick, "domain")
+
+        decisions = _review_decisions(self.engine, self.cid)
+        # a net-new account named like ANY CRM record (linked or not) is a duplicate risk
+        fuzzy = self._fuzzy_candidates([r for r in records if r["key"] not in matched], domain_of)
+        items = []
+        name_f, site_f = self.ident.get("name"), self.ident.get("website")
+        hubspot = crm_format(self.cfg) == "hubspot"
+        for r in records:
+            key = r["key"]
+            if key in matched:
+                items.append(self.update_item(r, *matched[key]))
+                continue
+            pending = None
+            for crm_id, name, score in fuzzy.get(key, []):
+                status = decisions.get((key, crm_id), "open")
+                if status == "same":
+                    pending = ("same", crm_id)
+                    break
+                if status != "different":
+                    pending = ("open", crm_id)
+                    self.review_rows.append(
+                        {"client_id": self.cid, "run_id": self.run_id, "kind": REVIEW_KIND, "left_key": key,
+                         "right_key": crm_id, "left_name": r["name"], "right_name": name, "score": score}
+                    )  # fmt: skip
+            if pending and pending[0] == "same":
+                items.append(self.update_item(r, pending[1], "review"))
+            elif pending:
+                items.append(PlanItem(key, "skip", pending[1], reason="pending_review", match="fuzzy_name"))
+            elif is_blank(r["name"]):
+                items.append(PlanItem(key, "skip", reason="missing_name"))
+            else:
+                website = domain_of[key] if hubspot else (r["website"] or domain_of[key])
+                items.append(self.create_item(r, {name_f: r["name"], site_f: website}))
+        return items
+
+    def _fuzzy_candidates(
+        self, records: list[dict], domain_of: dict[str, str | None]
+    ) -> dict[str, list[tuple[str, str, float]]]:
+        """Create candidates whose name looks like a CRM record's name (blocked by first word).
+
+        Only where a domain is missing on one side (SPEC §4: no domain = higher duplicate
+        risk): two records with different domains are different companies, however alike
+        their names ("Acme Ltd" acme.co.uk vs "Acme Inc" acme.com stay apart).
+        """
+        every: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
+        no_domain: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
+        snap = list(self.snap.items())
+        for (crm_id, row), norm in zip(snap, names_of(row.get("name") for _, row in snap), strict=True):
+            if norm:
+                entry = (norm, crm_id, row.get("name"))
+                every[norm.split()[0]].append(entry)
+                if not row.get("domain"):
+                    no_domain[norm.split()[0]].append(entry)
+        out: dict[str, list[tuple[str, str, float]]] = {}
+        if not every:
+            return out
+        for r, norm in zip(records, names_of(r["name"] for r in records), strict=True):
+            blocks = no_domain if domain_of.get(r["key"]) else every
+            block = blocks.get(norm.split()[0]) if norm else None
+            if not block:
+                continue
+            hits = process.extract(
+                norm,
+                [b[0] for b in block],
+                scorer=fuzz.token_sort_ratio,
+                score_cutoff=FUZZY_THRESHOLD,
+                limit=3,
+            )
+            if hits:
+                out[r["key"]] = [(block[i][1], block[i][2], float(s)) for _, s, i in hits]
+        return out
+
+    # ---- contacts
+    def plan_contacts(self) -> list[PlanItem]:
+        records = load_records(self.cfg, self.engine, "contact", self.fields)
+        folded = _account_ids(self.engine, self.cid)
+        with self.engine.connect() as conn:
+            acc_rows = conn.execute(
+                select(t.accounts.c.account_key, t.accounts.c.crm_id).where(
+                    t.accounts.c.client_id == self.cid
+                )
+            ).all()
+        account_sync = load_sync(self.engine, self.cid, "account")
+        primary: dict[str, str | None] = {}
+        for k, crm_id in acc_rows:
+            primary[k] = crm_id or (account_sync.get(k) or {}).get("crm_id")
+
+        def account_ids(rec: dict) -> set[str]:
+            ids = set(folded.get(rec["account_key"] or "", []))
+            ids |= {x for x in (primary.get(rec["account_key"] or ""), rec["account_crm_id"]) if x}
+            return ids
+
+        ids = {
+            r["key"]: [x for x in [r["crm_id"], (self.sync.get(r["key"]) or {}).get("crm_id")] if x]
+            for r in records
+        }
+        wanted = {i for v in ids.values() for i in v}
+        self._read_ids(wanted if self.refresh else wanted - set(self.snap))
+        matched: dict[str, tuple[str, str]] = {}
+        for r in records:
+            hit = next((i for i in ids[r["key"]] if self.exists(i)), None)
+            if hit:
+                matched[r["key"]] = (hit, "crm_id")
+
+        # waterfall step 1: account + e-mail; step 2: account + LinkedIn URL
+        for canonical, norm, col in (
+            ("email", normalise_email, "email"),
+            ("linkedin_url", normalise_linkedin, "linkedin"),
+        ):
+            todo = [r for r in records if r["key"] not in matched and norm(r[canonical])]
+            known = {row[col] for row in self.snap.values() if row.get(col)}
+            values = {norm(r[canonical]) for r in todo} - known
+            if canonical == "linkedin_url":
+                # CRMs keep whatever URL form a rep pasted: look for the raw values too
+                values |= {str(r[canonical]).strip() for r in todo if r[canonical]}
+            self._find(canonical, values)
+            index: dict[tuple[str, str], str] = {}
+            for cid_, row in sorted(self.snap.items(), reverse=True):
+                if row.get(col) and row.get("account_crm_id"):
+                    index[(row["account_crm_id"], row[col])] = cid_
+            for r in todo:
+                for acc in sorted(account_ids(r)):
+                    hit = index.get((acc, norm(r[canonical])))
+                    if hit:
+                        matched[r["key"]] = (hit, canonical.split("_")[0])
+                        break
+
+        items = []
+        for r in records:
+            if r["key"] in matched:
+                items.append(self.update_item(r, *matched[r["key"]]))
+                continue
+            acc = primary.get(r["account_key"] or "") or r["account_crm_id"]
+            if not acc:
+                items.append(PlanItem(r["key"], "skip", reason="account_not_in_crm"))
+                continue
+            if is_blank(r["email"]) and is_blank(r["last_name"]):
+                items.append(PlanItem(r["key"], "skip", reason="missing_identity"))
+                continue
+            identity = {
+                self.ident.get("first_name"): r["first_name"],
+                self.ident.get("last_name"): r["last_name"],
+                self.ident.get("email"): normalise_email(r["email"]),
+                self.ident.get("title"): r["title"],
+                self.ident.get("linkedin_url"): r["linkedin_url"],
+            }
+            if crm_format(self.cfg) == "salesforce":
+                identity[self.ident.get("account_crm_id", "AccountId")] = acc
+            identity.pop(None, None)
+            items.append(self.create_item(r, identity, account_crm_id=acc))
+        return items
+
+    def run(self) -> PushPlan:
+        items = self.plan_accounts() if self.obj == "account" else self.plan_contacts()
+        if self.review_rows:
+            with self.engine.begin() as conn:
+                upsert(conn, t.review_queue, self.review_rows)  # reviewed pairs keep their status
+        return PushPlan(
+            client_id=self.cid,
+            run_id=self.run_id,
+            object=self.obj,
+            crm_object=crm_objects(self.cfg)[self.obj],
+            kind=self.adapter.kind,
+            mode=self.push.mode,
+            external_id_field=self.push.external_id_field,
+            canary_size=self.push.canary_size,
+            max_error_rate=self.push.max_error_rate,
+            items=items,
+            review_pairs=len(self.review_rows),
+            lookups=dict(self.lookups),
+        )
+
+
+def plan_push(
+    cfg: ClientConfig,
+    engine: Engine,
+    run_id: str,
+    adapter: CrmAdapter,
+    push: PushConfig,
+    *,
+    refresh: bool = False,
+) -> PushPlan:
+    """Compute the push plan for one object. Reads the CRM (look-ups), never writes to it.
+
+    Current CRM values come from the snapshot (last extract + Market Map's own writes);
+    records it lacks are read from the CRM, and ``refresh=True`` re-reads every matched
+    record first. A dry run and a real run call exactly this function, so the preview is
+    the plan.
+    """
+    if push.object not in ("account", "contact"):
+        raise ValueError(f"push object must be account or contact, got {push.object!r}")
+    return _Planner(cfg, engine, run_id, adapter, push, refresh).run()

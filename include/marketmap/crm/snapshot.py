@@ -1,0 +1,170 @@
+"""The CRM snapshot (table ``crm_records``): last known CRM values per CRM record.
+
+Rows come from the extract (the CRM's truth), from look-ups made while planning, and from
+successful pushes (what Market Map wrote). The plan diffs against these values.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Engine, Table, delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
+
+from marketmap.config import ClientConfig
+from marketmap.crm.mapping import effective_fields, identity_fields
+from marketmap.crm.values import domains_of, is_blank, normalise_email, normalise_linkedin
+from marketmap.warehouse import schema as t
+from marketmap.warehouse import upsert
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def tracked_fields(cfg: ClientConfig, obj: str) -> list[str]:
+    """CRM fields whose values the diff needs: mapped fields, prevent-override, external id."""
+    out: list[str] = []
+    for push in cfg.push:
+        if push.object != obj:
+            continue
+        out += [f.crm_field for f in effective_fields(cfg, push)]
+        out += [x for x in (push.prevent_override_field, push.external_id_field) if x]
+    return list(dict.fromkeys(out))
+
+
+def read_fields(cfg: ClientConfig, obj: str, id_field: str) -> list[str]:
+    """Every CRM field the extract reads for ``obj``: identity, canonical columns, tracked fields."""
+    ident = identity_fields(cfg, obj)
+    fields = [id_field] + [v for k, v in ident.items() if k != "crm_id"] + tracked_fields(cfg, obj)
+    return list(dict.fromkeys(fields))
+
+
+def parse_ts(value: Any) -> dt.datetime | None:
+    if is_blank(value):
+        return None
+    try:
+        if isinstance(value, (int, float)) or (isinstance(value, str) and value.isdigit()):
+            return pd.Timestamp(int(value), unit="ms", tz="UTC").to_pydatetime()
+        ts = pd.Timestamp(value)
+        return (ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")).to_pydatetime()
+    except (ValueError, TypeError):
+        return None
+
+
+def snapshot_rows(
+    cfg: ClientConfig,
+    obj: str,
+    records: list[dict[str, Any]],
+    *,
+    id_field: str,
+    run_id: str | None,
+    source: str,
+) -> list[dict[str, Any]]:
+    """``crm_records`` rows for raw CRM records (CRM field -> value)."""
+    ident = identity_fields(cfg, obj)
+    site = ident.get("website")
+    doms = domains_of(r.get(site) for r in records) if obj == "account" and site else [None] * len(records)
+    return [
+        _row(cfg, obj, rec, ident, dom, id_field=id_field, run_id=run_id, source=source)
+        for rec, dom in zip(records, doms, strict=True)
+    ]
+
+
+def _row(
+    cfg: ClientConfig,
+    obj: str,
+    rec: dict[str, Any],
+    ident: dict[str, str],
+    domain: str | None,
+    *,
+    id_field: str,
+    run_id: str | None,
+    source: str,
+) -> dict[str, Any]:
+
+    def get(canonical: str) -> Any:
+        name = ident.get(canonical)
+        return rec.get(name) if name else None
+
+    ext_fields = [p.external_id_field for p in cfg.push if p.object == obj and p.external_id_field]
+    if obj == "contact":
+        name = " ".join(str(x) for x in (get("first_name"), get("last_name")) if not is_blank(x)) or None
+    else:
+        name = get("name")
+    return {
+        "client_id": cfg.client_id,
+        "object": obj,
+        "crm_id": str(rec[id_field]),
+        "name": name,
+        "domain": domain,
+        "email": normalise_email(get("email")) if obj == "contact" else None,
+        "linkedin": normalise_linkedin(get("linkedin_url")) if obj == "contact" else None,
+        "account_crm_id": None if is_blank(get("account_crm_id")) else str(get("account_crm_id")),
+        "external_id": next((str(rec[f]) for f in ext_fields if not is_blank(rec.get(f))), None),
+        "field_values": {f: _json(rec.get(f)) for f in tracked_fields(cfg, obj) if f in rec},
+        "crm_last_modified": parse_ts(get("crm_last_modified")),
+        "source": source,
+        "seen_run": run_id,
+        "updated_at": now(),
+    }
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, (dt.datetime, dt.date)):
+        return value.isoformat()
+    if isinstance(value, float) and value != value:
+        return None
+    return value
+
+
+def upsert_many(conn: Connection, table: Table, rows: list[dict]) -> int:
+    """INSERT … ON CONFLICT DO UPDATE as one cached statement run with many parameter sets.
+
+    Every row must have the same keys. Much cheaper per batch than a multi-VALUES statement,
+    which SQLAlchemy compiles afresh for each row count.
+    """
+    if not rows:
+        return 0
+    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    keys = [c.name for c in table.primary_key.columns]
+    stmt = insert(table)
+    update = {c: stmt.excluded[c] for c in rows[0] if c not in keys}
+    conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=update), rows)
+    return len(rows)
+
+
+def save(conn: Connection, rows: Iterable[dict]) -> int:
+    rows = list(rows)
+    return (
+        upsert_many(conn, t.crm_records, rows)
+        if len({frozenset(r) for r in rows}) <= 1
+        else upsert(conn, t.crm_records, rows)
+    )
+
+
+def load(engine: Engine, client_id: str, obj: str) -> dict[str, dict]:
+    """crm_id -> snapshot row for one object."""
+    c = t.crm_records.c
+    with engine.connect() as conn:
+        rows = conn.execute(select(t.crm_records).where(c.client_id == client_id, c.object == obj)).mappings()
+        return {r["crm_id"]: dict(r) for r in rows}
+
+
+def forget_unseen(conn: Connection, client_id: str, obj: str, run_id: str, started: dt.datetime) -> int:
+    """After a full extract: drop records the CRM no longer has (deleted or merged there)."""
+    c = t.crm_records.c
+    res = conn.execute(
+        delete(t.crm_records).where(
+            c.client_id == client_id,
+            c.object == obj,
+            (c.seen_run != run_id) | c.seen_run.is_(None),
+            c.updated_at < started,
+        )
+    )
+    return res.rowcount or 0

@@ -1,0 +1,89 @@
+"""CSV "CRM" for clients without an API: import-ready files per object in the run folder,
+diffed against the previous export, idempotent when a task is retried."""
+
+from __future__ import annotations
+
+import csv
+
+from servers.world import client_cfg, engine, seed_accounts
+
+from marketmap import crm
+from marketmap.config import load_client
+from marketmap.crm.plan import plan_push
+from marketmap.settings import run_dir
+
+PUSH = [
+    {
+        "object": "account",
+        "mode": "upsert",
+        "prevent_override_field": "Prevent_Override__c",
+        "fields": [
+            {
+                "source": "tier",
+                "crm_field": "Account_Tier__c",
+                "picklist": {"T1": "Tier 1", "T2": "Tier 2", "T3": "Tier 3"},
+            },
+            {"source": "fit_score", "crm_field": "ICP_Fit_Score__c"},
+            {"source": "valuation", "crm_field": "Account_Valuation__c", "policy": "if_blank"},
+            {"source": "state", "crm_field": "BillingState"},
+        ],
+        "value_normalisation": {"BillingState": {"Calif.": "CA"}},
+    }
+]
+
+
+def read(path) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_csv_push_writes_import_files_and_diffs_against_the_last_export(mm_home):
+    cfg = client_cfg("csv", push=PUSH)
+    eng = engine()
+    seed_accounts(eng, [
+        {"key": "acme.com", "crm_id": "001A", "tier": "T1", "score": 91.25, "valuation": 50000, "state": "Calif."},
+        {"key": "beta.com", "crm_id": "001B", "tier": "T2", "score": 60, "prevent_override": True},
+        {"key": "gamma.com", "crm_id": "001C", "tier": "T3", "score": 30},
+        {"key": "newco.io", "name": "NewCo", "domain": "newco.io", "tier": "T2", "score": 55},
+    ])  # fmt: skip
+    ad = crm.adapter_for(cfg)
+    plan = plan_push(cfg, eng, "run-1", ad, cfg.push[0])
+    assert plan.summary()["updates"] == 2 and plan.summary()["creates"] == 1
+    result = crm.execute_push(cfg, eng, "run-1", ad, plan)
+    assert result.status == "success"
+    out = run_dir(cfg.client_id, "run-1") / "crm_import"
+    updates = read(out / "Account_update.csv")
+    assert [r["Id"] for r in updates] == sorted(r["Id"] for r in updates)
+    assert {r["Id"]: (r["Account_Tier__c"], r["ICP_Fit_Score__c"], r["BillingState"]) for r in updates} == {
+        "001A": ("Tier 1", "91.25", "CA"),
+        "001C": ("Tier 3", "30", ""),  # blank cell: leave the CRM value as it is
+    }
+    [new] = read(out / "Account_insert.csv")
+    assert (new["MarketMap_Key"], new["Name"], new["Website"], new["Account_Tier__c"]) == (
+        "newco.io",
+        "NewCo",
+        "newco.io",
+        "Tier 2",
+    )
+
+    # the task is retried: same files, no row twice
+    crm.execute_push(cfg, eng, "run-1", ad, plan)
+    assert len(read(out / "Account_update.csv")) == 2 and len(read(out / "Account_insert.csv")) == 1
+
+    # next run, nothing changed: no file at all; then one score changes: one row
+    again = crm.execute_push(cfg, eng, "run-2", ad, plan_push(cfg, eng, "run-2", ad, cfg.push[0]))
+    assert again.status == "nothing_to_do"
+    assert not (run_dir(cfg.client_id, "run-2") / "crm_import").exists()
+    seed_accounts(eng, [{"key": "gamma.com", "crm_id": "001C", "tier": "T2", "score": 52}])
+    crm.execute_push(cfg, eng, "run-3", ad, plan_push(cfg, eng, "run-3", ad, cfg.push[0]))
+    rows = read(run_dir(cfg.client_id, "run-3") / "crm_import" / "Account_update.csv")
+    assert rows == [{"Id": "001C", "Account_Tier__c": "Tier 2", "ICP_Fit_Score__c": "52"}]
+
+    report = crm.validate_after_push(cfg, eng, ad, "run-3")
+    assert report["ok"] and report["counts"]["crm"] == "no CRM (CSV import files)"
+
+
+def test_demo_client_mapping_passes_preflight(mm_home):
+    cfg = load_client("demo")
+    report = crm.preflight(cfg, crm.adapter_for(cfg))
+    assert report.ok, report.problems
