@@ -123,7 +123,7 @@ def run_build(client_id: str, conf: dict | None = None, verbose: bool = False) -
 
 def cmd_demo(args: argparse.Namespace) -> int:
     rc = cmd_demo_data(args)
-    return rc or run_build("demo", {"dry_run": True}, args.verbose)
+    return rc or run_build("demo", {"dry_run": False}, args.verbose)
 
 
 def cmd_build(args: argparse.Namespace) -> int:
