@@ -206,3 +206,20 @@ def test_a_user_only_sees_clients_whose_dags_they_may_read(api, monkeypatch):
     assert client.get("/marketmap/clients/globex").status_code == 404
     link = "/marketmap/clients/globex/reports/manual__2026-03-02T10_00_00_00_00/executive.html"
     assert client.get(link).status_code == 404
+
+
+def test_clay_callback_is_served_by_the_plugin_app(fixture_clients, mm_home, monkeypatch):
+    """The plugin app also takes Clay's callbacks: no Airflow login, a shared secret, JSON errors."""
+    from fastapi.testclient import TestClient
+
+    from marketmap.portfolio.app import create_app
+
+    client = TestClient(create_app())
+    url = "/api/clay/sample/rows"
+    monkeypatch.delenv("MARKETMAP_CLAY_CALLBACK_SECRET", raising=False)
+    assert client.post(url, json={"rows": []}).status_code == 503  # fail closed without a secret
+    monkeypatch.setenv("MARKETMAP_CLAY_CALLBACK_SECRET", "s3cret-for-tests")
+    refused = client.post(url, json={"rows": []}, headers={"X-Marketmap-Secret": "wrong"}, follow_redirects=False)
+    assert refused.status_code == 401 and refused.json()["detail"] == "bad or missing callback secret"
+    ok = client.post(url, json={"rows": []}, headers={"X-Marketmap-Secret": "s3cret-for-tests"})
+    assert ok.status_code == 200, ok.text

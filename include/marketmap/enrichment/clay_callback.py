@@ -1,8 +1,8 @@
 """The Clay callback: enriched rows come back from a Clay table's HTTP API column.
 
-Mount :func:`create_app` in the Airflow plugin (``fastapi_apps``), e.g. at url prefix
-``/marketmap``, and point the Clay table's HTTP API column at
-``POST https://<airflow>/marketmap/clay/<client_id>/rows`` with the header
+The Market Map plugin's app (``marketmap.portfolio.app``) includes :func:`make_router` under
+``/marketmap/api``; point the Clay table's HTTP API column at
+``POST https://<airflow>/marketmap/api/clay/<client_id>/rows`` with the header
 ``X-Marketmap-Secret: <secret>`` and a JSON body that returns the row's ``marketmap_*``
 columns unchanged plus the enriched columns (one object, a list, or ``{"rows": [...]}``).
 

@@ -146,6 +146,11 @@ def create_app() -> FastAPI:
     Airflow loads the plugin.
     """
     app = FastAPI(title="Market Map portfolio", docs_url=None, redoc_url=None, openapi_url=None)
+    # Clay's enrichment callbacks: no Airflow login (Clay cannot log in) but a per-client shared
+    # secret; under /api/ so a refused callback gets JSON, not a redirect to the login page.
+    from marketmap.enrichment.clay_callback import make_router
+
+    app.include_router(make_router(), prefix="/api")
 
     @app.exception_handler(HTTPException)
     async def _auth_redirect(request: Request, exc: HTTPException) -> Response:
