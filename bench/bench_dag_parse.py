@@ -99,7 +99,9 @@ def main() -> None:
                 f"{full['parse_s'] / full['dags'] / peer['parse_s']:4.2f}x the peer's one DAG)"
                 f";  task process (1 DAG) {one['parse_s'] * 1000:6.0f} ms ({one['parse_s'] / peer['parse_s']:.1f}x the peer)"
             )
-        print(f"import airflow.dag_processing (paid once per process, not counted above): {peer['import_airflow_s']:.2f} s")
+        print(
+            f"import airflow.dag_processing (paid once per process, not counted above): {peer['import_airflow_s']:.2f} s"
+        )
 
 
 if __name__ == "__main__":

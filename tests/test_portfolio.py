@@ -219,7 +219,9 @@ def test_clay_callback_is_served_by_the_plugin_app(fixture_clients, mm_home, mon
     monkeypatch.delenv("MARKETMAP_CLAY_CALLBACK_SECRET", raising=False)
     assert client.post(url, json={"rows": []}).status_code == 503  # fail closed without a secret
     monkeypatch.setenv("MARKETMAP_CLAY_CALLBACK_SECRET", "s3cret-for-tests")
-    refused = client.post(url, json={"rows": []}, headers={"X-Marketmap-Secret": "wrong"}, follow_redirects=False)
+    refused = client.post(
+        url, json={"rows": []}, headers={"X-Marketmap-Secret": "wrong"}, follow_redirects=False
+    )
     assert refused.status_code == 401 and refused.json()["detail"] == "bad or missing callback secret"
     ok = client.post(url, json={"rows": []}, headers={"X-Marketmap-Secret": "s3cret-for-tests"})
     assert ok.status_code == 200, ok.text

@@ -50,12 +50,16 @@ def test_scores_are_versioned_and_not_rewritten_when_unchanged(loaded):
     assert row.points == {"size": 50.0, "industry": 50.0}
 
     # a changed rubric is a new version: old scores stay, new rows are added
-    rubric = cfg.icp.rubrics[0].model_copy(update={"thresholds": cfg.icp.rubrics[0].thresholds.model_copy(update={"T1": 90})})
+    rubric = cfg.icp.rubrics[0].model_copy(
+        update={"thresholds": cfg.icp.rubrics[0].thresholds.model_copy(update={"T1": 90})}
+    )
     changed = cfg.model_copy(update={"icp": cfg.icp.model_copy(update={"rubrics": [rubric]})})
     third = scoring.score_accounts(changed, engine, "r3", RUN_DATE)
     assert third["rubric_version"] != first["rubric_version"] and third["written"] == 22
     with engine.connect() as conn:
-        versions = conn.execute(select(func.count(func.distinct(t.account_scores.c.rubric_version)))).scalar_one()
+        versions = conn.execute(
+            select(func.count(func.distinct(t.account_scores.c.rubric_version)))
+        ).scalar_one()
     assert versions == 2
 
 
@@ -64,7 +68,9 @@ def test_changed_data_rewrites_only_changed_accounts(loaded):
     scoring.score_accounts(cfg, engine, "r1", RUN_DATE)
     with engine.begin() as conn:
         conn.execute(
-            update(t.accounts).where(t.accounts.c.account_key == "walkerhensonandcompton.com").values(industry="Retail")
+            update(t.accounts)
+            .where(t.accounts.c.account_key == "walkerhensonandcompton.com")
+            .values(industry="Retail")
         )
     result = scoring.score_accounts(cfg, engine, "r2", RUN_DATE)
     assert result["written"] == 1
@@ -77,7 +83,9 @@ def test_valuation_and_white_space(loaded):
     assert result["valued"] > 0
     with engine.connect() as conn:
         row = conn.execute(
-            select(t.account_scores.c.valuation).where(t.account_scores.c.account_key == "walkerhensonandcompton.com")
+            select(t.account_scores.c.valuation).where(
+                t.account_scores.c.account_key == "walkerhensonandcompton.com"
+            )
         ).scalar_one()
     assert row == round(577 * 100 * 0.1)  # headcount: employees × seat price × penetration
     assert scoring.value_accounts(cfg, engine, "r2")["written"] == 0
@@ -89,7 +97,11 @@ def test_contacts_scored_with_account_tier_and_priority(loaded):
     result = scoring.score_contacts(cfg, engine, "r1", RUN_DATE)
     assert result["contacts"] == 102 and result["written"] == 102
     with engine.connect() as conn:
-        n = conn.execute(select(func.count()).select_from(t.contact_scores).where(t.contact_scores.c.account_tier.isnot(None))).scalar_one()
+        n = conn.execute(
+            select(func.count())
+            .select_from(t.contact_scores)
+            .where(t.contact_scores.c.account_tier.isnot(None))
+        ).scalar_one()
     assert n == 18  # only 18 contacts of the export belong to an account
     assert scoring.score_contacts(cfg, engine, "r2", RUN_DATE)["written"] == 0
 
@@ -98,7 +110,9 @@ def test_qa_gate_fails_with_numbers_unless_overridden(loaded):
     cfg, engine = loaded
     scoring.score_accounts(cfg, engine, "r1", RUN_DATE)
     # no valuation step: every in-scope account has a blank valuation
-    with pytest.raises(scoring.QAGateFailed, match=r"FAIL \[error\] no_blank_valuation: \d+ of \d+ in-scope accounts"):
+    with pytest.raises(
+        scoring.QAGateFailed, match=r"FAIL \[error\] no_blank_valuation: \d+ of \d+ in-scope accounts"
+    ):
         scoring.qa_gate(cfg, engine)
     result = scoring.qa_gate(cfg, engine, override=True)
     assert result["overridden"] is True

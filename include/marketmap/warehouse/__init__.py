@@ -81,7 +81,12 @@ def safe_url(engine_or_url: Engine | str) -> str:
 
 
 def upsert(
-    conn: Connection, table: Table, rows: Iterable[Mapping], *, chunk: int = 5000, keep_when_null: Iterable[str] = ()
+    conn: Connection,
+    table: Table,
+    rows: Iterable[Mapping],
+    *,
+    chunk: int = 5000,
+    keep_when_null: Iterable[str] = (),
 ) -> int:
     """INSERT … ON CONFLICT (primary key) DO UPDATE, on SQLite and PostgreSQL alike.
 

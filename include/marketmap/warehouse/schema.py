@@ -352,7 +352,9 @@ territory_assignments = Table(
 credit_ledger.append_column(Column("detail", Text))
 credit_ledger.append_column(Column("settled_at", DateTime(timezone=True)))
 # A retried lookup finds its open reservation by (client, provider, lookup key).
-Index("ix_credit_ledger_lookup", credit_ledger.c.client_id, credit_ledger.c.provider, credit_ledger.c.lookup_key)
+Index(
+    "ix_credit_ledger_lookup", credit_ledger.c.client_id, credit_ledger.c.provider, credit_ledger.c.lookup_key
+)
 
 # Contacts found by persona enrichment carry their provider; no e-mail = manual research.
 contacts.append_column(Column("source", String(80)))

@@ -17,7 +17,9 @@ def upgrade() -> None:
     with op.batch_alter_table("credit_ledger", schema=None) as batch_op:
         batch_op.add_column(sa.Column("detail", sa.Text(), nullable=True))
         batch_op.add_column(sa.Column("settled_at", sa.DateTime(timezone=True), nullable=True))
-        batch_op.create_index("ix_credit_ledger_lookup", ["client_id", "provider", "lookup_key"], unique=False)
+        batch_op.create_index(
+            "ix_credit_ledger_lookup", ["client_id", "provider", "lookup_key"], unique=False
+        )
 
     with op.batch_alter_table("contacts", schema=None) as batch_op:
         batch_op.add_column(sa.Column("source", sa.String(length=80), nullable=True))
