@@ -475,3 +475,10 @@ def test_env_example_matches_compose_variables():
 def test_env_file_is_git_ignored():
     ignored = {line.strip().lstrip("/") for line in (ROOT / ".gitignore").read_text().splitlines()}
     assert ".env" in ignored
+
+
+def test_init_migrates_the_warehouse_and_creates_the_pools():
+    """airflow-init prepares what the DAGs need before the scheduler starts them."""
+    compose = yaml.safe_load((Path(__file__).resolve().parents[1] / "docker-compose.yaml").read_text())
+    script = "\n".join(compose["services"]["airflow-init"]["command"])
+    assert "get_engine" in script and "marketmap pools --apply" in script
