@@ -102,3 +102,20 @@ def test_same_crm_id_twice_is_one_record():
     res = dedupe_accounts(df)
     assert len(res.accounts) == 1
     assert res.crm_ids["crm_id"].tolist() == ["A1"]
+
+
+def test_oversized_name_blocks_are_split_by_two_words(monkeypatch):
+    """A first word shared by too many names ("global …") blocks by the first two words instead."""
+    from marketmap.ingest import dedupe
+
+    monkeypatch.setattr(dedupe, "MAX_BLOCK", 2)
+    df = frame(
+        [
+            {"crm_id": "A1", "name": "Global Analytics", "website": "ga.com"},
+            {"crm_id": "A2", "name": "Global Robotics", "website": "gr.com"},
+            {"crm_id": "A3", "name": "Global Shipping", "website": "gs.com"},
+            {"crm_id": "X1", "name": "Global Analytics Inc", "website": None},
+        ]
+    )
+    res = dedupe_accounts(df)
+    assert res.review[["left_key", "right_key"]].values.tolist() == [["id:X1", "ga.com"]]

@@ -104,8 +104,8 @@ def dedupe_accounts(records: pd.DataFrame, fuzzy_threshold: float = FUZZY_THRESH
 
 def _block_keys(names: pd.Series, words: int) -> pd.Series:
     """The first one or two words of each (normalised) name."""
-    pattern = r"^(\S+).*$" if words == 1 else r"^(\S+(?: \S+)?).*$"
-    keys = pc.replace_substring_regex(pa.array(names, type=pa.large_string()), pattern, r"\1")
+    parts = pc.split_pattern(pa.array(names, type=pa.large_string()), " ", max_splits=words)
+    keys = pc.binary_join(pc.list_slice(parts, 0, words), pa.scalar(" ", pa.large_string()))
     return pd.Series(keys.to_numpy(zero_copy_only=False), index=names.index, dtype="object")
 
 
@@ -117,8 +117,10 @@ def fuzzy_review(accounts: pd.DataFrame, threshold: float = FUZZY_THRESHOLD) -> 
         return pd.DataFrame(columns=cols)
     names = accounts["name_norm"].fillna("")
     block = _block_keys(names, 1)
-    sizes = block.map(block.value_counts())
-    block = block.where(sizes <= MAX_BLOCK, _block_keys(names, 2))
+    sizes = block.map(block.value_counts()).to_numpy()
+    big = sizes > MAX_BLOCK
+    if big.any():  # split oversized blocks by their first two words
+        block[big] = _block_keys(names[big], 2).to_numpy()
 
     # Only blocks that hold an account without a domain can produce a pair.
     in_play = np.flatnonzero(block.isin(set(block[lone_mask])).to_numpy())

@@ -85,7 +85,10 @@ def _registrable(hosts: pa.Array) -> np.ndarray:
     """Registrable domain of each (distinct, non-null) host; None where there is none."""
     exact, wild, exceptions, rule_tails = _suffix_rules()
     n = len(hosts)
-    labels = pc.add(pc.count_substring(hosts, "."), 1).to_numpy(zero_copy_only=False)
+    # Labels of each host, last label first: the k-label tail is the first k of them, reversed back.
+    rev_labels = pc.split_pattern(pc.utf8_reverse(hosts), ".")
+    labels = pc.list_value_length(rev_labels).to_numpy(zero_copy_only=False)
+    dot = pa.scalar(".", pa.large_string())
     best = np.zeros(n, dtype=np.int64)  # labels in the longest public suffix found
     out = np.full(n, None, dtype=object)
     active = np.flatnonzero(pc.greater(pc.utf8_length(hosts), 0).to_numpy(zero_copy_only=False))
@@ -93,7 +96,7 @@ def _registrable(hosts: pa.Array) -> np.ndarray:
     k = 0
     while len(active):
         k += 1
-        tail = pc.replace_substring_regex(hosts.take(active), rf"^.*?((?:[^.]+\.){{{k - 1}}}[^.]+)$", r"\1")
+        tail = pc.utf8_reverse(pc.binary_join(pc.list_slice(rev_labels.take(active), 0, k), dot))
         has_k = labels[active] >= k
         # the registrable domain is the (best + 1)-label tail of a host longer than its suffix
         done = (best[active] == k - 1) & (best[active] > 0) & has_k
