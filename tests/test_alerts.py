@@ -134,7 +134,7 @@ def test_slack_delivery_retries_429_with_retry_after():
                      body={"ok": False, "error": "ratelimited"})  # fmt: skip
         send = slack_sender(TOKEN, slack.base_url)
         start = dt.datetime.now()
-        out = deliver("sample", None, "#x", "hello xoxb-secret-123", [{"type": "section"}], sender=send)
+        out = deliver("sample", None, "#x", "hello xoxb-secret1", [{"type": "section"}], sender=send)
         assert (dt.datetime.now() - start).total_seconds() >= 1  # honoured Retry-After
         assert out["via"] == "slack" and out["ts"]
         assert slack.calls("POST", "chat.postMessage", 429) == 1

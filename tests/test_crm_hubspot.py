@@ -19,7 +19,7 @@ from marketmap import crm
 from marketmap.crm.plan import plan_push
 from marketmap.warehouse import schema as t
 
-TOKEN = "pat-na1-11111111-2222-3333-4444-555555555555"
+TOKEN = "pat-na1-fake-test-token"  # not a real private-app token
 
 
 @pytest.fixture()

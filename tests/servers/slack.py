@@ -14,7 +14,7 @@ from urllib.parse import parse_qs
 
 from servers.common import FakeServer, Request, Response
 
-TOKEN = "xoxb-test-token"
+TOKEN = "xoxb-fake"  # a test token (too short to pass for a real one)
 
 
 class SlackServer(FakeServer):
