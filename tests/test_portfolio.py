@@ -225,3 +225,20 @@ def test_clay_callback_is_served_by_the_plugin_app(fixture_clients, mm_home, mon
     assert refused.status_code == 401 and refused.json()["detail"] == "bad or missing callback secret"
     ok = client.post(url, json={"rows": []}, headers={"X-Marketmap-Secret": "s3cret-for-tests"})
     assert ok.status_code == 200, ok.text
+
+
+@pytest.mark.slow
+def test_portfolio_dag_runs_through_airflow(airflow_db, seeded, mm_home):
+    """A dag.test() smoke run of marketmap__portfolio: the digest goes out once, a re-run sends nothing."""
+    from marketmap.alerts.delivery import outbox_path
+    from marketmap.orchestration.portfolio import build_portfolio_dag
+
+    dag = build_portfolio_dag()
+    for task in dag.tasks:
+        task.retries = 0
+    first = dag.test()
+    assert str(first.state).endswith("success"), first.state
+    sent = outbox_path("_portfolio").read_text().splitlines()
+    assert len(sent) == 1 and "Acme Robotics" in json.loads(sent[0])["text"]
+    assert str(dag.test().state).endswith("success")
+    assert outbox_path("_portfolio").read_text().splitlines() == sent  # nothing changed, nothing sent
