@@ -39,7 +39,7 @@ def _completeness(df: pd.DataFrame) -> np.ndarray:
 
 def dedupe_accounts(records: pd.DataFrame, fuzzy_threshold: float = FUZZY_THRESHOLD) -> DedupeResult:
     """Merge account records by normalised domain and queue fuzzy name matches for review."""
-    df = records.copy()
+    df = records.copy(deep=False)  # new columns only: the caller's frame stays as it is
     df["domain"] = normalise_domains(df["website"]) if "website" in df else None
     df["name_norm"] = normalise_names(df["name"]).astype("object") if len(df) else []
     df["_complete"] = _completeness(df.drop(columns=["source_row"], errors="ignore"))
@@ -53,46 +53,39 @@ def dedupe_accounts(records: pd.DataFrame, fuzzy_threshold: float = FUZZY_THRESH
     order = np.lexsort(
         (df["source_row"].to_numpy()[rows], created_ns[rows], -df["_complete"].to_numpy()[rows], codes[rows])
     )
-    with_domain = df.iloc[rows[order]]
-    without = df[df["domain"].isna()]
-    group = codes[rows[order]]
+    ordered = rows[order]  # positions of the records with a domain, survivor first per domain
+    group = codes[ordered]
     first = np.r_[True, group[1:] != group[:-1]] if len(group) else np.zeros(0, dtype=bool)
     sizes = np.diff(np.r_[np.flatnonzero(first), len(group)])
     in_multi = np.repeat(sizes > 1, sizes)
+    lone_rows = np.flatnonzero(codes < 0)
 
     # groupby().first() takes the first non-null value per column: the survivor's own value
     # where it has one, else the value of the next most complete duplicate. Only domains
     # with several records need it; the rest (most of a TAM) are taken as they are.
-    multi = with_domain[in_multi].groupby("domain", sort=False, dropna=True).first().reset_index()
-    merged = pd.concat([with_domain[~in_multi], multi], ignore_index=True)
-    merged["account_key"] = merged["domain"]
+    multi = df.take(ordered[in_multi]).groupby("domain", sort=False, dropna=True).first().reset_index()
+    lone = df.take(lone_rows)
+    lone_keys = "id:" + lone["crm_id"].astype(str)
+    accounts = pd.concat(
+        [df.take(ordered[~in_multi]), multi, lone.assign(account_key=lone_keys)], ignore_index=True
+    )
+    accounts["account_key"] = accounts["account_key"].fillna(accounts["domain"])
+    accounts = accounts.drop(columns=["_complete", "_created"])
 
-    crm = with_domain["crm_id"].to_numpy()
+    crm = df["crm_id"].to_numpy()[ordered]
+    domains = df["domain"].to_numpy()[ordered]
     survivors = np.repeat(crm[first], sizes)
     is_dup = crm != survivors  # the same CRM id twice (a re-exported row) is not a duplicate
     merges = pd.DataFrame(
-        {
-            "account_key": with_domain["domain"].to_numpy()[is_dup],
-            "kept_crm_id": survivors[is_dup],
-            "merged_crm_id": crm[is_dup],
-        }
+        {"account_key": domains[is_dup], "kept_crm_id": survivors[is_dup], "merged_crm_id": crm[is_dup]}
     )
     merges["reason"] = "same domain " + merges["account_key"]
 
-    lone = without.copy()
-    lone["account_key"] = "id:" + lone["crm_id"].astype(str)
-    accounts = pd.concat([merged, lone], ignore_index=True).drop(columns=["_complete", "_created"])
-
-    crm_ids = pd.concat(
-        [
-            pd.DataFrame(
-                {"crm_id": with_domain["crm_id"].to_numpy(), "account_key": with_domain["domain"].to_numpy()}
-            ),
-            pd.DataFrame(
-                {"crm_id": lone["crm_id"].to_numpy(), "account_key": lone["account_key"].to_numpy()}
-            ),
-        ],
-        ignore_index=True,
+    crm_ids = pd.DataFrame(
+        {
+            "crm_id": np.concatenate([crm, lone["crm_id"].to_numpy()]),
+            "account_key": np.concatenate([domains, lone_keys.to_numpy()]),
+        }
     )
     crm_ids["is_survivor"] = ~crm_ids["crm_id"].isin(merges["merged_crm_id"])
     # The same CRM id twice in one export (a re-exported row) is one record, not a duplicate.
