@@ -111,7 +111,10 @@ def bar(
     reference: float | None = None,
     reference_label: str | None = None,
 ) -> str:
-    """One bar per label; horizontal when there are many labels (or ``horizontal=True``).
+    """One bar per label; horizontal when there are many or long labels (or ``horizontal=True``).
+
+    ``xlabel`` and ``ylabel`` name the axes as drawn; when the function itself turns a
+    vertical chart horizontal, it swaps them so the category label stays with the categories.
 
     Args:
         unit: ``count``, ``money`` or ``pct``: how the value axis and bar labels are written.
@@ -121,7 +124,10 @@ def bar(
     vals = np.asarray(
         [0 if v is None or (isinstance(v, float) and math.isnan(v)) else v for v in values], float
     )
-    horizontal = len(labels) > 8 if horizontal is None else horizontal
+    if horizontal is None:  # many bars, or labels too long to sit side by side under vertical bars
+        horizontal = len(labels) > 8 or sum(len(str(x)) for x in labels) > 48
+        if horizontal:  # the caller named the axes for vertical bars: categories go on y now
+            xlabel, ylabel = ylabel, xlabel
     fmt = FORMATS[unit]
     fig, ax = _figure(len(labels), horizontal)
     colors = _colors(labels, color)
