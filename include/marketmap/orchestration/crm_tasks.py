@@ -1,6 +1,9 @@
-"""CRM write-back tasks of the build DAG: preflight → canary → push → validate.
+"""The one CRM write path: preflight → canary → push → validate, used by every pipeline that writes.
 
-Each task re-plans from the warehouse and the CRM's current values, so the push task
+:func:`crm_write_group` adds the four tasks to a DAG (the build, the monthly push, the quarterly
+persona push, an applied valuation, an approved territory or stale-account proposal). A maintenance
+pipeline passes ``when``: the summary of its apply step, and the group does nothing (no CRM call)
+unless that step applied something. Each task re-plans from the warehouse and the CRM's current values, so the push task
 sees only what the canary did not already write, and a killed task re-run finishes the
 job without a duplicate. A dry run (param ``dry_run``) writes the change preview instead.
 """
@@ -14,19 +17,48 @@ from airflow.sdk import get_current_context, task
 log = logging.getLogger(__name__)
 
 
+def _skip(when: dict | None) -> dict | None:
+    """``{"skipped": why}`` when the pipeline's apply step applied nothing (the group then makes no call)."""
+    if when is None or when.get("applied"):
+        return None
+    return {"skipped": when.get("reason") or "nothing applied"}
+
+
+def crm_write_group(cfg, when=None, pool: str | None = None):
+    """Add preflight → canary → push → validate to the DAG being built; return the four tasks.
+
+    Task ids stay ``crm_preflight`` … ``crm_validate`` in every pipeline, so the push log, the
+    portfolio and the docs name the same steps everywhere.
+    """
+    from airflow.sdk import TaskGroup, chain
+
+    over = {"pool": pool} if pool else {}
+    with TaskGroup("crm_write", prefix_group_id=False, tooltip="preflight → canary → push → validate"):
+        cid = cfg.client_id
+        steps = [
+            crm_preflight.override(**over)(client_id=cid, when=when),
+            crm_canary.override(**over)(client_id=cid, when=when),
+            crm_push.override(**over)(client_id=cid, when=when),
+            crm_validate.override(**over)(client_id=cid, when=when),
+        ]
+        chain(*steps)
+    return steps
+
+
 def _setup(client_id: str):
     from marketmap import crm
-    from marketmap.config import load_client
-    from marketmap.orchestration.resources import warehouse
+    from marketmap.orchestration.resources import load_effective, warehouse
 
     ctx = get_current_context()
-    cfg = load_client(client_id)
+    cfg = load_effective(client_id)
     return ctx, cfg, warehouse(cfg), crm.adapter_for(cfg)
 
 
 @task(multiple_outputs=False)  # one small summary dict per task
-def crm_preflight(client_id: str) -> dict:
+def crm_preflight(client_id: str, when: dict | None = None) -> dict:
     """Check every mapped CRM field exists with a compatible type and every picklist value the push can produce."""
+    if skipped := _skip(when):
+        return skipped
     from marketmap import crm
 
     _, cfg, _, adapter = _setup(client_id)
@@ -38,8 +70,10 @@ def crm_preflight(client_id: str) -> dict:
 
 
 @task(multiple_outputs=False)  # one small summary dict per task
-def crm_canary(client_id: str) -> dict:
+def crm_canary(client_id: str, when: dict | None = None) -> dict:
     """Push a 10-20 record sample first (or, on a dry run, write the change preview and stop)."""
+    if skipped := _skip(when):
+        return skipped
     from marketmap import crm
     from marketmap.settings import run_dir
 
@@ -56,8 +90,10 @@ def crm_canary(client_id: str) -> dict:
 
 
 @task(multiple_outputs=False)  # one small summary dict per task
-def crm_push(client_id: str) -> dict:
+def crm_push(client_id: str, when: dict | None = None) -> dict:
     """Push every changed record (diff against the CRM's values; field policies; batch splitting on errors)."""
+    if skipped := _skip(when):
+        return skipped
     from marketmap import crm
 
     ctx, cfg, engine, adapter = _setup(client_id)
@@ -67,8 +103,10 @@ def crm_push(client_id: str) -> dict:
 
 
 @task(multiple_outputs=False)  # one small summary dict per task
-def crm_validate(client_id: str) -> dict:
+def crm_validate(client_id: str, when: dict | None = None) -> dict:
     """Counts reconcile (source, warehouse, CRM) and no duplicates by domain, e-mail or LinkedIn URL."""
+    if skipped := _skip(when):
+        return skipped
     from marketmap import crm
 
     ctx, cfg, engine, adapter = _setup(client_id)

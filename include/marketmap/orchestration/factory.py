@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pendulum
-from airflow.sdk import DAG, Param, chain, get_parsing_context
+from airflow.sdk import DAG, Asset, Param, chain, get_parsing_context
 
 from marketmap.config import ClientConfig, ConfigError, client_files, effective_yaml, load_client
 from marketmap.orchestration import build_tasks as bt
@@ -97,7 +97,7 @@ BUILD_DOC = """The initial build of the client's market map, triggered by hand f
    fails the run (nothing reaches the CRM) unless the `override_qa` param is set.
 11. **crm_preflight** — every mapped CRM field exists with a compatible type and every picklist
     value the mapping can produce exists; all problems listed together, and nothing is pushed.
-12. **crm_canary**, **crm_push** — a 10-20 record sample first, then every record whose fields
+12. **crm_canary**, **crm_push** (the one CRM write path every pipeline uses) — a 10-20 record sample first, then every record whose fields
     would change (diff against the CRM's values; overwrite / if blank / never; prevent-override;
     picklist translation; look-up before create). With `dry_run` a change preview (CSV +
     summary) is written instead. **crm_validate** — counts reconcile, no duplicates.
@@ -143,17 +143,39 @@ def build_dag(cfg: ClientConfig) -> DAG:
         gated = bt.qa_gate(client_id=cid)
         steps = {"ingest": ingested, "dedupe": deduped, "load": loaded, "enrich": enriched, "score": scored,
                  "personas": personas, "value": valued, "contacts": contacts, "qa": gated}  # fmt: skip
-        crm = {"pool": crm_pool(cfg)} if crm_pool(cfg) else {}
-        checked = ct.crm_preflight.override(**crm)(client_id=cid)
-        canary = ct.crm_canary.override(**crm)(client_id=cid)
-        pushed = ct.crm_push.override(**crm)(client_id=cid)
-        validated_crm = ct.crm_validate.override(**crm)(client_id=cid)
+        checked, canary, pushed, validated_crm = ct.crm_write_group(cfg, pool=crm_pool(cfg))
         steps |= {"preflight": checked, "canary": canary, "push": pushed, "crm_validation": validated_crm}
         done = bt.summary(client_id=cid, steps=steps)
         validation = rt.validation_report(client_id=cid, steps=steps)
-        reports = rt.build_reports(client_id=cid)
-        chain(enriched, scored, personas, valued, contacts, gated, checked, canary, pushed, validated_crm, done,
-              validation, reports)  # fmt: skip
+        chain(enriched, scored, personas, valued, contacts, gated, checked)
+        chain(validated_crm, done, validation)
+        # New scores schedule the client's reports DAG (Asset), like every pipeline that writes scores.
+        contacts >> rt.publish_scores.override(outlets=[scores_asset(cid)])(client_id=cid, steps=[scored, valued, contacts])
+    return dag
+
+
+def scores_asset(client_id: str) -> Asset:
+    """The client's stored scores: every pipeline that changes them emits it; it schedules ``<client>__reports``."""
+    return Asset(name=f"{client_id}__scores", uri=f"marketmap://{client_id}/scores", group="marketmap")
+
+
+REPORTS_DOC = """The client's reports, regenerated whenever its scores change.
+
+Scheduled by the client's scores asset (`marketmap://<client>/scores`), which the build, the monthly
+run and an applied valuation emit when they write new scores, so the reports never lag the scores.
+
+* **build_reports** — executive, distribution and rep-cockpit reports (HTML with charts, CSVs).
+* **maintenance_report** — the back-test, drift, valuation and territory views the alerts link to.
+
+Reports are served by the portfolio app (`/marketmap/clients/<client>`), linked from alerts.
+"""
+
+
+@pipeline("reports")
+def reports_dag(cfg: ClientConfig) -> DAG:
+    kwargs = common_dag_kwargs(cfg, "reports", "reports", REPORTS_DOC)
+    with DAG(schedule=[scores_asset(cfg.client_id)], **kwargs) as dag:
+        rt.build_reports(client_id=cfg.client_id) >> rt.maintenance_report(client_id=cfg.client_id)
     return dag
 
 

@@ -121,8 +121,13 @@ def report_url(client_id: str, run_id: str, kind: str) -> str:
 
     The base is Airflow's ``[api] base_url`` (``AIRFLOW__API__BASE_URL``), else localhost:8080.
     """
+    return file_url(client_id, run_id, f"{safe_name(kind)}.html")
+
+
+def file_url(client_id: str, run_id: str, filename: str) -> str:
+    """The address of any file of a run's report folder (HTML, CSV, JSON) in the portfolio app."""
     base = os.environ.get("AIRFLOW__API__BASE_URL", "http://localhost:8080").rstrip("/")
-    return f"{base}/marketmap/clients/{client_id}/reports/{safe_name(run_id)}/{safe_name(kind)}.html"
+    return f"{base}/marketmap/clients/{client_id}/reports/{safe_name(run_id)}/{safe_name(filename)}"
 
 
 def _env():

@@ -49,6 +49,11 @@ def read_opportunities(engine: Engine, client_id: str) -> pd.DataFrame:
         return pd.read_sql(select(t.opportunities).where(t.opportunities.c.client_id == client_id), conn)
 
 
+def read_reps(engine: Engine, client_id: str) -> pd.DataFrame:
+    with engine.connect() as conn:
+        return pd.read_sql(select(t.reps).where(t.reps.c.client_id == client_id), conn)
+
+
 def read_contacts(engine: Engine, client_id: str) -> pd.DataFrame:
     with engine.connect() as conn:
         return pd.read_sql(select(t.contacts).where(t.contacts.c.client_id == client_id), conn)
