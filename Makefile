@@ -15,6 +15,13 @@ export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION := True
 export AIRFLOW__CORE__UNIT_TEST_MODE := False
+# The UI's port; alert and report links, and the tasks' execution API, follow it (`make ui PORT=8090`).
+PORT ?= 8080
+export AIRFLOW__API__PORT ?= $(PORT)
+export AIRFLOW__API__BASE_URL ?= http://localhost:$(PORT)
+export AIRFLOW__CORE__EXECUTION_API_SERVER_URL ?= http://localhost:$(PORT)/execution/
+# A 2-core laptop does not need 32 idle LocalExecutor workers.
+export AIRFLOW__CORE__PARALLELISM ?= 4
 
 .PHONY: install demo test lint ui bench pools clean
 
@@ -43,7 +50,7 @@ lint: $(STAMP)
 
 ui: $(STAMP)
 	$(BIN)/marketmap demo-data
-	@echo "Airflow UI: http://localhost:8080 — the admin password is printed below and kept in $(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated"
+	@echo "Airflow UI: http://localhost:$(PORT) — the admin password is printed below and kept in $(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated"
 	PATH="$(BIN):$$PATH" $(BIN)/airflow standalone
 
 bench: $(STAMP)

@@ -16,6 +16,7 @@ PIPELINE_TAGS = {
     "pipeline:build",
     "pipeline:config_error",
     "pipeline:monthly",
+    "pipeline:reports",
     "pipeline:quarterly_personas",
     "pipeline:drift",
     "pipeline:valuation",
