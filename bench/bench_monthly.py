@@ -26,7 +26,9 @@ def run(args: list[str], env: dict) -> tuple[float, float, int]:
     """(wall seconds, peak RSS in MB, exit code) of one ``marketmap`` process."""
     marketmap = Path(sys.executable).with_name("marketmap")
     start = time.perf_counter()
-    proc = subprocess.Popen([str(marketmap), *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [str(marketmap), *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
@@ -42,7 +44,9 @@ def change_export(inbox: Path, share: float = 0.01, new_share: float = 0.005) ->
     with open(path, newline="", encoding="utf-8-sig") as fh:
         rows = list(csv.reader(fh))
     header, body = rows[0], rows[1:]
-    emp, ind, ident, name, site = (header.index(c) for c in ("NumberOfEmployees", "Industry", "Id", "Name", "Website"))
+    emp, ind, ident, name, site = (
+        header.index(c) for c in ("NumberOfEmployees", "Industry", "Id", "Name", "Website")
+    )
     step = max(int(1 / share), 1)
     edited = 0
     for i in range(0, len(body), step):
@@ -52,7 +56,11 @@ def change_export(inbox: Path, share: float = 0.01, new_share: float = 0.005) ->
     added = int(len(body) * new_share)
     for i in range(added):
         new = list(body[i])
-        new[ident], new[name], new[site] = f"001NEW{i:012d}", f"Newco {i} Ltd", f"https://newco{i}.example.com"
+        new[ident], new[name], new[site] = (
+            f"001NEW{i:012d}",
+            f"Newco {i} Ltd",
+            f"https://newco{i}.example.com",
+        )
         body.append(new)
     with open(path, "w", newline="", encoding="utf-8-sig") as fh:
         csv.writer(fh).writerows([header, *body])
@@ -72,11 +80,16 @@ def main() -> int:
         edited, added = change_export(Path(tmp) / "mm" / "inbox" / "demo")
         monthly = run(["run", "--client", "demo", "--pipeline", "monthly", "--date", "2027-01-01"], env)
         again = run(["run", "--client", "demo", "--pipeline", "monthly", "--date", "2027-01-01"], env)
-    print(f"demo client, {args.accounts:,} accounts; monthly after {edited:,} edited and {added:,} new accounts")
+    print(
+        f"demo client, {args.accounts:,} accounts; monthly after {edited:,} edited and {added:,} new accounts"
+    )
     print(f"{'run':<28}{'wall':>10}{'peak RSS':>12}{'vs build':>10}")
     for label, (wall, rss, code) in (("initial build", build), ("monthly, 1% changed", monthly),
                                       ("monthly re-run (no change)", again)):  # fmt: skip
-        print(f"{label:<28}{wall:>9.1f}s{rss:>10.0f}MB{wall / build[0]:>9.0%}" + ("" if code == 0 else "  FAILED"))
+        print(
+            f"{label:<28}{wall:>9.1f}s{rss:>10.0f}MB{wall / build[0]:>9.0%}"
+            + ("" if code == 0 else "  FAILED")
+        )
     return 0 if all(r[2] == 0 for r in (build, monthly, again)) else 1
 
 

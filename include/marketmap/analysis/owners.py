@@ -33,7 +33,9 @@ def record_owner_changes(engine: Engine, client_id: str, run_id: str, now: dt.da
     a = t.accounts.c
     with engine.connect() as conn:
         owners = pd.read_sql(
-            select(a.account_key, a.owner_id, a.crm_created).where(a.client_id == client_id, a.owner_id.is_not(None)),
+            select(a.account_key, a.owner_id, a.crm_created).where(
+                a.client_id == client_id, a.owner_id.is_not(None)
+            ),
             conn,
         )
         last = _last_owners(conn, client_id)
@@ -44,7 +46,9 @@ def record_owner_changes(engine: Engine, client_id: str, run_id: str, now: dt.da
     now_ts = pd.Timestamp(now).tz_convert("UTC") if pd.Timestamp(now).tzinfo else pd.Timestamp(now, tz="UTC")
     first_at = created.where(created.notna() & (created <= now_ts), now_ts)
     rows = []
-    for k, o, f, c, at in zip(merged["account_key"], merged["owner_id"], first, changed, first_at, strict=True):
+    for k, o, f, c, at in zip(
+        merged["account_key"], merged["owner_id"], first, changed, first_at, strict=True
+    ):
         if f or c:
             rows.append({"client_id": client_id, "account_key": k, "rep_id": o,
                          "source": "crm_created" if f else "crm", "run_id": run_id,

@@ -67,7 +67,9 @@ def store_proposal(
 
 def open_proposals(engine: Engine, client_id: str, kind: str | None = None) -> list[dict]:
     p = t.proposals.c
-    q = select(p.proposal_id, p.kind, p.status, p.created_at).where(p.client_id == client_id, p.status == "proposed")
+    q = select(p.proposal_id, p.kind, p.status, p.created_at).where(
+        p.client_id == client_id, p.status == "proposed"
+    )
     if kind:
         q = q.where(p.kind == kind)
     with engine.connect() as conn:
@@ -91,8 +93,12 @@ def apply_proposal(
                 f"no {kind} proposal {pid!r} for client {client_id!r}; open proposals: {', '.join(known) or 'none'}"
             )
         if row.status == "superseded":
-            raise ProposalError(f"proposal {pid!r} was superseded by a newer one: review and approve that one")
-        moves = conn.execute(select(t.proposal_moves).where(m.client_id == client_id, m.proposal_id == pid)).all()
+            raise ProposalError(
+                f"proposal {pid!r} was superseded by a newer one: review and approve that one"
+            )
+        moves = conn.execute(
+            select(t.proposal_moves).where(m.client_id == client_id, m.proposal_id == pid)
+        ).all()
         owners = dict(conn.execute(select(a.account_key, a.owner_id).where(
             a.client_id == client_id, a.account_key.in_([mv.account_key for mv in moves]))).all())  # fmt: skip
         applied, already, skipped, history = 0, 0, [], []
@@ -138,7 +144,9 @@ def pending_owner_pushes(engine: Engine, client_id: str) -> list[dict]:
         return [dict(r._mapping) for r in conn.execute(q.order_by(m.proposal_id, m.account_key))]
 
 
-def mark_pushed(engine: Engine, client_id: str, moves: list[dict], now: dt.datetime, outcome: str | None = None) -> None:
+def mark_pushed(
+    engine: Engine, client_id: str, moves: list[dict], now: dt.datetime, outcome: str | None = None
+) -> None:
     """Record that the CRM confirmed these moves (or, with ``outcome``, why they will not be pushed)."""
     m = t.proposal_moves.c
     with engine.begin() as conn:
