@@ -60,6 +60,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_enrichment.py
 	$(BIN)/python bench/bench_crm_push.py
 	$(BIN)/python bench/bench_territories.py
+	$(BIN)/python bench/bench_monthly.py
 
 pools: $(STAMP)
 	$(BIN)/marketmap pools --apply

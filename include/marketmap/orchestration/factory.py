@@ -48,6 +48,8 @@ def default_args(cfg: ClientConfig) -> dict:
         "retry_delay": dt.timedelta(minutes=1),
         "retry_exponential_backoff": True,
         "max_retry_delay": dt.timedelta(minutes=15),
+        # A hung task (a CRM that never answers) fails and alerts instead of holding a slot for ever.
+        "execution_timeout": dt.timedelta(hours=cfg.maintenance.task_timeout_hours),
         "on_failure_callback": failure_callback(cfg.client_id),
     }
 
@@ -221,8 +223,10 @@ def build_all_dags(directory: Path | None = None) -> dict[str, DAG]:
         return {PORTFOLIO_DAG_ID: build_portfolio_dag()}
     paths = client_files(directory)
     if wanted and "__" in wanted:
-        client_id = wanted.split("__", 1)[0]
-        paths = [p for p in paths if p.stem == client_id] or paths
+        # The client whose id + "__" + a pipeline name is the wanted DAG id: client ids may contain
+        # "__" themselves (acme__eu next to acme), so never split on the first "__".
+        names = set(PIPELINES) | {"config_error"}
+        paths = [p for p in paths if wanted.startswith(p.stem + "__") and wanted[len(p.stem) + 2 :] in names] or paths
     dags: dict[str, DAG] = {}
     for path in paths:
         try:
@@ -232,7 +236,8 @@ def build_all_dags(directory: Path | None = None) -> dict[str, DAG]:
             continue
         dags.update(
             build_client_dags(
-                cfg, only=wanted if wanted and wanted.startswith(cfg.client_id + "__") else None
+                cfg, only=wanted if wanted and wanted[len(cfg.client_id) + 2 :] in PIPELINES
+                and wanted.startswith(cfg.client_id + "__") else None
             )
         )
     if not wanted:
