@@ -444,7 +444,11 @@ class HubSpotAdapter(CrmAdapter):
 
     @staticmethod
     def _props(fields: dict[str, Any]) -> dict[str, Any]:
-        return {k: ("true" if v else "false") if isinstance(v, bool) else v for k, v in fields.items()}
+        # HubSpot clears a property given an empty string (None = "clear": an out-of-scope tier)
+        return {
+            k: ("true" if v else "false") if isinstance(v, bool) else ("" if v is None else v)
+            for k, v in fields.items()
+        }
 
     def write(
         self, obj: str, op: Operation, records: list[WriteRecord], external_id_field: str | None = None

@@ -417,6 +417,8 @@ class SalesforceAdapter(CrmAdapter):
 
 
 def _csv_value(v: Any) -> Any:
+    if v is None:  # Bulk API 2.0 ignores an empty value on update: #N/A clears the field
+        return "#N/A"
     if isinstance(v, bool):
         return "true" if v else "false"
     return v
