@@ -86,6 +86,7 @@ class PushPlan:
     items: list[PlanItem]
     review_pairs: int = 0
     lookups: dict[str, int] = field(default_factory=dict)
+    deleted_in_crm: str = "flag"
     generated_at: dt.datetime = field(default_factory=snapshot.now)
 
     @property
@@ -111,6 +112,7 @@ class PushPlan:
                 sorted(Counter(i.reason for i in self.items if i.operation == "skip").items())
             ),
             "retries_of_failed": sum(1 for i in self.items if i.retry),
+            "parked": sum(1 for i in self.items if (i.reason or "").startswith(PARKED)),
             "review_pairs": self.review_pairs,
             "lookups": dict(self.lookups),
         }
@@ -602,6 +604,7 @@ class _Planner:
             items=items,
             review_pairs=len(self.review_rows),
             lookups=dict(self.lookups),
+            deleted_in_crm=self.push.deleted_in_crm,
         )
 
 
