@@ -179,7 +179,9 @@ def _check_push(
             report.problems.append(
                 f"{where} does not exist (mapped from '{f.source}'){_similar(f.crm_field, meta)}"
             )
-            todo = _todo_create(crm_obj, f, want, sorted(produced_values(f, push)) if want == "picklist" else [])
+            todo = _todo_create(
+                crm_obj, f, want, sorted(produced_values(f, push)) if want == "picklist" else []
+            )
             if todo not in report.admin_todo:
                 report.admin_todo.append(todo)
             continue

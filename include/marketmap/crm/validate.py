@@ -167,10 +167,14 @@ def validate_after_push(
             rec = found.get(crm_id)
             if rec is None:
                 if r["operation"] == "create":
-                    problems.append(f"{obj} {r['record_key']} created by this push as {crm_id} is not in the CRM")
+                    problems.append(
+                        f"{obj} {r['record_key']} created by this push as {crm_id} is not in the CRM"
+                    )
                     why = "created by this push but not in the CRM"
                 else:
-                    warnings.append(f"{obj} {r['record_key']} ({crm_id}) was deleted in the CRM after the push")
+                    warnings.append(
+                        f"{obj} {r['record_key']} ({crm_id}) was deleted in the CRM after the push"
+                    )
                     why = "deleted in the CRM after the push"
                 out["differences"].append({"object": obj, "record_key": r["record_key"], "crm_id": crm_id,
                                            "field": None, "explanation": why})  # fmt: skip
