@@ -348,6 +348,9 @@ class SalesforceServer(FakeServer):
         self.soql: list[str] = []  # every SOQL query received
         # Tooling API CustomField creation needs "Customize Application"; False answers 403
         self.can_customize = True
+        # record (Id or external-id value) -> times its next collection writes fail with
+        # UNABLE_TO_LOCK_ROW (another transaction holds the row: a per-row transient error)
+        self.locked_rows: dict[str, int] = {}
 
     # ---- state helpers for tests
     def mounts(self) -> dict[str, HTTPAdapter]:
@@ -695,6 +698,13 @@ class SalesforceServer(FakeServer):
             results = []
             for rec in records:
                 obj = obj_in_url or rec["attributes"]["type"]
+                lock_key = next((str(k) for k in (rec.get("id"), rec.get("Id"), rec.get(ext) if ext else None)
+                                 if k is not None and self.locked_rows.get(str(k), 0) > 0), None)  # fmt: skip
+                if lock_key:
+                    self.locked_rows[lock_key] -= 1
+                    results.append({"success": False, "errors": _errors(
+                        "UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access to this record or 1 records")})  # fmt: skip
+                    continue
                 if op == "update":
                     rid = rec.get("id") or rec.get("Id")
                     existing = self.records[obj].get(rid or "")

@@ -107,7 +107,15 @@ TRANSIENT_MARKERS = (
     "rate limited", "RATE_LIMIT", "not processed by Bulk API", "outcome unknown", "gave up after retries",
     "unreachable", "connection failed", "no result for this record",
 )  # fmt: skip
+# an update whose record the CRM no longer has (deleted since the snapshot): data, not a mapping
+# problem — the snapshot forgets the id and the next plan finds the record again or applies
+# push.deleted_in_crm; it never counts towards a canary / error-rate halt
+GONE_MARKERS = ("OBJECT_NOT_FOUND", "INVALID_CROSS_REFERENCE_KEY", "ENTITY_IS_DELETED")
 RECORD_RETRIES = 2  # extra rounds for records that failed with a transient per-record error
+
+
+def is_gone(error: str | None) -> bool:
+    return any(m in (error or "") for m in GONE_MARKERS)
 
 
 def is_transient(error: str | None) -> bool:
@@ -364,6 +372,13 @@ class _Executor:
             snapshot.save(conn, snap_rows)
             if self.adapter.has_remote:
                 self._follow_ids(conn, outcomes)
+                gone = [o.crm_id or self.items[o.key].crm_id for o in outcomes
+                        if not o.ok and self.items[o.key].operation == "update" and is_gone(o.error)]  # fmt: skip
+                gone = [g for g in gone if g]
+                if gone:
+                    rc = t.crm_records.c
+                    conn.execute(delete(t.crm_records).where(rc.client_id == cid, rc.object == self.obj,
+                                                             rc.crm_id.in_(gone)))  # fmt: skip
 
     def _follow_ids(self, conn, outcomes: list[Outcome]) -> None:
         """The warehouse follows the CRM's ids: a record created (or re-created after a person
@@ -431,7 +446,8 @@ class _Executor:
     def _count(self, o: Outcome, operation: str) -> None:
         r = self.res
         r.attempted += 1
-        if not self.items[o.key].retry:
+        gone = not o.ok and operation == "update" and is_gone(o.error)
+        if not self.items[o.key].retry and not gone:
             self.fresh_attempted += 1
             self.fresh_failed += not o.ok
         if o.ok:
