@@ -5,6 +5,7 @@ following CRM ids, push_field_changes, connection extras and the validation repo
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import pytest
@@ -425,3 +426,25 @@ def test_push_field_changes_diff_expected_and_idempotent(sf, mm_home):
     assert again["result"]["status"] == "nothing_to_do" or again["result"]["updated"] == 1  # only keys[0] left
     third = crm.push_field_changes(cfg, eng, "o3", ad, "account", changes, None)
     assert third["result"]["status"] == "nothing_to_do" and third["result"]["attempted"] == 0
+
+
+@pytest.mark.parametrize("bulk", [False, True])
+def test_salesforce_clears_the_tier_of_an_account_that_went_out_of_scope(sf, mm_home, bulk):
+    n = 230 if bulk else 12  # Bulk API 2.0 carries loads above 200 records: its clear must be #N/A
+    cfg, eng, ad, ids = sf_world(sf, n=n)
+    ad = sf_adapter(sf, cfg, dataclasses.replace(FAST, bulk_threshold=200 if bulk else 10**9))
+    crm.execute_push(cfg, eng, "r1", ad, plan_push(cfg, eng, "r1", ad, cfg.push[0]), canary=False)
+    assert sf.get("Account", ids["co03.com"])["Account_Tier__c"] == "Tier 2"
+    out = [k for k in ids if k != "co05.com"] if bulk else ["co03.com", "co04.com"]
+    with eng.begin() as conn:
+        conn.execute(t.account_scores.update().where(t.account_scores.c.account_key.in_(out)).values(tier="OUT"))
+    plan = plan_push(cfg, eng, "r2", ad, cfg.push[0])
+    assert {i.key: i.changes.get("Account_Tier__c") for i in plan.writes} == {k: ("Tier 2", None) for k in out}
+    jobs = sf.calls("POST", r"/jobs/ingest$")
+    r = crm.execute_push(cfg, eng, "r2", ad, plan, canary=False)
+    assert r.updated == len(out) and r.failed == 0
+    assert (sf.calls("POST", r"/jobs/ingest$") > jobs) == bulk
+    assert all(sf.get("Account", ids[k])["Account_Tier__c"] in (None, "") for k in out)
+    assert sf.get("Account", ids["co05.com"])["Account_Tier__c"] == "Tier 2"
+    assert crm.validate_after_push(cfg, eng, ad, "r2")["ok"]
+    assert plan_push(cfg, eng, "r3", ad, cfg.push[0]).summary()["updates"] == 0
