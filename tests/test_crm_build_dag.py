@@ -51,9 +51,13 @@ def client_file(tmp: Path, client_id: str, kind: str) -> Path:
 
 def seed(add_company, add_contact, n: int = 36) -> None:
     for i in range(n):
-        cid = add_company(f"Company {i:02d}", f"company{i:02d}.com", INDUSTRIES[i % len(INDUSTRIES)], 80 + 40 * i)
+        cid = add_company(
+            f"Company {i:02d}", f"company{i:02d}.com", INDUSTRIES[i % len(INDUSTRIES)], 80 + 40 * i
+        )
         for j in range(2):
-            add_contact(cid, f"p{i}x{j}@company{i:02d}.com", f"Pat{j}", f"Lee{i}", TITLES[(i + j) % len(TITLES)])
+            add_contact(
+                cid, f"p{i}x{j}@company{i:02d}.com", f"Pat{j}", f"Lee{i}", TITLES[(i + j) % len(TITLES)]
+            )
 
 
 def run_build(client_id: str):
@@ -115,7 +119,12 @@ def test_hubspot_build_dag_end_to_end(airflow_db, mm_home, tmp_path, monkeypatch
     seed(add_company, add_contact)
     with hs:
         monkeypatch.setenv("MARKETMAP_CLIENTS_DIR", str(client_file(tmp_path, "hsbuild", "hubspot")))
-        conn = {"conn_type": "http", "host": hs.url, "password": TOKEN, "extra": {"rate_limit": [150, 10], "timeout": 5}}
+        conn = {
+            "conn_type": "http",
+            "host": hs.url,
+            "password": TOKEN,
+            "extra": {"rate_limit": [150, 10], "timeout": 5},
+        }
         monkeypatch.setenv("AIRFLOW_CONN_HSBUILD_CRM", json.dumps(conn))
         patch_adapter(monkeypatch)
         run = run_build("hsbuild")
@@ -124,10 +133,18 @@ def test_hubspot_build_dag_end_to_end(airflow_db, mm_home, tmp_path, monkeypatch
         push = s["push"]["account"]["result"]
         assert push["failed"] == 0 and push["updated"] > 0, push
         tiers = [c["properties"].get("Account_Tier__c") for c in hs.objects["companies"].values()]
-        gov = [c["properties"] for c in hs.objects["companies"].values() if c["properties"].get("industry") == "Government"]
+        gov = [
+            c["properties"]
+            for c in hs.objects["companies"].values()
+            if c["properties"].get("industry") == "Government"
+        ]
         assert gov and all(not p.get("Account_Tier__c") for p in gov)  # OUT: blank, never the literal "OUT"
         assert "OUT" not in tiers and any(x in ("Tier 1", "Tier 2", "Tier 3") for x in tiers)
-        interns = [c["properties"] for c in hs.objects["contacts"].values() if "Intern" in c["properties"]["jobtitle"]]
+        interns = [
+            c["properties"]
+            for c in hs.objects["contacts"].values()
+            if "Intern" in c["properties"]["jobtitle"]
+        ]
         assert interns and all(not p.get("persona_tier") for p in interns)  # EXCLUDED: blank
         assert s["crm_validation"]["ok"], s["crm_validation"]["problems"]
         assert push["calls"]["total_calls"] > 0

@@ -56,7 +56,10 @@ def hs_adapter(server, cfg, settings=FAST):
 
 def sf_adapter(server, cfg, settings=FAST):
     return crm.adapter_for(
-        cfg, {"host": server.instance_url, "password": server.token}, settings=settings, mounts=server.mounts()
+        cfg,
+        {"host": server.instance_url, "password": server.token},
+        settings=settings,
+        mounts=server.mounts(),
     )
 
 
@@ -84,7 +87,9 @@ def test_push_sends_the_configured_rubric_version_not_the_latest_scored(hs, mm_h
     a = hs.add("companies", {"name": "Acme", "domain": "acme.com"})
     ad = hs_adapter(hs, cfg)
     crm.extract(cfg, eng, "x", ad)
-    seed_accounts(eng, [{"key": "acme.com", "crm_id": a, "tier": "T2", "score": 55}])  # version A (the config's)
+    seed_accounts(
+        eng, [{"key": "acme.com", "crm_id": a, "tier": "T2", "score": 55}]
+    )  # version A (the config's)
     later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
     with eng.begin() as conn:  # a dry run with candidate rubric B scored later, tier T1
         upsert(conn, t.account_scores, [{"client_id": CLIENT, "account_key": "acme.com", "product": "core",
@@ -217,7 +222,11 @@ def test_salesforce_fields_created_through_tooling_api_or_listed_for_an_admin(sf
     sf.can_customize = True
     report = crm.preflight(cfg, ad)
     assert report.ok, report
-    assert [p["value"] for p in sf.describe["Account"]["MM_Tier__c"]["picklistValues"]] == ["Tier 1", "Tier 2", "Tier 3"]
+    assert [p["value"] for p in sf.describe["Account"]["MM_Tier__c"]["picklistValues"]] == [
+        "Tier 1",
+        "Tier 2",
+        "Tier 3",
+    ]
     assert sf.describe["Account"]["MM_Propensity__c"]["type"] == "double"
 
 
@@ -227,10 +236,15 @@ def test_salesforce_fields_created_through_tooling_api_or_listed_for_an_admin(sf
 def sf_world(sf, n=20, **account_push):
     cfg = push_cfg("salesforce", **account_push)
     eng = engine()
-    ids = {f"co{i:02d}.com": sf.add("Account", {"Name": f"Co {i}", "Website": f"co{i:02d}.com"}) for i in range(n)}
+    ids = {
+        f"co{i:02d}.com": sf.add("Account", {"Name": f"Co {i}", "Website": f"co{i:02d}.com"})
+        for i in range(n)
+    }
     ad = sf_adapter(sf, cfg)
     crm.extract(cfg, eng, "x", ad)
-    seed_accounts(eng, [{"key": d, "crm_id": i, "tier": "T2", "score": 50 + n} for n, (d, i) in enumerate(ids.items())])
+    seed_accounts(
+        eng, [{"key": d, "crm_id": i, "tier": "T2", "score": 50 + n} for n, (d, i) in enumerate(ids.items())]
+    )
     return cfg, eng, ad, ids
 
 
@@ -262,7 +276,9 @@ def test_permanent_failures_are_parked_and_never_block_the_canary(sf, mm_home):
     assert r3.parked == 3 and r3.needs_attention and r3.status == "nothing_to_do"
     # new values un-park a record
     with eng.begin() as conn:
-        conn.execute(t.account_scores.update().where(t.account_scores.c.account_key == bad[0]).values(tier="T1"))
+        conn.execute(
+            t.account_scores.update().where(t.account_scores.c.account_key == bad[0]).values(tier="T1")
+        )
     sf.locked_rows.clear()
     r4 = crm.execute_push(cfg, eng, "r4", ad, plan_push(cfg, eng, "r4", ad, cfg.push[0]))
     assert r4.updated == 1 and r4.parked == 2
@@ -279,7 +295,9 @@ def test_attention_alert_and_push_log_csv(sf, mm_home, tmp_path):
     path = write_push_log(eng, CLIENT, "r1", tmp_path)
     assert "co19.com" in path.read_text() and "UNABLE_TO_LOCK_ROW" in path.read_text()
     alert = attention_alert(CLIENT, "r1", counts, str(path))
-    assert alert.severity == "warning" and "1 failed" in alert.title and alert.numbers["push_log"] == str(path)
+    assert (
+        alert.severity == "warning" and "1 failed" in alert.title and alert.numbers["push_log"] == str(path)
+    )
     assert attention_alert(CLIENT, "r2", attention_counts({}), None) is None
 
 
@@ -290,14 +308,19 @@ def test_records_deleted_in_the_crm_follow_the_client_choice(hs, mm_home, policy
     a = hs.add("companies", {"name": "Gone", "domain": "gone.com"})
     ad = hs_adapter(hs, cfg)
     crm.extract(cfg, eng, "x", ad)
-    seed_accounts(eng, [{"key": "gone.com", "crm_id": a, "name": "Gone", "domain": "gone.com", "tier": "T1", "score": 90}])
+    seed_accounts(
+        eng,
+        [{"key": "gone.com", "crm_id": a, "name": "Gone", "domain": "gone.com", "tier": "T1", "score": 90}],
+    )
     crm.execute_push(cfg, eng, "r1", ad, plan_push(cfg, eng, "r1", ad, cfg.push[0]))
     del hs.objects["companies"][a]  # a rep deletes it
     crm.extract(cfg, eng, "x2", ad)  # the monthly extract forgets it
     r = crm.execute_push(cfg, eng, "r2", ad, plan_push(cfg, eng, "r2", ad, cfg.push[0]))
     found = hs.find_by("companies", "domain", "gone.com")
     with eng.connect() as conn:
-        wh = conn.execute(select(t.accounts.c.crm_id).where(t.accounts.c.account_key == "gone.com")).scalar_one()
+        wh = conn.execute(
+            select(t.accounts.c.crm_id).where(t.accounts.c.account_key == "gone.com")
+        ).scalar_one()
     if policy == "recreate":
         assert r.created == 1 and len(found) == 1 and wh == found[0]  # the warehouse follows the new id
         assert crm.validate_after_push(cfg, eng, ad, "r2")["ok"]
@@ -327,14 +350,18 @@ def test_recreated_account_replaces_the_dead_id_and_contacts_follow(hs, mm_home)
     out = crm.push_all(cfg, eng, "r1", ad)
     assert out["account"]["result"]["failed"] == 0 and out["contact"]["result"]["failed"] == 0
     with eng.connect() as conn:
-        acc = conn.execute(select(t.accounts.c.crm_id).where(t.accounts.c.account_key == "acme.com")).scalar_one()
+        acc = conn.execute(
+            select(t.accounts.c.crm_id).where(t.accounts.c.account_key == "acme.com")
+        ).scalar_one()
         ids = conn.execute(select(t.account_crm_ids.c.crm_id)).scalars().all()
         con = conn.execute(select(t.contacts.c.account_crm_id, t.contacts.c.crm_id)).one()
     assert acc == new and ids == [new] and con.account_crm_id == new
     created = hs.find_by("contacts", "email", "new@acme.com")
     assert len(created) == 1 and con.crm_id == created[0]
     assert hs.objects["contacts"][created[0]]["properties"].get("associatedcompanyid") in (new, None)
-    assert ("contacts", created[0], "companies") in hs.assoc and hs.assoc[("contacts", created[0], "companies")] == {new}
+    assert ("contacts", created[0], "companies") in hs.assoc and hs.assoc[
+        ("contacts", created[0], "companies")
+    ] == {new}
     report = crm.validate_after_push(cfg, eng, ad, "r1")
     assert report["ok"], report["problems"]
 
@@ -381,7 +408,9 @@ def test_validation_report_renders_for_a_crm_extract_summary():
         {"object": "contact", "file": "c.csv", "rows read": 72, "rejected": None},
     ]
     csv_summary = {"account": {"file": "Account.csv", "rows": 10, "rejected": 1}}
-    assert ingest_rows(csv_summary) == [{"object": "account", "file": "Account.csv", "rows read": 10, "rejected": 1}]
+    assert ingest_rows(csv_summary) == [
+        {"object": "account", "file": "Account.csv", "rows read": 10, "rejected": 1}
+    ]
 
 
 # --------------------------------------------------------------------------- 5. connection extras
@@ -415,7 +444,9 @@ def test_push_field_changes_diff_expected_and_idempotent(sf, mm_home):
     sf.locked_rows[ids[keys[2]]] = 1  # a transient row lock on one record
     out = crm.push_field_changes(cfg, eng, "o1", ad, "account", changes, expected)
     assert out["result"]["updated"] == 19 and out["result"]["failed"] == 0
-    assert out["conflicts"] == [{"key": keys[0], "field": "OwnerId", "expected": "005OLD", "current": "005SOMEONE"}]
+    assert out["conflicts"] == [
+        {"key": keys[0], "field": "OwnerId", "expected": "005OLD", "current": "005SOMEONE"}
+    ]
     assert sf.get("Account", ids[keys[0]])["OwnerId"] == "005SOMEONE"  # never overwritten
     assert all(sf.get("Account", ids[k])["OwnerId"] == "005NEW" for k in keys[1:])
     logged = log_rows(eng, "o1")
@@ -423,7 +454,9 @@ def test_push_field_changes_diff_expected_and_idempotent(sf, mm_home):
     assert logged[("account", keys[0])]["status"] == "skipped"
     assert logged[("account", keys[0])]["error"].startswith("changed_in_crm")
     again = crm.push_field_changes(cfg, eng, "o2", ad, "account", changes, None)
-    assert again["result"]["status"] == "nothing_to_do" or again["result"]["updated"] == 1  # only keys[0] left
+    assert (
+        again["result"]["status"] == "nothing_to_do" or again["result"]["updated"] == 1
+    )  # only keys[0] left
     third = crm.push_field_changes(cfg, eng, "o3", ad, "account", changes, None)
     assert third["result"]["status"] == "nothing_to_do" and third["result"]["attempted"] == 0
 
@@ -437,9 +470,13 @@ def test_salesforce_clears_the_tier_of_an_account_that_went_out_of_scope(sf, mm_
     assert sf.get("Account", ids["co03.com"])["Account_Tier__c"] == "Tier 2"
     out = [k for k in ids if k != "co05.com"] if bulk else ["co03.com", "co04.com"]
     with eng.begin() as conn:
-        conn.execute(t.account_scores.update().where(t.account_scores.c.account_key.in_(out)).values(tier="OUT"))
+        conn.execute(
+            t.account_scores.update().where(t.account_scores.c.account_key.in_(out)).values(tier="OUT")
+        )
     plan = plan_push(cfg, eng, "r2", ad, cfg.push[0])
-    assert {i.key: i.changes.get("Account_Tier__c") for i in plan.writes} == {k: ("Tier 2", None) for k in out}
+    assert {i.key: i.changes.get("Account_Tier__c") for i in plan.writes} == {
+        k: ("Tier 2", None) for k in out
+    }
     jobs = sf.calls("POST", r"/jobs/ingest$")
     r = crm.execute_push(cfg, eng, "r2", ad, plan, canary=False)
     assert r.updated == len(out) and r.failed == 0

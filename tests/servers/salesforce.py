@@ -453,19 +453,30 @@ class SalesforceServer(FakeServer):
         meta = body.get("Metadata") or {}
         obj, _, name = full.partition(".")
         if obj not in self.describe or not name.endswith("__c") or not meta.get("type"):
-            return Response(400, [{"errorCode": "INVALID_FIELD", "message": f"invalid FullName or Metadata: {full}"}])
+            return Response(
+                400, [{"errorCode": "INVALID_FIELD", "message": f"invalid FullName or Metadata: {full}"}]
+            )
         if name in self.describe[obj]:
             return Response(400, [{"errorCode": "DUPLICATE_DEVELOPER_NAME",
                                    "message": f"There is already a field named {name} on {obj}."}])  # fmt: skip
-        kind = {"Picklist": "picklist", "Number": "double", "Checkbox": "boolean", "Text": "string"}.get(meta["type"])
+        kind = {"Picklist": "picklist", "Number": "double", "Checkbox": "boolean", "Text": "string"}.get(
+            meta["type"]
+        )
         if kind is None:
-            return Response(400, [{"errorCode": "INVALID_TYPE", "message": f"unsupported type {meta['type']}"}])
-        values = [v["fullName"] for v in ((meta.get("valueSet") or {}).get("valueSetDefinition") or {}).get("value", [])]
+            return Response(
+                400, [{"errorCode": "INVALID_TYPE", "message": f"unsupported type {meta['type']}"}]
+            )
+        values = [
+            v["fullName"]
+            for v in ((meta.get("valueSet") or {}).get("valueSetDefinition") or {}).get("value", [])
+        ]
         self.add_field(obj, name, kind, picklist=values, label=meta.get("label"))
         with self.lock:
             for rec in self.records[obj].values():
                 rec.setdefault(name, None)
-        return Response(201, {"id": f"00N{next(self._seq):012d}AAA", "success": True, "errors": [], "warnings": []})
+        return Response(
+            201, {"id": f"00N{next(self._seq):012d}AAA", "success": True, "errors": [], "warnings": []}
+        )
 
     # ---- query
     def _select(self, q: str) -> tuple[dict, list[dict]]:
