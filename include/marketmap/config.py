@@ -428,6 +428,7 @@ class PushField(Strict):
         if self.picklist is not None and (self.source == "tier" or self.source.endswith("_tier")):
             domain = PERSONA_TIERS if self.source == "persona_tier" else TIERS
             missing = [t for t in domain if t not in self.picklist]
+            # OUT / EXCLUDED are optional: PushConfig.out_of_scope decides what they become
             if missing:
                 raise ValueError(
                     f"picklist for {self.crm_field} misses {missing} (every tier needs a CRM value)"
@@ -446,6 +447,40 @@ class PushConfig(Strict):
     value_normalisation: dict[str, dict[str, str]] = Field(
         {}, description="crm_field -> {raw value -> CRM value}, e.g. State: {Calif.: CA}"
     )
+    out_of_scope: Literal["value", "blank", "skip"] = Field(
+        "blank",
+        description="What out-of-scope accounts (tier OUT) / excluded contacts (persona EXCLUDED) get: "
+        "'value' = the picklist's OUT/EXCLUDED entry (or the literal value without a picklist), "
+        "'blank' = the tier field is cleared (other fields still pushed), 'skip' = the record is not pushed",
+    )
+    deleted_in_crm: Literal["recreate", "skip", "flag"] = Field(
+        "flag",
+        description="A record Market Map knew that was deleted in the CRM: create it again, leave it "
+        "alone, or leave it alone and report it (push log + alert)",
+    )
+    create_missing_fields: bool = Field(
+        False,
+        description="Preflight creates missing fields/properties and picklist options (HubSpot; Salesforce "
+        "through the Metadata API when permitted, otherwise an admin to-do list)",
+    )
+    park_after_failures: int = Field(
+        3, ge=1, description="A record failing this many runs in a row is parked (skipped, with its reason)"
+    )
+
+    @model_validator(mode="after")
+    def _out_of_scope_has_a_value(self) -> PushConfig:
+        if self.out_of_scope != "value":
+            return self
+        for f in self.fields:
+            if f.picklist is None or not (f.source == "tier" or f.source.endswith("_tier")):
+                continue
+            special = "EXCLUDED" if f.source == "persona_tier" else "OUT"
+            if special not in f.picklist:
+                raise ValueError(
+                    f"out_of_scope is 'value' but the picklist for {f.crm_field} has no {special} entry "
+                    f"(add {special}: <CRM value>, or choose out_of_scope: blank / skip)"
+                )
+        return self
 
 
 # --------------------------------------------------------------------------- people, schedule, alerts

@@ -21,6 +21,22 @@ def _run(engine: Engine, client_id: str, run_id: str):
         return conn.execute(select(t.runs).where(r.client_id == client_id, r.run_id == run_id)).first()
 
 
+def ingest_rows(ingest) -> list[dict]:
+    """One row per object read, for both summary shapes: a CSV export's ``{object: {file, rows,
+    rejected}}`` and a CRM extract's ``{"objects": {object: {records, staged, file}}, "owners": n,
+    "rejected": n, "calls": {…}, …}`` (whose top-level scalars are not objects)."""
+    if not isinstance(ingest, dict):
+        return []
+    per_object = ingest.get("objects") if isinstance(ingest.get("objects"), dict) else ingest
+    rows = []
+    for k, v in per_object.items():
+        if not isinstance(v, dict) or k in ("calls", "forgotten", "dedupe", "load"):
+            continue
+        rows.append({"object": k, "file": v.get("file"), "rows read": v.get("rows", v.get("records")),
+                     "rejected": v.get("rejected")})  # fmt: skip
+    return rows
+
+
 def load_section(steps: dict) -> Section:
     load = steps.get("load") or {}
     if not load:
@@ -34,13 +50,7 @@ def load_section(steps: dict) -> Section:
     chart = charts.bar(list(counts), list(counts.values()), title="Records loaded by this run",
                        xlabel="record kind", ylabel="records", color=charts.PALETTE[0])  # fmt: skip
     frame = pd.DataFrame({"what": list(counts), "records": list(counts.values())})
-    ingest = steps.get("ingest") or {}
-    read = pd.DataFrame(
-        [
-            {"object": k, "file": v.get("file"), "rows read": v.get("rows"), "rejected": v.get("rejected")}
-            for k, v in ingest.items()
-        ]
-    )
+    read = pd.DataFrame(ingest_rows(steps.get("ingest")))
     tables = [Table("loaded", "Records loaded", frame, {"records": "count"})]
     if not read.empty:
         tables.append(Table("files", "Files read", read, {"rows read": "count", "rejected": "count"}))
