@@ -178,7 +178,7 @@ class DemoCrm:
         return added
 
 
-def run(pipeline: str, when: pendulum.DateTime, params: dict | None = None):
+def run(pipeline: str, when: pendulum.DateTime, params: dict | None = None, expect: str = "success"):
     from marketmap.orchestration.factory import build_client_dags, dag_id
 
     dag = build_client_dags(load_client("demo"), only=dag_id("demo", pipeline))[dag_id("demo", pipeline)]
@@ -186,7 +186,7 @@ def run(pipeline: str, when: pendulum.DateTime, params: dict | None = None):
         task.retries = 0  # dag.test() would wait out real retry delays
     dr = dag.test(logical_date=when, run_conf=params or None)
     states = {ti.task_id: str(ti.state) for ti in dr.get_task_instances()}
-    assert str(dr.state).endswith("success"), (pipeline, when, states)
+    assert str(dr.state).endswith(expect), (pipeline, when, states)
     return states
 
 
@@ -310,6 +310,36 @@ def test_a_year_in_the_life_of_the_demo_client(airflow_db, mm_home, tmp_path, mo
         msgs, w, spent = len(slack.all_messages()), writes(hs), ledger_by_month(engine)
         run("monthly", month_start.add(months=7).add(hours=6))
         assert (len(slack.all_messages()), writes(hs), ledger_by_month(engine)) == (msgs, w, spent)
+
+        # territories: the check stores its proposal with an id; approving that id applies exactly it.
+        # The CRM rejects the first owner writes (the run fails, the warehouse already has the new
+        # owners); the retry pushes exactly what is still missing and converges.
+        from marketmap.analysis.proposals import open_proposals, pending_owner_pushes
+
+        run("territories", pendulum.datetime(2028, 1, 4, 7, tz=TZ))
+        [proposal] = open_proposals(engine, "demo", "rebalance")
+        with engine.connect() as conn:
+            moves = conn.execute(select(t.proposal_moves).where(t.proposal_moves.c.proposal_id == proposal["proposal_id"])).all()
+            crm_ids = dict(conn.execute(select(t.accounts.c.account_key, t.accounts.c.crm_id)
+                                        .where(t.accounts.c.client_id == "demo")).all())  # fmt: skip
+        assert moves
+        companies_before = len(hs.objects["companies"])
+        hs.inject("status", method="POST", path=r"/companies/batch/update$", times=50, status=400,
+                  body={"status": "error", "message": "Property values were not valid", "category": "VALIDATION_ERROR",
+                        "correlationId": "00000000-0000-0000-0000-000000000000"})  # fmt: skip
+        approve = {"approve_rebalance": proposal["proposal_id"]}
+        failed = run("territories", pendulum.datetime(2028, 1, 10, 10, tz=TZ), approve, expect="failed")
+        assert failed["apply_rebalance"].endswith("success") and not failed["crm_push"].endswith("success")
+        assert pending_owner_pushes(engine, "demo")  # the warehouse moved; the CRM did not confirm
+        hs.clear_faults()
+        run("territories", pendulum.datetime(2028, 1, 10, 11, tz=TZ), approve)
+        assert not pending_owner_pushes(engine, "demo")
+        for mv in moves:  # exactly the reviewed moves, in the CRM
+            assert hs.get("companies", crm_ids[mv.account_key])["hubspot_owner_id"] == mv.to_rep
+        assert len(hs.objects["companies"]) == companies_before
+        w = writes(hs)
+        run("territories", pendulum.datetime(2028, 1, 10, 12, tz=TZ), approve)  # approving again changes nothing
+        assert writes(hs) == w
 
         # every message went to the demo's channels, the architect got a copy of each
         assert {m["channel"] for m in slack.all_messages()} <= set(CHANNELS.values())

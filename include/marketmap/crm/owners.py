@@ -60,7 +60,7 @@ def push_owner_moves(
     # 2. the rest only where the CRM still has the owner the proposal was made against
     expected = {k: {field: by_key[k]["from_rep"]} for k in todo if by_key[k]["from_rep"]}
     out = push_field_changes(cfg, engine, run_id, adapter, "account", todo, expected,
-                             only_canary=only_canary, dry_run=dry_run)  # fmt: skip
+                             canary=only_canary, only_canary=only_canary, dry_run=dry_run)  # fmt: skip
     if dry_run:
         return {"moves": len(moves), "plan": out["plan"]}
     clashed = {c["key"] for c in out.get("conflicts", [])}

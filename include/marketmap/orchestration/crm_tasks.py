@@ -146,7 +146,7 @@ def crm_push(client_id: str, when: dict | None = None) -> dict:
     # a halted push raises (the task fails and its failure callback alerts)
     out = crm.push_all(cfg, engine, ctx["run_id"], adapter, canary=False, raise_on_halt=True)
     out["attention"] = _attention(ctx, cfg, engine, out)
-    owners = _owner_moves(ctx, cfg, engine, adapter, canary=False)
+    owners = _owner_moves(ctx, cfg, engine, adapter)
     if owners:
         out["owners"] = owners
         if owners.get("still_pending"):
