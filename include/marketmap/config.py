@@ -787,4 +787,6 @@ def json_schema() -> dict:
 
 def effective_yaml(cfg: ClientConfig) -> str:
     """The merged, validated config as YAML (shown in each DAG's doc_md)."""
-    return yaml.safe_dump(cfg.model_dump(mode="json", exclude_none=True), sort_keys=False, width=100)
+    # libyaml's dumper (shipped in the PyYAML wheel) is ~5x faster: this runs for every DAG at parse time
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    return yaml.dump(cfg.model_dump(mode="json", exclude_none=True), Dumper=dumper, sort_keys=False, width=100)

@@ -9,6 +9,7 @@ and only that client's config is read and only that DAG is built.
 from __future__ import annotations
 
 import datetime as dt
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -209,24 +210,33 @@ def config_error_dag(client_id: str, error: ConfigError) -> DAG:
     return dag
 
 
-def build_all_dags(directory: Path | None = None) -> dict[str, DAG]:
-    """Every client's DAGs, in sorted order, plus the portfolio DAG; only the one DAG a task
-    process asks for.
+SHARDS = 4  # loader files in dags/: marketmap_clients_0.py … marketmap_clients_3.py
 
-    A client whose file does not validate gets a ``<client>__config_error`` DAG instead,
-    so one broken file never takes the other clients' DAGs down.
+
+def shard_of(client_id: str, shards: int = SHARDS) -> int:
+    """The loader file a client's DAGs live in (stable: a hash of the client id)."""
+    return zlib.crc32(client_id.encode()) % shards
+
+
+def build_all_dags(directory: Path | None = None, shard: int | None = None) -> dict[str, DAG]:
+    """Every client's DAGs (of one loader ``shard``, or all), in sorted order, plus the portfolio
+    DAG (in shard 0); only the one DAG a task process asks for.
+
+    A client whose file does not validate gets a ``<client>__config_error`` DAG instead, so one
+    broken file never takes the other clients' DAGs down; and clients are spread over several
+    loader files, so one slow or failing parse (``dagbag_import_timeout``) hides only its shard.
     """
     from marketmap.orchestration.portfolio import PORTFOLIO_DAG_ID, build_portfolio_dag
 
     wanted = get_parsing_context().dag_id
     if wanted == PORTFOLIO_DAG_ID:
-        return {PORTFOLIO_DAG_ID: build_portfolio_dag()}
-    paths = client_files(directory)
+        return {PORTFOLIO_DAG_ID: build_portfolio_dag()} if shard in (None, 0) else {}
+    paths = [p for p in client_files(directory) if shard is None or shard_of(p.stem) == shard]
     if wanted and "__" in wanted:
         # The client whose id + "__" + a pipeline name is the wanted DAG id: client ids may contain
         # "__" themselves (acme__eu next to acme), so never split on the first "__".
         names = set(PIPELINES) | {"config_error"}
-        paths = [p for p in paths if wanted.startswith(p.stem + "__") and wanted[len(p.stem) + 2 :] in names] or paths
+        paths = [p for p in paths if wanted.startswith(p.stem + "__") and wanted[len(p.stem) + 2 :] in names]
     dags: dict[str, DAG] = {}
     for path in paths:
         try:
@@ -240,7 +250,7 @@ def build_all_dags(directory: Path | None = None) -> dict[str, DAG]:
                 and wanted.startswith(cfg.client_id + "__") else None
             )
         )
-    if not wanted:
+    if not wanted and shard in (None, 0):
         dags[PORTFOLIO_DAG_ID] = build_portfolio_dag()
     return dags
 
