@@ -22,6 +22,8 @@ export AIRFLOW__API__BASE_URL ?= http://localhost:$(PORT)
 export AIRFLOW__CORE__EXECUTION_API_SERVER_URL ?= http://localhost:$(PORT)/execution/
 # A 2-core laptop does not need 32 idle LocalExecutor workers.
 export AIRFLOW__CORE__PARALLELISM ?= 4
+# Airflow's SQLite metadata DB: wait for locks instead of failing after 5 s (see marketmap.settings).
+export AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS ?= marketmap.settings.AIRFLOW_SQLITE_CONNECT_ARGS
 
 .PHONY: install demo test lint ui bench pools clean
 
@@ -51,6 +53,8 @@ lint: $(STAMP)
 ui: $(STAMP)
 	$(BIN)/marketmap demo-data
 	@echo "Airflow UI: http://localhost:$(PORT) — the admin password is printed below and kept in $(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated"
+	$(BIN)/airflow db migrate > /dev/null
+	$(BIN)/python -c "import os, marketmap.settings as s; s.airflow_sqlite_wal(os.environ['AIRFLOW_HOME'])"
 	PATH="$(BIN):$$PATH" $(BIN)/airflow standalone
 
 bench: $(STAMP)

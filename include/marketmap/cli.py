@@ -33,6 +33,7 @@ def _default_env() -> None:
     os.environ.setdefault("AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION", "True")
     # Links in alerts and run summaries point at the UI of `make ui` (same default port).
     os.environ.setdefault("AIRFLOW__API__BASE_URL", "http://localhost:8080")
+    os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS", "marketmap.settings.AIRFLOW_SQLITE_CONNECT_ARGS")
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -91,6 +92,9 @@ def _airflow_db_migrate() -> None:
     if proc.returncode != 0:
         sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-3000:])
         raise SystemExit(f"airflow db migrate failed (exit {proc.returncode})")
+    from marketmap.settings import airflow_sqlite_wal
+
+    airflow_sqlite_wal(os.environ["AIRFLOW_HOME"])
 
 
 def run_dag(
