@@ -177,7 +177,9 @@ def _record_lines(body: bytes, delimiter: str, records: int) -> np.ndarray | Non
     ends = np.r_[ends, len(buf)]
     length = ends - starts
     # a line holding only "\r" is empty too
-    cr_only = (length == 1) & (buf[np.minimum(starts, max(len(buf) - 1, 0))] == 13) if len(buf) else length > 0
+    cr_only = (
+        (length == 1) & (buf[np.minimum(starts, max(len(buf) - 1, 0))] == 13) if len(buf) else length > 0
+    )
     nonempty = np.flatnonzero((length > 0) & ~cr_only) + 1
     lines = nonempty[nonempty > 1]  # the header is line 1
     return lines if len(lines) == records else None
@@ -198,7 +200,9 @@ def _record_lines_slow(text: str, delimiter: str) -> np.ndarray:
     return np.asarray(out, dtype=np.int64)
 
 
-def _read_table(text: str, header: list[str], path: Path, delimiter: str) -> tuple[pd.DataFrame, np.ndarray, list]:
+def _read_table(
+    text: str, header: list[str], path: Path, delimiter: str
+) -> tuple[pd.DataFrame, np.ndarray, list]:
     """Every column as text (Arrow's multi-threaded reader, quoted newlines allowed), each
     record's physical line, and the records of the wrong shape as (line, fields, text)."""
     body = text.encode("utf-8")
@@ -256,13 +260,19 @@ def _parse_numbers(raw: pd.Series, decimal: str) -> tuple[pd.Series, pd.Series]:
         num = pc.replace_substring(pc.replace_substring_regex(num, r"[. \x{00a0}\x{202f}']", ""), ",", ".")
     else:
         num = pc.replace_substring_regex(num, r"[, \x{00a0}\x{202f}']", "")
-    joined = pc.binary_join_element_wise(pc.struct_field(parts, "sign"), num, pa.scalar("", pa.large_string()))
+    joined = pc.binary_join_element_wise(
+        pc.struct_field(parts, "sign"), num, pa.scalar("", pa.large_string())
+    )
     values = np.array([float(x) if x is not None else np.nan for x in joined.to_pylist()], dtype="float64") \
         if pc.any(pc.match_substring_regex(joined, "[eE]")).as_py() else \
         pc.cast(joined, pa.float64()).to_numpy(zero_copy_only=False)  # fmt: skip
     empty = pa.scalar(None, pa.large_string())  # an optional group that did not match is ""
-    pre = pc.utf8_upper(pc.if_else(pc.equal(pc.struct_field(parts, "pre"), ""), empty, pc.struct_field(parts, "pre")))
-    post = pc.utf8_upper(pc.if_else(pc.equal(pc.struct_field(parts, "post"), ""), empty, pc.struct_field(parts, "post")))
+    pre = pc.utf8_upper(
+        pc.if_else(pc.equal(pc.struct_field(parts, "pre"), ""), empty, pc.struct_field(parts, "pre"))
+    )
+    post = pc.utf8_upper(
+        pc.if_else(pc.equal(pc.struct_field(parts, "post"), ""), empty, pc.struct_field(parts, "post"))
+    )
     both = pc.fill_null(pc.and_(pc.is_valid(pre), pc.is_valid(post)), False).to_numpy(zero_copy_only=False)
     values = np.where(both, np.nan, values)
     tag = pd.Series(pc.coalesce(pre, post).to_numpy(zero_copy_only=False), index=raw.index, dtype="object")
@@ -326,7 +336,9 @@ def _parse_dates(raw: pd.Series, kind: str, order: str | None) -> pd.Series:
     if serial.any():
         days = s[serial].astype(float)
         days = days.where((days >= 20000) & (days <= 80000))  # 1954 .. 2119
-        out[serial] = pd.to_datetime(days, unit="D", origin="1899-12-30", errors="coerce").dt.tz_localize("UTC")
+        out[serial] = pd.to_datetime(days, unit="D", origin="1899-12-30", errors="coerce").dt.tz_localize(
+            "UTC"
+        )
     named = ~iso & ~dm & ~serial
     for pattern in _MONTH_NAME:
         named &= pc.fill_null(pc.match_substring_regex(arr, pattern), False).to_numpy(zero_copy_only=False)
@@ -450,9 +462,9 @@ def read_export(
     bad_row = np.zeros(len(df), dtype=bool)
     nul = np.zeros(len(df), dtype=bool)
     for c in df.columns:
-        nul |= pc.fill_null(pc.match_substring(pa.array(df[c], type=pa.large_string()), "\x00"), False).to_numpy(
-            zero_copy_only=False
-        )
+        nul |= pc.fill_null(
+            pc.match_substring(pa.array(df[c], type=pa.large_string()), "\x00"), False
+        ).to_numpy(zero_copy_only=False)
     if nul.any():
         issues.add("reject", nul, None, None, "NUL bytes in the row (a binary or corrupted export)")
         bad_row |= nul
@@ -477,7 +489,13 @@ def read_export(
         if fld == "close_date":  # a key date: an impossible close date cannot be guessed around
             is_key = True
         if is_key:
-            issues.add("reject", bad & ~bad_row, col, raw, lambda v, c=col, w=why: f"{c} {_shown(v)} {w} (row rejected)")
+            issues.add(
+                "reject",
+                bad & ~bad_row,
+                col,
+                raw,
+                lambda v, c=col, w=why: f"{c} {_shown(v)} {w} (row rejected)",
+            )
             bad_row |= bad
             if fld in required:
                 issues.add("reject", blank & ~bad_row, col, raw, f"{col} is blank (required)")
@@ -583,7 +601,11 @@ def _parse_field(raw, fld, kind, blank, decimal, date_order, currency, opts: Rea
     if kind in ("date", "datetime"):
         values = _parse_dates(raw.where(~blank, None).astype("object"), kind, date_order)
         bad = ~blank & values.isna().to_numpy()
-        return values, bad, "is not a real date (expected ISO 8601, an Excel serial or the file's d/m/y order)"
+        return (
+            values,
+            bad,
+            "is not a real date (expected ISO 8601, an Excel serial or the file's d/m/y order)",
+        )
     if kind == "bool":
         low = raw.str.strip().str.lower()
         values = pd.Series(
@@ -635,14 +657,28 @@ def _check_opportunity(out: pd.DataFrame, df: pd.DataFrame, mapping: dict, issue
     col = mapping.get("is_won")
     contradictory = (won & lost_stage) | (won & open_) | (not_won & won_stage)
     raw = df[col] if col in df.columns else None
-    issues.add("reject", contradictory & ~bad_row, col, raw,
-               lambda v: f"contradictory flags: {col}={v!s} with stage and IsClosed that say otherwise (row rejected)")
+    issues.add(
+        "reject",
+        contradictory & ~bad_row,
+        col,
+        raw,
+        lambda v: (
+            f"contradictory flags: {col}={v!s} with stage and IsClosed that say otherwise (row rejected)"
+        ),
+    )
     amount = pd.to_numeric(out["amount"], errors="coerce").to_numpy()
     neg_won = (won | won_stage) & (amount < 0) & ~contradictory & ~bad_row
     if neg_won.any():
         acol = mapping.get("amount")
-        issues.add("warn", neg_won, acol, df[acol] if acol in df.columns else None,
-                   lambda v: f"a won deal with a negative amount ({v}) is flagged and not summed; the amount is left blank")
+        issues.add(
+            "warn",
+            neg_won,
+            acol,
+            df[acol] if acol in df.columns else None,
+            lambda v: (
+                f"a won deal with a negative amount ({v}) is flagged and not summed; the amount is left blank"
+            ),
+        )
         out.loc[neg_won, "amount"] = np.nan
     return contradictory
 

@@ -141,8 +141,9 @@ def format_summary(s: dict) -> str:
     for obj, info in ing.get("objects", ing).items():  # CSV exports, or an API extract's objects
         if isinstance(info, dict):
             rows, source = info.get("rows", info.get("records", 0)), info.get("file") or "the CRM"
+            warned = f", {info['warnings']:,} values left blank (warnings)" if info.get("warnings") else ""
             lines.append(
-                f"  {obj:<14} {rows:>7,} rows read from {source}, {info.get('rejected', 0):,} rejected"
+                f"  {obj:<14} {rows:>7,} rows read from {source}, {info.get('rejected', 0):,} rejected{warned}"
             )
     if ded:
         lines.append(
@@ -218,6 +219,13 @@ def format_summary(s: dict) -> str:
         lines += [
             f"    {r['file']} row {r['row']}: {r['reason']}" for r in s.get("rejected_examples", [])[:5]
         ]
+    if s.get("warnings"):
+        lines.append(
+            f"  warnings       {s['warnings']:,} on {s.get('rows_warned', 0):,} kept rows (value left blank), for example:"
+        )
+        lines += [
+            f"    {w['file']} row {w['row']}: {w['reason']}" for w in s.get("warning_examples", [])[:5]
+        ]
     lines.append(f"  warehouse:     {s['warehouse']}")
-    lines.append(f"  outputs:       {s['outputs']} (summary.json, rejected_rows.csv)")
+    lines.append(f"  outputs:       {s['outputs']} (summary.json, rejected_rows.csv, warnings.csv)")
     return "\n".join(lines)
