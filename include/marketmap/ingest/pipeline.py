@@ -18,8 +18,8 @@ from sqlalchemy import Engine, delete, func, select
 from marketmap import csvsafe
 from marketmap.config import ClientConfig
 from marketmap.ingest.dedupe import dedupe_accounts
-from marketmap.ingest.reader import IngestError, ReadOptions, ReadResult, read_export
-from marketmap.ingest.schema import ACCOUNT_FIELDS, FIELDS
+from marketmap.ingest.reader import IngestError, ReadOptions, ReadResult, Rejected, read_export
+from marketmap.ingest.schema import ACCOUNT_FIELDS, FIELDS, column_map
 from marketmap.settings import inbox_dir, run_dir
 from marketmap.warehouse import safe_url, upsert
 from marketmap.warehouse import schema as t
@@ -218,7 +218,7 @@ def normalise_and_dedupe(cfg: ClientConfig, run_id: str, engine: Engine) -> dict
     frame = records_to_frame(records, "accounts")
     if "source_row" not in frame:
         frame["source_row"] = None
-    result = dedupe_accounts(frame)
+    result = dedupe_accounts(frame, not_company_hosts=cfg.crm.export.not_company_hosts)
     _stage(engine, cfg.client_id, run_id, "accounts_deduped", frame_to_records(result.accounts))
     _stage(engine, cfg.client_id, run_id, "account_crm_ids", frame_to_records(result.crm_ids))
     cid = cfg.client_id
@@ -237,17 +237,31 @@ def normalise_and_dedupe(cfg: ClientConfig, run_id: str, engine: Engine) -> dict
         upsert(
             conn,
             t.review_queue,
-            _rows(
-                result.review, list(result.review.columns), client_id=cid, run_id=run_id, kind="account_name"
-            ),
+            _rows(result.review, list(result.review.columns), client_id=cid, run_id=run_id),
         )
+        save_warnings(conn, cid, run_id, "dedupe", _domain_warnings(cfg, result.warnings))
     return {
         "records": len(frame),
         "accounts": len(result.accounts),
         "duplicates_merged": len(result.merges),
         "without_domain": int(result.accounts["domain"].isna().sum()),
         "review_pairs": len(result.review),
+        "shared_domain_held_for_review": int((result.review["kind"] == "account_domain").sum()),
+        "not_company_domains": 0 if result.warnings is None else len(result.warnings),
     }
+
+
+def _domain_warnings(cfg: ClientConfig, warnings: pd.DataFrame | None) -> list[Rejected]:
+    if warnings is None or warnings.empty:
+        return []
+    exp = cfg.crm.export
+    file = Path(exp.accounts).name if exp.accounts else "accounts"
+    col = column_map(exp.format, "accounts", exp.account_columns).get("website", "website")
+    return [
+        Rejected(file, int(r.source_row) if pd.notna(r.source_row) else 0, col, str(r.website)[:200],
+                 f"{col} {str(r.website)[:80]!r}: {r.reason}; the account is kept without a domain")
+        for r in warnings.itertuples()
+    ]  # fmt: skip
 
 
 # What ingest owns in the accounts table: the export's fields plus the dedupe results.

@@ -151,6 +151,12 @@ def format_summary(s: dict) -> str:
             f"({ded['duplicates_merged']:,} duplicates merged by domain, {ded['without_domain']:,} without a domain, "
             f"{ded['review_pairs']:,} look-alike name pairs queued for review)"
         )
+        if ded.get("shared_domain_held_for_review") or ded.get("not_company_domains"):
+            lines.append(
+                f"                 {ded.get('shared_domain_held_for_review', 0):,} records on a shared domain with a "
+                f"different name held for review, {ded.get('not_company_domains', 0):,} websites not the company's "
+                "own domain (LinkedIn, app stores, free mail …)"
+            )
     if load:
         lines.append(
             f"  warehouse      {load['accounts_new']:,} new and {load['accounts_updated']:,} updated accounts, "
