@@ -60,7 +60,7 @@ NON_NEGATIVE = {"employees", "annual_revenue", "current_arr"}
 SYMBOLS = {"$": "USD", "€": "EUR", "£": "GBP", "¥": "JPY"}
 DOLLARS = {"USD", "CAD", "AUD", "NZD", "SGD", "HKD", "MXN"}
 _EMAIL = r"^[^@\s<>,;\"']+@[^@\s<>,;\"']+\.[^@\s<>,;\"'.]{2,}$"
-_HOST = r"^(?:[a-z][a-z0-9+.\-]*://)?(?:[^@/\s]+@)?(?:[\p{L}\p{N}](?:[\p{L}\p{N}\-]*[\p{L}\p{N}])?\.)+[\p{L}\p{N}\-]{2,}\.?(?::[0-9]+)?(?:[/?#].*)?$"  # noqa: E501
+_HOST = r"(?i)^(?:[a-z][a-z0-9+.\-]*://)?(?:[^@/\s]+@)?(?:[\p{L}\p{N}](?:[\p{L}\p{N}\-]*[\p{L}\p{N}])?\.)+[\p{L}\p{N}\-]{2,}\.?(?::[0-9]+)?(?:[/?#].*)?$"  # noqa: E501
 
 
 class IngestError(Exception):
@@ -584,7 +584,7 @@ def _parse_field(raw, fld, kind, blank, decimal, date_order, currency, opts: Rea
             neg = ~bad & (v < 0)
             bad |= neg
         if kind == "int":
-            bad |= ~bad & (v != np.floor(np.nan_to_num(v)))
+            bad |= ~bad & ~blank & (v != np.floor(np.nan_to_num(v)))
             why = "is not a whole, non-negative number (ranges, units like M or k, and words are not guessed)"
         has_tag = cur.notna().to_numpy()
         if fld not in AMOUNT_FIELDS:
