@@ -188,7 +188,10 @@ def normalise_names(values: pd.Series) -> pd.Series:
     if pc.any(needs_fold).as_py():
         flags = needs_fold.to_pylist()
         distinct = pa.array(
-            [_fold(v) if f and v is not None else v for v, f in zip(distinct.to_pylist(), flags, strict=True)],
+            [
+                _fold(v) if f and v is not None else v
+                for v, f in zip(distinct.to_pylist(), flags, strict=True)
+            ],
             type=pa.large_string(),
         )
     s = pc.utf8_lower(distinct)

@@ -631,6 +631,7 @@ def _convert(values: pd.Series, tag: pd.Series, row_cur: pd.Series, opts: ReadOp
     rates = {k.upper(): float(v) for k, v in opts.fx_rates.items()}
     for i in todo:
         declared, t = row_cur.iat[i], tag.iat[i]
+        t = t if isinstance(t, str) else None
         if t == "$":
             t = declared if declared in DOLLARS else "USD"
         if t is not None and declared != target and t != declared:
