@@ -31,9 +31,16 @@ def accounts(left: pd.DataFrame, right: pd.DataFrame) -> pd.DataFrame:
     """``left`` without a domain, ``right`` with one; keys L:<id> and R:<id>."""
     df = pd.concat(
         [
-            pd.DataFrame({"account_key": "L:" + left["id"].astype(str), "name": left["name"], "domain": None}),
-            pd.DataFrame({"account_key": "R:" + right["id"].astype(str), "name": right["name"],
-                          "domain": "r" + right["id"].astype(str) + ".example"}),  # fmt: skip
+            pd.DataFrame(
+                {"account_key": "L:" + left["id"].astype(str), "name": left["name"], "domain": None}
+            ),
+            pd.DataFrame(
+                {
+                    "account_key": "R:" + right["id"].astype(str),
+                    "name": right["name"],
+                    "domain": "r" + right["id"].astype(str) + ".example",
+                }
+            ),  # fmt: skip
         ],
         ignore_index=True,
     )
@@ -55,7 +62,13 @@ def score(found: set, gold: set) -> dict:
     tp = len(found & gold)
     p = tp / len(found) if found else 0.0
     r = tp / len(gold) if gold else 0.0
-    return {"pairs": len(found), "tp": tp, "precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0}
+    return {
+        "pairs": len(found),
+        "tp": tp,
+        "precision": p,
+        "recall": r,
+        "f1": 2 * p * r / (p + r) if p + r else 0.0,
+    }
 
 
 def exact_baseline(df: pd.DataFrame) -> set:

@@ -320,3 +320,39 @@ def test_a_refused_file_leaves_the_warehouse_unchanged(sample):
                  for tbl in (t.accounts, t.contacts, t.opportunities, t.staged_records, t.ingest_warnings)}  # fmt: skip
         assert sorted(conn.execute(select(t.accounts.c.name)).scalars()) == names
     assert after == before
+
+
+def test_data_loader_export_all_quoted_with_15_char_references(tmp_path):
+    path = tmp_path / "Contact.csv"
+    path.write_text(
+        '"ID","ACCOUNTID","FIRSTNAME","LASTNAME","EMAIL","LASTMODIFIEDDATE"\n'
+        '"003A00000000001AAA","001A00000000001","Ada","Lovelace","ada@acme.com","2024-01-02T03:04:05.000Z"\n'
+        '"003A00000000002AAA","001A00000000001IAA","Bob","Typo","bob at acme","2024-01-02T03:04:05.000Z"\n',
+        encoding="utf-8",
+    )
+    cols = {"crm_id": "ID", "account_crm_id": "ACCOUNTID", "first_name": "FIRSTNAME", "last_name": "LASTNAME",
+            "email": "EMAIL", "crm_last_modified": "LASTMODIFIEDDATE"}  # fmt: skip
+    res = read_export(path, "contacts", "salesforce", cols)
+    assert res.rejected == []
+    ids = res.frame["account_crm_id"].tolist()
+    assert ids[0] == ids[1] == sf_id18("001A00000000001")  # 15- and 18-char spellings: one account id
+    assert res.frame["email"].tolist()[0] == "ada@acme.com" and pd.isna(res.frame["email"].tolist()[1])
+    assert [(w.row_number, w.field, w.value) for w in res.warnings] == [(3, "EMAIL", "bob at acme")]
+
+
+def test_hubspot_ui_export_with_client_column_names(tmp_path):
+    path = tmp_path / "companies.csv"
+    path.write_text(
+        "Record ID,Company name,Company Domain Name,Number of Employees,Annual Revenue,Create Date\n"
+        "101,Acme,acme.com,120,5000000,2024-03-07 14:30\n"
+        "102,Globex,https://www.linkedin.com/company/globex,1.2k,,2024-03-08 09:00\n"
+        "1.02E+02,Excel Mangled,x.com,5,,2024-03-08 09:00\n",
+        encoding="utf-8",
+    )
+    cols = {"crm_id": "Record ID", "name": "Company name", "website": "Company Domain Name",
+            "employees": "Number of Employees", "annual_revenue": "Annual Revenue", "crm_created": "Create Date"}  # fmt: skip
+    res = read_export(path, "accounts", "hubspot", cols)
+    assert res.frame["crm_id"].tolist() == ["101", "102"]
+    assert [r.row_number for r in res.rejected] == [4]
+    assert [(w.field, w.value) for w in res.warnings] == [("Number of Employees", "1.2k")]
+    assert res.frame["crm_created"].iloc[0] == pd.Timestamp("2024-03-07 14:30", tz="UTC")

@@ -143,13 +143,17 @@ def normalise_domains(values: pd.Series) -> pd.Series:
     """
     if values.empty:
         return pd.Series([], index=values.index, dtype="object")
-    encoded = pc.dictionary_encode(_hosts(_arrow(values)))
+    return _domains_of_hosts(_hosts(_arrow(values)), values.index)
+
+
+def _domains_of_hosts(hosts: pa.Array, index: pd.Index) -> pd.Series:
+    encoded = pc.dictionary_encode(hosts)
     distinct = _registrable(encoded.dictionary)
     codes = encoded.indices.fill_null(0).to_numpy(zero_copy_only=False)
     valid = np.asarray(encoded.indices.is_valid())
-    out = np.full(len(values), None, dtype=object)
+    out = np.full(len(index), None, dtype=object)
     out[valid] = distinct[codes[valid]]
-    return pd.Series(out, index=values.index, dtype="object")
+    return pd.Series(out, index=index, dtype="object")
 
 
 @lru_cache(maxsize=65536)
@@ -232,16 +236,22 @@ def normalise_name(value: object) -> str:
 
 def parse_host_entries(lines) -> dict[str, tuple[str, ...]]:
     """``host | Owner, Other owner`` lines (``#`` comments) -> host -> owners' normalised names."""
-    out: dict[str, tuple[str, ...]] = {}
+    parsed: list[tuple[str, list[str]]] = []
     for line in lines:
         line = line.split("#", 1)[0].strip()
         if not line:
             continue
         host, _, owners = line.partition("|")
-        names = [o.strip() for o in owners.split(",") if o.strip()]
-        norm = tuple(normalise_names(pd.Series(names, dtype="object")).tolist()) if names else ()
-        out[host.strip().lower().removeprefix("www.")] = norm
-    return out
+        parsed.append(
+            (host.strip().lower().removeprefix("www."), [o.strip() for o in owners.split(",") if o.strip()])
+        )
+    everyone = [n for _, names in parsed for n in names]
+    norm = (
+        dict(zip(everyone, normalise_names(pd.Series(everyone, dtype="object")), strict=True))
+        if everyone
+        else {}
+    )
+    return {host: tuple(norm[n] for n in names) for host, names in parsed}
 
 
 @lru_cache(maxsize=1)
@@ -259,15 +269,15 @@ def company_domains(
     ``apps.apple.com/app/…``, ``gmail.com``, ``acme.wixsite.com``) gives no domain and a
     reason — unless the record is the host owner itself (Apple keeps ``apple.com``).
     """
-    domains = normalise_domains(websites)
     reasons = pd.Series(None, index=websites.index, dtype="object")
     if websites.empty:
-        return domains, reasons
+        return normalise_domains(websites), reasons
+    hosts = _hosts(_arrow(websites))
+    domains = _domains_of_hosts(hosts, websites.index)
     entries = dict(not_company_hosts())
     if extra:
         entries.update(parse_host_entries(extra))
     listed = pa.array(sorted(entries), type=pa.large_string())
-    hosts = _hosts(_arrow(websites))
     hosts = pc.replace_substring_regex(hosts, r"^www[0-9]*\.", "")
     parent = pc.replace_substring_regex(hosts, r"^[^.]*\.", "")
     reg = pa.array(domains.to_numpy(), type=pa.large_string())

@@ -144,7 +144,9 @@ def _header(text: str, path: Path, delimiter: str) -> list[str]:
 
 
 def _blank(s: pd.Series) -> pd.Series:
-    return s.isna() | (s.str.strip() == "")
+    arr = pa.array(s, type=pa.large_string())
+    empty = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(arr), ""), True)
+    return pd.Series(empty.to_numpy(zero_copy_only=False), index=s.index)
 
 
 def _arrow_read(body: bytes, header: list[str], delimiter: str, threads: bool, bad: list) -> pa.Table:
@@ -254,6 +256,23 @@ def _number_regex(decimal: str) -> str:
 def _parse_numbers(raw: pd.Series, decimal: str) -> tuple[pd.Series, pd.Series]:
     """(value, currency tag or None) of each cell; value NaN where the cell is no plain number."""
     arr = pc.utf8_trim_whitespace(pa.array(raw, type=pa.large_string()))
+    # Fast path: most cells are plain digits; only the others go through the full pattern.
+    plain = pc.fill_null(pc.match_substring_regex(arr, r"^-?[0-9]{1,15}$"), False)
+    if pc.all(pc.or_(plain, pc.is_null(arr))).as_py():
+        values = pc.cast(pc.if_else(plain, arr, pa.scalar(None, pa.large_string())), pa.float64())
+        return (pd.Series(values.to_numpy(zero_copy_only=False), index=raw.index, dtype="float64"),
+                pd.Series(None, index=raw.index, dtype="object"))  # fmt: skip
+    if pc.sum(plain).as_py() > len(arr) // 2:
+        rest = np.flatnonzero(~plain.to_numpy(zero_copy_only=False))
+        fast = pc.cast(pc.if_else(plain, arr, pa.scalar(None, pa.large_string())), pa.float64())
+        values = fast.to_numpy(zero_copy_only=False).copy()
+        sub_values, sub_tag = _parse_numbers(
+            pd.Series(arr.take(pa.array(rest)).to_pandas(), dtype="object"), decimal
+        )
+        values[rest] = sub_values.to_numpy()
+        tag = pd.Series(None, index=raw.index, dtype="object")
+        tag.iloc[rest] = sub_tag.to_numpy()
+        return pd.Series(values, index=raw.index, dtype="float64"), tag
     parts = pc.extract_regex(arr, _number_regex(decimal))
     num = pc.struct_field(parts, "num")
     if decimal == ",":
@@ -276,7 +295,9 @@ def _parse_numbers(raw: pd.Series, decimal: str) -> tuple[pd.Series, pd.Series]:
     both = pc.fill_null(pc.and_(pc.is_valid(pre), pc.is_valid(post)), False).to_numpy(zero_copy_only=False)
     values = np.where(both, np.nan, values)
     tag = pd.Series(pc.coalesce(pre, post).to_numpy(zero_copy_only=False), index=raw.index, dtype="object")
-    tag = tag.map(lambda c: SYMBOLS.get(c, c) if isinstance(c, str) and c != "$" else c)
+    tagged = tag.notna().to_numpy()
+    if tagged.any():
+        tag[tagged] = [SYMBOLS.get(c, c) if c != "$" else c for c in tag[tagged]]
     return pd.Series(values, index=raw.index, dtype="float64"), tag
 
 
@@ -291,6 +312,7 @@ _MONTH_NAME = (r"^[A-Za-z0-9 ,.\-]+$", r"[A-Za-z]{3}", r"[0-9]{4}")
 def date_evidence(values: pd.Series) -> tuple[int, int, int, bool]:
     """(day-first values, month-first values, ambiguous values, all dotted) among d/m/y-style cells."""
     arr = pc.utf8_trim_whitespace(pa.array(values, type=pa.large_string()))
+    arr = arr.filter(pc.invert(pc.fill_null(pc.match_substring_regex(arr, _ISO), True)))
     parts = pc.extract_regex(arr, _DMY)
     a = pc.cast(pc.struct_field(parts, "a"), pa.int64()).to_numpy(zero_copy_only=False)
     b = pc.cast(pc.struct_field(parts, "b"), pa.int64()).to_numpy(zero_copy_only=False)
@@ -305,19 +327,34 @@ def date_evidence(values: pd.Series) -> tuple[int, int, int, bool]:
 
 def _parse_dates(raw: pd.Series, kind: str, order: str | None) -> pd.Series:
     """UTC timestamps (datetime) or naive midnight dates (date); NaT where not a real date."""
-    s = raw.str.strip()
+    arr = pc.utf8_trim_whitespace(pa.array(raw, type=pa.large_string()))
     out = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[us, UTC]")
-    arr = pa.array(s, type=pa.large_string())
     iso = pc.fill_null(pc.match_substring_regex(arr, _ISO), False).to_numpy(zero_copy_only=False)
     if iso.any():
-        vals = s[iso]
+        vals = pd.Series(arr.filter(pa.array(iso)).to_numpy(zero_copy_only=False), dtype="object")
         if kind == "date":  # the calendar date as written, whatever its offset
             vals = vals.str.slice(0, 10)
-        out[iso] = pd.to_datetime(vals, format="ISO8601", utc=True, errors="coerce")
+        out[iso] = pd.to_datetime(vals, format="ISO8601", utc=True, errors="coerce").to_numpy()
+    rest = np.asarray(arr.is_valid()) & ~iso
+    if rest.any():
+        sub = pd.Series(
+            arr.filter(pa.array(rest)).to_numpy(zero_copy_only=False), index=raw.index[rest], dtype="object"
+        )
+        out[rest] = _parse_other_dates(sub, order).to_numpy()
+    if kind == "date":
+        out = out.dt.tz_convert(None).dt.normalize()
+    return out
+
+
+def _parse_other_dates(s: pd.Series, order: str | None) -> pd.Series:
+    """d/m/y (in the file's order), Excel serials and dates with month names; NaT otherwise."""
+    out = pd.Series(pd.NaT, index=s.index, dtype="datetime64[us, UTC]")
+    arr = pa.array(s, type=pa.large_string())
+    iso = np.zeros(len(s), dtype=bool)
     parts = pc.extract_regex(arr, _DMY)
     dm = pc.is_valid(parts).to_numpy(zero_copy_only=False) & ~iso
     if dm.any() and order in ("dmy", "mdy"):
-        f = {k: pd.Series(pc.struct_field(parts, k).to_numpy(zero_copy_only=False), index=raw.index)[dm]
+        f = {k: pd.Series(pc.struct_field(parts, k).to_numpy(zero_copy_only=False), index=s.index)[dm]
              for k in ("a", "b", "y", "H", "M", "S", "ampm")}  # fmt: skip
         day, month = (f["a"], f["b"]) if order == "dmy" else (f["b"], f["a"])
         year = f["y"].astype(int)
@@ -344,8 +381,6 @@ def _parse_dates(raw: pd.Series, kind: str, order: str | None) -> pd.Series:
         named &= pc.fill_null(pc.match_substring_regex(arr, pattern), False).to_numpy(zero_copy_only=False)
     if named.any():  # "7 March 2024", "Mar 7, 2024": the month is a word, nothing to guess
         out[named] = [_named_date(v) for v in s[named]]
-    if kind == "date":
-        out = out.dt.tz_convert(None).dt.normalize()
     return out
 
 
