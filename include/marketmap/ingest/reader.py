@@ -328,22 +328,25 @@ def date_evidence(values: pd.Series) -> tuple[int, int, int, bool]:
 def _parse_dates(raw: pd.Series, kind: str, order: str | None) -> pd.Series:
     """UTC timestamps (datetime) or naive midnight dates (date); NaT where not a real date."""
     arr = pc.utf8_trim_whitespace(pa.array(raw, type=pa.large_string()))
-    out = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[us, UTC]")
+    out = np.full(len(raw), np.datetime64("NaT"), dtype="datetime64[us]")  # UTC, naive until the end
+
+    def utc_naive(stamps: pd.Series) -> np.ndarray:
+        return stamps.dt.tz_convert(None).to_numpy(dtype="datetime64[us]")
+
     iso = pc.fill_null(pc.match_substring_regex(arr, _ISO), False).to_numpy(zero_copy_only=False)
     if iso.any():
         vals = pd.Series(arr.filter(pa.array(iso)).to_numpy(zero_copy_only=False), dtype="object")
         if kind == "date":  # the calendar date as written, whatever its offset
             vals = vals.str.slice(0, 10)
-        out[iso] = pd.to_datetime(vals, format="ISO8601", utc=True, errors="coerce").to_numpy()
+        out[iso] = utc_naive(pd.to_datetime(vals, format="ISO8601", utc=True, errors="coerce"))
     rest = np.asarray(arr.is_valid()) & ~iso
     if rest.any():
-        sub = pd.Series(
-            arr.filter(pa.array(rest)).to_numpy(zero_copy_only=False), index=raw.index[rest], dtype="object"
-        )
-        out[rest] = _parse_other_dates(sub, order).to_numpy()
+        sub = pd.Series(arr.filter(pa.array(rest)).to_numpy(zero_copy_only=False), dtype="object")
+        out[rest] = utc_naive(_parse_other_dates(sub, order))
+    result = pd.Series(out, index=raw.index)
     if kind == "date":
-        out = out.dt.tz_convert(None).dt.normalize()
-    return out
+        return result.dt.normalize()
+    return result.dt.tz_localize("UTC")
 
 
 def _parse_other_dates(s: pd.Series, order: str | None) -> pd.Series:
