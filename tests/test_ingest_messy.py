@@ -356,3 +356,17 @@ def test_hubspot_ui_export_with_client_column_names(tmp_path):
     assert [r.row_number for r in res.rejected] == [4]
     assert [(w.field, w.value) for w in res.warnings] == [("Number of Employees", "1.2k")]
     assert res.frame["crm_created"].iloc[0] == pd.Timestamp("2024-03-07 14:30", tz="UTC")
+
+
+def test_an_unbalanced_quote_that_would_swallow_records_refuses_the_file(tmp_path):
+    path = tmp_path / "Account.csv"
+    head = "Id,Name,Website\nA1,Acme,acme.com\n"
+    path.write_text(head + 'A2,"Broken,b.com\nA3,Gamma,g.com\nA4,Delta,d.com\n', encoding="utf-8")
+    with pytest.raises(IngestError, match="unbalanced quote in row 3 swallows the lines after it"):
+        # not "A1 loaded, one row rejected": A3 and A4 would vanish without a trace
+        read_export(path, "accounts", "salesforce")
+    path.write_text(head + 'A2,"Broken,b.com\nA3,Gamma,g.com\nA4,"Delta,d.com\n', encoding="utf-8")
+    with pytest.raises(IngestError, match="holds whole records"):
+        read_export(path, "accounts", "salesforce")
+    path.write_text(head + 'A2,"Two\nline name",b.com\n', encoding="utf-8")  # a real multi-line value is fine
+    assert read_export(path, "accounts", "salesforce").frame["name"].tolist() == ["Acme", "Two\nline name"]

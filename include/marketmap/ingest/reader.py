@@ -171,6 +171,38 @@ def _arrow_read(body: bytes, header: list[str], delimiter: str, threads: bool, b
     )
 
 
+def _looks_like_records(text: str, header: list[str], delimiter: str) -> bool:
+    """Does a value hold whole lines that are records themselves (an unbalanced quote)?"""
+    parts = text.split("\n")[1:]
+    return any(
+        len(next(csv.reader([ln], delimiter=delimiter), [])) >= len(header) for ln in parts if ln.strip()
+    )
+
+
+def _check_swallowed(table: pa.Table, bad: list, header: list[str], delimiter: str, path: Path) -> None:
+    """An unbalanced quote makes one value of the lines after it: those records would be lost
+    without a trace, so the file cannot be tokenised reliably and is refused whole."""
+    for number, _, text in bad:
+        if "\n" in text and (len(header) < 2 or _looks_like_records(text, header, delimiter)):
+            raise IngestError(
+                f"{path}: the file cannot be tokenised reliably: an unbalanced quote in row {number} swallows the "
+                f"lines after it ({text.count(chr(10))} line breaks in one record); fix the quoting and re-export"
+            )
+    for col in table.column_names:
+        arr = table[col]
+        has_nl = pc.fill_null(pc.match_substring(arr, "\n"), False)
+        if not pc.any(has_nl).as_py():
+            continue
+        for number, value in zip(
+            np.flatnonzero(has_nl.to_numpy(zero_copy_only=False)), arr.filter(has_nl).to_pylist(), strict=True
+        ):
+            if _looks_like_records(value, header, delimiter):
+                raise IngestError(
+                    f"{path}: the file cannot be tokenised reliably: a value of {col} in record {number + 1} holds "
+                    "whole records (an unbalanced quote); fix the quoting and re-export"
+                )
+
+
 def _record_lines(body: bytes, delimiter: str, records: int) -> np.ndarray | None:
     """Physical line (1-based) of every record after the header, if each record is one line."""
     buf = np.frombuffer(body, dtype=np.uint8)
@@ -224,6 +256,7 @@ def _read_table(
             f"{path}: the file cannot be tokenised reliably: {len(bad):,} of {total:,} records do not have "
             f"{len(header)} fields (first at row {bad[0][0]}); check the delimiter and quoting"
         )
+    _check_swallowed(table, bad, header, delimiter, path)
     lines = _record_lines(body, delimiter, total)
     if lines is None:
         lines = _record_lines_slow(text, delimiter)
