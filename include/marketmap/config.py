@@ -76,6 +76,18 @@ class CsvSource(Strict):
     account_columns: dict[str, str] = {}
     contact_columns: dict[str, str] = {}
     opportunity_columns: dict[str, str] = {}
+    # How to read the files (all optional). Amounts are stored in ``currency``: an amount in
+    # another currency (a currency column, or a sign/code in the cell) is converted with
+    # ``fx_rates`` (1 unit of that currency = rate units of ``currency``) or left blank with a warning.
+    currency: str = Field("USD", pattern=r"^[A-Za-z]{3}$")
+    fx_rates: dict[str, float] = {}
+    date_order: Literal["auto", "dmy", "mdy"] = Field(
+        "auto", description="day/month order of d/m/y dates; auto decides from the file's unambiguous values"
+    )
+    delimiter: Literal["auto", ",", ";", "\t", "|"] = "auto"
+    decimal: Literal["auto", ".", ","] = Field("auto", description="auto: ',' in ';'-separated files, else '.'")
+    # Hosts that are never a company's own domain, on top of the package list (ingest/not_company_hosts.txt).
+    not_company_hosts: list[str] = []
 
 
 class CrmConfig(Strict):

@@ -140,8 +140,9 @@ def format_summary(s: dict) -> str:
     for obj, info in ing.get("objects", ing).items():  # CSV exports, or an API extract's objects
         if isinstance(info, dict):
             rows, source = info.get("rows", info.get("records", 0)), info.get("file") or "the CRM"
+            warned = f", {info['warnings']:,} values left blank (warnings)" if info.get("warnings") else ""
             lines.append(
-                f"  {obj:<14} {rows:>7,} rows read from {source}, {info.get('rejected', 0):,} rejected"
+                f"  {obj:<14} {rows:>7,} rows read from {source}, {info.get('rejected', 0):,} rejected{warned}"
             )
     if ded:
         lines.append(
@@ -149,6 +150,12 @@ def format_summary(s: dict) -> str:
             f"({ded['duplicates_merged']:,} duplicates merged by domain, {ded['without_domain']:,} without a domain, "
             f"{ded['review_pairs']:,} look-alike name pairs queued for review)"
         )
+        if ded.get("shared_domain_held_for_review") or ded.get("not_company_domains"):
+            lines.append(
+                f"                 {ded.get('shared_domain_held_for_review', 0):,} records on a shared domain with a "
+                f"different name held for review, {ded.get('not_company_domains', 0):,} websites not the company's "
+                "own domain (LinkedIn, app stores, free mail …)"
+            )
     if load:
         lines.append(
             f"  warehouse      {load['accounts_new']:,} new and {load['accounts_updated']:,} updated accounts, "
@@ -217,6 +224,13 @@ def format_summary(s: dict) -> str:
         lines += [
             f"    {r['file']} row {r['row']}: {r['reason']}" for r in s.get("rejected_examples", [])[:5]
         ]
+    if s.get("warnings"):
+        lines.append(
+            f"  warnings       {s['warnings']:,} on {s.get('rows_warned', 0):,} kept rows (value left blank), for example:"
+        )
+        lines += [
+            f"    {w['file']} row {w['row']}: {w['reason']}" for w in s.get("warning_examples", [])[:5]
+        ]
     lines.append(f"  warehouse:     {s['warehouse']}")
-    lines.append(f"  outputs:       {s['outputs']} (summary.json, rejected_rows.csv)")
+    lines.append(f"  outputs:       {s['outputs']} (summary.json, rejected_rows.csv, warnings.csv)")
     return "\n".join(lines)

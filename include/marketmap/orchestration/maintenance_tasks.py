@@ -14,6 +14,8 @@ from typing import Any
 
 from airflow.sdk import get_current_context, task
 
+from marketmap import csvsafe
+
 
 class _Run:
     """What a task needs about its run: config (with any applied calibration), warehouse, clock."""
@@ -235,7 +237,7 @@ def stale_account_round_robin(client_id: str) -> dict:
              for k, o, p, s in stale[["account_key", "owner_id", "proposed_owner", "owner_since"]].itertuples(index=False)]  # fmt: skip
     pid = store_proposal(r.engine, cid, "stale", r.run_id, r.now, r.as_of, moves, {"accounts": len(stale)})
     path = r.report_dir() / "stale_accounts_round_robin.csv"
-    stale.assign(proposal_id=pid).to_csv(path, index=False)
+    csvsafe.safe_frame(stale.assign(proposal_id=pid)).to_csv(path, index=False)
     alerts = []
     if len(stale):
         alerts.append(Alert(client_id=cid, rule="stale_accounts", role="revops", severity="info",
@@ -512,7 +514,7 @@ def territory_check(client_id: str) -> dict:
     d = r.report_dir()
     csv_path = d / "rebalance_proposal.csv"
     pd.DataFrame([dataclasses.asdict(m) for m in rb.moves],
-                 columns=["account_key", "from_rep", "to_rep", "value", "tier", "reason"]).assign(proposal_id=pid).to_csv(csv_path, index=False)  # fmt: skip
+                 columns=["account_key", "from_rep", "to_rep", "value", "tier", "reason"]).assign(proposal_id=pid).pipe(csvsafe.safe_frame).to_csv(csv_path, index=False)  # fmt: skip
     summary = {"before": rb.stats_before, "after": rb.stats_after, "moves": len(rb.moves),
                "values_before": rb.before, "values_after": rb.after, "t1_before": rb.t1_before,
                "t1_after": rb.t1_after, "proposal_csv": str(csv_path), "reps_left": sorted(left)}  # fmt: skip

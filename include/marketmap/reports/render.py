@@ -9,7 +9,6 @@ SVG, no scripts, no network) and one CSV per table next to it:
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import math
 import os
@@ -19,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from marketmap import csvsafe
 from marketmap.reports.charts import FORMATS
 from marketmap.settings import marketmap_home
 
@@ -169,7 +169,7 @@ def write_report(report: Report, directory: Path | None = None) -> Path:
         for tbl in s.tables:
             tbl.csv_name = f"{kind}__{safe_name(tbl.slug)}.csv"
             with open(out / tbl.csv_name, "w", newline="", encoding="utf-8") as fh:
-                w = csv.writer(fh)
+                w = csvsafe.writer(fh)
                 w.writerow(tbl.header())
                 for rec in tbl.frame.itertuples(index=False, name=None):
                     w.writerow(

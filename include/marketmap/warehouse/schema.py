@@ -134,6 +134,21 @@ rejected_rows = Table(
     Index("ix_rejected_rows_run", "client_id", "run_id"),
 )
 
+# Kept rows with a nulled field (a bad optional value) or a flag, one row per field.
+ingest_warnings = Table(
+    "ingest_warnings",
+    metadata,
+    _client(),
+    Column("run_id", String(KEY), nullable=False),
+    Column("file", Text, nullable=False),
+    Column("row_number", Integer, nullable=False),
+    Column("field", Text),
+    Column("value", Text),
+    Column("reason", Text, nullable=False),
+    Column("step", String(40)),  # extract | dedupe: a retried step replaces its own warnings
+    Index("ix_ingest_warnings_run", "client_id", "run_id"),
+)
+
 # Raw-but-typed records between the extract and load steps of one run.
 staged_records = Table(
     "staged_records",
