@@ -87,6 +87,11 @@ def demo_config() -> dict:
     return cfg
 
 
+def _bool(text: str) -> str:
+    """A Salesforce checkbox as HubSpot stores a boolean property."""
+    return "true" if text.strip().lower() in ("1", "true") else "false"
+
+
 def _epoch(text: str) -> float:
     return dt.datetime.fromisoformat(text.replace("+0000", "+00:00")).timestamp()
 
@@ -116,7 +121,7 @@ class DemoCrm:
                 "hubspot_owner_id": OWNERS.get(row["OwnerId"]), "type": row["Type"],
                 "tech_stack": row["Tech_Stack__c"], "funding_stage": row["Funding_Stage__c"],
                 "last_funding_date": row["Last_Funding_Date__c"], "current_arr": row["Current_ARR__c"],
-                "partner": row["Partner__c"], "mm_prevent_override": row["Prevent_Override__c"],
+                "partner": _bool(row["Partner__c"]), "mm_prevent_override": _bool(row["Prevent_Override__c"]),
             }, modified=_epoch(row["CreatedDate"]))  # fmt: skip
         for row in self._rows(export / "Contact.csv"):
             cid = hs.add("contacts", {
