@@ -271,6 +271,10 @@ ACCOUNT_COLUMNS = ["account_key", *ACCOUNT_FIELDS, "name_norm", "domain", "sourc
 KEEP_WHEN_BLANK = [f for f in ACCOUNT_FIELDS if f not in ("crm_id", "name")]
 
 
+# Columns that record where and when a row was last seen: a change in them alone is not a change.
+BOOKKEEPING = ("source_file", "source_row", "first_seen_run", "last_seen_run", "updated_at", "run_id")
+
+
 def load_warehouse(cfg: ClientConfig, run_id: str, engine: Engine) -> dict:
     """Upsert accounts, their CRM ids, contacts, opportunities and reps in one transaction."""
     cid = cfg.client_id
@@ -324,20 +328,27 @@ def load_warehouse(cfg: ClientConfig, run_id: str, engine: Engine) -> dict:
         new_rows = [r for r in acc_rows if "first_seen_run" in r]
         old_rows = [r for r in acc_rows if "first_seen_run" not in r]
         upsert(conn, t.accounts, new_rows)
-        upsert(conn, t.accounts, old_rows, keep_when_null=KEEP_WHEN_BLANK)
+        # An account, contact or deal the export repeats unchanged is not rewritten (a monthly
+        # re-load of a 1%-changed export writes ~1% of the rows); bookkeeping alone is no change.
+        upsert(conn, t.accounts, old_rows, keep_when_null=KEEP_WHEN_BLANK, skip_unchanged=BOOKKEEPING)
         if len(crm_ids):
             upsert(
                 conn,
                 t.account_crm_ids,
                 _rows(crm_ids, ["crm_id", "account_key", "is_survivor"], client_id=cid, run_id=run_id),
+                skip_unchanged=("run_id",),
             )
         upsert(
             conn,
             t.contacts,
             _rows(contacts, contact_cols, client_id=cid, last_seen_run=run_id, updated_at=now),
+            skip_unchanged=BOOKKEEPING,
         )
         upsert(
-            conn, t.opportunities, _rows(opps, opp_cols, client_id=cid, last_seen_run=run_id, updated_at=now)
+            conn,
+            t.opportunities,
+            _rows(opps, opp_cols, client_id=cid, last_seen_run=run_id, updated_at=now),
+            skip_unchanged=BOOKKEEPING,
         )
         upsert(conn, t.reps, rep_rows)
         # Staged copies are only needed until the load succeeds.

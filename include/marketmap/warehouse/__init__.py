@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from sqlalchemy import Engine, Table, create_engine, event, func
+from sqlalchemy import Engine, Table, create_engine, event, func, or_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
@@ -87,10 +87,18 @@ def upsert(
     *,
     chunk: int = 5000,
     keep_when_null: Iterable[str] = (),
+    skip_unchanged: Iterable[str] | None = None,
 ) -> int:
     """INSERT … ON CONFLICT (primary key) DO UPDATE, on SQLite and PostgreSQL alike.
 
-    Columns in ``keep_when_null`` keep their stored value when the new one is NULL.
+    One statement per table, executed for many rows at once (``executemany``): it compiles once
+    and is cached, instead of a fresh multi-VALUES statement per chunk (13x the CPU).
+
+    Args:
+        keep_when_null: columns that keep their stored value when the new one is NULL.
+        skip_unchanged: when given, a row whose values equal the stored ones — ignoring these
+            bookkeeping columns (run ids, timestamps, source rows) — is not rewritten at all.
+    Returns: the number of rows given (inserted, updated or found unchanged).
     """
     keep = set(keep_when_null)
     rows = list(rows)
@@ -99,19 +107,21 @@ def upsert(
     insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     keys = [c.name for c in table.primary_key.columns]
     cols = list(rows[0].keys())
-    # SQLite caps bound parameters per statement (32766): keep each statement under it.
-    chunk = max(1, min(chunk, 30000 // max(len(cols), 1)))
+    stmt = insert(table)
+    update = {
+        c: func.coalesce(stmt.excluded[c], table.c[c]) if c in keep else stmt.excluded[c]
+        for c in cols
+        if c not in keys
+    }
+    if not update:
+        stmt = stmt.on_conflict_do_nothing()
+    else:
+        where = None
+        if skip_unchanged is not None:
+            ignored = set(skip_unchanged)
+            changed = [table.c[c].is_distinct_from(v) for c, v in update.items() if c not in ignored]
+            where = or_(*changed) if changed else None
+        stmt = stmt.on_conflict_do_update(index_elements=keys, set_=update, where=where)
     for i in range(0, len(rows), chunk):
-        stmt = insert(table).values(rows[i : i + chunk])
-        update = {
-            c: func.coalesce(stmt.excluded[c], table.c[c]) if c in keep else stmt.excluded[c]
-            for c in cols
-            if c not in keys
-        }
-        stmt = (
-            stmt.on_conflict_do_update(index_elements=keys, set_=update)
-            if update
-            else stmt.on_conflict_do_nothing()
-        )
-        conn.execute(stmt)
+        conn.execute(stmt, rows[i : i + chunk])
     return len(rows)
