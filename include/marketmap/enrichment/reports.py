@@ -140,8 +140,10 @@ def burn_report(
 
 
 # The rules an enrichment run evaluates (its open alerts of these rules resolve when a later run
-# no longer finds the condition).
-RUN_RULES = frozenset({"credit_budget_reached", "enrichment_provider_failing", "credit_burn_above_pace"})
+# no longer finds the condition). Burn against the budget's pace is the monthly credit-burn
+# monitor's rule alone: judged by each run as well, one run would fire it and the monitor resolve
+# it in the same night.
+RUN_RULES = frozenset({"credit_budget_reached", "enrichment_provider_failing"})
 
 
 def run_alert_candidates(cfg: ClientConfig, alerts: list[dict]) -> list:
@@ -152,6 +154,8 @@ def run_alert_candidates(cfg: ClientConfig, alerts: list[dict]) -> list:
     material_keys = ("spent", "accounts_skipped", "errors")
     out = []
     for a in alerts:
+        if a["rule"] not in RUN_RULES:
+            continue
         numbers = a.get("numbers", {})
         out.append(
             Alert(

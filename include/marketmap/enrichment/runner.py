@@ -319,11 +319,30 @@ class _Run:
     async def _paid(
         self, provider: Provider, queries: list[CompanyQuery], ctx, stats: ProviderStats
     ) -> dict[str, Answer]:
+        """Paid lookups in waves: each wave reserves what the budget still allows, calls, settles.
+
+        A reservation is pessimistic (the full price before the answer); a provider that does not
+        charge for a miss gives those credits back when it settles, so the next wave can use them.
+        Only lookups the budget refuses after the last wave are blocked.
+        """
+        answers: dict[str, Answer] = {}
+        todo = queries
+        while todo:
+            got, refused = await self._paid_wave(provider, todo, ctx, stats)
+            answers.update(got)
+            if not refused or len(refused) == len(todo) or provider.charges_on_miss():
+                break
+            todo = [q for q in todo if q.lookup_key in refused]
+        return answers
+
+    async def _paid_wave(
+        self, provider: Provider, queries: list[CompanyQuery], ctx, stats: ProviderStats
+    ) -> tuple[dict[str, Answer], set[str]]:
         price = provider.cost("company")
         if self.exhausted and price > 0:
             stats.refused += len(queries)
             self.budget_blocked.update(q.account_key for q in queries)
-            return {}
+            return {}, set()
         granted, refused = ledger.reserve(
             self.engine,
             client_id=self.cid,
@@ -334,10 +353,11 @@ class _Run:
             requests=[ledger.Request(q.lookup_key, q.account_key, price) for q in queries],
             now=self.now,
         )
-        if refused:
+        refused_set = set(refused)
+        go = [q for q in queries if q.lookup_key in granted]
+        if refused and (not go or provider.charges_on_miss()):  # no refund can come: the budget is spent
             self.exhausted = True
             stats.refused += len(refused)
-            refused_set = set(refused)
             self.budget_blocked.update(q.account_key for q in queries if q.lookup_key in refused_set)
             log.warning(
                 "%s: monthly credit budget %.0f reached; %d %s lookups refused",
@@ -346,9 +366,8 @@ class _Run:
                 len(refused),
                 provider.name,
             )
-        go = [q for q in queries if q.lookup_key in granted]
         if not go:
-            return {}
+            return {}, set()
         ctx.entry_ids = {k: r.entry_id for k, r in granted.items()}
         answers = await self._fetch(provider, go, ctx)
         settlements, to_cache = [], {}
@@ -380,7 +399,7 @@ class _Run:
         # synchronous on purpose: nothing else runs in this loop meanwhile, and SQLite
         # connections stay in the thread that opened them
         _store()
-        return answers
+        return answers, refused_set
 
     # -- the waterfall ----------------------------------------------------------------
     def _query(self, key: str) -> CompanyQuery:
