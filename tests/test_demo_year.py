@@ -223,6 +223,28 @@ def tiers(engine) -> dict[str, str]:
     return {ids[k]: tier for k, tier in zip(scores["account_key"], scores["tier"], strict=True) if ids.get(k)}
 
 
+def account_gaps(engine) -> dict[str, bool]:
+    """account_key -> whether a field the paid provider can fill is still blank."""
+    a = t.accounts.c
+    fields = [a.industry, a.employees, a.country, a.tech_stack, a.last_funding_date]
+    with engine.connect() as conn:
+        rows = conn.execute(select(a.account_key, *fields).where(a.client_id == "demo")).all()
+    return {r[0]: any(v in (None, "") for v in r[1:]) for r in rows}
+
+
+# What a RevOps lead of the demo client would want to hear this year, and nothing else:
+EXPECTED_ALERTS = [
+    ("2027-02-01", "fired", "duplicates"),  # the demo export's duplicate contacts (e-mail, LinkedIn)
+    ("2027-04-02", "fired", "persona_coverage_low"),  # no provider found people at the T1 gap accounts
+    ("2027-07-01", "fired", "credit_budget_reached"),  # June's 60 new accounts need more than 40 credits
+    ("2027-08-01", "resolved", "credit_budget_reached"),  # July's budget finished the gaps
+    ("2027-08-01", "fired", "runaway_enrichment"),  # the Jul 1 run spent the whole July budget
+    ("2027-09-01", "fired", "runaway_enrichment"),  # the Aug 1 catch-up run spent 62% of August's
+    ("2027-09-01", "resolved", "runaway_enrichment"),
+    ("2027-10-01", "resolved", "runaway_enrichment"),
+]
+
+
 def alert_log(engine) -> list[tuple[str, str, str]]:
     e = t.alert_events.c
     with engine.connect() as conn:
@@ -277,11 +299,12 @@ def test_a_year_in_the_life_of_the_demo_client(airflow_db, mm_home, tmp_path, mo
 
         # --- thirteen months of maintenance
         month_start = pendulum.datetime(2027, 1, 1, tz=TZ)
-        history = []
+        history, gaps_before = [], account_gaps(engine)
         for m in range(13):
             start, end = month_start.add(months=m), month_start.add(months=m + 1)
             added = crm.month(start, new_accounts=60 if m == 5 else 5)
             before_values, before_writes = hubspot_values(hs), writes(hs)
+            gaps_before.update(account_gaps(engine))
             before_ledger = ledger_by_month(engine)
             states = run("monthly", end.add(hours=6))
             month = start.format("YYYY-MM")
@@ -317,11 +340,22 @@ def test_a_year_in_the_life_of_the_demo_client(airflow_db, mm_home, tmp_path, mo
                 v = run("valuation", end.add(days=2, hours=7))
                 assert v["crm_push"].endswith("success")  # nothing applied: the group makes no call
 
-        # the June wave (60 new accounts) hit the budget once; the next month finished the gaps
+        # credits: every paid lookup filled a gap, and no account was paid for twice in the year
+        c = t.credit_ledger.c
+        with engine.connect() as conn:
+            charged = conn.execute(select(c.account_key, c.provider).where(c.client_id == "demo", c.credits > 0)).all()
+        assert charged and all(gaps_before.get(k) for k, _ in charged)
+        assert max(Counter(charged).values()) == 1
+
+        # the alerts, each once, on the day its condition appeared and cleared
         log = alert_log(engine)
-        fired = Counter(rule for _, ev, rule in log if ev == "fired")
-        assert fired["credit_budget_reached"] == 1, "\n".join(map(str, log))
-        assert all(n == 1 for n in fired.values()), "\n".join(map(str, log))
+        assert log == EXPECTED_ALERTS, "\n".join(map(str, log))
+
+        # data and credit alerts go to RevOps (and the architect), never to leadership
+        assert not slack.messages.get(CHANNELS["leadership"])
+        revops = " ".join(m["text"] for m in slack.messages[CHANNELS["revops"]])
+        assert "budget" in revops and "Duplicates" in revops
+        assert len(slack.messages[CHANNELS["architect"]]) == len(slack.messages[CHANNELS["revops"]])
 
         # re-running a month changes nothing and sends nothing
         msgs, w, spent = len(slack.all_messages()), writes(hs), ledger_by_month(engine)
