@@ -383,7 +383,7 @@ def test_a_year_in_the_life_of_the_demo_client(airflow_db, mm_home, tmp_path, mo
                                         .where(t.accounts.c.client_id == "demo")).all())  # fmt: skip
         assert moves
         companies_before = len(hs.objects["companies"])
-        hs.inject("status", method="POST", path=r"/companies/batch/update$", times=50, status=400,
+        hs.inject("status", method="POST", path=r"/companies/batch/update$", times=None, status=400,
                   body={"status": "error", "message": "Property values were not valid", "category": "VALIDATION_ERROR",
                         "correlationId": "00000000-0000-0000-0000-000000000000"})  # fmt: skip
         approve = {"approve_rebalance": proposal["proposal_id"]}

@@ -81,7 +81,8 @@ def apply_proposal(
 ) -> dict:
     """Apply the stored moves of proposal ``pid`` to the warehouse, in one transaction (idempotent).
 
-    Returns ``{"proposal_id", "applied", "already", "skipped": [{"account_key", "reason"}]}``.
+    Returns ``{"proposal_id", "moved", "already", "skipped": [{"account_key", "reason"}]}`` (``moved``:
+    owners changed now; ``already``: moves applied by an earlier try or found in place).
     """
     p, m, a = t.proposals.c, t.proposal_moves.c, t.accounts.c
     with engine.begin() as conn:
@@ -131,7 +132,7 @@ def apply_proposal(
         if row.status == "proposed":
             conn.execute(update(t.proposals).where(p.client_id == client_id, p.proposal_id == pid)
                          .values(status="approved", approved_run_id=run_id, approved_at=now))  # fmt: skip
-    return {"proposal_id": pid, "applied": applied, "already": already, "skipped": skipped}
+    return {"proposal_id": pid, "moved": applied, "already": already, "skipped": skipped}
 
 
 def pending_owner_pushes(engine: Engine, client_id: str) -> list[dict]:
