@@ -7,7 +7,9 @@ unchanged, materially changed or gone (resolved).
 A candidate is ``firing`` (the condition is established: send it) or ``holding`` (the
 point estimate still shows the condition but the evidence no longer clears the bar).
 A holding candidate keeps an open alert open without a message and never opens one:
-that hysteresis stops an alert from flapping resolved/fired on noise.
+that hysteresis stops an alert from flapping resolved/fired on noise. A ``cleared``
+candidate says the rule was evaluated and its condition no longer holds: it opens
+nothing, and an open alert resolves with the candidate's (current) numbers.
 """
 
 from __future__ import annotations
@@ -117,6 +119,7 @@ class Alert:
         confidence: how sure the rule is, in words, with the test used.
         holding: see the module docstring.
         resolve_notice: send "resolved" when the condition clears (reminders don't).
+        cleared: the condition no longer holds; the numbers are today's (see the module docstring).
     """
 
     client_id: str
@@ -132,6 +135,11 @@ class Alert:
     report: str | None = None
     holding: bool = False
     resolve_notice: bool = True
+    cleared: bool = False
+
+    @property
+    def firing(self) -> bool:
+        return not self.holding and not self.cleared
 
     @property
     def fingerprint(self) -> str:
