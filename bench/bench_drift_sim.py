@@ -57,7 +57,9 @@ def season(day: dt.date) -> float:
     return 1.8 if day.month in (3, 6, 9, 12) else 0.75
 
 
-def client_year(rng: np.random.Generator, scenario: dict, onset: dt.date | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def client_year(
+    rng: np.random.Generator, scenario: dict, onset: dt.date | None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Canonical opportunity rows and account tiers of one simulated client."""
     days = pd.date_range(START, periods=HISTORY_DAYS + 7 * YEAR_LOOKS + 1, freq="D")
     s = np.where(days.month.isin([3, 6, 9, 12]), 1.8, 0.75)  # seasonality of win rates
@@ -127,7 +129,9 @@ def main(argv: list[str] | None = None) -> int:
         secs = time.perf_counter() - t0
         n = len(years)
         print(f"\n## {name}: {n} client-years × {YEAR_LOOKS} weekly looks ({secs:.0f} s)")
-        per_rule = {r: sum(r in y["fired"] for y in years) for r in sorted({r for y in years for r in y["fired"]})}
+        per_rule = {
+            r: sum(r in y["fired"] for y in years) for r in sorted({r for y in years for r in y["fired"]})
+        }
         print("client-years with a firing alert, per rule:", per_rule or "none")
         if name == "null":
             k = sum(any(r in y["fired"] for r in FALSE_RULES) for y in years)
@@ -144,7 +148,9 @@ def main(argv: list[str] | None = None) -> int:
             early = sum(y["before_onset"] for y in years)
             print(f"t3_beats_t1 alerted within 60 days of the onset: {rate(k, n)}")
             if days:
-                print(f"days to alert: median {np.median(days):.0f}, 90th percentile {np.percentile(days, 90):.0f}")
+                print(
+                    f"days to alert: median {np.median(days):.0f}, 90th percentile {np.percentile(days, 90):.0f}"
+                )
             print(f"any alert before the onset (false): {rate(early, n)}")
             if name == "drift":
                 ok &= k / n >= 0.90

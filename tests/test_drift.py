@@ -58,7 +58,10 @@ def test_t3_beating_t1_fires_with_enough_deals_and_states_the_evidence(cfg):
     assert "t3_beats_t1" in fired and "lift_below_min" in fired
     a = fired["t3_beats_t1"]
     assert a.role == "leadership" and a.severity == "critical"
-    assert a.title == "T3 accounts are winning more often than T1 accounts: 60% vs 20% of deals closed in the last 60 days."
+    assert (
+        a.title
+        == "T3 accounts are winning more often than T1 accounts: 60% vs 20% of deals closed in the last 60 days."
+    )
     assert "two-proportion z-test" in a.confidence and "95% CI" in a.confidence and "sure" not in a.confidence
     assert "T3 won 30 of 50" in a.confidence and "T1 won 10 of 50" in a.confidence
     assert "2026-07-04 to 2026-09-01 (60 days)" in a.confidence and "p < 0.0001" in a.confidence
@@ -77,7 +80,9 @@ def test_one_window_at_p_0_002_is_not_enough_over_a_year_of_weekly_looks(cfg):
 
 def test_persistence_both_halves_of_the_window(cfg):
     # T3 far ahead, but only in the last 30 days; in the 30 days before it T1 was ahead
-    recent = deals({"T1": (10, 40), "T3": (45, 5)}, days_ago=0).assign(close_date=AS_OF - dt.timedelta(days=5))
+    recent = deals({"T1": (10, 40), "T3": (45, 5)}, days_ago=0).assign(
+        close_date=AS_OF - dt.timedelta(days=5)
+    )
     older = deals({"T1": (15, 10), "T3": (10, 15)}).assign(close_date=AS_OF - dt.timedelta(days=45))
     older["account_key"] = "old" + older["account_key"]
     alerts, _, _ = drift_alerts(cfg, pd.concat([recent, older], ignore_index=True), AS_OF)
@@ -92,7 +97,9 @@ def test_every_rule_clears_with_current_numbers(cfg):
     states = {a.rule: a for a in alerts}
     assert set(states) == {"t3_beats_t1", "t2_beats_t1", "lift_below_min", "t1_cycle_not_shortest"}
     assert all(a.cleared and not a.firing for a in alerts)
-    assert states["t3_beats_t1"].title.startswith("T3 accounts no longer win more often than T1 accounts: 20% vs 50%")
+    assert states["t3_beats_t1"].title.startswith(
+        "T3 accounts no longer win more often than T1 accounts: 20% vs 50%"
+    )
     assert states["t1_cycle_not_shortest"].title.startswith("T1 deals are closing about as fast")
 
 

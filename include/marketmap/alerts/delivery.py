@@ -127,9 +127,8 @@ def deliver_task_failure(
     *, client_id: str, dag_id: str, task_id: str, run_id: str, try_number: int | None, error: str
 ) -> dict:
     """Tell the client's RevOps channel that a task failed (after its retries)."""
-    from marketmap.config import load_client
-
     from marketmap.alerts.blocks import escape
+    from marketmap.config import load_client
 
     cfg = load_client(client_id)
     channel = cfg.slack.channels["revops"]
@@ -141,7 +140,9 @@ def deliver_task_failure(
         {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}},
         {
             "type": "context",
-            "elements": [{"type": "mrkdwn", "text": f"client `{escape(client_id)}` · dag `{escape(dag_id)}`"}],
+            "elements": [
+                {"type": "mrkdwn", "text": f"client `{escape(client_id)}` · dag `{escape(dag_id)}`"}
+            ],
         },
     ]
     try:

@@ -258,11 +258,15 @@ def _rate_rule(
     ha, lb = SENTENCE[hi_tier], SENTENCE[lo_tier]
     if state == "cleared":
         clearly = "clearly " if above else ""
-        title = (f"{ha} no longer {clearly}win more often than {lb}: {a['win_rate']:.0%} vs {b['win_rate']:.0%} "
-                 f"of deals closed in the last {days} days.")
+        title = (
+            f"{ha} no longer {clearly}win more often than {lb}: {a['win_rate']:.0%} vs {b['win_rate']:.0%} "
+            f"of deals closed in the last {days} days."
+        )
     else:
-        title = (f"{ha} are winning more often than {lb}: {a['win_rate']:.0%} vs {b['win_rate']:.0%} "
-                 f"of deals closed in the last {days} days.")
+        title = (
+            f"{ha} are winning more often than {lb}: {a['win_rate']:.0%} vs {b['win_rate']:.0%} "
+            f"of deals closed in the last {days} days."
+        )
     if rule == "t2_beats_t1" and state != "cleared":
         title = title[:-1] + ", six months after launch: consider flipping the tiers."
     numbers = {
@@ -282,8 +286,10 @@ def _rate_rule(
     if persist and not persistent and state != "cleared":
         evidence += f" {hi_tier} was not ahead in both {days // 2}-day halves of the window."
     if not enough:
-        evidence += (f" Too few deals to alert: {a['closed'] + b['closed']} closed "
-                     f"(needs {m.drift_min_deals}, and {MIN_PER_TIER} per tier).")
+        evidence += (
+            f" Too few deals to alert: {a['closed'] + b['closed']} closed "
+            f"(needs {m.drift_min_deals}, and {MIN_PER_TIER} per tier)."
+        )
     return Alert(
         client_id=cfg.client_id, rule=rule, role="leadership", severity=severity,  # type: ignore[arg-type]
         key=f"{hi_tier}>{lo_tier}", holding=state == "holding", cleared=state == "cleared",
@@ -303,7 +309,9 @@ def _lift_rule(cfg: ClientConfig, deals: pd.DataFrame, as_of: dt.date) -> Alert 
     rr, _, hi_fire = rate_ratio_ci(t1["won"], t1["closed"], t3["won"], t3["closed"], 1 - 2 * fire_p)
     _, lo, hi = rate_ratio_ci(t1["won"], t1["closed"], t3["won"], t3["closed"], m.confidence)
     _, _, hi_hold = rate_ratio_ci(t1["won"], t1["closed"], t3["won"], t3["closed"], 1 - 2 * hold_p)
-    enough = t1["closed"] + t3["closed"] >= m.drift_min_deals and min(t1["closed"], t3["closed"]) >= MIN_PER_TIER
+    enough = (
+        t1["closed"] + t3["closed"] >= m.drift_min_deals and min(t1["closed"], t3["closed"]) >= MIN_PER_TIER
+    )
     if enough and hi_fire < m.lift_min:
         state = "firing"
     elif rr < m.lift_min and hi_hold < m.lift_min:
@@ -311,11 +319,15 @@ def _lift_rule(cfg: ClientConfig, deals: pd.DataFrame, as_of: dt.date) -> Alert 
     else:
         state = "cleared"
     if state == "cleared":
-        title = (f"T1 accounts win {rr:.1f}× as often as T3 accounts over the last {LONG_WINDOW_DAYS} days, "
-                 f"no longer clearly below the {m.lift_min:g}× minimum.")
+        title = (
+            f"T1 accounts win {rr:.1f}× as often as T3 accounts over the last {LONG_WINDOW_DAYS} days, "
+            f"no longer clearly below the {m.lift_min:g}× minimum."
+        )
     else:
-        title = (f"T1 accounts win only {rr:.1f}× as often as T3 accounts over the last {LONG_WINDOW_DAYS} days "
-                 f"(minimum {m.lift_min:g}×, 2–3× expected).")
+        title = (
+            f"T1 accounts win only {rr:.1f}× as often as T3 accounts over the last {LONG_WINDOW_DAYS} days "
+            f"(minimum {m.lift_min:g}×, 2–3× expected)."
+        )
     return Alert(
         client_id=cfg.client_id, rule="lift_below_min", role="leadership", severity="warning",
         key="T1/T3", holding=state == "holding", cleared=state == "cleared", title=title,
@@ -353,11 +365,15 @@ def _cycle_rule(cfg: ClientConfig, deals: pd.DataFrame, as_of: dt.date) -> Alert
     else:
         state = "cleared"
     if state == "cleared":
-        title = (f"T1 deals are closing about as fast as or faster than {tier} deals again: {c1.mean():.0f} vs "
-                 f"{c.mean():.0f} days (won deals, last {LONG_WINDOW_DAYS} days).")
+        title = (
+            f"T1 deals are closing about as fast as or faster than {tier} deals again: {c1.mean():.0f} vs "
+            f"{c.mean():.0f} days (won deals, last {LONG_WINDOW_DAYS} days)."
+        )
     else:
-        title = (f"T1 deals are not closing fastest: {c1.mean():.0f} days for T1 vs {c.mean():.0f} days for {tier} "
-                 f"(won deals, last {LONG_WINDOW_DAYS} days).")
+        title = (
+            f"T1 deals are not closing fastest: {c1.mean():.0f} days for T1 vs {c.mean():.0f} days for {tier} "
+            f"(won deals, last {LONG_WINDOW_DAYS} days)."
+        )
     return Alert(
         client_id=cfg.client_id, rule="t1_cycle_not_shortest", role="leadership", severity="warning",
         key="cycle", holding=state == "holding", cleared=state == "cleared", title=title,
@@ -391,7 +407,9 @@ def drift_alerts(
     launch = cfg.launch_date
     if launch and as_of >= launch + dt.timedelta(days=ASPIRATIONAL_AFTER_DAYS):
         rules.add("t2_beats_t1")
-        found.append(_rate_rule(cfg, "t2_beats_t1", "T2", "T1", deals, as_of, LONG_WINDOW_DAYS, "warning", False))
+        found.append(
+            _rate_rule(cfg, "t2_beats_t1", "T2", "T1", deals, as_of, LONG_WINDOW_DAYS, "warning", False)
+        )
     found += [_lift_rule(cfg, deals, as_of), _cycle_rule(cfg, deals, as_of)]
     alerts = [a for a in found if a is not None]
     for x in alerts:
