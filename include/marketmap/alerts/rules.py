@@ -51,6 +51,15 @@ NEXT_STEPS: dict[str, list[str]] = {
         "Apply it with a manual run of the territories DAG with `approve_rebalance=true` "
         "(owner changes are pushed to the CRM).",
     ],
+    "territory_ownership_unclear": [
+        "Decide with sales leadership what a territory is here: the accounts a rep owns, the deals they work, "
+        "or their pipeline; set `maintenance.territory_value` to match.",
+        "Assign owners to the accounts that have none (the territory report lists them).",
+    ],
+    "territory_check_unavailable": [
+        "Fix what the check needs (reps in the config or the CRM, owned and valued accounts), "
+        "then re-run the territories DAG.",
+    ],
     "inactive_rep_owns_accounts": [
         "Accounts are owned by a rep who left: review the reassignment in the rebalancing proposal.",
         "Apply it with `approve_rebalance=true` on the territories DAG.",

@@ -501,18 +501,30 @@ def valuation_check(client_id: str) -> dict:
 
 
 def _territories(r: _Run):
+    """(frame, active reps, reps who left, context, proposal): context has names, ownership, values."""
     import pandas as pd
     from sqlalchemy import select
 
-    from marketmap.analysis.territories import rebalance, rep_sets, territory_frame
-    from marketmap.scoring.pipeline import read_accounts
+    from marketmap.analysis.territories import (
+        basis_values,
+        ownership,
+        rebalance,
+        rep_names,
+        rep_sets,
+        territory_frame,
+    )
+    from marketmap.scoring.pipeline import read_accounts, read_opportunities
     from marketmap.warehouse import schema as t
 
     with r.engine.connect() as conn:
         reps = pd.read_sql(select(t.reps).where(t.reps.c.client_id == r.cfg.client_id), conn)
-    frame = territory_frame(r.cfg, read_accounts(r.engine, r.cfg.client_id), _primary_scores(r))
+    accounts, scores = read_accounts(r.engine, r.cfg.client_id), _primary_scores(r)
+    opps = read_opportunities(r.engine, r.cfg.client_id)
+    frame = territory_frame(r.cfg, accounts, scores)
     active, left = rep_sets(r.cfg, reps)
-    return frame, active, left, rebalance(frame, active, r.cfg.maintenance.territory_band, left)
+    context = {"names": rep_names(r.cfg, reps), "owners": ownership(accounts, scores, opps),
+               "values": basis_values(r.cfg, frame, opps, active, r.as_of)}  # fmt: skip
+    return frame, active, left, context, rebalance(frame, active, r.cfg.maintenance.territory_band, left)
 
 
 def owner_field(cfg) -> str:
@@ -574,7 +586,7 @@ def apply_rebalance(client_id: str) -> dict:
 
 @task(multiple_outputs=False)  # one small summary dict per task
 def territory_check(client_id: str) -> dict:
-    """Territory value per rep; imbalance and departed-rep alerts with a minimal-move rebalancing proposal (CSV)."""
+    """Territory value per rep; ownership, imbalance and departed-rep alerts with a minimal-move proposal (CSV)."""
     import dataclasses
 
     import pandas as pd
@@ -582,19 +594,27 @@ def territory_check(client_id: str) -> dict:
     from marketmap.analysis.territories import territory_alerts
 
     r = _Run(client_id, "territories")
-    frame, active, left, rb = _territories(r)
+    frame, active, left, ctx, rb = _territories(r)
+    names = ctx["names"]
     d = r.report_dir()
     csv_path = d / "rebalance_proposal.csv"
-    pd.DataFrame([dataclasses.asdict(m) for m in rb.moves],
-                 columns=["account_key", "from_rep", "to_rep", "value", "tier", "reason"]).to_csv(csv_path, index=False)  # fmt: skip
-    summary = {"before": rb.stats_before, "after": rb.stats_after, "moves": len(rb.moves),
+    moves = pd.DataFrame([dataclasses.asdict(m) for m in rb.moves],
+                         columns=["account_key", "from_rep", "to_rep", "value", "tier", "reason"])  # fmt: skip
+    moves.insert(2, "from_rep_name", moves["from_rep"].map(lambda x: names.get(x, x)))
+    moves.insert(4, "to_rep_name", moves["to_rep"].map(lambda x: names.get(x, x)))
+    moves.to_csv(csv_path, index=False)
+    alerts, checked = territory_alerts(r.cfg, frame, active, left, str(csv_path), names=names,
+                                       values=ctx["values"], owners=ctx["owners"], proposal=rb)  # fmt: skip
+    summary = {"basis": r.cfg.maintenance.territory_value, "values_by_basis": ctx["values"],
+               "balance_reported": checked["balance_reported"], "unavailable": checked["unavailable"],
+               "ownership": ctx["owners"], "before": rb.stats_before, "after": rb.stats_after, "moves": len(rb.moves),
+               "target_reachable": rb.reachable, "unreachable_reason": rb.reason, "goal_used": rb.goal_used,
                "values_before": rb.before, "values_after": rb.after, "t1_before": rb.t1_before,
-               "t1_after": rb.t1_after, "proposal_csv": str(csv_path), "reps_left": sorted(left)}  # fmt: skip
+               "t1_after": rb.t1_after, "proposal_csv": str(csv_path), "reps_left": sorted(left),
+               "rep_names": {k: names.get(k, k) for k in sorted(set(active) | set(left))}}  # fmt: skip
     _write_json(d / "rebalance_summary.json", summary)
-    alerts, _ = territory_alerts(r.cfg, frame, active, left, str(csv_path))
-    for a in alerts:
-        a.numbers |= {"proposed_moves": len(rb.moves), "ratio_after": rb.stats_after.get("ratio"),
-                      "max_deviation_after": rb.stats_after.get("max_deviation")}  # fmt: skip
-    sent = r.alerts(alerts, {"territory_imbalance", "inactive_rep_owns_accounts"}, str(csv_path))
+    rules = {"territory_imbalance", "inactive_rep_owns_accounts", "territory_ownership_unclear",
+             "territory_check_unavailable"}  # fmt: skip
+    sent = r.alerts(alerts, rules, str(csv_path))
     return {"moves": len(rb.moves), "ratio": rb.stats_before.get("ratio"), "fired": sent["fired"],
-            "resolved": sent["resolved"]}  # fmt: skip
+            "resolved": sent["resolved"], "balance_reported": checked["balance_reported"]}  # fmt: skip
