@@ -128,17 +128,56 @@ def test_valuation_divergence_and_proposal(cfg):
     good = pd.DataFrame(
         {"amount": [10000 * r for r in rng], "valuation": [10000.0] * 20, "tier": ["T1"] * 20}
     )
-    assert valuation_alerts(cfg, valuation_report(cfg, good)) == []
+    (ok,) = valuation_alerts(cfg, valuation_report(cfg, good))
+    assert (
+        ok.cleared and not ok.firing and "within the 30% limit" in ok.title
+    )  # resolves with today's numbers
+    assert valuation_alerts(cfg, valuation_report(cfg, good.head(0))) == []
     bad = good.assign(valuation=good["amount"] * 3)  # estimates 3x the won value (T1 at 20k vs 60k predicted)
     rep = valuation_report(cfg, bad)
     (a,) = valuation_alerts(cfg, rep)
     assert not a.holding and rep["mdape"] == pytest.approx(2.0) and rep["bias"] == pytest.approx(2.0)
     assert rep["proposal"] == {"seat_price": pytest.approx(100 / 3, rel=1e-3)}
     assert "order statistics" in a.confidence
+    # the refit fits: on the same deals a pure 3x over-estimate is corrected exactly
+    assert rep["fit"]["in_sample"]["current"]["mdape"] == pytest.approx(2.0)
+    assert rep["fit"]["in_sample"]["proposed"]["mdape"] == pytest.approx(0.0)
+    assert a.numbers["median_error_proposed"] == 0.0
+    assert "The proposed coefficients would be 0% off on the same deals" in a.title
+    assert "fewer than 20 deals: no held-out check" in a.confidence
     few = valuation_alerts(cfg, valuation_report(cfg, bad.head(5)))
     assert few and few[0].holding  # too few deals to be sure
     lo, hi = median_ci(list(range(1, 101)))
     assert lo < 50.5 < hi
+
+
+def test_valuation_refit_is_checked_on_held_out_deals(cfg):
+    # 40 won deals, valuations 2.5x the won value in the first 20 (by close date) and 2x in the last 20
+    n = 40
+    d = pd.DataFrame({"amount": [10000.0 + 100 * (i % 7) for i in range(n)], "tier": "T2",
+                      "close_date": [AS_OF - dt.timedelta(days=300 - 7 * i) for i in range(n)]})  # fmt: skip
+    d["valuation"] = d["amount"] * [2.5 if i < 20 else 2.0 for i in range(n)]
+    rep = valuation_report(cfg, d)
+    ho = rep["fit"]["held_out"]
+    assert ho["fit_deals"] == 20 and ho["test_deals"] == 20 and ho["scale"] == pytest.approx(0.4)
+    assert ho["current"]["mdape"] == pytest.approx(1.0)  # 2x -> 100% off
+    assert ho["proposed"]["mdape"] == pytest.approx(0.2)  # 2 x 0.4 = 0.8 -> 20% off
+    (a,) = valuation_alerts(cfg, rep)
+    assert a.numbers["held_out_error_current"] == 1.0 and a.numbers["held_out_error_proposed"] == 0.2
+    assert (
+        "Held out (20 later deals, scale fitted on the 20 before): current 100%, proposed 20% off."
+        in a.confidence
+    )
+    # after applying: the next check measures the new coefficients on the deals since, next to what was expected
+    cal = {"at": dt.datetime(2026, 9, 1), "coefficients": {"seat_price": 40.0}, "mdape_expected": 0.2}
+    later = valuation_report(cfg, d.tail(12).assign(valuation=d["amount"].tail(12) * 0.8), cal)
+    (b,) = valuation_alerts(cfg, later)
+    assert later["since_calibration"]["expected_mdape"] == 0.2 and b.cleared
+    assert (
+        "Coefficients applied 2026-09-01; measured on 12 won deals closed since the calibration"
+        in b.confidence
+    )
+    assert "(the calibration expected 20% off)" in b.confidence
 
 
 def test_checkin_reminders_two_weeks_before(cfg):

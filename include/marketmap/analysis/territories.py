@@ -520,6 +520,21 @@ def territory_alerts(
             material={"max_min_ratio": ratio if ratio is not None else 1e9, "max_deviation": dev},
             confidence=evidence,
         ))  # fmt: skip
+    elif (
+        reps and not why and not unclear
+    ):  # balanced now: an open imbalance alert resolves with these numbers
+        heavy = max(values, key=lambda r: (values[r], r))
+        light = min(values, key=lambda r: (values[r], r))
+        alerts.append(Alert(
+            client_id=cfg.client_id, rule="territory_imbalance", role="leadership", severity="warning",
+            key="balance", cleared=True, report=report,
+            title=(f"Territories are balanced: every rep is within {dev:.0%} of the mean; {_name(names, heavy)} "
+                   f"holds {ratio or 1:.1f}× the value of {_name(names, light)}."),
+            numbers={"reps": len(reps), "territory_value": basis, "mean_value": stats["mean"],
+                     "max_min_ratio": ratio, "max_deviation": dev},
+            material={"max_min_ratio": ratio if ratio is not None else 1e9, "max_deviation": dev},
+            confidence=f"exact: computed from every in-scope account ({basis}).",
+        ))  # fmt: skip
     for rep in sorted(left):
         owned = frame[frame["owner_id"] == rep]
         if len(owned):

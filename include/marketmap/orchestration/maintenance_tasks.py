@@ -487,10 +487,17 @@ def push_revaluation(client_id: str, applied: dict) -> dict:
 @task(multiple_outputs=False)  # one small summary dict per task
 def valuation_check(client_id: str) -> dict:
     """Won deal value vs valuation at the time: median abs % error and bias, overall and by tier; refit proposal."""
-    from marketmap.analysis.valuation_drift import valuation_alerts, valuation_report, won_vs_valuation
+    from marketmap.analysis.valuation_drift import (
+        last_calibration,
+        valuation_alerts,
+        valuation_report,
+        won_vs_valuation,
+    )
 
     r = _Run(client_id, "valuation")
-    report = valuation_report(r.cfg, won_vs_valuation(r.cfg, r.engine, r.as_of))
+    # after an applied calibration: the new coefficients, measured on deals closed since
+    cal = last_calibration(r.engine, r.cfg.client_id)
+    report = valuation_report(r.cfg, won_vs_valuation(r.cfg, r.engine, r.as_of), cal)
     path = _write_json(r.report_dir() / "valuation.json", report)
     sent = r.alerts(valuation_alerts(r.cfg, report, path), {"valuation_divergence"}, path)
     return {"deals": report.get("deals", 0), "mdape": report.get("mdape"), "fired": sent["fired"],
