@@ -422,13 +422,16 @@ def _drift(r: _Run):
 def drift_check(client_id: str) -> dict:
     """Closed won/lost by tier over trailing windows; drift alerts only with enough deals and a significant test."""
     from marketmap.analysis.drift import drift_alerts
+    from marketmap.reports import segments
 
     r = _Run(client_id, "drift")
-    path = str(r.report_dir() / "drift.json")
-    alerts, rules, summary = drift_alerts(r.cfg, _drift(r), r.as_of, path)
-    _write_json(r.report_dir() / "drift.json", summary)
-    sent = r.alerts(alerts, rules, path)
-    return {"fired": sent["fired"], "resolved": sent["resolved"], "holding": sum(a.holding for a in alerts)}
+    # the segment report the drift alerts tell leaders to read
+    seg = segments.write(r.cfg, r.engine, r.run_id, r.report_dir())
+    alerts, rules, summary = drift_alerts(r.cfg, _drift(r), r.as_of, seg)
+    _write_json(r.report_dir() / "drift.json", {**summary, "segment_report": seg})
+    sent = r.alerts(alerts, rules, seg)
+    return {"fired": sent["fired"], "resolved": sent["resolved"], "holding": sum(a.holding for a in alerts),
+            "segment_report": seg}  # fmt: skip
 
 
 @task(multiple_outputs=False)  # one small summary dict per task
@@ -498,6 +501,9 @@ def valuation_check(client_id: str) -> dict:
     # after an applied calibration: the new coefficients, measured on deals closed since
     cal = last_calibration(r.engine, r.cfg.client_id)
     report = valuation_report(r.cfg, won_vs_valuation(r.cfg, r.engine, r.as_of), cal)
+    from marketmap.reports import segments
+
+    report["segment_report"] = segments.write(r.cfg, r.engine, r.run_id, r.report_dir())
     path = _write_json(r.report_dir() / "valuation.json", report)
     sent = r.alerts(valuation_alerts(r.cfg, report, path), {"valuation_divergence"}, path)
     return {"deals": report.get("deals", 0), "mdape": report.get("mdape"), "fired": sent["fired"],
