@@ -124,18 +124,19 @@ def test_one_account_larger_than_the_band_says_so_and_moves_little(cfg):
     f = frame(["r1"] * 11 + ["r2"] * 5 + ["r3"] * 5, values)
     rb = rebalance(f, ["r1", "r2", "r3"], 0.2)
     assert not rb.reachable and "a000 alone is worth 2,000, 50% above the mean territory (1,333)" in rb.reason
-    # the big account stays; r1's 10 small ones go to the others: 2,000 / 1,000 / 1,000 is the best there is
-    assert all(m.account_key != "a000" for m in rb.moves) and len(rb.moves) == 10
+    # best reachable is 2,000 / 1,000 / 1,000 (±50%): keeping the big account costs 10 moves (r1's
+    # small ones); handing it to the lightest rep (r2) and 5 of r2's small ones to r3 costs 6
+    assert len(rb.moves) == 6 and (rb.moves[0].account_key, rb.moves[0].to_rep) == ("a000", "r2")
     assert rb.stats_after["max_deviation"] == pytest.approx(0.5) and rb.after == {
-        "r1": 2000,
-        "r2": 1000,
+        "r1": 1000,
+        "r2": 2000,
         "r3": 1000,
     }
     (a,) = territory_alerts(cfg, f, ["r1", "r2", "r3"], set(), proposal=rb)[0]
     assert a.numbers["target_reachable"] is False
     assert (
         "±20% cannot be reached" in a.confidence
-        and "Best reachable with the fewest moves: every rep within ±50%, 10 moves" in a.confidence
+        and "Best reachable with the fewest moves: every rep within ±50%, 6 moves" in a.confidence
     )
 
 

@@ -171,12 +171,44 @@ def rebalance(
 ) -> Rebalance:
     """Moves that bring every active rep within ``band * GOAL_SHARE`` of the mean value.
 
+    When the band is out of reach (one account larger than it allows), a second plan is
+    tried that hands that account itself to the lightest rep first; the plan with fewer
+    moves at the same or a better spread wins.
+
     Args:
         frame: from :func:`territory_frame`.
         reps: the active reps.
         band: the alert band (0.2 = ±20%).
         left: reps who left: all their (unlocked) accounts are reassigned.
     """
+    rb = _rebalance(frame, reps, band, left)
+    if rb.reachable or not reps or not len(frame):
+        return rb
+    free = frame[~frame["locked"].astype(bool)]
+    if not len(free):
+        return rb
+    i = free["value"].idxmax()
+    owner, active = frame.at[i, "owner_id"], set(reps)
+    lightest = min(reps, key=lambda r: (rb.before.get(r, 0.0), r))
+    if owner not in active or lightest == owner:
+        return rb
+    f2 = frame.copy()
+    f2.at[i, "owner_id"], f2.at[i, "locked"] = lightest, True
+    alt = _rebalance(f2, reps, band, left)
+    first = Move(str(frame.at[i, "account_key"]), owner, lightest, float(frame.at[i, "value"]),
+                 frame.at[i, "tier"], "balance")  # fmt: skip
+    if (
+        len(alt.moves) + 1 < len(rb.moves)
+        and alt.stats_after["max_deviation"] <= rb.stats_after["max_deviation"] + 1e-9
+    ):
+        return Rebalance([first, *alt.moves], rb.before, alt.after, rb.t1_before, alt.t1_after, rb.stats_before,
+                         alt.stats_after, alt.reachable, rb.reason or alt.reason, alt.goal_used)  # fmt: skip
+    return rb
+
+
+def _rebalance(
+    frame: pd.DataFrame, reps: list[str], band: float, left: set[str] | frozenset = frozenset()
+) -> Rebalance:
     if not reps:
         return Rebalance([], {}, {}, {}, {})
     keys = frame["account_key"].to_numpy()
