@@ -204,7 +204,7 @@ def main() -> None:
     except ImportError:
         lines.append("(PuLP not installed: exact comparison skipped)")
     lines += unreachable(60, 4)
-    lines += unreachable(10_000, 20, seconds=60)
+    lines += unreachable(300, 6, seconds=60)
     print("\n".join(lines))
 
 
