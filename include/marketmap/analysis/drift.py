@@ -244,8 +244,8 @@ def _rate_rule(
     halves = []
     if persist:
         half = days // 2
-        for end in (as_of, as_of - dt.timedelta(days=days - half)):
-            hr = tier_rates(window(deals, end, half if end == as_of else days - half), m.confidence)
+        for end, length in ((as_of, half), (as_of - dt.timedelta(days=half), days - half)):
+            hr = tier_rates(window(deals, end, length), m.confidence)
             x, y = hr[hi_tier], hr[lo_tier]
             halves.append(bool(x["closed"] and y["closed"] and x["win_rate"] > y["win_rate"]))
     persistent = all(halves)
