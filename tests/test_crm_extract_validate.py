@@ -108,7 +108,9 @@ def test_validation_after_push(hs, mm_home):
     assert report["ok"], report["problems"]
     assert report["counts"]["account"]["crm_now"] == report["counts"]["account"]["snapshot"] == 9
     assert report["counts"]["account"]["created_found_in_crm"] == 3
-    assert report["counts"]["source_to_warehouse"]["net_new_accounts"] == 3
+    # the warehouse follows the CRM: the three created accounts now carry their new CRM ids
+    assert report["counts"]["source_to_warehouse"]["accounts_without_crm_id"] == 0
+    assert report["counts"]["account"]["read_back"] == 9 and report["differences"] == []
     assert report["duplicates"]["created_by_domain"] == {}
 
     # someone else creates a second "new1.io" in HubSpot: a duplicate of what we created
@@ -130,7 +132,8 @@ def test_validation_flags_crm_duplicates_already_there(hs, mm_home):
     assert report["ok"]  # not created by us: a warning to clean up, merged in the warehouse
     assert report["duplicates"]["account_domain_in_crm"] == 1
     assert report["counts"]["source_to_warehouse"] == {
-        "crm_records_read": 2, "duplicates_merged": 1, "accounts": 1, "net_new_accounts": 0, "contacts": 0
+        "crm_ids_linked": 2, "duplicates_merged": 1, "accounts": 1, "accounts_with_crm_id": 1,
+        "accounts_without_crm_id": 0, "contacts": 0,
     }  # fmt: skip
 
 

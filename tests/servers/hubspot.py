@@ -240,6 +240,8 @@ class HubSpotServer(FakeServer):
                 return Response(200, {"results": list(self.properties[type_].values())})
             if req.method == "POST":
                 return self._create_property(type_, req.body or {})
+        if p[1:4] == ["crm", "v3", "properties"] and len(p) == 6 and req.method == "PATCH":
+            return self._update_property(p[4], p[5], req.body or {})
         if p[1:4] == ["crm", "v4", "associations"] and len(p) == 8 and p[6:8] == ["batch", "read"]:
             return self._assoc_read(p[4], p[5], req.body or {})
         if p[1:4] == ["crm", "v3", "owners"]:
@@ -627,6 +629,24 @@ class HubSpotServer(FakeServer):
                          hasUniqueValue=bool(body.get("hasUniqueValue")), hubspotDefined=False)  # fmt: skip
             self.properties[type_][body["name"]] = prop
         return Response(201, prop)
+
+    def _update_property(self, type_: str, name: str, body: dict) -> Response:
+        """PATCH a property: ``options`` replaces the whole option list (HubSpot-defined
+        properties' options cannot be changed)."""
+        with self.lock:
+            prop = self.properties[type_].get(name)
+            if prop is None:
+                return Response(404, _error("error", "OBJECT_NOT_FOUND", f"Property {name} does not exist"))
+            if "options" in body:
+                if prop.get("hubspotDefined"):
+                    return Response(400, _error("error", "VALIDATION_ERROR",
+                                                f"The options of HubSpot-defined property {name} cannot be changed"))  # fmt: skip
+                prop["options"] = [{"displayOrder": i, "hidden": False, "description": "", **o}
+                                   for i, o in enumerate(body["options"])]  # fmt: skip
+            if body.get("label"):
+                prop["label"] = body["label"]
+            prop["updatedAt"] = iso()
+        return Response(200, prop)
 
     def _assoc_read(self, from_type: str, to_type: str, body: dict) -> Response:
         started, results, missing = iso(), [], []

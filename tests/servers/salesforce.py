@@ -346,6 +346,11 @@ class SalesforceServer(FakeServer):
         self.jobs: dict[str, dict] = {}
         self.dup_headers: list[str | None] = []  # Sforce-Duplicate-Rule-Header of each collection write
         self.soql: list[str] = []  # every SOQL query received
+        # Tooling API CustomField creation needs "Customize Application"; False answers 403
+        self.can_customize = True
+        # record (Id or external-id value) -> times its next collection writes fail with
+        # UNABLE_TO_LOCK_ROW (another transaction holds the row: a per-row transient error)
+        self.locked_rows: dict[str, int] = {}
 
     # ---- state helpers for tests
     def mounts(self) -> dict[str, HTTPAdapter]:
@@ -428,12 +433,49 @@ class SalesforceServer(FakeServer):
         u = re.match(r"^composite/sobjects/(\w+)/(\w+)$", rest)
         if u and req.method == "PATCH":
             return self._collection("upsert", req, u.group(1), u.group(2))
+        if rest == "tooling/sobjects/CustomField" and req.method == "POST":
+            return self._tooling_custom_field(req.body or {})
         if rest.startswith("jobs/ingest"):
             return self._ingest(req, rest)
         if rest.startswith("jobs/query"):
             return self._bulk_query(req, rest)
         return Response(
             404, [{"errorCode": "NOT_FOUND", "message": f"The requested resource does not exist: {rest}"}]
+        )
+
+    # ---- Tooling API
+    def _tooling_custom_field(self, body: dict) -> Response:
+        """``POST tooling/sobjects/CustomField`` {FullName: Obj.Name__c, Metadata: {type, label, …}}."""
+        if not self.can_customize:
+            return Response(403, [{"errorCode": "INSUFFICIENT_ACCESS",
+                                   "message": "insufficient access rights on cross-reference id"}])  # fmt: skip
+        full = str(body.get("FullName") or "")
+        meta = body.get("Metadata") or {}
+        obj, _, name = full.partition(".")
+        if obj not in self.describe or not name.endswith("__c") or not meta.get("type"):
+            return Response(
+                400, [{"errorCode": "INVALID_FIELD", "message": f"invalid FullName or Metadata: {full}"}]
+            )
+        if name in self.describe[obj]:
+            return Response(400, [{"errorCode": "DUPLICATE_DEVELOPER_NAME",
+                                   "message": f"There is already a field named {name} on {obj}."}])  # fmt: skip
+        kind = {"Picklist": "picklist", "Number": "double", "Checkbox": "boolean", "Text": "string"}.get(
+            meta["type"]
+        )
+        if kind is None:
+            return Response(
+                400, [{"errorCode": "INVALID_TYPE", "message": f"unsupported type {meta['type']}"}]
+            )
+        values = [
+            v["fullName"]
+            for v in ((meta.get("valueSet") or {}).get("valueSetDefinition") or {}).get("value", [])
+        ]
+        self.add_field(obj, name, kind, picklist=values, label=meta.get("label"))
+        with self.lock:
+            for rec in self.records[obj].values():
+                rec.setdefault(name, None)
+        return Response(
+            201, {"id": f"00N{next(self._seq):012d}AAA", "success": True, "errors": [], "warnings": []}
         )
 
     # ---- query
@@ -667,6 +709,13 @@ class SalesforceServer(FakeServer):
             results = []
             for rec in records:
                 obj = obj_in_url or rec["attributes"]["type"]
+                lock_key = next((str(k) for k in (rec.get("id"), rec.get("Id"), rec.get(ext) if ext else None)
+                                 if k is not None and self.locked_rows.get(str(k), 0) > 0), None)  # fmt: skip
+                if lock_key:
+                    self.locked_rows[lock_key] -= 1
+                    results.append({"success": False, "errors": _errors(
+                        "UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access to this record or 1 records")})  # fmt: skip
+                    continue
                 if op == "update":
                     rid = rec.get("id") or rec.get("Id")
                     existing = self.records[obj].get(rid or "")

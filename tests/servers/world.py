@@ -134,8 +134,16 @@ def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def seed_accounts(eng: Engine, rows: list[dict[str, Any]], version: str = "v1") -> None:
+def scored_version() -> str:
+    """The rubric version the test client's config names (what the push reads scores of)."""
+    from marketmap.scoring.pipeline import rubric_version
+
+    return rubric_version(client_cfg("hubspot"))
+
+
+def seed_accounts(eng: Engine, rows: list[dict[str, Any]], version: str | None = None) -> None:
     """rows: key, crm_id, name, domain, tier, score, valuation, white_space, state, prevent_override."""
+    version = version or scored_version()
     ts = now()
     acc, ids, scores = [], [], []
     for r in rows:
@@ -163,6 +171,9 @@ def seed_accounts(eng: Engine, rows: list[dict[str, Any]], version: str = "v1") 
 
 def seed_contacts(eng: Engine, rows: list[dict[str, Any]]) -> None:
     """rows: key, crm_id, account_key, account_crm_id, first, last, email, linkedin, persona_tier, persona_score."""
+    from marketmap.scoring.pipeline import persona_version
+
+    pversion = persona_version(client_cfg("hubspot"))
     ts = now()
     con, scores = [], []
     for r in rows:
@@ -172,7 +183,7 @@ def seed_contacts(eng: Engine, rows: list[dict[str, Any]]) -> None:
             "email": r.get("email"), "linkedin_url": r.get("linkedin"), "title": r.get("title"), "updated_at": ts,
         })  # fmt: skip
         if r.get("persona_tier"):
-            scores.append({"client_id": CLIENT, "contact_key": r["key"], "rubric_version": "v1",
+            scores.append({"client_id": CLIENT, "contact_key": r["key"], "rubric_version": pversion,
                            "persona_tier": r["persona_tier"], "persona_score": r.get("persona_score"), "scored_at": ts})  # fmt: skip
     with eng.begin() as conn:
         upsert(conn, t.contacts, con)

@@ -11,6 +11,8 @@ parameters, so tests and the CLI need no Airflow)::
     result = execute_push(cfg, engine, run_id, adapter, plan)    # canary, then the rest
     validate_after_push(cfg, engine, adapter, run_id)            # counts + duplicates
     push_all(cfg, engine, run_id, adapter, dry_run=…)            # every push mapping, accounts first
+    push_field_changes(cfg, engine, run_id, adapter, "account", {key: {"OwnerId": new}},
+                       expected={key: {"OwnerId": old}})          # owner changes etc. through the engine
 
 Heavy imports (simple-salesforce, hubspot-api-client) happen only when an adapter is built.
 """
@@ -31,6 +33,7 @@ from marketmap.crm.base import (
     RateLimited,
     Transient,
 )
+from marketmap.crm.changes import push_field_changes
 from marketmap.crm.execute import PushHalted, PushResult, execute_push
 from marketmap.crm.extract import extract
 from marketmap.crm.plan import PlanItem, PushPlan, plan_push
@@ -41,7 +44,8 @@ from marketmap.crm.validate import validate_after_push
 __all__ = [
     "BatchRejected", "CallStats", "CrmAdapter", "CrmError", "CrmSettings", "Fatal", "PlanItem", "PreflightReport",
     "PushHalted", "PushPlan", "PushResult", "RateLimited", "Transient", "adapter_for", "execute_push", "extract",
-    "plan_push", "preflight", "push_all", "validate_after_push", "write_preview",
+    "plan_push", "preflight", "push_all", "push_field_changes", "settings_from_extra", "validate_after_push",
+    "write_preview",
 ]  # fmt: skip
 
 
@@ -65,6 +69,38 @@ def _url(host: str | None) -> str | None:
     return host if "://" in host else f"https://{host}"
 
 
+def settings_from_extra(extra: dict[str, Any], settings: CrmSettings | None = None) -> CrmSettings:
+    """Per-connection knobs from the connection's extra (portals and orgs differ):
+
+    - ``rate_limit``: HubSpot requests per rolling window — ``[100, 10]``, ``"100/10"`` or
+      ``100`` (per 10 s); ``0`` / ``null`` turns the client-side throttle off.
+    - ``timeout``: read timeout in seconds; ``connect_timeout``: connect timeout in seconds.
+    - ``search_per_second``: HubSpot search API calls per second.
+    """
+    import dataclasses
+
+    base = settings or CrmSettings()
+    upd: dict[str, Any] = {}
+    if "rate_limit" in extra:
+        rl = extra["rate_limit"]
+        if rl in (None, 0, "0", ""):
+            upd["rate_limit"] = None
+        elif isinstance(rl, (list, tuple)) and len(rl) == 2:
+            upd["rate_limit"] = (int(rl[0]), float(rl[1]))
+        elif isinstance(rl, str) and "/" in rl:
+            n, w = rl.split("/", 1)
+            upd["rate_limit"] = (int(n), float(w))
+        else:
+            upd["rate_limit"] = (int(rl), 10.0)
+    if extra.get("timeout") not in (None, ""):
+        upd["read_timeout_s"] = float(extra["timeout"])
+    if extra.get("connect_timeout") not in (None, ""):
+        upd["connect_timeout_s"] = float(extra["connect_timeout"])
+    if extra.get("search_per_second") not in (None, ""):
+        upd["search_per_second"] = float(extra["search_per_second"])
+    return dataclasses.replace(base, **upd) if upd else base
+
+
 def adapter_for(
     cfg: ClientConfig,
     conn: Any = None,
@@ -83,6 +119,8 @@ def adapter_for(
       login) for a direct session, or login + password + extra ``security_token``
       (+ ``domain``: login/test), or extra ``consumer_key`` + ``consumer_secret``
       (client-credentials flow). Extra ``version`` picks the API version.
+    - Any kind: extra ``rate_limit``, ``timeout``, ``connect_timeout``, ``search_per_second``
+      override the retry/throttle settings (:func:`settings_from_extra`).
     - CSV: no connection; files go to the run folder (or ``out_dir``).
     """
     from marketmap.crm.mapping import crm_objects
@@ -98,6 +136,7 @@ def adapter_for(
         conn = BaseHook.get_connection(cfg.crm.conn_id)
     c = _conn_fields(conn)
     extra = c["extra"]
+    settings = settings_from_extra(extra, settings)
     where = f"Airflow connection '{cfg.crm.conn_id}'"
     if kind == "hubspot":
         from marketmap.crm.hubspot import HubSpotAdapter

@@ -297,6 +297,10 @@ class CrmAdapter(ABC):
         """Create a missing field (HubSpot properties API); others raise."""
         raise CrmError(f"{self.kind} fields cannot be created through Market Map; create {name} in the CRM")
 
+    def add_options(self, obj: str, name: str, meta: FieldMeta, options: list[str]) -> None:
+        """Add values to a restricted picklist (HubSpot properties API); others raise."""
+        raise CrmError(f"{self.kind} picklist values cannot be added through Market Map")
+
     # ---- reads
     @abstractmethod
     def extract(

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Engine, delete, select, update
 
 from marketmap.config import ClientConfig
 from marketmap.crm import snapshot
@@ -44,6 +45,7 @@ from marketmap.crm.plan import PlanItem, PushPlan
 from marketmap.crm.values import domains_of, is_blank, normalise_email, normalise_linkedin
 from marketmap.orchestration.redact import redact
 from marketmap.warehouse import schema as t
+from marketmap.warehouse import upsert
 
 
 @dataclass
@@ -61,6 +63,10 @@ class PushResult:
     updated: int = 0
     not_attempted: int = 0
     skipped: int = 0
+    skipped_by_reason: dict = field(default_factory=dict)
+    parked: int = 0  # records not tried: they failed run after run with the same values
+    deleted_in_crm: int = 0  # records whose CRM record a person deleted (push.deleted_in_crm)
+    retried_records: int = 0  # per-record transient failures written again before counting
     canary: dict = field(default_factory=dict)
     first_errors: list[str] = field(default_factory=list)
     calls: dict = field(default_factory=dict)
@@ -69,6 +75,11 @@ class PushResult:
     @property
     def ok(self) -> bool:
         return self.status in ("success", "nothing_to_do")
+
+    @property
+    def needs_attention(self) -> bool:
+        """Records left failed, parked or deleted in the CRM: the run must say so (alert)."""
+        return bool(self.failed or self.parked or self.deleted_in_crm or self.status == "halted")
 
     @property
     def error_rate(self) -> float:
@@ -90,6 +101,26 @@ class PushHalted(Exception):
 
 log = logging.getLogger(__name__)
 CONFLICT_NOTE = "matched an existing record on a create conflict"
+# per-record errors that say "try again" (row locks, server hiccups, throttling, lost answers)
+TRANSIENT_MARKERS = (
+    "UNABLE_TO_LOCK_ROW", "SERVER_UNAVAILABLE", "INTERNAL_ERROR", "REQUEST_RUNNING_TOO_LONG", "timed out",
+    "rate limited", "RATE_LIMIT", "not processed by Bulk API", "outcome unknown", "gave up after retries",
+    "unreachable", "connection failed", "no result for this record",
+)  # fmt: skip
+# an update whose record the CRM no longer has (deleted since the snapshot): data, not a mapping
+# problem — the snapshot forgets the id and the next plan finds the record again or applies
+# push.deleted_in_crm; it never counts towards a canary / error-rate halt
+GONE_MARKERS = ("OBJECT_NOT_FOUND", "INVALID_CROSS_REFERENCE_KEY", "ENTITY_IS_DELETED")
+RECORD_RETRIES = 2  # extra rounds for records that failed with a transient per-record error
+
+
+def is_gone(error: str | None) -> bool:
+    return any(m in (error or "") for m in GONE_MARKERS)
+
+
+def is_transient(error: str | None) -> bool:
+    low = (error or "").lower()
+    return any(m.lower() in low for m in TRANSIENT_MARKERS) or bool(re.search(r"\b5\d\d\b", low))
 
 
 def _canary_order(key: str) -> str:
@@ -104,6 +135,8 @@ class _Executor:
         self.res = PushResult(cfg.client_id, run_id, plan.object, planned=len(plan.writes))
         self.ident = identity_fields(cfg, self.obj)
         self.items = {i.key: i for i in plan.items}
+        self.fresh_attempted = 0  # records not failing already last run: what the halt rules judge
+        self.fresh_failed = 0
 
     # ---- writing one batch, safely
     def _records(self, items: list[PlanItem]) -> list[WriteRecord]:
@@ -216,6 +249,34 @@ class _Executor:
                                        note="verified after an ambiguous response"))  # fmt: skip
         return out
 
+    def write_batch(self, op: str, batch: list[PlanItem]) -> list[Outcome]:
+        """One planned batch: write, resolve create conflicts, then write again (up to
+        :data:`RECORD_RETRIES` rounds, with backoff) the records that failed with a transient
+        per-record error — a row lock or a 5xx on one record must not count as a failure."""
+        outcomes = self._resolve_conflicts(self.write(op, self._records(batch)))
+        s = self.adapter.settings
+        for round_ in range(1, RECORD_RETRIES + 1):
+            again = [o.key for o in outcomes if not o.ok and is_transient(o.error)]
+            if not again:
+                break
+            delay = min(s.backoff_max_s, s.backoff_base_s * 2 ** (round_ - 1))
+            self.adapter.stats.retries += 1
+            self.adapter.stats.waited_s += delay
+            time.sleep(delay)
+            self.res.retried_records += len(again)
+            retry_items = [self.items[k] for k in again]
+            by_key = {o.key: o for o in outcomes}
+            if op == "create":
+                # the first attempt may have been applied: look before creating again
+                for o in self._verify_created(self._records(retry_items)):
+                    by_key[o.key] = o
+                retry_items = [i for i in retry_items if not by_key[i.key].ok]
+            if retry_items:
+                for o in self._resolve_conflicts(self.write(op, self._records(retry_items))):
+                    by_key[o.key] = o
+            outcomes = list(by_key.values())
+        return outcomes
+
     def _resolve_conflicts(self, outcomes: list[Outcome]) -> list[Outcome]:
         """A create that hit an exact existing record (HubSpot: same e-mail) becomes an update of it."""
         conflicts = [o for o in outcomes if not o.ok and o.existing_id]
@@ -309,6 +370,54 @@ class _Executor:
             snapshot.upsert_many(conn, t.crm_sync, sync_rows)
             # CSV too: with no CRM to read, the snapshot is what the previous export said
             snapshot.save(conn, snap_rows)
+            if self.adapter.has_remote:
+                self._follow_ids(conn, outcomes)
+                gone = [o.crm_id or self.items[o.key].crm_id for o in outcomes
+                        if not o.ok and self.items[o.key].operation == "update" and is_gone(o.error)]  # fmt: skip
+                gone = [g for g in gone if g]
+                if gone:
+                    rc = t.crm_records.c
+                    conn.execute(delete(t.crm_records).where(rc.client_id == cid, rc.object == self.obj,
+                                                             rc.crm_id.in_(gone)))  # fmt: skip
+
+    def _follow_ids(self, conn, outcomes: list[Outcome]) -> None:
+        """The warehouse follows the CRM's ids: a record created (or re-created after a person
+        deleted it) or found under another id replaces a blank or dead id; a living id stays
+        (an account may fold several CRM duplicates)."""
+        new = {o.key: o.crm_id or self.items[o.key].crm_id for o in outcomes if o.ok}
+        new = {k: v for k, v in new.items() if v}
+        if not new:
+            return
+        cid = self.cfg.client_id
+        table, key_col = (t.accounts, "account_key") if self.obj == "account" else (t.contacts, "contact_key")
+        c = table.c
+        rows = conn.execute(
+            select(c[key_col], c.crm_id).where(c.client_id == cid, c[key_col].in_(sorted(new)))
+        ).all()
+        old_ids = sorted({old for _, old in rows if old})
+        rc = t.crm_records.c
+        alive = {
+            r for (r,) in conn.execute(
+                select(rc.crm_id).where(rc.client_id == cid, rc.object == self.obj, rc.crm_id.in_(old_ids))
+            )
+        } if old_ids else set()  # fmt: skip
+        for key, old in rows:
+            nid = new[key]
+            if old == nid or (old and old in alive):
+                continue
+            conn.execute(update(table).where(c.client_id == cid, c[key_col] == key).values(crm_id=nid))
+            if self.obj != "account":
+                continue
+            ids = t.account_crm_ids.c
+            if old:
+                conn.execute(delete(t.account_crm_ids).where(ids.client_id == cid, ids.crm_id == old))
+                conn.execute(
+                    update(t.contacts)
+                    .where(t.contacts.c.client_id == cid, t.contacts.c.account_crm_id == old)
+                    .values(account_crm_id=nid)
+                )
+            upsert(conn, t.account_crm_ids, [{"client_id": cid, "crm_id": nid, "account_key": key,
+                                              "is_survivor": True, "run_id": self.run_id}])  # fmt: skip
 
     def _snap_row(self, crm_id: str, item: PlanItem, snap: dict, now, domain: str | None) -> dict:
         row = snap.get(crm_id)
@@ -337,6 +446,10 @@ class _Executor:
     def _count(self, o: Outcome, operation: str) -> None:
         r = self.res
         r.attempted += 1
+        gone = not o.ok and operation == "update" and is_gone(o.error)
+        if not self.items[o.key].retry and not gone:
+            self.fresh_attempted += 1
+            self.fresh_failed += not o.ok
         if o.ok:
             r.succeeded += 1
             r.created += operation == "create"
@@ -377,7 +490,10 @@ class _Executor:
         start = time.monotonic()
         stats0 = self.adapter.stats.as_dict()
         writes = self.plan.writes
-        sample = sorted(writes, key=lambda i: _canary_order(i.key))[: self.plan.canary_size] if canary else []
+        # the canary tests the mapping on records with no failure history: a record that failed
+        # last run (a person's data problem) must not stop everyone else's push
+        fresh = [i for i in writes if not i.retry]
+        sample = sorted(fresh, key=lambda i: _canary_order(i.key))[: self.plan.canary_size] if canary else []
         in_sample = {i.key for i in sample}
         phases = [("canary", sample)] if sample else []
         if not only_canary:
@@ -395,7 +511,7 @@ class _Executor:
                     if halted:
                         break
                     try:
-                        outcomes = self._resolve_conflicts(self.write(op, self._records(batch)))
+                        outcomes = self.write_batch(op, batch)
                     except Fatal as e:
                         halted = f"the CRM refused the push: {e.message}"
                         break
@@ -408,14 +524,15 @@ class _Executor:
                         log.info(
                             "… %d of %d written, %d failed", self.res.attempted, len(writes), self.res.failed
                         )
+                    rate = self.fresh_failed / self.fresh_attempted if self.fresh_attempted else 0.0
                     if (
                         phase == "main"
-                        and self.res.attempted >= self.plan.canary_size
-                        and (self.res.error_rate > self.plan.max_error_rate)
+                        and self.fresh_attempted >= self.plan.canary_size
+                        and rate > self.plan.max_error_rate
                     ):
                         halted = (
-                            f"error rate {self.res.error_rate:.1%} ({self.res.failed} of {self.res.attempted}) "
-                            f"is above the limit of {self.plan.max_error_rate:.1%}"
+                            f"error rate {rate:.1%} ({self.fresh_failed} of {self.fresh_attempted} records "
+                            f"not failing before) is above the limit of {self.plan.max_error_rate:.1%}"
                         )
             if phase == "canary":
                 self.res.canary = {
@@ -423,9 +540,9 @@ class _Executor:
                     "failed": self.res.failed,
                     "succeeded": self.res.succeeded,
                 }
-                if not halted and self.res.failed / max(1, self.res.attempted) > self.plan.max_error_rate:
+                if not halted and self.fresh_failed / max(1, self.fresh_attempted) > self.plan.max_error_rate:
                     halted = (
-                        f"canary failed: {self.res.failed} of {self.res.attempted} sample records failed "
+                        f"canary failed: {self.fresh_failed} of {self.fresh_attempted} sample records failed "
                         f"(first: {self.res.first_errors[0] if self.res.first_errors else '?'}); full push not started"
                     )
             if halted:
@@ -439,10 +556,14 @@ class _Executor:
             self.res.status = "nothing_to_do"
         elif self.res.failed:
             self.res.status = "completed_with_errors"
+        skips = [i for i in self.plan.items if i.operation == "skip"]
+        self.res.skipped_by_reason = dict(Counter(_reason_group(i.reason) for i in skips))
+        self.res.parked = self.res.skipped_by_reason.get("parked", 0)
+        self.res.deleted_in_crm = sum(
+            1 for i in skips if i.reason == "deleted_in_crm" and self.plan.deleted_in_crm == "flag"
+        )
         if not only_canary:
-            self.res.skipped = self._log_rest(
-                [i for i in self.plan.items if i.operation == "skip"], "skipped", None
-            )
+            self.res.skipped = self._log_rest(skips, "skipped", None)
         stats = self.adapter.stats.as_dict()
         self.res.calls = {k: _delta(stats[k], stats0[k]) for k in stats if k != "api_usage"}
         self.res.calls["api_usage"] = stats["api_usage"]
@@ -451,6 +572,10 @@ class _Executor:
                  self.obj, self.res.status, self.res.created, self.res.updated, self.res.failed, self.res.skipped,
                  self.res.calls.get("total_calls", 0), self.res.calls.get("throttled_429", 0), self.res.elapsed_s)  # fmt: skip
         return self.res
+
+
+def _reason_group(reason: str | None) -> str:
+    return (reason or "").split(":", 1)[0]
 
 
 def _delta(now: Any, before: Any) -> Any:

@@ -259,6 +259,24 @@ class HubSpotAdapter(CrmAdapter):
             each=(),
         )
 
+    def add_options(self, obj: str, name: str, meta: FieldMeta, options: list[str]) -> None:
+        """PATCH the property with its visible options plus the missing ones (HubSpot replaces
+        the whole option list, so the existing ones are sent again, in their order)."""
+        type_ = self.objects[obj]
+        labels = dict(zip(meta.options, meta.option_labels, strict=False))
+        values = list(meta.options) + [v for v in options if v not in meta.options]
+        body = {"options": [{"label": labels.get(v, v), "value": v, "displayOrder": i, "hidden": False}
+                            for i, v in enumerate(values)]}  # fmt: skip
+        self._once(
+            "meta",
+            self._api("properties", "core_api").update_with_http_info,
+            type_,
+            name,
+            body,
+            need=("name",),
+            each=(),
+        )
+
     # ---- reads
     def extract(
         self, obj: str, fields: list[str], since: Any = None, until: Any = None
@@ -444,7 +462,11 @@ class HubSpotAdapter(CrmAdapter):
 
     @staticmethod
     def _props(fields: dict[str, Any]) -> dict[str, Any]:
-        return {k: ("true" if v else "false") if isinstance(v, bool) else v for k, v in fields.items()}
+        # HubSpot clears a property given an empty string (None = "clear": an out-of-scope tier)
+        return {
+            k: ("true" if v else "false") if isinstance(v, bool) else ("" if v is None else v)
+            for k, v in fields.items()
+        }
 
     def write(
         self, obj: str, op: Operation, records: list[WriteRecord], external_id_field: str | None = None

@@ -2,11 +2,13 @@
 
 Source names a PushField may use:
 
-- accounts: ``tier``, ``fit_score`` (= score), ``valuation``, ``white_space`` of the
+- accounts: ``tier``, ``fit_score`` (= score), ``valuation``, ``white_space``, ``propensity``,
+  ``abm_grade``, ``intent``, ``max_attainable``, ``max_attainable_tier``, ``excluded`` of the
   ``core`` rubric (or the first one); ``<product>.<name>`` for another product; a rubric's
   ``tier_field`` (e.g. ``product_a_tier``) for that product's tier; or any column of the
   ``accounts`` table (``state``, ``industry`` …).
-- contacts: ``persona_tier``, ``persona_score`` (contact_scores), ``years_experience``
+- contacts: ``persona_tier``, ``persona_score``, ``seniority``, ``department``, ``title_match``,
+  ``account_tier``, ``priority`` (contact_scores), ``years_experience``
   (from the role start date), or any column of the ``contacts`` table (``linkedin_url`` …).
 """
 
@@ -29,13 +31,28 @@ SCORE_SOURCES = {
     "score": "score",
     "valuation": "valuation",
     "white_space": "white_space",
+    "propensity": "propensity",
+    "abm_grade": "abm_grade",
+    "intent": "intent",
+    "max_attainable": "max_attainable",
+    "max_attainable_tier": "max_attainable_tier",
+    "excluded": "excluded",
 }
-CONTACT_SCORE_SOURCES = {"persona_tier": "persona_tier", "persona_score": "persona_score"}
+SCORE_COLUMNS = tuple(dict.fromkeys(SCORE_SOURCES.values()))
+CONTACT_SCORE_SOURCES = {
+    "persona_tier": "persona_tier", "persona_score": "persona_score", "seniority": "seniority",
+    "department": "department", "title_match": "title_match", "account_tier": "account_tier",
+    "priority": "priority",
+}  # fmt: skip
+CONTACT_SCORE_COLUMNS = tuple(CONTACT_SCORE_SOURCES.values())
 NUMBER_SOURCES = {
     "fit_score", "score", "valuation", "white_space", "persona_score", "years_experience",
-    "employees", "annual_revenue", "current_arr", "intent_score",
+    "employees", "annual_revenue", "current_arr", "intent_score", "propensity", "intent", "max_attainable",
 }  # fmt: skip
-BOOLEAN_SOURCES = {"is_partner", "prevent_override", "opted_in"}
+BOOLEAN_SOURCES = {"is_partner", "prevent_override", "opted_in", "excluded"}
+OUT_TIER = "OUT"  # scoring: out of scope (or excluded by a negative indicator)
+EXCLUDED_PERSONA = "EXCLUDED"  # persona scoring: excluded contact (intern, student …)
+SCOPE = "scope:out"  # record key flag: the record is out of scope / excluded
 HUBSPOT_TIER_PROPERTY = "hs_ideal_customer_profile"
 HUBSPOT_TIER_VALUES = {"T1": "tier_1", "T2": "tier_2", "T3": "tier_3"}
 HUBSPOT_OBJECTS = {"account": "companies", "contact": "contacts", "opportunity": "deals"}
@@ -150,8 +167,18 @@ def _years_since(value: Any, today: dt.date) -> float | None:
 def load_records(cfg: ClientConfig, engine: Engine, obj: str, fields: list[PushField]) -> list[dict]:
     """Market Map's records of ``obj`` with each push field's source value under ``src:<source>``.
 
-    Score rows come from the current rubric version when it has one, else the latest scored.
+    Score rows come from exactly the rubric version the config names (``version#hash`` as the
+    scoring step stores it, :func:`marketmap.scoring.pipeline.rubric_version`; contacts:
+    ``persona_version``) — never "whatever was scored last": a dry run with a candidate rubric
+    must not leak its tiers into the next real push. A record without a score row of that
+    version has no score values (nothing is pushed for them, nothing is cleared).
+
+    ``rec[SCOPE]`` is True for an out-of-scope account (default product's tier ``OUT``) or an
+    excluded contact (persona tier ``EXCLUDED``): :class:`PushConfig.out_of_scope` decides
+    what the push does with it.
     """
+    from marketmap.scoring.pipeline import persona_version, rubric_version
+
     cid = cfg.client_id
     sources = {f.source: resolve_source(cfg, obj, f.source) for f in fields}
     today = dt.datetime.now(dt.UTC).date()
@@ -165,9 +192,11 @@ def load_records(cfg: ClientConfig, engine: Engine, obj: str, fields: list[PushF
                 ).where(a.client_id == cid).order_by(a.account_key)
             ).mappings().all()  # fmt: skip
             records = [{"key": r["account_key"], **dict(r)} for r in rows]
-            products = {s.product for s in sources.values() if s and s.kind == "score"}
-            scores = _latest_scores(conn, cid, cfg.icp.version, products) if products else {}
+            main = default_product(cfg)
+            products = {s.product for s in sources.values() if s and s.kind == "score"} | {main}
+            scores = _scores(conn, cid, rubric_version(cfg), products)
             for rec in records:
+                rec[SCOPE] = (scores.get((rec["key"], main)) or {}).get("tier") == OUT_TIER
                 for src, s in sources.items():
                     if s is None:
                         rec[f"src:{src}"] = None
@@ -187,9 +216,9 @@ def load_records(cfg: ClientConfig, engine: Engine, obj: str, fields: list[PushF
                 .all()
             )
             records = [{"key": r["contact_key"], **dict(r)} for r in rows]
-            need_scores = any(s and s.kind == "contact_score" for s in sources.values())
-            scores = _latest_contact_scores(conn, cid, cfg.icp.version) if need_scores else {}
+            scores = _contact_scores(conn, cid, persona_version(cfg))
             for rec in records:
+                rec[SCOPE] = (scores.get(rec["key"]) or {}).get("persona_tier") == EXCLUDED_PERSONA
                 for src, s in sources.items():
                     if s is None:
                         rec[f"src:{src}"] = None
@@ -202,43 +231,21 @@ def load_records(cfg: ClientConfig, engine: Engine, obj: str, fields: list[PushF
     return records
 
 
-def _latest_scores(conn, cid: str, version: str, products: set[str]) -> dict[tuple[str, str], dict]:
+def _scores(conn, cid: str, version: str, products: set[str]) -> dict[tuple[str, str], dict]:
     s = t.account_scores.c
     rows = conn.execute(
-        select(s.account_key, s.product, s.rubric_version, s.score, s.tier, s.valuation, s.white_space,
-               s.scored_at).where(s.client_id == cid, s.product.in_(sorted(products)))
-    ).mappings()  # fmt: skip
-    best: dict[tuple[str, str], tuple[tuple, dict]] = {}
-    for r in rows:
-        rank = (r["rubric_version"] == version, r["scored_at"] or dt.datetime.min, r["rubric_version"])
-        k = (r["account_key"], r["product"])
-        if k not in best or _later(rank, best[k][0]):
-            best[k] = (rank, dict(r))
-    return {k: v[1] for k, v in best.items()}
-
-
-def _latest_contact_scores(conn, cid: str, version: str) -> dict[str, dict]:
-    s = t.contact_scores.c
-    rows = conn.execute(
-        select(s.contact_key, s.rubric_version, s.persona_score, s.persona_tier, s.scored_at).where(
-            s.client_id == cid
+        select(s.account_key, s.product, *[s[c] for c in SCORE_COLUMNS]).where(
+            s.client_id == cid, s.product.in_(sorted(products)), s.rubric_version == version
         )
     ).mappings()
-    best: dict[str, tuple[tuple, dict]] = {}
-    for r in rows:
-        rank = (r["rubric_version"] == version, r["scored_at"] or dt.datetime.min, r["rubric_version"])
-        if r["contact_key"] not in best or _later(rank, best[r["contact_key"]][0]):
-            best[r["contact_key"]] = (rank, dict(r))
-    return {k: v[1] for k, v in best.items()}
+    return {(r["account_key"], r["product"]): dict(r) for r in rows}
 
 
-def _later(a: tuple, b: tuple) -> bool:
-    """Compare ranks whose datetimes may mix naive (SQLite) and aware values."""
-
-    def norm(rank: tuple) -> tuple:
-        ts = rank[1]
-        if isinstance(ts, dt.datetime) and ts.tzinfo is not None:
-            ts = ts.astimezone(dt.UTC).replace(tzinfo=None)
-        return (rank[0], ts, rank[2])
-
-    return norm(a) > norm(b)
+def _contact_scores(conn, cid: str, version: str) -> dict[str, dict]:
+    s = t.contact_scores.c
+    rows = conn.execute(
+        select(s.contact_key, *[s[c] for c in CONTACT_SCORE_COLUMNS]).where(
+            s.client_id == cid, s.rubric_version == version
+        )
+    ).mappings()
+    return {r["contact_key"]: dict(r) for r in rows}

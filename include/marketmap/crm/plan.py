@@ -21,7 +21,17 @@ from sqlalchemy import Engine, select
 from marketmap.config import ClientConfig, PushConfig, PushField
 from marketmap.crm import snapshot
 from marketmap.crm.base import CrmAdapter
-from marketmap.crm.mapping import crm_format, crm_objects, effective_fields, identity_fields, load_records
+from marketmap.crm.mapping import (
+    EXCLUDED_PERSONA,
+    OUT_TIER,
+    SCOPE,
+    crm_format,
+    crm_objects,
+    effective_fields,
+    identity_fields,
+    load_records,
+    source_type,
+)
 from marketmap.crm.values import (
     domains_of,
     is_blank,
@@ -37,6 +47,9 @@ from marketmap.warehouse import schema as t
 from marketmap.warehouse import upsert
 
 FUZZY_THRESHOLD = 90.0
+CLEAR = object()  # desired value "blank": clear the CRM field (an out-of-scope tier)
+DELETED = "deleted_in_crm"  # skip reason: Market Map's CRM id of the record is gone from the CRM
+PARKED = "parked"  # skip reason prefix: failed run after run with the same values
 REVIEW_KIND = "crm_match"  # review_queue.kind of name look-alikes found while planning a push
 
 
@@ -73,6 +86,7 @@ class PushPlan:
     items: list[PlanItem]
     review_pairs: int = 0
     lookups: dict[str, int] = field(default_factory=dict)
+    deleted_in_crm: str = "flag"
     generated_at: dt.datetime = field(default_factory=snapshot.now)
 
     @property
@@ -98,6 +112,7 @@ class PushPlan:
                 sorted(Counter(i.reason for i in self.items if i.operation == "skip").items())
             ),
             "retries_of_failed": sum(1 for i in self.items if i.retry),
+            "parked": sum(1 for i in self.items if (i.reason or "").startswith(PARKED)),
             "review_pairs": self.review_pairs,
             "lookups": dict(self.lookups),
         }
@@ -108,6 +123,34 @@ def load_sync(engine: Engine, client_id: str, obj: str) -> dict[str, dict]:
     with engine.connect() as conn:
         rows = conn.execute(select(t.crm_sync).where(c.client_id == client_id, c.object == obj)).mappings()
         return {r["record_key"]: dict(r) for r in rows}
+
+
+def _parked(engine: Engine, client_id: str, obj: str, sync: dict[str, dict], after: int) -> dict[str, tuple]:
+    """record_key -> (fields_changed, error) of the last attempt, for records whose last
+    ``after`` write attempts (one per run) all failed."""
+    failed = sorted(k for k, s in sync.items() if s.get("failed"))
+    if not failed:
+        return {}
+    pl = t.push_log.c
+    runs: dict[str, list[dict]] = defaultdict(list)
+    with engine.connect() as conn:
+        for part in range(0, len(failed), 5000):
+            rows = conn.execute(
+                select(pl.record_key, pl.run_id, pl.status, pl.error, pl.fields_changed, pl.at)
+                .where(pl.client_id == client_id, pl.object == obj, pl.record_key.in_(failed[part : part + 5000]),
+                       pl.status.in_(("success", "failed")))
+                .order_by(pl.record_key, pl.entry_id.desc())
+            ).mappings()  # fmt: skip
+            for r in rows:
+                seen = runs[r["record_key"]]
+                if len(seen) < after and all(x["run_id"] != r["run_id"] for x in seen):
+                    seen.append(dict(r))
+    out = {}
+    for key, seen in runs.items():
+        if len(seen) >= after and all(x["status"] == "failed" for x in seen):
+            last = seen[0]
+            out[key] = (last["fields_changed"], (last["error"] or "failed")[:300])
+    return out
 
 
 def _review_decisions(engine: Engine, client_id: str) -> dict[tuple[str, str], str]:
@@ -159,6 +202,7 @@ class _Planner:
         self.read_fields = snapshot.read_fields(cfg, self.obj, self.id_field)
         self.lookups: Counter = Counter()
         self.review_rows: list[dict] = []
+        self.parked_keys = _parked(engine, self.cid, self.obj, self.sync, push.park_after_failures)
 
     # ---- CRM look-ups, recorded in the snapshot
     def _remember(self, records: list[dict], source: str = "lookup") -> list[dict]:
@@ -197,17 +241,33 @@ class _Planner:
             self.lookups["find_by_external_id"] += len(keys)
             self._remember(self.adapter.find(self.obj, f, sorted(keys), self.read_fields))
 
+    def dead_id(self, rec: dict) -> str | None:
+        """A CRM id Market Map had for this record that the CRM no longer has (deleted there)."""
+        if not self.remote:
+            return None
+        known = [rec.get("crm_id"), (self.sync.get(rec["key"]) or {}).get("crm_id")]
+        return next((i for i in known if i and i not in self.snap), None)
+
     def exists(self, crm_id: str | None) -> bool:
         # Without a remote CRM (CSV), an id from the ingested export is the CRM's own id.
         return bool(crm_id) and (crm_id in self.snap or not self.remote)
 
     # ---- values and policies
     def desired(self, rec: dict) -> dict[str, Any]:
-        out = {}
+        """crm_field -> value to hold; :data:`CLEAR` where the field must be blank.
+
+        An ``OUT`` tier / ``EXCLUDED`` persona is sent as the picklist's entry for it when
+        ``out_of_scope: value`` (the literal value without a picklist) and cleared otherwise;
+        a missing score is never sent and never clears anything.
+        """
+        out: dict[str, Any] = {}
         for f in self.fields:
-            v = translate(
-                rec.get(f"src:{f.source}"), f.picklist, self.push.value_normalisation.get(f.crm_field)
-            )
+            raw = rec.get(f"src:{f.source}")
+            special = source_type(f.source) == "picklist" and raw in (OUT_TIER, EXCLUDED_PERSONA)
+            if special and self.push.out_of_scope != "value":
+                out[f.crm_field] = CLEAR
+                continue
+            v = translate(raw, f.picklist, self.push.value_normalisation.get(f.crm_field))
             v = outgoing(v)
             if v is not None:
                 out[f.crm_field] = v
@@ -231,11 +291,32 @@ class _Planner:
             if f.crm_field not in desired or f.policy == "never":
                 continue
             after, before = desired[f.crm_field], current.get(f.crm_field)
+            if after is CLEAR:
+                if f.policy == "overwrite" and (not is_blank(before) or retry):
+                    out[f.crm_field] = (before, None)
+                continue
             if f.policy == "if_blank" and not is_blank(before):
                 continue
             if retry or not same(before, after):
                 out[f.crm_field] = (before, after)
         return out
+
+    def parked(self, key: str, changes: dict[str, tuple[Any, Any]]) -> str | None:
+        """The reason a record is parked: it failed the last ``park_after_failures`` runs in a
+        row trying to write exactly these values (new values un-park it)."""
+        last = self.parked_keys.get(key)
+        if not last:
+            return None
+        logged, error = last
+        logged = logged or {}
+        for f, (_, after) in changes.items():
+            was = logged.get(f)
+            if not isinstance(was, dict) or not same(was.get("to"), after):
+                return None
+        return error
+
+    def out_of_scope_skip(self, rec: dict) -> bool:
+        return bool(rec.get(SCOPE)) and self.push.out_of_scope == "skip"
 
     def update_item(self, rec: dict, crm_id: str, match: str) -> PlanItem:
         key = rec["key"]
@@ -244,10 +325,15 @@ class _Planner:
         current = self.current(crm_id)
         if self.prevented(rec, current):
             return PlanItem(key, "skip", crm_id, reason="prevent_override", match=match)
+        if self.out_of_scope_skip(rec):
+            return PlanItem(key, "skip", crm_id, reason="out_of_scope", match=match)
         retry = bool(self.sync.get(key, {}).get("failed"))
         changes = self.changes(self.desired(rec), current, retry)
         if not changes:
             return PlanItem(key, "skip", crm_id, reason="no_change", match=match)
+        why = self.parked(key, changes) if retry else None
+        if why:
+            return PlanItem(key, "skip", crm_id, reason=f"{PARKED}: {why}", match=match)
         return PlanItem(
             key, "update", crm_id, changes, reason="retry_failed" if retry else None, match=match, retry=retry
         )
@@ -256,7 +342,12 @@ class _Planner:
         key = rec["key"]
         if self.push.mode == "update_only":
             return PlanItem(key, "skip", reason="not_in_crm")
-        desired = self.desired(rec)
+        if self.out_of_scope_skip(rec):
+            return PlanItem(key, "skip", reason="out_of_scope")
+        dead = self.dead_id(rec)
+        if dead and self.push.deleted_in_crm != "recreate":
+            return PlanItem(key, "skip", dead, reason=DELETED)
+        desired = {f: v for f, v in self.desired(rec).items() if v is not CLEAR}
         if not desired:  # not scored (yet): never create an empty shell in the CRM
             return PlanItem(key, "skip", reason="no_values")
         ext = key if self.push.external_id_field else None
@@ -269,6 +360,9 @@ class _Planner:
             if all(same(pushed.get(k), v) for k, v in {**identity, **desired}.items()):
                 return PlanItem(key, "skip", reason="no_change", match="previous_export")
         retry = bool(sync.get("failed"))
+        why = self.parked(key, changes) if retry else None
+        if why:
+            return PlanItem(key, "skip", reason=f"{PARKED}: {why}")
         return PlanItem(
             key, "create", None, changes, identity, reason="retry_failed" if retry else None,
             external_id=ext, account_crm_id=account_crm_id, retry=retry,
@@ -398,9 +492,17 @@ class _Planner:
                 )
             ).all()
         account_sync = load_sync(self.engine, self.cid, "account")
-        primary: dict[str, str | None] = {}
+        # the account id a new contact hangs off: the one Market Map last wrote successfully
+        # (a re-created account replaces a dead id), then the warehouse's; never a dead id
+        candidates: dict[str, list[str]] = {}
         for k, crm_id in acc_rows:
-            primary[k] = crm_id or (account_sync.get(k) or {}).get("crm_id")
+            s = account_sync.get(k) or {}
+            ok_id = s.get("crm_id") if s.get("status") == "success" else None
+            candidates[k] = [x for x in dict.fromkeys([ok_id, crm_id, s.get("crm_id")]) if x]
+        alive = self._alive_accounts({i for v in candidates.values() for i in v})
+        primary: dict[str, str | None] = {
+            k: next((i for i in v if alive is None or i in alive), None) for k, v in candidates.items()
+        }
 
         def account_ids(rec: dict) -> set[str]:
             ids = set(folded.get(rec["account_key"] or "", []))
@@ -447,7 +549,11 @@ class _Planner:
             if r["key"] in matched:
                 items.append(self.update_item(r, *matched[r["key"]]))
                 continue
-            acc = primary.get(r["account_key"] or "") or r["account_crm_id"]
+            acc = primary.get(r["account_key"] or "")
+            if not acc and r["account_crm_id"] and (alive is None or r["account_crm_id"] in alive):
+                acc = r["account_crm_id"]
+            if not acc and r["account_crm_id"] and alive is not None:
+                acc = self._alive_accounts({r["account_crm_id"]}) and r["account_crm_id"]
             if not acc:
                 items.append(PlanItem(r["key"], "skip", reason="account_not_in_crm"))
                 continue
@@ -467,6 +573,19 @@ class _Planner:
             items.append(self.create_item(r, identity, account_crm_id=acc))
         return items
 
+    def _alive_accounts(self, ids: set[str]) -> set[str] | None:
+        """Which of these account ids the CRM has (snapshot, then a read); None without a remote CRM."""
+        if not self.remote:
+            return None
+        snap = snapshot.load(self.engine, self.cid, "account")
+        alive = {i for i in ids if i in snap}
+        unknown = sorted(ids - alive)
+        if unknown:
+            fields = snapshot.read_fields(self.cfg, "account", self.adapter.id_field("account"))
+            self.lookups["read_accounts_by_id"] += len(unknown)
+            alive |= set(self.adapter.read("account", unknown, fields))
+        return alive
+
     def run(self) -> PushPlan:
         items = self.plan_accounts() if self.obj == "account" else self.plan_contacts()
         if self.review_rows:
@@ -485,6 +604,7 @@ class _Planner:
             items=items,
             review_pairs=len(self.review_rows),
             lookups=dict(self.lookups),
+            deleted_in_crm=self.push.deleted_in_crm,
         )
 
 

@@ -13,7 +13,15 @@ from dataclasses import dataclass, field
 
 from marketmap.config import PERSONA_TIERS, TIERS, ClientConfig, PushConfig, PushField
 from marketmap.crm.base import CrmAdapter, CrmError, FieldMeta
-from marketmap.crm.mapping import crm_objects, effective_fields, identity_fields, resolve_source, source_type
+from marketmap.crm.mapping import (
+    EXCLUDED_PERSONA,
+    OUT_TIER,
+    crm_objects,
+    effective_fields,
+    identity_fields,
+    resolve_source,
+    source_type,
+)
 from marketmap.crm.values import translate
 
 # Market Map value type -> CRM field types that can hold it
@@ -51,6 +59,8 @@ class PreflightReport:
     warnings: list[str] = field(default_factory=list)
     created: list[str] = field(default_factory=list)
     checked: list[str] = field(default_factory=list)
+    # what a CRM admin must create by hand (no permission / no API for it), one precise line each
+    admin_todo: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -64,18 +74,35 @@ class PreflightReport:
         lines += [f"  PROBLEM  {p}" for p in self.problems]
         lines += [f"  warning  {w}" for w in self.warnings]
         lines += [f"  created  {c}" for c in self.created]
+        lines += [f"  ADMIN    {c}" for c in self.admin_todo]
         return "\n".join(lines)
 
     def as_dict(self) -> dict:
         return {"ok": self.ok, **{k: v for k, v in self.__dict__.items()}}
 
 
+# every value of a score output with a closed domain (abm_grade: tier digit + intent letter)
+ABM_GRADES = tuple(f"{d}{c}" for d in "1234" for c in "-ABC")
+
+
+def source_domain(f: PushField, push: PushConfig) -> tuple[str, ...] | None:
+    """Every raw value the source can hold (None: open-ended), OUT/EXCLUDED included when the
+    push sends them as a value (``out_of_scope: value``); blank/skip never send them."""
+    name = f.source.split(".", 1)[-1]
+    if name == "abm_grade":
+        return ABM_GRADES
+    if source_type(f.source) != "picklist":
+        return None
+    if f.source == "persona_tier":
+        return PERSONA_TIERS + ((EXCLUDED_PERSONA,) if push.out_of_scope == "value" else ())
+    return TIERS + ((OUT_TIER,) if push.out_of_scope == "value" else ())
+
+
 def produced_values(f: PushField, push: PushConfig) -> set[str]:
-    """Every value this mapping can send to a picklist field."""
+    """Every value this mapping can send to a picklist field (OUT / EXCLUDED included when sent)."""
     norm = push.value_normalisation.get(f.crm_field)
-    kind = source_type(f.source)
-    if kind == "picklist":
-        domain = PERSONA_TIERS if f.source == "persona_tier" else TIERS
+    domain = source_domain(f, push)
+    if domain is not None:
         values = {str(translate(v, f.picklist, norm)) for v in domain}
     else:
         values = set((f.picklist or {}).values())
@@ -88,9 +115,16 @@ def _similar(name: str, meta: dict[str, FieldMeta]) -> str:
     return f" (did you mean {', '.join(close)}?)" if close else ""
 
 
-def _check_picklist(where: str, f: PushField, push: PushConfig, m: FieldMeta, problems: list[str]) -> None:
+def _check_picklist(
+    where: str, f: PushField, push: PushConfig, m: FieldMeta, problems: list[str], warnings: list[str]
+) -> None:
     if m.type not in PICKLIST_TYPES and not m.options:
         return
+    if source_domain(f, push) is None and not f.picklist:
+        warnings.append(
+            f"{where} is a restricted picklist but '{f.source}' has no closed set of values: a value the "
+            "picklist lacks is rejected record by record (add a picklist translation to be safe)"
+        )
     missing = sorted(v for v in produced_values(f, push) if v not in m.options)
     if not missing:
         return
@@ -134,14 +168,22 @@ def _check_push(
         report.checked.append(where)
         want = source_type(f.source)
         m = meta.get(f.crm_field)
-        if m is None and create_missing and adapter.kind == "hubspot":
+        if m is None and create_missing:
             m = _create(adapter, obj, f, push, want, report)
             if m is not None:
                 meta[f.crm_field] = m
+        elif m is not None and create_missing and (m.type in PICKLIST_TYPES or m.options):
+            m = _add_options(adapter, obj, f, push, m, report)
+            meta[f.crm_field] = m
         if m is None:
             report.problems.append(
                 f"{where} does not exist (mapped from '{f.source}'){_similar(f.crm_field, meta)}"
             )
+            todo = _todo_create(
+                crm_obj, f, want, sorted(produced_values(f, push)) if want == "picklist" else []
+            )
+            if todo not in report.admin_todo:
+                report.admin_todo.append(todo)
             continue
         if m.type not in COMPATIBLE[want]:
             report.problems.append(
@@ -152,7 +194,7 @@ def _check_push(
             report.problems.append(f"{where} is read-only in the CRM (not updateable); it cannot be pushed")
         if push.mode != "update_only" and not m.createable:
             report.problems.append(f"{where} cannot be set on new records (not createable)")
-        _check_picklist(where, f, push, m, report.problems)
+        _check_picklist(where, f, push, m, report.problems, report.warnings)
         for raw in push.value_normalisation.get(f.crm_field, {}):
             if m.type in PICKLIST_TYPES and raw in m.options:
                 report.warnings.append(f"{where}: value normalisation rewrites '{raw}', a valid CRM value")
@@ -190,30 +232,71 @@ def _check_push(
             report.warnings.append(f"{crm_obj}.{name} does not exist: look-ups by {canonical} are skipped")
 
 
+SALESFORCE_NEW_FIELD = {"picklist": "Picklist", "number": "Number(16, 2)", "boolean": "Checkbox",
+                        "string": "Text(255)"}  # fmt: skip
+
+
+def _todo_create(crm_obj: str, f: PushField, want: str, options: list[str]) -> str:
+    kind = SALESFORCE_NEW_FIELD[want]
+    vals = f", restricted values {options}" if options else ""
+    return (f"create field {crm_obj}.{f.crm_field} (type {kind}{vals}, visible to the Market Map integration "
+            f"user, editable) — Setup > Object Manager > {crm_obj} > Fields & Relationships > New")  # fmt: skip
+
+
 def _create(
     adapter: CrmAdapter, obj: str, f: PushField, push: PushConfig, want: str, report: PreflightReport
 ) -> FieldMeta | None:
     options = sorted(produced_values(f, push)) if want == "picklist" else []
-    label = f.crm_field.replace("_", " ").strip().title()
+    label = f.crm_field.replace("__c", "").replace("_", " ").strip().title()
     try:
         adapter.create_field(obj, f.crm_field, label, want, options)
     except CrmError as e:
-        report.problems.append(f"could not create property {f.crm_field}: {e.message}")
+        report.warnings.append(f"could not create field {f.crm_field}: {e.message}")
+        report.admin_todo.append(_todo_create(crm_objects_of(adapter, obj), f, want, options))
         return None
-    report.created.append(f"{obj}.{f.crm_field} ({HUBSPOT_NEW_PROPERTY[want][0]})")
+    kind = HUBSPOT_NEW_PROPERTY[want][0] if adapter.kind == "hubspot" else SALESFORCE_NEW_FIELD[want]
+    report.created.append(f"{obj}.{f.crm_field} ({kind})")
     return adapter.describe(obj).get(f.crm_field)
+
+
+def crm_objects_of(adapter: CrmAdapter, obj: str) -> str:
+    return getattr(adapter, "objects", {}).get(obj, obj)
+
+
+def _add_options(
+    adapter: CrmAdapter, obj: str, f: PushField, push: PushConfig, m: FieldMeta, report: PreflightReport
+) -> FieldMeta:
+    """Add the picklist values the mapping produces but the CRM lacks (the check below then passes)."""
+    missing = sorted(v for v in produced_values(f, push) if v not in m.options)
+    if not missing:
+        return m
+    try:
+        adapter.add_options(obj, f.crm_field, m, missing)
+    except CrmError as e:
+        report.admin_todo.append(
+            f"add the values {missing} to the picklist {crm_objects_of(adapter, obj)}.{f.crm_field} "
+            f"({e.message})"
+        )
+        return m
+    report.created.append(f"{obj}.{f.crm_field}: picklist values {missing}")
+    return adapter.describe(obj).get(f.crm_field) or m
 
 
 def preflight(cfg: ClientConfig, adapter: CrmAdapter, *, create_missing: bool = False) -> PreflightReport:
     """Check every push mapping of the client against the CRM; list all problems together.
 
-    ``create_missing=True`` creates missing HubSpot properties (with the picklist options
-    the mapping produces) instead of reporting them. The push must not start unless
+    Every value the mapping can produce is checked against restricted picklists, ``OUT`` /
+    ``EXCLUDED`` included when ``out_of_scope: value`` sends them.
+
+    ``create_missing=True`` (or a push's ``create_missing_fields``) creates missing fields
+    and missing picklist values: HubSpot through the properties API, Salesforce through the
+    Tooling API when the user may; what cannot be created lands in ``report.admin_todo``,
+    one precise line per field, next to the problem. The push must not start unless
     ``report.ok``.
     """
     report = PreflightReport(cfg.client_id, cfg.crm.kind)
     if not cfg.push:
         report.warnings.append("no push mappings configured: nothing will be written to the CRM")
     for i, push in enumerate(cfg.push):
-        _check_push(cfg, adapter, i, push, report, create_missing)
+        _check_push(cfg, adapter, i, push, report, create_missing or push.create_missing_fields)
     return report

@@ -209,6 +209,34 @@ class SalesforceAdapter(CrmAdapter):
         self._describe[obj] = out
         return out
 
+    def create_field(self, obj: str, name: str, label: str, kind: str, options: list[str]) -> None:
+        """A custom field through the Tooling API (``CustomField``); needs "Customize Application".
+
+        Without the permission Salesforce answers 403 / INSUFFICIENT_ACCESS and the caller
+        lists the field for an admin. Picklists are created restricted, with exactly the
+        values the mapping produces.
+        """
+        import json
+
+        if not name.endswith("__c"):
+            raise CrmError(f"{name} is not a custom field name (…__c): only custom fields can be created")
+        meta: dict[str, Any] = {"label": label[:40], "description": "Written by Market Map"}
+        if kind == "picklist":
+            meta.update(type="Picklist", valueSet={"restricted": True, "valueSetDefinition": {
+                "sorted": False, "value": [{"fullName": v, "label": v, "default": False} for v in options]}})  # fmt: skip
+        elif kind == "number":
+            meta.update(type="Number", precision=18, scale=2)
+        elif kind == "boolean":
+            meta.update(type="Checkbox", defaultValue="false")
+        else:
+            meta.update(type="Text", length=255)
+        body = json.dumps({"FullName": f"{self._sobject(obj)}.{name}", "Metadata": meta})
+        try:
+            self._once("meta", self.sf.restful, "tooling/sobjects/CustomField", method="POST", data=body)
+        except Fatal as e:  # 401/403 here is a permission answer about this call, not a dead session
+            raise CrmError(f"the Salesforce user may not create fields ({e.message})") from None
+        self._describe.pop(obj, None)
+
     def _existing(self, obj: str, fields: list[str]) -> list[str]:
         meta = self._describe.get(obj) or self.describe(obj)
         return [f for f in dict.fromkeys(fields) if f in meta]
@@ -417,6 +445,8 @@ class SalesforceAdapter(CrmAdapter):
 
 
 def _csv_value(v: Any) -> Any:
+    if v is None:  # Bulk API 2.0 ignores an empty value on update: #N/A clears the field
+        return "#N/A"
     if isinstance(v, bool):
         return "true" if v else "false"
     return v

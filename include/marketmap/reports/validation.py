@@ -21,6 +21,22 @@ def _run(engine: Engine, client_id: str, run_id: str):
         return conn.execute(select(t.runs).where(r.client_id == client_id, r.run_id == run_id)).first()
 
 
+def ingest_rows(ingest) -> list[dict]:
+    """One row per object read, for both summary shapes: a CSV export's ``{object: {file, rows,
+    rejected}}`` and a CRM extract's ``{"objects": {object: {records, staged, file}}, "owners": n,
+    "rejected": n, "calls": {…}, …}`` (whose top-level scalars are not objects)."""
+    if not isinstance(ingest, dict):
+        return []
+    per_object = ingest.get("objects") if isinstance(ingest.get("objects"), dict) else ingest
+    rows = []
+    for k, v in per_object.items():
+        if not isinstance(v, dict) or k in ("calls", "forgotten", "dedupe", "load"):
+            continue
+        rows.append({"object": k, "file": v.get("file"), "rows read": v.get("rows", v.get("records")),
+                     "rejected": v.get("rejected"), "values left blank": v.get("warnings", 0)})  # fmt: skip
+    return rows
+
+
 def load_section(steps: dict) -> Section:
     load = steps.get("load") or {}
     if not load:
@@ -34,16 +50,12 @@ def load_section(steps: dict) -> Section:
     chart = charts.bar(list(counts), list(counts.values()), title="Records loaded by this run",
                        xlabel="record kind", ylabel="records", color=charts.PALETTE[0])  # fmt: skip
     frame = pd.DataFrame({"what": list(counts), "records": list(counts.values())})
-    ingest = steps.get("ingest") or {}
-    read = pd.DataFrame(
-        [
-            {"object": k, "file": v.get("file"), "rows read": v.get("rows"), "rejected": v.get("rejected")}
-            for k, v in ingest.items()
-        ]
-    )
+    read = pd.DataFrame(ingest_rows(steps.get("ingest")))
     tables = [Table("loaded", "Records loaded", frame, {"records": "count"})]
     if not read.empty:
-        tables.append(Table("files", "Files read", read, {"rows read": "count", "rejected": "count"}))
+        tables.append(
+            Table("files", "Files read", read, {"rows read": "count", "rejected": "count", "values left blank": "count"})
+        )
     return Section("What this run loaded", charts=[chart], tables=tables)
 
 
@@ -147,6 +159,34 @@ def rejected_section(engine: Engine, client_id: str, run_id: str) -> Section:
     )
 
 
+def warnings_section(engine: Engine, client_id: str, run_id: str) -> Section:
+    """Kept rows whose optional value was left blank (a bad value is never guessed)."""
+    w = t.ingest_warnings.c
+    with engine.connect() as conn:
+        rows = pd.read_sql(
+            select(w.file, w.row_number, w.field, w.value, w.reason)
+            .where(w.client_id == client_id, w.run_id == run_id)
+            .order_by(w.file, w.row_number),
+            conn,
+        )
+    if rows.empty:
+        return Section("Values left blank", findings=[Finding("no value was left blank in this run", "pass")])
+    by = (
+        rows.assign(where=rows["file"].astype(str) + ": " + rows["field"].fillna("(row)").astype(str))
+        .groupby("where")
+        .agg(values=("reason", "size"), example=("reason", "first"))
+        .sort_values("values", ascending=False)
+    )
+    return Section(
+        "Values left blank",
+        lead=f"{len(rows):,} values were not usable and were left blank; their rows were kept (row 1 = header).",
+        tables=[
+            Table("warnings_by_field", "Which values were left blank", by.reset_index(), {"values": "count"}),
+            Table("warnings", "Values left blank", rows),
+        ],
+    )
+
+
 def build(cfg: ClientConfig, engine: Engine, run_id: str, steps: dict | None = None) -> Report:
     """The validation report of one build run (steps default to the run's stored summary)."""
     run = _run(engine, cfg.client_id, run_id)
@@ -172,6 +212,7 @@ def build(cfg: ClientConfig, engine: Engine, run_id: str, steps: dict | None = N
         valuation_section(frame),
         credit_section(cfg, engine, month),
         rejected_section(engine, cfg.client_id, run_id),
+        warnings_section(engine, cfg.client_id, run_id),
     ]
     qa = steps.get("qa") or {}
     if qa.get("gates"):
