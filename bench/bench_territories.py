@@ -144,6 +144,55 @@ def exact(n: int, reps: int, seconds: int = 30) -> list[str]:
     return out + [""]
 
 
+def unreachable(n: int, reps: int, seconds: int = 30) -> list[str]:
+    """One account worth 2.5x a mean territory: ±20% cannot be reached. Say so, and move as few as needed.
+
+    Compares the proposal's moves with the exact fewest moves (PuLP/CBC) that reach the
+    same best-reachable band the proposal aimed at.
+    """
+    f, names = instance(n, reps, seed=5)
+    target = f["value"].sum() / reps
+    giant = pd.DataFrame({"account_key": ["giant"], "owner_id": [names[-1]], "value": [2.5 * target],
+                          "tier": ["T1"], "locked": [False]})  # fmt: skip
+    f = pd.concat([f, giant], ignore_index=True)
+    v = f["value"].to_numpy()
+    own = f["owner_id"].map({r: i for i, r in enumerate(names)}).to_numpy()
+    t0 = time.perf_counter()
+    rb = rebalance(f, names, BAND)
+    secs = time.perf_counter() - t0
+    out = [f"### band out of reach: {n} accounts + one worth 2.5× a mean territory, {reps} reps", "",
+           f"Proposal says: reachable = {rb.reachable}; {rb.reason}.", "",
+           "| method | max/min ratio | max deviation | spread (CV) | accounts moved | seconds |", "|---|---|---|---|---|---|",
+           row("start (unbalanced)", balance_stats(loads(v, own, reps)), 0, 0.0),
+           row(f"Market Map proposal (aims at ±{rb.goal_used:.0%}, the best reachable)", rb.stats_after, len(rb.moves), secs)]  # fmt: skip
+    try:
+        import pulp
+    except ImportError:
+        return out + ["", "(PuLP not installed: exact comparison skipped)", ""]
+    mean = v.sum() / reps
+    p = pulp.LpProblem("min_moves_reachable", pulp.LpMinimize)
+    x = {(i, r): pulp.LpVariable(f"x_{i}_{r}", cat="Binary") for i in range(len(v)) for r in range(reps)}
+    p += pulp.lpSum(x[i, r] for i in range(len(v)) for r in range(reps) if r != own[i])
+    for i in range(len(v)):
+        p += pulp.lpSum(x[i, r] for r in range(reps)) == 1
+    for r in range(reps):
+        load = pulp.lpSum(v[i] * x[i, r] for i in range(len(v)))
+        p += load >= mean * (1 - rb.goal_used)
+        p += load <= mean * (1 + rb.goal_used)
+    t0 = time.perf_counter()
+    p.solve(pulp.PULP_CBC_CMD(msg=False, timeLimit=seconds))
+    secs = time.perf_counter() - t0
+    if pulp.LpStatus[p.status] == "Optimal":
+        a = np.array([next(r for r in range(reps) if x[i, r].value() > 0.5) for i in range(len(v))])
+        out.append(row(f"exact: fewest moves into ±{rb.goal_used:.0%}", balance_stats(loads(v, a, reps)),
+                       int((a != own).sum()), secs))  # fmt: skip
+    else:
+        out.append(
+            f"| exact: fewest moves into ±{rb.goal_used:.0%} | {pulp.LpStatus[p.status]} | | | | {secs:.1f} |"
+        )
+    return out + [""]
+
+
 def main() -> None:
     lines = ["# Territory rebalancing benchmark", "",
              f"Goal band: ±{BAND * GOAL_SHARE:.0%} of the mean (alert band ±{BAND:.0%}). Python {sys.version.split()[0]}.", ""]  # fmt: skip
@@ -154,6 +203,8 @@ def main() -> None:
         lines += exact(120, 6)
     except ImportError:
         lines.append("(PuLP not installed: exact comparison skipped)")
+    lines += unreachable(60, 4)
+    lines += unreachable(300, 6, seconds=60)
     print("\n".join(lines))
 
 

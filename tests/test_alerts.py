@@ -177,3 +177,58 @@ def test_task_failure_goes_to_revops_via_slack(fixture_clients, mm_home, monkeyp
         assert out["via"] == "slack"
         (msg,) = slack.messages["#sample-revops"]
         assert "extract_changes" in msg["text"] and "token=***" in msg["text"]
+
+
+def test_resolved_message_shows_the_current_numbers_not_the_ones_that_fired(env, mm_home):
+    cfg, engine = env
+    rules = {"lift_below_min"}
+    process_alerts(cfg, engine, "f", day(0), [lift_alert(cfg, 1.1)], rules)
+    now = lift_alert(cfg, 1.9, cleared=True)
+    now.title, now.confidence = (
+        "T1 accounts win 1.9× as often as T3 accounts.",
+        "Lift 1.90×, 95% interval 1.6×–2.3×",
+    )
+    # a cleared candidate opens nothing when nothing is open ...
+    other = Alert(client_id=cfg.client_id, rule="t3_beats_t1", key="T3>T1", title="x", cleared=True)
+    out = process_alerts(cfg, engine, "r", day(7), [now, other], rules | {"t3_beats_t1"})
+    assert out["resolved"] == 1 and out["fired"] == 0
+    msg = outbox(mm_home)[-1]
+    flat = json.dumps(msg["blocks"], ensure_ascii=False)
+    assert (
+        msg["text"]
+        == ":white_check_mark: Resolved — Sample Bank Co: T1 accounts win 1.9× as often as T3 accounts."
+    )
+    assert "1.9" in flat and "Evidence now" in flat and "Was: lift 1.1" in flat
+    assert "1.1" not in flat.replace("Was: lift 1.1", "")  # the numbers that fired are not shown as current
+    with engine.connect() as conn:
+        row = conn.execute(select(t.alerts).where(t.alerts.c.fingerprint == now.fingerprint)).one()
+    assert row.status == "resolved" and row.numbers["numbers"]["lift"] == 1.9
+    # ... and a re-run of the same interval sends nothing
+    again = process_alerts(cfg, engine, "r", day(7), [now], rules)
+    assert again["fired"] == again["updated"] == again["resolved"] == 0
+
+
+def test_slack_text_escapes_data_so_names_cannot_ping_or_disguise_links():
+    evil = "Acme <!channel> & <https://evil.example|Invoice>"
+    a = Alert(client_id="c", rule="inactive_rep_owns_accounts", key="r9", role="leadership",
+              title=f"{evil} has left but still owns 3 accounts.", numbers={"rep": "<@U123>"},
+              confidence="<!here> exact", next_steps=["Ask <!everyone>"], report="/r/<x>.csv")  # fmt: skip
+    d = store.Decision("fired", a.fingerprint, a.rule, a.role, a.title, a.severity, a.payload(), a)
+    text, blocks = render(evil, d, {"run": "http://af/dags/x/runs/y"})
+    mrkdwn = [text] + [
+        s
+        for b in blocks
+        for s in [b.get("text", {}).get("text", "") if b["type"] != "header" else ""]
+        + [f["text"] for f in b.get("fields", [])]
+        + [e["text"] for e in b.get("elements", [])]
+    ]
+    joined = " ".join(mrkdwn)
+    assert "<!channel>" not in joined and "<!here>" not in joined and "<!everyone>" not in joined
+    assert "<https://evil" not in joined and "<@U123>" not in joined
+    assert "&lt;!channel&gt; &amp; &lt;https://evil.example|Invoice&gt;" in text
+    assert "<http://af/dags/x/runs/y|Airflow run>" in joined  # our own link stays a link
+    resolved = store.Decision(
+        "resolved", a.fingerprint, a.rule, a.role, a.title, a.severity, a.payload(), None
+    )
+    rtext, rblocks = render(evil, resolved, {})
+    assert "<!channel>" not in rtext + json.dumps(rblocks)

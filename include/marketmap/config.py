@@ -549,6 +549,12 @@ class MaintenanceConfig(Strict):
     valuation_divergence: float = Field(0.3, gt=0)
     territory_max_ratio: float = Field(2.0, gt=1)
     territory_band: float = Field(0.2, gt=0, lt=1)
+    territory_value: Literal["account_owner", "opportunity_owner", "open_pipeline", "won_value"] = Field(
+        "account_owner",
+        description="what a rep's territory is worth: valuations of the accounts they own (account_owner), "
+        "valuations split by who works the account's deals (opportunity_owner), the open pipeline or the "
+        "won value of the last 365 days of the deals they own",
+    )
     alert_snooze_days: int = Field(7, ge=0)
     task_timeout_hours: float = Field(6, gt=0, description="execution_timeout of every task")
     confidence: float = Field(0.95, gt=0.5, lt=1)

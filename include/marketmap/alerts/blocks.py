@@ -2,6 +2,12 @@
 
 Pure functions: a decision in, ``(text, blocks)`` out. ``text`` is the notification
 fallback Slack shows in previews and screen readers; blocks carry the detail.
+
+Every piece of data that goes into mrkdwn text (client, company and rep names, titles,
+numbers, report paths) passes :func:`escape`: Slack reads ``<!channel>`` or
+``<https://x|text>`` as a ping or a disguised link, so ``&``, ``<`` and ``>`` become
+``&amp;``, ``&lt;``, ``&gt;`` (Slack's own escaping). Only links this module builds stay
+links. ``plain_text`` (the header) is never parsed, so it is not escaped.
 """
 
 from __future__ import annotations
@@ -20,6 +26,11 @@ def run_url(base_url: str | None, dag_id: str, run_id: str) -> str | None:
     if not base_url:
         return None
     return f"{base_url.rstrip('/')}/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}"
+
+
+def escape(text: Any) -> str:
+    """Slack mrkdwn escaping of data: ``&``, ``<`` and ``>`` (in that order)."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _fmt(value: Any) -> str:
@@ -42,12 +53,36 @@ def _label(key: str) -> str:
     return key.replace("_", " ")
 
 
+def _fields(numbers: dict) -> list[dict]:
+    return [
+        {"type": "mrkdwn", "text": f"*{escape(_label(k))}*\n{escape(_fmt(v))}"[:2000]}
+        for k, v in numbers.items()
+        if not isinstance(v, dict | list) or len(str(v)) < 200
+    ][:MAX_FIELDS]
+
+
 def render(client_name: str, d: Decision, links: dict[str, str | None]) -> tuple[str, list[dict]]:
     """Text and Block Kit blocks of one decision (fired, updated or resolved)."""
+    name, title = escape(client_name), escape(d.title)
+    payload = d.payload
     if d.event == "resolved":
-        text = f":white_check_mark: Resolved — {client_name}: {d.title}"
-        blocks: list[dict] = [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
-        context = [f"rule `{d.rule}`", f"fingerprint `{d.fingerprint}`"]
+        text = f":white_check_mark: Resolved — {name}: {title}"
+        blocks: list[dict] = [{"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}]
+        if payload.get("current"):
+            fields = _fields(payload.get("numbers") or {})
+            if fields:
+                blocks.append({"type": "section", "fields": fields})
+            if payload.get("confidence"):
+                blocks.append({"type": "section", "text": {"type": "mrkdwn",
+                               "text": f"*Evidence now:* {escape(payload['confidence'])}"[:3000]}})  # fmt: skip
+        else:
+            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": (
+                "The rule no longer finds this condition (it could not be computed this run, or the "
+                "data it was about is gone); no current numbers to show.")}})  # fmt: skip
+        if payload.get("fired_title") and payload.get("fired_title") != d.title:
+            blocks.append({"type": "context", "elements": [{"type": "mrkdwn",
+                           "text": f"Was: {escape(payload['fired_title'])}"[:3000]}]})  # fmt: skip
+        context = [f"rule `{escape(d.rule)}`", f"fingerprint `{escape(d.fingerprint)}`"]
         if links.get("run"):
             context.append(f"<{links['run']}|Airflow run>")
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(context)}]})
@@ -55,8 +90,7 @@ def render(client_name: str, d: Decision, links: dict[str, str | None]) -> tuple
 
     icon = ICONS.get(d.severity, "")
     prefix = "Update — " if d.event == "updated" else ""
-    text = f"{icon} {prefix}{client_name}: {d.title}"
-    payload = d.payload
+    text = f"{icon} {prefix}{name}: {title}"
     numbers = payload.get("numbers") or {}
     blocks = [
         {
@@ -66,31 +100,27 @@ def render(client_name: str, d: Decision, links: dict[str, str | None]) -> tuple
                 "text": f"{prefix}{client_name}: {d.rule.replace('_', ' ')}"[:150],
             },
         },
-        {"type": "section", "text": {"type": "mrkdwn", "text": f"{icon} *{d.title}*"[:3000]}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"{icon} *{title}*"[:3000]}},
     ]
-    fields = [
-        {"type": "mrkdwn", "text": f"*{_label(k)}*\n{_fmt(v)}"[:2000]}
-        for k, v in numbers.items()
-        if not isinstance(v, dict | list) or len(str(v)) < 200
-    ][:MAX_FIELDS]
+    fields = _fields(numbers)
     if fields:
         blocks.append({"type": "section", "fields": fields})
     if payload.get("confidence"):
         blocks.append(
             {
                 "type": "section",
-                "text": {"type": "mrkdwn", "text": f"*How sure:* {payload['confidence']}"[:3000]},
+                "text": {"type": "mrkdwn", "text": f"*Evidence:* {escape(payload['confidence'])}"[:3000]},
             }
         )
     steps = payload.get("next_steps") or []
     if steps:
         blocks.append({"type": "section", "text": {"type": "mrkdwn",
-                       "text": ("*What to do next*\n" + "\n".join(f"• {s}" for s in steps))[:3000]}})  # fmt: skip
-    context = [f"severity {d.severity}", f"rule `{d.rule}`", f"fingerprint `{d.fingerprint}`"]
+                       "text": ("*What to do next*\n" + "\n".join(f"• {escape(s)}" for s in steps))[:3000]}})  # fmt: skip
+    context = [f"severity {d.severity}", f"rule `{escape(d.rule)}`", f"fingerprint `{escape(d.fingerprint)}`"]
     if links.get("run"):
         context.append(f"<{links['run']}|Airflow run>")
     report = payload.get("report") or links.get("report")
     if report:
-        context.append(f"report: `{report}`")
+        context.append(f"report: `{escape(report)}`")
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(context)[:3000]}]})
     return text, blocks

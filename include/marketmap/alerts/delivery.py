@@ -127,19 +127,22 @@ def deliver_task_failure(
     *, client_id: str, dag_id: str, task_id: str, run_id: str, try_number: int | None, error: str
 ) -> dict:
     """Tell the client's RevOps channel that a task failed (after its retries)."""
+    from marketmap.alerts.blocks import escape
     from marketmap.config import load_client
 
     cfg = load_client(client_id)
     channel = cfg.slack.channels["revops"]
     text = (
-        f":red_circle: {cfg.name}: task `{task_id}` of `{dag_id}` failed (run {run_id}, try {try_number}).\n"
-        f"Error: {error[:500]}"
+        f":red_circle: {escape(cfg.name)}: task `{escape(task_id)}` of `{escape(dag_id)}` failed "
+        f"(run {escape(run_id)}, try {try_number}).\nError: {escape(error[:500])}"
     )
     blocks = [
         {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}},
         {
             "type": "context",
-            "elements": [{"type": "mrkdwn", "text": f"client `{client_id}` · dag `{dag_id}`"}],
+            "elements": [
+                {"type": "mrkdwn", "text": f"client `{escape(client_id)}` · dag `{escape(dag_id)}`"}
+            ],
         },
     ]
     try:

@@ -7,7 +7,9 @@ unchanged, materially changed or gone (resolved).
 A candidate is ``firing`` (the condition is established: send it) or ``holding`` (the
 point estimate still shows the condition but the evidence no longer clears the bar).
 A holding candidate keeps an open alert open without a message and never opens one:
-that hysteresis stops an alert from flapping resolved/fired on noise.
+that hysteresis stops an alert from flapping resolved/fired on noise. A ``cleared``
+candidate says the rule was evaluated and its condition no longer holds: it opens
+nothing, and an open alert resolves with the candidate's (current) numbers.
 """
 
 from __future__ import annotations
@@ -48,6 +50,15 @@ NEXT_STEPS: dict[str, list[str]] = {
         "Review the rebalancing proposal (CSV): it moves as few accounts as possible.",
         "Apply it with a manual run of the territories DAG with `approve_rebalance=true` "
         "(owner changes are pushed to the CRM).",
+    ],
+    "territory_ownership_unclear": [
+        "Decide with sales leadership what a territory is here: the accounts a rep owns, the deals they work, "
+        "or their pipeline; set `maintenance.territory_value` to match.",
+        "Assign owners to the accounts that have none (the territory report lists them).",
+    ],
+    "territory_check_unavailable": [
+        "Fix what the check needs (reps in the config or the CRM, owned and valued accounts), "
+        "then re-run the territories DAG.",
     ],
     "inactive_rep_owns_accounts": [
         "Accounts are owned by a rep who left: review the reassignment in the rebalancing proposal.",
@@ -117,6 +128,7 @@ class Alert:
         confidence: how sure the rule is, in words, with the test used.
         holding: see the module docstring.
         resolve_notice: send "resolved" when the condition clears (reminders don't).
+        cleared: the condition no longer holds; the numbers are today's (see the module docstring).
     """
 
     client_id: str
@@ -132,6 +144,11 @@ class Alert:
     report: str | None = None
     holding: bool = False
     resolve_notice: bool = True
+    cleared: bool = False
+
+    @property
+    def firing(self) -> bool:
+        return not self.holding and not self.cleared
 
     @property
     def fingerprint(self) -> str:

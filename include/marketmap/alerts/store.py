@@ -11,7 +11,9 @@ clock), so a re-run of the same interval decides nothing new:
   (``maintenance.alert_snooze_days`` since the last message) over and no snooze
   in force → **updated**;
 * open and otherwise → skipped (nothing sent);
-* open, its rule evaluated by this run and no candidate for it → **resolved**;
+* open, its rule evaluated by this run and no candidate for it, or a ``cleared``
+  candidate → **resolved** (with the cleared candidate's current numbers and title
+  when there is one — never the numbers that fired);
 * a run older than the alert's last message (a re-run of an earlier interval) never
   changes it.
 """
@@ -107,10 +109,11 @@ def decide(
     stored = load_alerts(engine, client_id, rules | {a.rule for a in candidates})
     snoozes = snoozed_until(engine, client_id)
     seen: set[str] = set()
+    cleared = {a.fingerprint: a for a in candidates if a.cleared}
     out: list[Decision] = []
     for a in candidates:
         fp = a.fingerprint
-        if fp in seen:
+        if a.cleared or fp in seen:
             continue
         seen.add(fp)
         row = stored.get(fp)
@@ -137,8 +140,15 @@ def decide(
             last = _aware(row["last_sent"])
             if last and now < last:
                 continue
+            now_ = cleared.get(fp)
+            if now_ is not None:  # today's numbers, and the title that says what is true now
+                payload = {**now_.payload(), "current": True, "fired_title": row["title"]}
+                out.append(Decision("resolved", fp, row["rule"], row["role"], now_.title, row["severity"],
+                                    payload, now_, _aware(row["first_seen"])))  # fmt: skip
+                continue
+            payload = {**(row["numbers"] or {}), "current": False, "fired_title": row["title"]}
             out.append(Decision("resolved", fp, row["rule"], row["role"], row["title"], row["severity"],
-                                row["numbers"] or {}, None, _aware(row["first_seen"])))  # fmt: skip
+                                payload, None, _aware(row["first_seen"])))  # fmt: skip
     return out
 
 

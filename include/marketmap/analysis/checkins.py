@@ -45,13 +45,13 @@ def checkin_alerts(
     alerts = []
     for rule, when in due_dates(cfg.launch_date, as_of):
         what = (
-            "refinement check-in (~90 days after launch)"
+            "The refinement check-in (~90 days after launch)"
             if rule == "refinement_checkin"
-            else "ICP validation review"
+            else "The ICP validation review"
         )
         alerts.append(Alert(
             client_id=cfg.client_id, rule=rule, role="leadership", severity="info", key=when.isoformat(),
-            title=f"{what} on {when:%Y-%m-%d} ({(when - as_of).days} days): prepare the numbers below",
+            title=f"{what} is on {when:%Y-%m-%d}, in {(when - as_of).days} days: prepare the numbers below.",
             numbers={"date": when.isoformat(), **numbers}, material={}, resolve_notice=False, report=report,
             confidence="scheduled: launch date + cadence",
         ))  # fmt: skip

@@ -306,6 +306,35 @@ def _negative(
 
 # --------------------------------------------------------------------------- entry point
 
+METRIC_WORDS = {"win_rate": "win rate", "avg_deal_size": "deal size", "avg_cycle_days": "sales cycle",
+                "expansion_rate": "expansion", "churn_rate": "churn"}  # fmt: skip
+
+
+def _icp_note(primary: list[dict], available: list[str], dims: dict[str, dict]) -> str:
+    """Why a primary ICP is (or is not) named, in one sentence."""
+    have = ", ".join(METRIC_WORDS[m] for m in available) or "none"
+    missing = ", ".join(METRIC_WORDS[m] for m in METRICS if m not in available)
+    if primary:
+        named = "; ".join(
+            f"{p['dimension']} {p['segment']} (leads {p['leads']} of {p['of']})" for p in primary
+        )
+        return f"Primary ICP candidates: {named}."
+    if len(available) < 3:
+        return (f"No primary ICP can be named from this data: it has only {have} (no {missing}), so no segment "
+                f"can lead 3 of the 5 metrics. Use the win rates below with stakeholder interviews.")  # fmt: skip
+    best = max(
+        (d["primary"] for d in dims.values() if d.get("primary")), key=lambda p: p["leads"], default=None
+    )
+    if best is None:
+        return (
+            f"No primary ICP: no dimension has two or more segments with enough closed deals to compare "
+            f"(metrics available: {have})."
+        )
+    return (
+        f"No primary ICP: no segment leads 3 or more metrics (the most is {best['leads']} of {best['of']}; "
+        f"metrics available: {have})."
+    )
+
 
 def segment_analysis(accounts: pd.DataFrame, opportunities: pd.DataFrame, min_sample: int = 30) -> dict:
     """Win rate, deal size, cycle, expansion and churn by segment, leaders and negative data.
@@ -325,7 +354,12 @@ def segment_analysis(accounts: pd.DataFrame, opportunities: pd.DataFrame, min_sa
         "metrics_available": [...], "dimensions": {dim: {"segments": [...], "unknown_deals",
         "leaders": {metric: {"segment", "value"}}, "lead_counts", "primary": {"segment",
         "leads", "of", "icp_candidate"} | None}}, "primary_icp": [{"dimension", "segment",
-        "leads", "of"}], "negative": {...}}``.
+        "leads", "of"}], "primary_icp_note": str, "negative": {...}}``.
+
+        ``primary_icp_note`` says in words why a primary ICP is or is not named: when the
+        data has fewer than 3 of the 5 metrics (e.g. only won/lost outcomes, no amounts,
+        dates, expansions or renewals) no segment *can* lead 3, and the note says so
+        instead of naming no primary ICP silently.
     """
     deals = prepare_deals(opportunities)
     new_deals = deals[deals["closed"] & (deals["kind"] == "new")]
@@ -359,6 +393,7 @@ def segment_analysis(accounts: pd.DataFrame, opportunities: pd.DataFrame, min_sa
     ]
     available = [m for m in METRICS if overall.get(m) is not None]
     return {
+        "primary_icp_note": _icp_note(primary_icp, available, dims),
         "status": "ok",
         "min_sample": min_sample,
         "overall": overall,

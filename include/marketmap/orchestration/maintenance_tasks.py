@@ -383,13 +383,16 @@ def _drift(r: _Run):
 def drift_check(client_id: str) -> dict:
     """Closed won/lost by tier over trailing windows; drift alerts only with enough deals and a significant test."""
     from marketmap.analysis.drift import drift_alerts
+    from marketmap.reports import segments
 
     r = _Run(client_id, "drift")
-    path = str(r.report_dir() / "drift.json")
-    alerts, rules, summary = drift_alerts(r.cfg, _drift(r), r.as_of, path)
-    _write_json(r.report_dir() / "drift.json", summary)
-    sent = r.alerts(alerts, rules, path)
-    return {"fired": sent["fired"], "resolved": sent["resolved"], "holding": sum(a.holding for a in alerts)}
+    # the segment report the drift alerts tell leaders to read
+    seg = segments.write(r.cfg, r.engine, r.run_id, r.report_dir())
+    alerts, rules, summary = drift_alerts(r.cfg, _drift(r), r.as_of, seg)
+    _write_json(r.report_dir() / "drift.json", {**summary, "segment_report": seg})
+    sent = r.alerts(alerts, rules, seg)
+    return {"fired": sent["fired"], "resolved": sent["resolved"], "holding": sum(a.holding for a in alerts),
+            "segment_report": seg}  # fmt: skip
 
 
 @task(multiple_outputs=False)  # one small summary dict per task
@@ -440,10 +443,20 @@ def apply_valuation(client_id: str) -> dict:
 @task(multiple_outputs=False)  # one small summary dict per task
 def valuation_check(client_id: str) -> dict:
     """Won deal value vs valuation at the time: median abs % error and bias, overall and by tier; refit proposal."""
-    from marketmap.analysis.valuation_drift import valuation_alerts, valuation_report, won_vs_valuation
+    from marketmap.analysis.valuation_drift import (
+        last_calibration,
+        valuation_alerts,
+        valuation_report,
+        won_vs_valuation,
+    )
 
     r = _Run(client_id, "valuation")
-    report = valuation_report(r.cfg, won_vs_valuation(r.cfg, r.engine, r.as_of))
+    # after an applied calibration: the new coefficients, measured on deals closed since
+    cal = last_calibration(r.engine, r.cfg.client_id)
+    report = valuation_report(r.cfg, won_vs_valuation(r.cfg, r.engine, r.as_of), cal)
+    from marketmap.reports import segments
+
+    report["segment_report"] = segments.write(r.cfg, r.engine, r.run_id, r.report_dir())
     path = _write_json(r.report_dir() / "valuation.json", report)
     sent = r.alerts(valuation_alerts(r.cfg, report, path), {"valuation_divergence"}, path)
     return {"deals": report.get("deals", 0), "mdape": report.get("mdape"), "fired": sent["fired"],
@@ -454,18 +467,30 @@ def valuation_check(client_id: str) -> dict:
 
 
 def _territories(r: _Run):
+    """(frame, active reps, reps who left, context, proposal): context has names, ownership, values."""
     import pandas as pd
     from sqlalchemy import select
 
-    from marketmap.analysis.territories import rebalance, rep_sets, territory_frame
-    from marketmap.scoring.pipeline import read_accounts
+    from marketmap.analysis.territories import (
+        basis_values,
+        ownership,
+        rebalance,
+        rep_names,
+        rep_sets,
+        territory_frame,
+    )
+    from marketmap.scoring.pipeline import read_accounts, read_opportunities
     from marketmap.warehouse import schema as t
 
     with r.engine.connect() as conn:
         reps = pd.read_sql(select(t.reps).where(t.reps.c.client_id == r.cfg.client_id), conn)
-    frame = territory_frame(r.cfg, read_accounts(r.engine, r.cfg.client_id), _primary_scores(r))
+    accounts, scores = read_accounts(r.engine, r.cfg.client_id), _primary_scores(r)
+    opps = read_opportunities(r.engine, r.cfg.client_id)
+    frame = territory_frame(r.cfg, accounts, scores)
     active, left = rep_sets(r.cfg, reps)
-    return frame, active, left, rebalance(frame, active, r.cfg.maintenance.territory_band, left)
+    context = {"names": rep_names(r.cfg, reps), "owners": ownership(accounts, scores, opps),
+               "values": basis_values(r.cfg, frame, opps, active, r.as_of)}  # fmt: skip
+    return frame, active, left, context, rebalance(frame, active, r.cfg.maintenance.territory_band, left)
 
 
 def _store_rebalance(r: _Run, rb) -> str | None:
@@ -503,7 +528,7 @@ def apply_rebalance(client_id: str) -> dict:
 
 @task(multiple_outputs=False)  # one small summary dict per task
 def territory_check(client_id: str) -> dict:
-    """Territory value per rep; imbalance and departed-rep alerts with a minimal-move rebalancing proposal (CSV)."""
+    """Territory value per rep; ownership, imbalance and departed-rep alerts with a minimal-move proposal (CSV)."""
     import dataclasses
 
     import pandas as pd
@@ -511,23 +536,35 @@ def territory_check(client_id: str) -> dict:
     from marketmap.analysis.territories import territory_alerts
 
     r = _Run(client_id, "territories")
-    frame, active, left, rb = _territories(r)
+    frame, active, left, ctx, rb = _territories(r)
     pid = _store_rebalance(r, rb)
+    names = ctx["names"]
     d = r.report_dir()
     csv_path = d / "rebalance_proposal.csv"
-    pd.DataFrame([dataclasses.asdict(m) for m in rb.moves],
-                 columns=["account_key", "from_rep", "to_rep", "value", "tier", "reason"]).assign(proposal_id=pid).pipe(csvsafe.safe_frame).to_csv(csv_path, index=False)  # fmt: skip
-    summary = {"before": rb.stats_before, "after": rb.stats_after, "moves": len(rb.moves),
+    moves = pd.DataFrame([dataclasses.asdict(m) for m in rb.moves],
+                         columns=["account_key", "from_rep", "to_rep", "value", "tier", "reason"])  # fmt: skip
+    moves.insert(2, "from_rep_name", moves["from_rep"].map(lambda x: names.get(x, x)))
+    moves.insert(4, "to_rep_name", moves["to_rep"].map(lambda x: names.get(x, x)))
+    moves.assign(proposal_id=pid).pipe(csvsafe.safe_frame).to_csv(csv_path, index=False)
+    alerts, checked = territory_alerts(r.cfg, frame, active, left, str(csv_path), names=names,
+                                       values=ctx["values"], owners=ctx["owners"], proposal=rb)  # fmt: skip
+    summary = {"basis": r.cfg.maintenance.territory_value, "values_by_basis": ctx["values"],
+               "balance_reported": checked["balance_reported"], "unavailable": checked["unavailable"],
+               "ownership": ctx["owners"], "before": rb.stats_before, "after": rb.stats_after, "moves": len(rb.moves),
+               "target_reachable": rb.reachable, "unreachable_reason": rb.reason, "goal_used": rb.goal_used,
+               "proposal_id": pid,
                "values_before": rb.before, "values_after": rb.after, "t1_before": rb.t1_before,
-               "t1_after": rb.t1_after, "proposal_csv": str(csv_path), "reps_left": sorted(left)}  # fmt: skip
+               "t1_after": rb.t1_after, "proposal_csv": str(csv_path), "reps_left": sorted(left),
+               "rep_names": {k: names.get(k, k) for k in sorted(set(active) | set(left))}}  # fmt: skip
     _write_json(d / "rebalance_summary.json", summary)
-    alerts, _ = territory_alerts(r.cfg, frame, active, left, str(csv_path))
     for a in alerts:
-        a.numbers |= {"proposed_moves": len(rb.moves), "ratio_after": rb.stats_after.get("ratio"),
-                      "max_deviation_after": rb.stats_after.get("max_deviation"), "proposal": pid}  # fmt: skip
-        if pid:
-            a.next_steps = [*a.steps()[:1], f"Apply exactly this proposal with a manual run of the territories DAG "
-                                            f"with `approve_rebalance={pid}` (owners are pushed to the CRM)."]  # fmt: skip
-    sent = r.alerts(alerts, {"territory_imbalance", "inactive_rep_owns_accounts"}, str(csv_path))
+        if a.rule in ("territory_imbalance", "inactive_rep_owns_accounts") and not a.cleared:
+            a.numbers |= {"proposal": pid}
+            if pid:
+                a.next_steps = [*a.steps()[:1], f"Apply exactly this proposal with a manual run of the territories DAG "
+                                                f"with `approve_rebalance={pid}` (owners are pushed to the CRM)."]  # fmt: skip
+    rules = {"territory_imbalance", "inactive_rep_owns_accounts", "territory_ownership_unclear",
+             "territory_check_unavailable"}  # fmt: skip
+    sent = r.alerts(alerts, rules, str(csv_path))
     return {"moves": len(rb.moves), "ratio": rb.stats_before.get("ratio"), "fired": sent["fired"],
-            "resolved": sent["resolved"], "proposal_id": pid}  # fmt: skip
+            "resolved": sent["resolved"], "balance_reported": checked["balance_reported"], "proposal_id": pid}  # fmt: skip

@@ -2,7 +2,8 @@
 
 Stored under ``$MARKETMAP_HOME/reports/<client>/<run_id>/<report>.html``. Kinds:
 ``validation`` (after each load), ``executive``, ``distribution``, ``cockpit`` (rep
-cockpit) and ``maintenance`` (back-test, drift, valuation and territory views).
+cockpit), ``maintenance`` (back-test, drift, valuation and territory views) and
+``segments`` (what wins, by segment).
 Heavy imports (pandas, matplotlib) happen only when a report is generated.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-KINDS = ("validation", "executive", "distribution", "cockpit", "maintenance")
+KINDS = ("validation", "executive", "distribution", "cockpit", "maintenance", "segments")
 
 
 def generate(kind: str, cfg: Any, engine: Any, run_id: str, **kwargs: Any) -> Path:

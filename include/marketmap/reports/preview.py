@@ -180,6 +180,9 @@ def preview(
         result["thresholds"] = {"error": str(e)}
     if candidate is not None:
         result["moves"] = tier_moves(frames["current"], frames["candidate"], accounts)
+    from marketmap.analysis.correlation import segment_analysis
+
+    result["segments"] = segment_analysis(accounts, opps, min_sample=m.drift_min_deals)
     return result
 
 
@@ -353,6 +356,10 @@ def build_report(p: dict, run_id: str) -> Report:
                 ],
             )  # fmt: skip
         )
+    if p.get("segments"):  # what wins, by segment (charts first), or why no primary ICP can be named
+        from marketmap.reports.segments import sections as segment_sections
+
+        report.sections.extend(segment_sections(p["segments"]))
     a = p["approach"]
     report.sections.append(
         Section(
