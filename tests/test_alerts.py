@@ -173,10 +173,18 @@ def test_task_failure_goes_to_revops_via_slack(fixture_clients, mm_home, monkeyp
         monkeypatch.setenv("AIRFLOW_CONN_SLACK_TEST", json.dumps(
             {"conn_type": "slack", "password": TOKEN, "extra": {"base_url": slack.base_url}}))  # fmt: skip
         out = deliver_task_failure(client_id="sample", dag_id="sample__monthly", task_id="extract_changes",
-                                   run_id="r1", try_number=3, error="boom token=abc")  # fmt: skip
-        assert out["via"] == "slack"
+                                   run_id="r1", try_number=3, base_url="http://airflow.test:8080",
+                                   error="CrmError: HubSpot 401 token=abc\nTraceback (most recent call last): ...")  # fmt: skip
+        assert [o["via"] for o in out] == ["slack", "slack"]  # RevOps and the architect
         (msg,) = slack.messages["#sample-revops"]
-        assert "extract_changes" in msg["text"] and "token=***" in msg["text"]
+        assert slack.messages["#mm-architects"] == [msg] or len(slack.messages["#mm-architects"]) == 1
+        # in words: which pipeline and step, the error in one line, the log, what to do next
+        assert msg["text"].startswith(":red_circle: Sample Bank Co: the monthly maintenance stopped at step "
+                                      "`extract_changes` after 3 tries.")  # fmt: skip
+        body = json.dumps(msg["blocks"])
+        assert "token=***" in body and "abc" not in body and "Traceback" not in body
+        assert "http://airflow.test:8080/dags/sample__monthly/runs/r1/tasks/extract_changes" in body
+        assert "What to do next" in body
 
 
 def test_resolved_message_shows_the_current_numbers_not_the_ones_that_fired(env, mm_home):

@@ -105,5 +105,9 @@ def test_failed_task_reports_to_revops_outbox(airflow_db, fixture_clients, mm_ho
     assert str(run.state).endswith("failed")
     outbox = mm_home / "outbox" / "sample.jsonl"
     messages = [json.loads(line) for line in outbox.read_text().splitlines()]
-    assert messages and all(m["channel"] == "#sample-revops" for m in messages)
-    assert any("ingest" in m["text"] and "Account.csv: file not found" in m["text"] for m in messages)
+    assert {m["channel"] for m in messages} == {"#sample-revops", "#mm-architects"}  # RevOps and the architect
+    notice = next(m for m in messages if m["channel"] == "#sample-revops")
+    assert notice["text"].startswith("Sample Bank Co: the initial build stopped at step `ingest`") or (
+        "the initial build stopped at step `ingest`" in notice["text"]
+    )
+    assert "Account.csv: file not found" in json.dumps(notice["blocks"])

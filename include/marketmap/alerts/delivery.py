@@ -123,33 +123,65 @@ def deliver(
     return {"via": "slack", **result, "channel": channel}
 
 
+PIPELINE_WORDS = {
+    "build": "initial build", "monthly": "monthly maintenance", "quarterly_personas": "quarterly persona refresh",
+    "drift": "weekly ICP drift check", "valuation": "valuation recalibration", "territories": "territory check",
+    "reports": "reports refresh",
+}  # fmt: skip
+
+
 def deliver_task_failure(
-    *, client_id: str, dag_id: str, task_id: str, run_id: str, try_number: int | None, error: str
-) -> dict:
-    """Tell the client's RevOps channel that a task failed (after its retries)."""
+    *, client_id: str, dag_id: str, task_id: str, run_id: str, try_number: int | None, error: str,
+    base_url: str | None = None,
+) -> list[dict]:  # fmt: skip
+    """Tell RevOps and the architect, in words, that a step failed after its retries.
+
+    Which pipeline and step, the error in one line (secrets redacted), a link to the step's log
+    in the Airflow UI, and what to do next. Returns one delivery per channel.
+    """
+    from urllib.parse import quote
+
     from marketmap.alerts.blocks import escape
     from marketmap.config import load_client
 
     cfg = load_client(client_id)
-    channel = cfg.slack.channels["revops"]
-    text = (
-        f":red_circle: {escape(cfg.name)}: task `{escape(task_id)}` of `{escape(dag_id)}` failed "
-        f"(run {escape(run_id)}, try {try_number}).\nError: {escape(error[:500])}"
+    pipeline = dag_id.removeprefix(f"{client_id}__")
+    what = PIPELINE_WORDS.get(pipeline, pipeline.replace("_", " "))
+    first_line = next((line.strip() for line in str(error).splitlines() if line.strip()), "unknown error")
+    first_line = redact(first_line)[:300]
+    log_url = (
+        f"{base_url.rstrip('/')}/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}/tasks/{quote(task_id, safe='')}"
+        if base_url
+        else None
     )
+    tries = f" after {try_number} tries" if try_number and try_number > 1 else ""
+    text = (
+        f":red_circle: {escape(cfg.name)}: the {escape(what)} stopped at step `{escape(task_id)}`{tries}. "
+        f"Nothing after that step ran."
+    )
+    steps = (
+        "Read the step's log, fix the cause (data, credentials, a CRM or provider outage), then clear the "
+        "failed step in the Airflow UI to resume the run: finished steps are not repeated and nothing is "
+        "written twice."
+    )
+    lines = [f"*Error:* {escape(first_line)}"]
+    if log_url:
+        lines.append(f"*Log:* <{log_url}|{escape(task_id)} in {escape(dag_id)}>")
+    lines.append(f"*What to do next:* {steps}")
     blocks = [
         {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}},
-        {
-            "type": "context",
-            "elements": [
-                {"type": "mrkdwn", "text": f"client `{escape(client_id)}` · dag `{escape(dag_id)}`"}
-            ],
-        },
-    ]
-    try:
-        return deliver(client_id, cfg.slack.conn_id, channel, text, blocks, kind="task_failure")
-    except Exception:  # Slack down must not lose the notice: fall back to the outbox
-        log.exception("Slack delivery of a failure notice failed; writing it to the outbox")
-        return write_outbox(client_id, channel, text, blocks, kind="task_failure")
+        {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)[:3000]}},
+        {"type": "context", "elements": [
+            {"type": "mrkdwn", "text": f"client `{escape(client_id)}` · run `{escape(run_id)}`"}]},
+    ]  # fmt: skip
+    out = []
+    for channel in routed_channels(dict(cfg.slack.channels), "revops"):
+        try:
+            out.append(deliver(client_id, cfg.slack.conn_id, channel, text, blocks, kind="task_failure"))
+        except Exception:  # Slack down must not lose the notice: fall back to the outbox
+            log.exception("Slack delivery of a failure notice failed; writing it to the outbox")
+            out.append(write_outbox(client_id, channel, text, blocks, kind="task_failure"))
+    return out
 
 
 def routed_channels(channels: dict[str, str], role: str) -> list[str]:

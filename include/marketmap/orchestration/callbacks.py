@@ -16,6 +16,7 @@ log = logging.getLogger(__name__)
 def notify_failure(context: dict, *, client_id: str) -> None:
     """Report a failed task instance to the client's RevOps channel."""
     from marketmap.alerts.delivery import deliver_task_failure
+    from marketmap.orchestration.alerting import airflow_base_url
 
     ti = context.get("ti") or context.get("task_instance")
     exc = context.get("exception")
@@ -27,6 +28,7 @@ def notify_failure(context: dict, *, client_id: str) -> None:
             run_id=context.get("run_id") or getattr(ti, "run_id", "?"),
             try_number=getattr(ti, "try_number", None),
             error=f"{type(exc).__name__}: {exc}" if exc else "unknown error",
+            base_url=airflow_base_url(),
         )
     except Exception:  # a broken notifier must never hide the original failure
         log.exception("could not deliver the failure notice for client %s", client_id)
