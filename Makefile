@@ -15,6 +15,15 @@ export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION := True
 export AIRFLOW__CORE__UNIT_TEST_MODE := False
+# The UI's port; alert and report links, and the tasks' execution API, follow it (`make ui PORT=8090`).
+PORT ?= 8080
+export AIRFLOW__API__PORT ?= $(PORT)
+export AIRFLOW__API__BASE_URL ?= http://localhost:$(PORT)
+export AIRFLOW__CORE__EXECUTION_API_SERVER_URL ?= http://localhost:$(PORT)/execution/
+# A 2-core laptop does not need 32 idle LocalExecutor workers.
+export AIRFLOW__CORE__PARALLELISM ?= 4
+# Airflow's SQLite metadata DB: wait for locks instead of failing after 5 s (see marketmap.settings).
+export AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS ?= marketmap.settings.AIRFLOW_SQLITE_CONNECT_ARGS
 
 .PHONY: install demo test lint ui bench pools clean
 
@@ -43,7 +52,9 @@ lint: $(STAMP)
 
 ui: $(STAMP)
 	$(BIN)/marketmap demo-data
-	@echo "Airflow UI: http://localhost:8080 — the admin password is printed below and kept in $(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated"
+	@echo "Airflow UI: http://localhost:$(PORT) — the admin password is printed below and kept in $(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated"
+	$(BIN)/airflow db migrate > /dev/null
+	$(BIN)/python -c "import os, marketmap.settings as s; s.airflow_sqlite_wal(os.environ['AIRFLOW_HOME'])"
 	PATH="$(BIN):$$PATH" $(BIN)/airflow standalone
 
 bench: $(STAMP)
@@ -53,6 +64,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_enrichment.py
 	$(BIN)/python bench/bench_crm_push.py
 	$(BIN)/python bench/bench_territories.py
+	$(BIN)/python bench/bench_monthly.py
 
 pools: $(STAMP)
 	$(BIN)/marketmap pools --apply

@@ -16,6 +16,7 @@ PIPELINE_TAGS = {
     "pipeline:build",
     "pipeline:config_error",
     "pipeline:monthly",
+    "pipeline:reports",
     "pipeline:quarterly_personas",
     "pipeline:drift",
     "pipeline:valuation",
@@ -86,10 +87,35 @@ def test_build_dag_shape_and_params(bag):
     assert dag.timezone.name == "America/New_York"
 
 
-def test_dag_file_top_level_is_thin():
-    src = (ROOT / "dags" / "marketmap_clients.py").read_text()
-    imports = [line for line in src.splitlines() if line.startswith(("import ", "from "))]
-    assert imports == ["from marketmap.orchestration.factory import build_all_dags"]
+def test_dag_files_are_thin_loader_shards():
+    from marketmap.orchestration.factory import SHARDS
+
+    files = sorted((ROOT / "dags").glob("*.py"))
+    assert [f.name for f in files] == [f"marketmap_clients_{i}.py" for i in range(SHARDS)]
+    for i, f in enumerate(files):
+        src = f.read_text()
+        imports = [line for line in src.splitlines() if line.startswith(("import ", "from "))]
+        assert imports == ["from marketmap.orchestration.factory import build_all_dags"]
+        assert f"build_all_dags(shard={i})" in src
+
+
+def test_every_client_is_in_exactly_one_shard_and_ids_with_double_underscores_work(tmp_path, monkeypatch):
+    from marketmap.orchestration.factory import SHARDS, build_all_dags
+
+    d = make_clients(tmp_path, 12)
+    eu = yaml.safe_load((d / "client_000.yaml").read_text())
+    eu["client_id"] = "client_000__eu"
+    (d / "client_000__eu.yaml").write_text(yaml.safe_dump(eu))
+    monkeypatch.setenv("MARKETMAP_CLIENTS_DIR", str(d))
+    shards = [set(build_all_dags(shard=i)) for i in range(SHARDS)]
+    everything = set(build_all_dags())
+    assert set().union(*shards) == everything and sum(map(len, shards)) == len(everything)
+    assert sum(PORTFOLIO in s for s in shards) == 1
+    # a task process of client_000__eu finds its DAG, not client_000's
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "client_000__eu__monthly")
+    assert list(build_all_dags()) == ["client_000__eu__monthly"]
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "client_000__monthly")
+    assert list(build_all_dags()) == ["client_000__monthly"]
 
 
 def test_factory_imports_nothing_heavy():

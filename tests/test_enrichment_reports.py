@@ -183,19 +183,33 @@ def test_migration_matches_the_enrichment_tables_postgres(pg_database):
         dispose_engines()
 
 
-def test_alerts_reach_the_roles_channel(mm_home):
+def test_run_alerts_go_through_the_alert_store_once(mm_home):
+    """Build-time enrichment alerts are deduplicated, routed and resolved like every other alert."""
+    import datetime as dt
     import json
 
+    import pendulum
+
     from marketmap.alerts.delivery import outbox_path
-    from marketmap.enrichment import deliver_alerts
+    from marketmap.alerts.engine import process_alerts
+    from marketmap.enrichment import run_alert_candidates
+    from marketmap.enrichment.reports import RUN_RULES
+    from marketmap.warehouse import get_engine
 
     cfg = make_cfg([])
+    engine = get_engine()
     alert = {
         "rule": "credit_budget_reached",
         "severity": "warning",
         "role": "revops",
-        "title": "budget reached",
+        "title": f"{cfg.name}: monthly credit budget 100 reached",
+        "numbers": {"budget": 100, "spent": 100.0, "accounts_skipped": 7},
     }
-    deliver_alerts(cfg, [alert])
-    [msg] = [json.loads(line) for line in outbox_path("demo").read_text().splitlines()]
-    assert msg["channel"] == "#demo-revops" and msg["kind"] == "credit_budget_reached"
+    now = pendulum.datetime(2026, 5, 3, tz="UTC")  # Airflow passes pendulum datetimes
+    first = process_alerts(cfg, engine, "r1", now, run_alert_candidates(cfg, [alert]), set(RUN_RULES))
+    again = process_alerts(cfg, engine, "r2", now + dt.timedelta(days=1), run_alert_candidates(cfg, [alert]), set(RUN_RULES))
+    gone = process_alerts(cfg, engine, "r3", now + dt.timedelta(days=2), [], set(RUN_RULES))
+    assert (first["fired"], again["fired"], again["updated"], gone["resolved"]) == (1, 0, 0, 1)
+    msgs = [json.loads(line) for line in outbox_path("demo").read_text().splitlines()]
+    assert {m["channel"] for m in msgs if m["kind"] == "alert_fired"} == {"#demo-revops", "#mm-architects"}
+    assert all(not m["text"].count(cfg.name + ": " + cfg.name) for m in msgs)

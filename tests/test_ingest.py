@@ -68,14 +68,21 @@ def test_row_level_problems_reject_rows_with_number_and_reason(tmp_path):
         + "A6,Zeta,zeta.io,10,lots,,not-a-date\n",
     )
     res = read_export(path, "accounts", "salesforce")
-    assert res.frame["crm_id"].tolist() == ["A1", "A4"]
-    assert res.frame.set_index("crm_id").loc["A4", "employees"] == 1500
-    reasons = [(r.row_number, r.reason) for r in res.rejected]
-    assert (3, "NumberOfEmployees 'twelve' is not a whole number") in reasons
-    assert (4, "Name is blank (required)") in reasons
-    assert (6, "NumberOfEmployees '12.5' is not a whole number") in reasons
-    assert (7, "AnnualRevenue 'lots' is not a number") in reasons
-    assert (7, "CreatedDate 'not-a-date' is not a date-time (ISO 8601)") in reasons
+    # A bad optional value nulls that field with a warning; only the nameless row is rejected.
+    assert res.frame["crm_id"].tolist() == ["A1", "A2", "A4", "A5", "A6"]
+    frame = res.frame.set_index("crm_id")
+    assert frame.loc["A4", "employees"] == 1500 and frame.loc["A4", "annual_revenue"] == 2_000_000
+    assert frame[["employees", "annual_revenue"]].loc[["A2", "A5", "A6"]].isna().sum().sum() == 5
+    assert frame.loc["A6", "employees"] == 10
+    assert [(r.row_number, r.reason) for r in res.rejected] == [(4, "Name is blank (required)")]
+    warned = [(w.row_number, w.field, w.value) for w in res.warnings]
+    assert warned == [
+        (3, "NumberOfEmployees", "twelve"),
+        (6, "NumberOfEmployees", "12.5"),
+        (7, "AnnualRevenue", "lots"),
+        (7, "CreatedDate", "not-a-date"),
+    ]
+    assert all("the row is kept" in w.reason for w in res.warnings)
     assert all(r.file == "Account.csv" for r in res.rejected)
 
 
@@ -115,9 +122,18 @@ def test_duplicate_header(tmp_path):
         read_export(path, "accounts", "salesforce")
 
 
-def test_ragged_rows(tmp_path):
-    path = write(tmp_path, "Id,Name\nA1,Acme\nA2,Beta,extra,fields\n")
-    with pytest.raises(IngestError, match="malformed CSV"):
+def test_ragged_row_is_rejected_alone(tmp_path):
+    path = write(tmp_path, "Id,Name\nA1,Acme\nA2,Beta,extra,fields\nA3,Gamma\n")
+    res = read_export(path, "accounts", "salesforce")
+    assert res.frame["crm_id"].tolist() == ["A1", "A3"]
+    assert res.frame["source_row"].tolist() == [2, 4]
+    assert [(r.row_number, r.value) for r in res.rejected] == [(3, "A2,Beta,extra,fields")]
+    assert "4 fields where the header has 2" in res.rejected[0].reason
+
+
+def test_mostly_ragged_file_is_refused_whole(tmp_path):
+    path = write(tmp_path, "Id,Name\n" + "".join(f"A{i},N{i},x\n" for i in range(20)) + "B1,Fine\n")
+    with pytest.raises(IngestError, match="cannot be tokenised reliably: 20 of 21 records"):
         read_export(path, "accounts", "salesforce")
 
 

@@ -38,12 +38,26 @@ def test_ids_tags_schedules_and_docs(dags):
 def test_params_and_wiring(dags):
     _, built = dags
     assert built["valuation"].params["apply_valuation"] is False
-    assert built["territories"].params["approve_rebalance"] is False
+    assert built["territories"].params["approve_rebalance"] == ""  # a proposal id, not a yes/no
     assert built["monthly"].params["stale_round_robin"] is False
+    assert built["monthly"].params["approve_stale"] == ""
     m = built["monthly"]
     assert "enrich_gaps" in m.get_task("extract_changes").downstream_task_ids
-    assert "push_changes" in m.get_task("score_changes").downstream_task_ids
-    assert "territory_check" in built["territories"].get_task("apply_rebalance").downstream_task_ids
+    assert "apply_stale_proposal" in m.get_task("score_changes").downstream_task_ids
+    assert "publish_scores" in m.get_task("score_changes").downstream_task_ids
+    assert m.get_task("publish_scores").outlets[0].uri == "marketmap://sample/scores"
+    # Every pipeline that writes to the CRM does it through the same four steps, in order.
+    writers = {"monthly": "apply_stale_proposal", "quarterly_personas": "enrich_gap_personas",
+               "valuation": "apply_valuation", "territories": "apply_rebalance"}  # fmt: skip
+    for name, before in writers.items():
+        dag = built[name]
+        assert "crm_preflight" in dag.get_task(before).downstream_task_ids, name
+        assert dag.get_task("crm_preflight").downstream_task_ids == {"crm_canary"}, name
+        assert dag.get_task("crm_canary").downstream_task_ids == {"crm_push"}, name
+        assert dag.get_task("crm_push").downstream_task_ids == {"crm_validate"}, name
+    assert "territory_check" in built["territories"].get_task("crm_validate").downstream_task_ids
+    for name in ("drift", "valuation", "territories"):
+        assert "maintenance_report" in built[name].task_ids, name
 
 
 def test_pools_for_crm_and_providers(fixture_clients):
@@ -57,7 +71,7 @@ def test_pools_for_crm_and_providers(fixture_clients):
     })  # fmt: skip
     m = monthly_dag(cfg)
     assert m.get_task("extract_changes").pool == "crm_sample"
-    assert m.get_task("push_changes").pool == "crm_sample"
+    assert m.get_task("crm_push").pool == "crm_sample"
     assert m.get_task("enrich_gaps").pool == "enrichment_apollo"
     assert m.get_task("data_quality_audit").pool == "default_pool"
     assert quarterly_personas_dag(cfg).get_task("enrich_gap_personas").pool == "enrichment_apollo"

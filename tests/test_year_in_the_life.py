@@ -159,6 +159,9 @@ class World:
                                        "email": f"person{n:04d}@acct{n:04d}.com"}])  # fmt: skip
 
 
+OPEN_PROPOSAL = "<the open rebalancing proposal>"
+
+
 def schedule() -> list[tuple[dt.datetime, str, dict]]:
     """(local run time, pipeline, params) of every run, in order."""
     runs = []
@@ -176,7 +179,8 @@ def schedule() -> list[tuple[dt.datetime, str, dict]]:
             runs.append((dt.datetime.combine(d, dt.time(7), TZ), "territories", {}))
         d += dt.timedelta(days=1)
     runs.append((dt.datetime(2027, 1, 8, 10, tzinfo=TZ), "valuation", {"apply_valuation": True}))
-    runs.append((dt.datetime(2027, 1, 11, 10, tzinfo=TZ), "territories", {"approve_rebalance": True}))
+    # the approval names the proposal the territory check stored on Jan 4 (resolved at run time)
+    runs.append((dt.datetime(2027, 1, 11, 10, tzinfo=TZ), "territories", {"approve_rebalance": OPEN_PROPOSAL}))
     return sorted(runs, key=lambda r: r[0])
 
 
@@ -260,6 +264,11 @@ def test_a_year_in_the_life(airflow_db, mm_home, tmp_path, monkeypatch):
                      body={"ok": False, "error": "ratelimited"})  # the first message is rate limited once  # fmt: skip
         for when, pipeline, params in schedule():
             world.advance(when.date())
+            if params.get("approve_rebalance") == OPEN_PROPOSAL:
+                from marketmap.analysis.proposals import open_proposals
+
+                [proposal] = open_proposals(engine, "acme", "rebalance")
+                params = {"approve_rebalance": proposal["proposal_id"]}
             run("acme", pipeline, when, params)
             if pipeline == "drift" and when.day == 1 and when.month in (3, 9):
                 run("beta", "drift", when)  # another client, no data: nothing for its channels

@@ -5,6 +5,8 @@ marketmap schema [-o FILE]       JSON Schema of a client file, for editors
 marketmap demo-data              write the demo client's CRM export into its inbox
 marketmap demo                   demo data + the demo client's initial build through Airflow
 marketmap build --client X       run a client's build DAG once through Airflow (dag.test)
+marketmap run --client X --pipeline monthly --date 2027-01-01
+                                 run any pipeline once, as scheduled on that date
 marketmap preview --client X [--rubric FILE]   score the warehouse TAM with the current or a
                                  candidate rubric: tiers, valuation, back-test, QA, tier moves (read-only)
 """
@@ -29,6 +31,9 @@ def _default_env() -> None:
     os.environ.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(PROJECT_ROOT / "plugins"))
     os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
     os.environ.setdefault("AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION", "True")
+    # Links in alerts and run summaries point at the UI of `make ui` (same default port).
+    os.environ.setdefault("AIRFLOW__API__BASE_URL", "http://localhost:8080")
+    os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS", "marketmap.settings.AIRFLOW_SQLITE_CONNECT_ARGS")
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -87,28 +92,54 @@ def _airflow_db_migrate() -> None:
     if proc.returncode != 0:
         sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-3000:])
         raise SystemExit(f"airflow db migrate failed (exit {proc.returncode})")
+    from marketmap.settings import airflow_sqlite_wal
+
+    airflow_sqlite_wal(os.environ["AIRFLOW_HOME"])
 
 
-def run_build(client_id: str, conf: dict | None = None, verbose: bool = False) -> int:
-    """Run ``<client>__build`` once, in this process, through Airflow's dag.test()."""
+def run_dag(
+    client_id: str,
+    pipeline: str = "build",
+    conf: dict | None = None,
+    verbose: bool = False,
+    logical_date: str | None = None,
+) -> int:
+    """Run ``<client>__<pipeline>`` once, in this process, through Airflow's dag.test().
+
+    ``logical_date`` (``YYYY-MM-DD`` or ISO time, in the client's timezone) runs a scheduled
+    pipeline as the scheduler would on that date: the data interval is the cadence that ended
+    then (``--date 2027-01-01`` runs the monthly maintenance of December 2026).
+    """
     _default_env()
     if not verbose:  # Airflow's per-task INFO lines drown the summary; --verbose brings them back
         os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
     _airflow_db_migrate()
+    import pendulum
     from sqlalchemy import select
 
     from marketmap.config import load_client
     from marketmap.orchestration.build_tasks import format_summary
-    from marketmap.orchestration.factory import build_dag
+    from marketmap.orchestration.factory import build_client_dags, dag_id
     from marketmap.orchestration.resources import warehouse
     from marketmap.warehouse import schema as t
 
     cfg = load_client(client_id)
-    dag = build_dag(cfg)
+    dags = build_client_dags(cfg, only=dag_id(client_id, pipeline))
+    if not dags:
+        raise SystemExit(f"no pipeline {pipeline!r} for client {client_id!r}")
+    dag = dags[dag_id(client_id, pipeline)]
     for task in dag.tasks:  # fail fast here: dag.test() would sit out the scheduler's retry delays
         task.retries = 0
-    dag_run = dag.test(run_conf=conf or {})
+    when = pendulum.parse(logical_date, tz=cfg.timezone) if logical_date else None
+    dag_run = dag.test(run_conf=conf or {}, logical_date=when)
     state = str(getattr(dag_run, "state", "unknown"))
+    published = [ti for ti in dag_run.get_task_instances() if ti.task_id == "publish_scores"]
+    if published and str(published[0].state).endswith("success"):
+        # The scheduler runs <client>__reports on the scores asset; dag.test() does not, so run it here.
+        reports = build_client_dags(cfg, only=dag_id(client_id, "reports"))[dag_id(client_id, "reports")]
+        for task in reports.tasks:
+            task.retries = 0
+        print(f"scores changed: {reports.dag_id} finished with state {reports.test().state}")
     with warehouse(cfg).connect() as conn:
         row = conn.execute(
             select(t.runs.c.summary).where(t.runs.c.client_id == client_id, t.runs.c.run_id == dag_run.run_id)
@@ -121,6 +152,11 @@ def run_build(client_id: str, conf: dict | None = None, verbose: bool = False) -
     return 0 if state.endswith("success") else 1
 
 
+def run_build(client_id: str, conf: dict | None = None, verbose: bool = False) -> int:
+    """Run ``<client>__build`` once through dag.test()."""
+    return run_dag(client_id, "build", conf, verbose)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     rc = cmd_demo_data(args)
     return rc or run_build("demo", {"dry_run": False}, args.verbose)
@@ -130,15 +166,30 @@ def cmd_build(args: argparse.Namespace) -> int:
     return run_build(args.client, {"dry_run": args.dry_run}, args.verbose)
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    conf = {}
+    for item in args.param or []:
+        key, _, value = item.partition("=")
+        conf[key] = yaml_value(value)
+    return run_dag(args.client, args.pipeline, conf, args.verbose, args.date)
+
+
+def yaml_value(text: str):
+    """A ``--param k=v`` value as YAML reads it (true, 3, 0.5, text)."""
+    import yaml
+
+    return yaml.safe_load(text) if text else ""
+
+
 def cmd_preview(args: argparse.Namespace) -> int:
     """ICP data review: what the current or a candidate rubric does to the warehouse TAM (writes nothing)."""
     _default_env()
-    from marketmap.config import ConfigError, load_client
-    from marketmap.orchestration.resources import warehouse
+    from marketmap.config import ConfigError
+    from marketmap.orchestration.resources import load_effective, warehouse
     from marketmap.reports.preview import format_preview, run_preview
 
     try:
-        cfg = load_client(args.client)
+        cfg = load_effective(args.client)  # with any applied valuation calibration
         result, html = run_preview(
             cfg, warehouse(cfg), Path(args.rubric) if args.rubric else None, args.output
         )
@@ -202,6 +253,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dry-run", action="store_true")
     p.add_argument("--verbose", action="store_true", help="show Airflow's task logs")
     p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser(
+        "run", help="run any pipeline of a client once through Airflow, optionally for a logical date"
+    )
+    p.add_argument("--client", required=True)
+    p.add_argument("--pipeline", default="build",
+                   help="build, monthly, quarterly_personas, drift, valuation, territories, reports")
+    p.add_argument("--date", help="logical date (YYYY-MM-DD in the client's timezone): run as scheduled then")
+    p.add_argument("--param", action="append", metavar="K=V", help="a DAG param, e.g. --param dry_run=true")
+    p.add_argument("--verbose", action="store_true", help="show Airflow's task logs")
+    p.set_defaults(func=cmd_run)
 
     p = sub.add_parser(
         "preview", help="ICP data review: score the warehouse TAM with the current or a candidate rubric"

@@ -23,3 +23,24 @@ def run_dir(client_id: str, run_id: str) -> Path:
     """Outputs of one run (summary, rejected rows, previews, reports)."""
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in run_id)
     return marketmap_home() / "runs" / client_id / safe
+
+
+# Airflow's own metadata database in the embedded default is SQLite, shared by the api-server,
+# scheduler, dag-processor, triggerer and the tasks. sqlite3 gives up after 5 s on a lock, which
+# under overlapping runs kills the scheduler ("database is locked"); wait up to a minute instead.
+# Used through AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS (Makefile, `marketmap`), SQLite only.
+AIRFLOW_SQLITE_CONNECT_ARGS = (
+    {"timeout": 60} if os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "sqlite").startswith("sqlite") else {}
+)
+
+
+def airflow_sqlite_wal(airflow_home: str | os.PathLike) -> bool:
+    """Put Airflow's SQLite metadata database in WAL mode (readers never block the writer; the
+    mode is stored in the file, so once is enough). False when there is no SQLite database."""
+    import sqlite3
+
+    path = Path(airflow_home) / "airflow.db"
+    if not path.exists():
+        return False
+    with sqlite3.connect(path, timeout=60) as conn:
+        return conn.execute("PRAGMA journal_mode=WAL").fetchone()[0].lower() == "wal"

@@ -52,7 +52,7 @@ def audit(
     cfg: ClientConfig, engine: Engine, as_of: dt.date, report: str | None = None
 ) -> tuple[list[Alert], dict]:
     """Run the audit; return ``(alerts, summary)`` (the summary lists examples for the CSV)."""
-    from marketmap.ingest.domains import normalise_domain
+    from marketmap.ingest.domains import normalise_domains
     from marketmap.scoring.pipeline import read_scores, rubric_version
 
     cid, m = cfg.client_id, cfg.maintenance
@@ -87,8 +87,8 @@ def audit(
              "crm_duplicate_records": crm_dupes, "examples": list(dup_domain.index[:3]) + list(dup_email.index[:3])},
             {"groups": n_dupes + crm_dupes})  # fmt: skip
 
-    doms = accounts["domain"].dropna()
-    bad = doms[doms.map(lambda d: normalise_domain(d) != d)]
+    doms = accounts["domain"].dropna().astype(str).reset_index(drop=True)
+    bad = doms[normalise_domains(doms).fillna("").to_numpy() != doms.to_numpy()]  # one vectorised pass
     if len(bad):
         add("unnormalised_domains", f"{len(bad):,} account domains are not normalised (e.g. {', '.join(bad[:3])})",
             {"accounts": len(bad), "examples": list(bad[:5])}, {"accounts": len(bad)})  # fmt: skip

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from marketmap import csvsafe
 from marketmap.config import ClientConfig
 from marketmap.crm.base import CrmAdapter, CrmSettings, FieldMeta, Operation, Outcome, WriteRecord
 from marketmap.crm.mapping import crm_format, crm_objects
@@ -114,7 +115,7 @@ def _write(path: Path, header: list[str], rows: Iterable[dict]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".csv.tmp")
     with open(tmp, "w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=header, extrasaction="ignore")
+        w = csvsafe.dict_writer(fh, fieldnames=header, extrasaction="ignore")
         w.writeheader()
         w.writerows(rows)
     os.replace(tmp, path)  # a killed task never leaves a half-written import file

@@ -96,7 +96,7 @@ def extract(
         "until": until_ts.isoformat() if until_ts else None,
         "objects": {},
     }
-    rejected_rows = []
+    rejected_rows, warnings = [], []
     for obj in objects:
         id_field = adapter.id_field(obj)
         if obj == "opportunity":
@@ -109,10 +109,11 @@ def extract(
         _write_csv(path, header, records)
         staged = 0
         if records:
-            res = read_export(path, CANONICAL[obj], fmt, overrides[obj], "utf-8")
+            res = read_export(path, CANONICAL[obj], fmt, overrides[obj], "utf-8", pipeline.read_options(cfg))
             pipeline._stage(engine, cid, run_id, CANONICAL[obj], pipeline.frame_to_records(res.frame))
             staged = len(res.frame)
             rejected_rows += [{"client_id": cid, "run_id": run_id, **r.__dict__} for r in res.rejected]
+            warnings += res.warnings
         else:
             pipeline._stage(engine, cid, run_id, CANONICAL[obj], [])
         if obj in ("account", "contact"):
@@ -135,6 +136,7 @@ def extract(
         )
         if rejected_rows:
             conn.execute(t.rejected_rows.insert(), rejected_rows)
+        pipeline.save_warnings(conn, cid, run_id, "extract", warnings)
     owners = adapter.owners()
     if owners:
         with engine.begin() as conn:

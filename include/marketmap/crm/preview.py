@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
+from marketmap import csvsafe
 from marketmap.crm.plan import PushPlan
 
 PREVIEW_COLUMNS = ["record_key", "crm_id", "operation", "match", "reason", "field", "before", "after"]
@@ -22,7 +22,7 @@ def write_preview(plan: PushPlan, out_dir: Path | str) -> dict:
     csv_path = out / f"crm_preview_{plan.object}.csv"
     json_path = out / f"crm_preview_{plan.object}_summary.json"
     with open(csv_path, "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
+        w = csvsafe.writer(fh)
         w.writerow(PREVIEW_COLUMNS)
         for i in plan.items:
             base = [i.key, i.crm_id or "", i.operation, i.match or "", i.reason or ""]

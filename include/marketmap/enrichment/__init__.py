@@ -11,7 +11,7 @@ The functions the build DAG's tasks call (no Airflow imported here, except insid
 * :func:`clay_rows_status` / :func:`close_clay_batch` — the wait for Clay's callbacks;
 * :func:`burn_report` — credits against the budget's pace (credit-burn monitor);
 * :func:`optimisation_report` — hit and fill rates, credits per filled field, a switch;
-* :func:`deliver_alerts` — a result's or report's ``alerts`` to the role's channel (outbox);
+* :func:`run_alert_candidates` — a run's ``alerts`` as candidates for the alert store;
 * :func:`pools_for` — the Airflow pools (one per provider) the tasks should run in.
 """
 
@@ -21,7 +21,7 @@ from marketmap.enrichment.clay_callback import clay_rows_status, close_clay_batc
 from marketmap.enrichment.personas import account_tiers, enrich_personas, enrich_personas_async
 from marketmap.enrichment.planner import EnrichmentPlan, plan_account_enrichment
 from marketmap.enrichment.providers import Credentials, Provider, providers_for
-from marketmap.enrichment.reports import burn_report, deliver_alerts, optimisation_report
+from marketmap.enrichment.reports import burn_report, optimisation_report, run_alert_candidates
 from marketmap.enrichment.runner import (
     EnrichmentResult,
     run_account_enrichment,
@@ -32,7 +32,6 @@ from marketmap.pools import pools_for, task_pool
 __all__ = [
     "Credentials",
     "account_tiers",
-    "deliver_alerts",
     "EnrichmentPlan",
     "EnrichmentResult",
     "Provider",
@@ -42,6 +41,7 @@ __all__ = [
     "enrich_personas",
     "enrich_personas_async",
     "optimisation_report",
+    "run_alert_candidates",
     "plan_account_enrichment",
     "pools_for",
     "task_pool",

@@ -31,16 +31,19 @@ from marketmap.warehouse import schema as t
 def pace_share(month: str, now: dt.datetime | None = None, tz: str | ZoneInfo = "UTC") -> float:
     """Share of ``month`` (``YYYY-MM``) elapsed at ``now`` in the client's timezone (0..1)."""
     zone = ZoneInfo(tz) if isinstance(tz, str) else tz
-    now = (now or dt.datetime.now(dt.UTC)).astimezone(zone)
+    # Airflow passes pendulum datetimes, whose differences are pendulum Intervals that cannot be
+    # divided by a stdlib timedelta: compare plain seconds since the epoch instead.
+    now_ts = (now or dt.datetime.now(dt.UTC)).timestamp()
     year, mon = (int(x) for x in month.split("-"))
     start = dt.datetime(year, mon, 1, tzinfo=zone)
     days = calendar.monthrange(year, mon)[1]
     end = start + dt.timedelta(days=days)
-    if now <= start:
+    start_ts, end_ts = start.timestamp(), end.timestamp()
+    if now_ts <= start_ts:
         return 0.0
-    if now >= end:
+    if now_ts >= end_ts:
         return 1.0
-    return (now - start) / (end - start)
+    return (now_ts - start_ts) / (end_ts - start_ts)
 
 
 def burn_report(
@@ -136,18 +139,34 @@ def burn_report(
     }
 
 
-def deliver_alerts(cfg: ClientConfig, alerts: list[dict]) -> list[dict]:
-    """Send enrichment alerts (run results, burn report) to the role's channel.
+# The rules an enrichment run evaluates (its open alerts of these rules resolve when a later run
+# no longer finds the condition).
+RUN_RULES = frozenset({"credit_budget_reached", "enrichment_provider_failing", "credit_burn_above_pace"})
 
-    Goes through :func:`marketmap.alerts.delivery.write_outbox` (the local outbox and the
-    log; Slack delivery and once-per-condition deduplication belong to the alerts module).
-    """
-    from marketmap.alerts.delivery import write_outbox
 
-    return [
-        write_outbox(cfg.client_id, cfg.slack.channels[a.get("role", "revops")], a["title"], kind=a["rule"])
-        for a in alerts
-    ]
+def run_alert_candidates(cfg: ClientConfig, alerts: list[dict]) -> list:
+    """An enrichment run's alerts (budget reached, provider failing, burn above pace) as candidates
+    for the alert store, so they are deduplicated, routed and resolved like every other alert."""
+    from marketmap.alerts.rules import Alert
+
+    material_keys = ("spent", "accounts_skipped", "errors")
+    out = []
+    for a in alerts:
+        numbers = a.get("numbers", {})
+        out.append(
+            Alert(
+                client_id=cfg.client_id,
+                rule=a["rule"],
+                role=a.get("role", "revops"),
+                severity=a.get("severity", "warning"),
+                key=str(numbers.get("provider", "")) if a["rule"] == "enrichment_provider_failing" else "",
+                title=a["title"].removeprefix(f"{cfg.name}: "),
+                numbers=numbers,
+                material={k: v for k, v in numbers.items() if k in material_keys},
+                confidence="exact: from the credit ledger and the providers' answers",
+            )
+        )
+    return out
 
 
 # --------------------------------------------------------------------------- optimisation

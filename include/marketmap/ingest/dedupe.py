@@ -5,6 +5,15 @@ most complete record (ties: the oldest in the CRM, then the earliest row); blank
 of the survivor are filled from its duplicates. Records without a domain are never
 merged automatically: a fuzzy company-name match against the other accounts puts the
 pair into a manual review queue instead (seed 000: no domain = higher duplicate risk).
+
+A website on a host that is not the company's own (LinkedIn, App Store, Gmail, a Wix
+site, a bit.ly link …, see ``ingest/data/not_company_hosts.txt``) gives no domain and a
+warning. Records that share a domain but whose names clearly differ are not merged: the
+record goes to the review queue (kind ``account_domain``) next to the domain's account.
+
+Look-alike names are found by blocking on each name's rarest words (and their first four
+letters, so a typo in one word still meets), then scoring within each block in bounded
+chunks; placeholder names (Unknown, N/A, Test Account, Customer 001) are never queued.
 """
 
 from __future__ import annotations
@@ -17,12 +26,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from rapidfuzz import fuzz, process
 
-from marketmap.ingest.domains import normalise_domains, normalise_names
+from marketmap.ingest.domains import company_domains, normalise_names, placeholder_names
 
 FUZZY_THRESHOLD = 90.0
-# Above this many names in one block, candidate pairs are only searched within the
-# first two words of the name (keeps the comparison count bounded on 1M-row TAMs).
+# A word shared by more names than this is too common to block on (keeps every block,
+# and so the comparison count and memory, bounded on 1M-row TAMs).
 MAX_BLOCK = 5000
+# Left rows scored at once against a block: at most CHUNK x MAX_BLOCK scores in memory.
+CHUNK = 1000
+# Two names on one domain "clearly differ" below this token-set similarity (0-100) unless
+# both names are consistent with the domain (IBM / International Business Machines on ibm.com).
+SAME_DOMAIN_MIN_SIMILARITY = 50.0
 
 
 @dataclass
@@ -30,23 +44,24 @@ class DedupeResult:
     accounts: pd.DataFrame  # one row per account, with account_key, domain, name_norm
     crm_ids: pd.DataFrame  # crm_id -> account_key, is_survivor
     merges: pd.DataFrame  # account_key, kept_crm_id, merged_crm_id, reason
-    review: pd.DataFrame  # left_key, right_key, left_name, right_name, score
+    review: pd.DataFrame  # left_key, right_key, left_name, right_name, score, kind
+    warnings: pd.DataFrame | None = None  # source_row, crm_id, website, reason
 
 
 def _completeness(df: pd.DataFrame) -> np.ndarray:
     return df.notna().sum(axis=1).to_numpy()
 
 
-def dedupe_accounts(records: pd.DataFrame, fuzzy_threshold: float = FUZZY_THRESHOLD) -> DedupeResult:
-    """Merge account records by normalised domain and queue fuzzy name matches for review."""
-    df = records.copy(deep=False)  # new columns only: the caller's frame stays as it is
-    df["domain"] = normalise_domains(df["website"]) if "website" in df else None
-    df["name_norm"] = normalise_names(df["name"]).astype("object") if len(df) else []
-    df["_complete"] = _completeness(df.drop(columns=["source_row"], errors="ignore"))
-    created = df["crm_created"] if "crm_created" in df else pd.Series(pd.NaT, index=df.index)
-    df["_created"] = pd.to_datetime(created, utc=True).fillna(pd.Timestamp.max.tz_localize("UTC"))
+def _fits_domain(name: str, label: str) -> bool:
+    """The name is the domain's label, or its initials are (IBM / International Business Machines)."""
+    compact = name.replace(" ", "")
+    if not compact or not label:
+        return False
+    initials = "".join(w[0] for w in name.split() if w and w not in ("and", "of", "the"))
+    return compact.startswith(label) or label.startswith(compact) or initials == label
 
-    # Order every domain's records survivor first: most complete, oldest in the CRM, earliest row.
+
+def _survivor_order(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     codes, _ = pd.factorize(df["domain"])
     rows = np.flatnonzero(codes >= 0)
     created_ns = df["_created"].to_numpy(dtype="datetime64[ns]").astype(np.int64)
@@ -57,6 +72,71 @@ def dedupe_accounts(records: pd.DataFrame, fuzzy_threshold: float = FUZZY_THRESH
     group = codes[ordered]
     first = np.r_[True, group[1:] != group[:-1]] if len(group) else np.zeros(0, dtype=bool)
     sizes = np.diff(np.r_[np.flatnonzero(first), len(group)])
+    return codes, ordered, first, sizes
+
+
+def _different_names(df: pd.DataFrame, ordered, first, sizes) -> tuple[np.ndarray, list[tuple]]:
+    """Records whose name clearly differs from their domain survivor's: (rows, review pairs)."""
+    surv = np.repeat(ordered[first], sizes)
+    cand = np.flatnonzero(np.repeat(sizes > 1, sizes) & (ordered != surv))
+    names = df["name_norm"].to_numpy()
+    crm = df["crm_id"].to_numpy()
+    domains = df["domain"].to_numpy()
+    out, pairs = [], []
+    for k in cand:
+        a, b = ordered[k], surv[k]
+        if crm[a] == crm[b] or names[a] == names[b]:
+            continue
+        score = fuzz.token_set_ratio(names[a], names[b])
+        if score >= SAME_DOMAIN_MIN_SIMILARITY:
+            continue
+        label = str(domains[a]).split(".")[0]
+        if _fits_domain(names[a], label) and _fits_domain(names[b], label):
+            continue
+        out.append(a)
+        pairs.append((a, domains[a], float(score)))
+    return np.asarray(out, dtype=np.int64), pairs
+
+
+def dedupe_accounts(
+    records: pd.DataFrame,
+    fuzzy_threshold: float = FUZZY_THRESHOLD,
+    not_company_hosts: list[str] | tuple[str, ...] = (),
+) -> DedupeResult:
+    """Merge account records by normalised domain and queue fuzzy name matches for review."""
+    df = records.copy(deep=False)  # new columns only: the caller's frame stays as it is
+    if "website" in df and len(df):
+        df["domain"], dropped = company_domains(df["website"], df["name"].fillna(""), not_company_hosts)
+    else:
+        df["domain"], dropped = None, pd.Series(dtype="object")
+    df["name_norm"] = normalise_names(df["name"]).astype("object") if len(df) else []
+    df["_complete"] = _completeness(df.drop(columns=["source_row"], errors="ignore"))
+    created = df["crm_created"] if "crm_created" in df else pd.Series(pd.NaT, index=df.index)
+    df["_created"] = pd.to_datetime(created, utc=True).fillna(pd.Timestamp.max.tz_localize("UTC"))
+    warn = dropped.notna().to_numpy() if len(dropped) else np.zeros(len(df), dtype=bool)
+    warnings = pd.DataFrame(
+        {
+            "source_row": df["source_row"].to_numpy()[warn] if "source_row" in df else np.zeros(warn.sum()),
+            "crm_id": df["crm_id"].to_numpy()[warn],
+            "website": df["website"].to_numpy()[warn] if "website" in df else [],
+            "reason": dropped.to_numpy()[warn] if len(dropped) else [],
+        }
+    )
+
+    # Same domain, clearly different names: not merged; the record is held for review.
+    codes, ordered, first, sizes = _survivor_order(df)
+    split, split_pairs = _different_names(df, ordered, first, sizes)
+    domain_review = []
+    if len(split):
+        survivors = dict(zip(df["domain"].to_numpy()[ordered[first]], ordered[first], strict=True))
+        for a, domain, score in split_pairs:
+            b = survivors[domain]
+            domain_review.append(("id:" + str(df["crm_id"].iat[a]), domain, df["name"].iat[a], df["name"].iat[b],
+                                  score, "account_domain"))  # fmt: skip
+        df.loc[df.index[split], "domain"] = None
+    # Order every domain's records survivor first: most complete, oldest in the CRM, earliest row.
+    if len(split):
+        codes, ordered, first, sizes = _survivor_order(df)
     in_multi = np.repeat(sizes > 1, sizes)
     lone_rows = np.flatnonzero(codes < 0)
 
@@ -92,46 +172,75 @@ def dedupe_accounts(records: pd.DataFrame, fuzzy_threshold: float = FUZZY_THRESH
     crm_ids = crm_ids.drop_duplicates("crm_id")
 
     review = fuzzy_review(accounts, fuzzy_threshold)
-    return DedupeResult(accounts, crm_ids, merges, review)
+    if domain_review:
+        review = pd.concat(
+            [review, pd.DataFrame(domain_review, columns=review.columns)], ignore_index=True
+        ).drop_duplicates(["left_key", "right_key"])
+    return DedupeResult(accounts, crm_ids, merges, review, warnings)
 
 
-def _block_keys(names: pd.Series, words: int) -> pd.Series:
-    """The first one or two words of each (normalised) name."""
-    parts = pc.split_pattern(pa.array(names, type=pa.large_string()), " ", max_splits=words)
-    keys = pc.binary_join(pc.list_slice(parts, 0, words), pa.scalar(" ", pa.large_string()))
-    return pd.Series(keys.to_numpy(zero_copy_only=False), index=names.index, dtype="object")
+def block_keys(names: pd.Series, rare: int = 2, prefix: int = 4) -> pd.DataFrame:
+    """(row, key) pairs: each name's ``rare`` rarest words (words in more than MAX_BLOCK
+    names are too common to block on) and the first ``prefix`` letters of those words,
+    so a typo later in the word, or another word order, still meets. A name made only of
+    common words blocks on itself."""
+    arr = pa.array(names.fillna("").astype(object).to_numpy(), type=pa.large_string())
+    lists = pc.split_pattern(arr, " ")
+    flat = pc.list_flatten(lists).to_numpy(zero_copy_only=False)
+    parent = pc.list_parent_indices(lists).to_numpy(zero_copy_only=False)
+    words = pd.DataFrame({"row": parent, "word": flat})
+    words = words[words["word"].str.len() > 1].drop_duplicates()
+    df = words["word"].map(words["word"].value_counts())
+    words = words.assign(df=df.to_numpy(), neg_len=-words["word"].str.len().to_numpy())
+    usable = words[words["df"] <= MAX_BLOCK].sort_values(["row", "df", "neg_len"], kind="stable")
+    usable = usable[usable.groupby("row").cumcount() < rare]
+    keys = [usable[["row", "word"]].rename(columns={"word": "key"})]
+    long = usable[usable["word"].str.len() > prefix]
+    keys.append(pd.DataFrame({"row": long["row"].to_numpy(), "key": "~" + long["word"].str.slice(0, prefix)}))
+    rest = np.setdiff1d(np.flatnonzero(names.fillna("").to_numpy() != ""), usable["row"].unique())
+    if len(rest):  # only common words: the whole name is the key
+        keys.append(pd.DataFrame({"row": rest, "key": "=" + names.to_numpy()[rest].astype(str)}))
+    out = pd.concat(keys, ignore_index=True).drop_duplicates()
+    sizes = out["key"].map(out["key"].value_counts())
+    return out[(sizes > 1) & (sizes <= MAX_BLOCK)]
 
 
 def fuzzy_review(accounts: pd.DataFrame, threshold: float = FUZZY_THRESHOLD) -> pd.DataFrame:
     """Pairs (an account without a domain, any other account) whose names look alike."""
-    cols = ["left_key", "right_key", "left_name", "right_name", "score"]
-    lone_mask = accounts["domain"].isna().to_numpy() & (accounts["name_norm"] != "").to_numpy()
+    cols = ["left_key", "right_key", "left_name", "right_name", "score", "kind"]
+    names = accounts["name_norm"].fillna("")
+    usable = ~placeholder_names(names)
+    lone_mask = accounts["domain"].isna().to_numpy() & usable
     if not lone_mask.any():
         return pd.DataFrame(columns=cols)
-    names = accounts["name_norm"].fillna("")
-    block = _block_keys(names, 1)
-    sizes = block.map(block.value_counts()).to_numpy()
-    big = sizes > MAX_BLOCK
-    if big.any():  # split oversized blocks by their first two words
-        block[big] = _block_keys(names[big], 2).to_numpy()
-
+    in_use = np.flatnonzero(usable)
+    keys = block_keys(names.iloc[in_use].reset_index(drop=True))
+    keys["row"] = in_use[keys["row"].to_numpy()]
     # Only blocks that hold an account without a domain can produce a pair.
-    in_play = np.flatnonzero(block.isin(set(block[lone_mask])).to_numpy())
-    keys = accounts["account_key"].to_numpy()
+    lone_keys = set(keys["key"].to_numpy()[lone_mask[keys["row"].to_numpy()]])
+    keys = keys[keys["key"].isin(lone_keys)]
+    acc_keys = accounts["account_key"].to_numpy()
     display = accounts["name"].to_numpy()
     all_names = names.to_numpy()
-    pairs: list[tuple[str, str, str, str, float]] = []
-    for idx in pd.Series(in_play).groupby(block.to_numpy()[in_play], sort=True).indices.values():
-        idx = in_play[idx]
+    found: list[np.ndarray] = []
+    for idx in keys.groupby("key", sort=True)["row"].indices.values():
+        idx = np.unique(keys["row"].to_numpy()[idx])
         left = idx[lone_mask[idx]]
         if len(idx) < 2 or not len(left):
             continue
-        scores = process.cdist(
-            all_names[left], all_names[idx], scorer=fuzz.token_sort_ratio, score_cutoff=threshold, workers=-1
-        )
-        for i, j in zip(*np.nonzero(scores), strict=True):
-            a, c = left[i], idx[j]
-            if a == c or (lone_mask[c] and c < a):  # self, or a lone-lone pair already seen
-                continue
-            pairs.append((keys[a], keys[c], display[a], display[c], float(scores[i, j])))
-    return pd.DataFrame(pairs, columns=cols).drop_duplicates(["left_key", "right_key"])
+        for start in range(0, len(left), CHUNK):  # bounded memory: CHUNK x block scores at a time
+            part = left[start : start + CHUNK]
+            scores = process.cdist(all_names[part], all_names[idx], scorer=fuzz.token_sort_ratio,
+                                   score_cutoff=threshold, dtype=np.uint8, workers=-1)  # fmt: skip
+            i, j = np.nonzero(scores)
+            a, c = part[i], idx[j]
+            keep = (a != c) & ~(lone_mask[c] & (c < a))  # self, or a lone-lone pair seen from the other side
+            found.append(np.stack([a[keep], c[keep], scores[i[keep], j[keep]]], axis=1))
+    if not found:
+        return pd.DataFrame(columns=cols)
+    pairs = np.unique(np.concatenate(found), axis=0)
+    a, c = pairs[:, 0], pairs[:, 1]
+    return pd.DataFrame(
+        {"left_key": acc_keys[a], "right_key": acc_keys[c], "left_name": display[a], "right_name": display[c],
+         "score": pairs[:, 2].astype(float), "kind": "account_name"}
+    ).drop_duplicates(["left_key", "right_key"])  # fmt: skip

@@ -8,7 +8,6 @@ warehouse as it was.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import json
 from pathlib import Path
@@ -16,10 +15,11 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import Engine, delete, func, select
 
+from marketmap import csvsafe
 from marketmap.config import ClientConfig
 from marketmap.ingest.dedupe import dedupe_accounts
-from marketmap.ingest.reader import IngestError, ReadResult, read_export
-from marketmap.ingest.schema import ACCOUNT_FIELDS, FIELDS
+from marketmap.ingest.reader import IngestError, ReadOptions, ReadResult, Rejected, read_export
+from marketmap.ingest.schema import ACCOUNT_FIELDS, FIELDS, column_map
 from marketmap.settings import inbox_dir, run_dir
 from marketmap.warehouse import safe_url, upsert
 from marketmap.warehouse import schema as t
@@ -151,9 +151,10 @@ def extract_exports(cfg: ClientConfig, run_id: str, engine: Engine, inbox: Path 
     }
     results: dict[str, ReadResult] = {}
     problems = []
+    options = read_options(cfg)
     for obj, path in export_paths(cfg, inbox).items():
         try:
-            results[obj] = read_export(path, obj, exp.format, overrides[obj], exp.encoding)
+            results[obj] = read_export(path, obj, exp.format, overrides[obj], exp.encoding, options)
         except IngestError as e:
             problems.append(str(e))
     if problems:
@@ -174,15 +175,41 @@ def extract_exports(cfg: ClientConfig, run_id: str, engine: Engine, inbox: Path 
         ]
         if rejected:
             conn.execute(t.rejected_rows.insert(), rejected)
+        save_warnings(
+            conn, cfg.client_id, run_id, "extract", [w for res in results.values() for w in res.warnings]
+        )
     return {
         obj: {
             "file": res.file,
             "rows": res.rows_read,
             "staged": len(res.frame),
             "rejected": len(res.rejected),
+            "warnings": len(res.warnings),
+            **({"blank_rows_skipped": res.blank_rows} if res.blank_rows else {}),
+            **({"date_order": res.date_order} if res.date_order else {}),
         }
         for obj, res in results.items()
     }
+
+
+def read_options(cfg: ClientConfig) -> ReadOptions:
+    exp = cfg.crm.export
+    return ReadOptions(
+        currency=exp.currency.upper(),
+        fx_rates=dict(exp.fx_rates),
+        date_order=exp.date_order,
+        delimiter=exp.delimiter,
+        decimal=exp.decimal,
+    )
+
+
+def save_warnings(conn, client_id: str, run_id: str, step: str, warnings: list) -> None:
+    """Replace one step's warnings of the run (a retried step writes them once)."""
+    w = t.ingest_warnings
+    conn.execute(delete(w).where(w.c.client_id == client_id, w.c.run_id == run_id, w.c.step == step))
+    rows = [{"client_id": client_id, "run_id": run_id, "step": step, **x.__dict__} for x in warnings]
+    if rows:
+        conn.execute(w.insert(), rows)
 
 
 def normalise_and_dedupe(cfg: ClientConfig, run_id: str, engine: Engine) -> dict:
@@ -191,7 +218,7 @@ def normalise_and_dedupe(cfg: ClientConfig, run_id: str, engine: Engine) -> dict
     frame = records_to_frame(records, "accounts")
     if "source_row" not in frame:
         frame["source_row"] = None
-    result = dedupe_accounts(frame)
+    result = dedupe_accounts(frame, not_company_hosts=cfg.crm.export.not_company_hosts)
     _stage(engine, cfg.client_id, run_id, "accounts_deduped", frame_to_records(result.accounts))
     _stage(engine, cfg.client_id, run_id, "account_crm_ids", frame_to_records(result.crm_ids))
     cid = cfg.client_id
@@ -210,17 +237,31 @@ def normalise_and_dedupe(cfg: ClientConfig, run_id: str, engine: Engine) -> dict
         upsert(
             conn,
             t.review_queue,
-            _rows(
-                result.review, list(result.review.columns), client_id=cid, run_id=run_id, kind="account_name"
-            ),
+            _rows(result.review, list(result.review.columns), client_id=cid, run_id=run_id),
         )
+        save_warnings(conn, cid, run_id, "dedupe", _domain_warnings(cfg, result.warnings))
     return {
         "records": len(frame),
         "accounts": len(result.accounts),
         "duplicates_merged": len(result.merges),
         "without_domain": int(result.accounts["domain"].isna().sum()),
         "review_pairs": len(result.review),
+        "shared_domain_held_for_review": int((result.review["kind"] == "account_domain").sum()),
+        "not_company_domains": 0 if result.warnings is None else len(result.warnings),
     }
+
+
+def _domain_warnings(cfg: ClientConfig, warnings: pd.DataFrame | None) -> list[Rejected]:
+    if warnings is None or warnings.empty:
+        return []
+    exp = cfg.crm.export
+    file = Path(exp.accounts).name if exp.accounts else "accounts"
+    col = column_map(exp.format, "accounts", exp.account_columns).get("website", "website")
+    return [
+        Rejected(file, int(r.source_row) if pd.notna(r.source_row) else 0, col, str(r.website)[:200],
+                 f"{col} {str(r.website)[:80]!r}: {r.reason}; the account is kept without a domain")
+        for r in warnings.itertuples()
+    ]  # fmt: skip
 
 
 # What ingest owns in the accounts table: the export's fields plus the dedupe results.
@@ -339,6 +380,14 @@ def summarise(cfg: ClientConfig, run_id: str, engine: Engine, steps: dict | None
             .where(t.rejected_rows.c.client_id == cid, t.rejected_rows.c.run_id == run_id)
             .order_by(t.rejected_rows.c.file, t.rejected_rows.c.row_number)
         ).all()  # fmt: skip
+        warnings = conn.execute(
+            select(
+                t.ingest_warnings.c.file, t.ingest_warnings.c.row_number, t.ingest_warnings.c.field,
+                t.ingest_warnings.c.value, t.ingest_warnings.c.reason,
+            )
+            .where(t.ingest_warnings.c.client_id == cid, t.ingest_warnings.c.run_id == run_id)
+            .order_by(t.ingest_warnings.c.file, t.ingest_warnings.c.row_number)
+        ).all()  # fmt: skip
         totals = {
             "accounts": _count(conn, t.accounts, client_id=cid),
             "contacts": _count(conn, t.contacts, client_id=cid),
@@ -354,6 +403,12 @@ def summarise(cfg: ClientConfig, run_id: str, engine: Engine, steps: dict | None
             "rejected_examples": [
                 {"file": r.file, "row": r.row_number, "reason": r.reason} for r in rejected[:10]
             ],
+            "rows_warned": len({(r.file, r.row_number) for r in warnings}),
+            "warnings": len(warnings),
+            "warning_examples": [
+                {"file": r.file, "row": r.row_number, "field": r.field, "reason": r.reason}
+                for r in warnings[:10]
+            ],
             "warehouse": safe_url(engine),
             "outputs": str(out),
         }
@@ -362,9 +417,10 @@ def summarise(cfg: ClientConfig, run_id: str, engine: Engine, steps: dict | None
             .where(t.runs.c.client_id == cid, t.runs.c.run_id == run_id)
             .values(finished_at=_now(), status="success", summary=summary)
         )
-    with open(out / "rejected_rows.csv", "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(["file", "row", "field", "value", "reason"])
-        w.writerows(rejected)
+    for name, rows in (("rejected_rows.csv", rejected), ("warnings.csv", warnings)):
+        with open(out / name, "w", newline="", encoding="utf-8") as fh:
+            w = csvsafe.writer(fh)  # values straight from the export: never formulas
+            w.writerow(["file", "row", "field", "value", "reason"])
+            w.writerows(rows)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
     return summary

@@ -171,3 +171,10 @@ def column_map(fmt: str, obj: str, overrides: dict[str, str]) -> dict[str, str]:
     mapping = dict(PRESETS[fmt][obj])
     mapping.update(overrides)
     return mapping
+
+
+# Columns the reader uses but does not load: the currency of a row's amounts (multi-currency
+# Salesforce orgs export CurrencyIsoCode; HubSpot deals deal_currency_code). Override with
+# ``currency`` in ``crm.export.*_columns``.
+AUX_FIELDS = ("currency",)
+CURRENCY_COLUMNS = {"salesforce": "CurrencyIsoCode", "hubspot": "deal_currency_code"}

@@ -30,12 +30,11 @@ def validate_config(client_id: str) -> dict:
 @task(multiple_outputs=False)  # one small summary dict per task
 def ingest(client_id: str) -> dict:
     """Read the CRM export files into this run's staged records; reject bad rows with reasons."""
-    from marketmap.config import load_client
     from marketmap.ingest.pipeline import extract_exports, start_run
-    from marketmap.orchestration.resources import warehouse
+    from marketmap.orchestration.resources import load_effective, warehouse
 
     ctx = get_current_context()
-    cfg = load_client(client_id)
+    cfg = load_effective(client_id)
     engine = warehouse(cfg)
     start_run(engine, client_id, ctx["run_id"], "build", ctx.get("logical_date"))
     if cfg.crm.kind == "csv":
@@ -49,71 +48,72 @@ def ingest(client_id: str) -> dict:
 @task(multiple_outputs=False)  # one small summary dict per task
 def normalise_dedupe(client_id: str) -> dict:
     """Normalise domains, merge duplicates by domain, queue look-alike names for review."""
-    from marketmap.config import load_client
     from marketmap.ingest.pipeline import normalise_and_dedupe
-    from marketmap.orchestration.resources import warehouse
+    from marketmap.orchestration.resources import load_effective, warehouse
 
-    cfg = load_client(client_id)
+    cfg = load_effective(client_id)
     return normalise_and_dedupe(cfg, _run_id(), warehouse(cfg))
 
 
 @task(multiple_outputs=False)  # one small summary dict per task
 def load_warehouse(client_id: str) -> dict:
     """Upsert accounts, contacts, opportunities and reps in one transaction."""
-    from marketmap.config import load_client
+    from marketmap.analysis.owners import record_owner_changes
     from marketmap.ingest.pipeline import load_warehouse as load
-    from marketmap.orchestration.resources import warehouse
+    from marketmap.orchestration.resources import load_effective, run_clock, warehouse
 
-    cfg = load_client(client_id)
-    return load(cfg, _run_id(), warehouse(cfg))
+    cfg = load_effective(client_id)
+    engine = warehouse(cfg)
+    result = load(cfg, _run_id(), engine)
+    # Owner history starts at the build, dated from each account's CRM creation (stale-account rule).
+    result["owner_history"] = record_owner_changes(engine, client_id, _run_id(), run_clock(get_current_context())[1])
+    return result
 
 
 def _run_date(cfg) -> dt.date:
     """The run's logical date in the client's timezone (never now(): re-runs must agree)."""
-    return get_current_context()["logical_date"].astimezone(cfg.tz).date()
+    from marketmap.orchestration.resources import run_date
+
+    return run_date(get_current_context(), cfg)
 
 
 @task(multiple_outputs=False)  # one small summary dict per task
 def score_accounts(client_id: str) -> dict:
     """Fit score, tier and per-vector breakdown for every account (per product rubric)."""
-    from marketmap.config import load_client
-    from marketmap.orchestration.resources import warehouse
+    from marketmap.orchestration.resources import load_effective, warehouse
     from marketmap.scoring.pipeline import score_accounts as score
 
-    cfg = load_client(client_id)
+    cfg = load_effective(client_id)
     return score(cfg, warehouse(cfg), _run_id(), _run_date(cfg))
 
 
 @task(multiple_outputs=False)  # one small summary dict per task
 def value_accounts(client_id: str) -> dict:
     """Potential ARR per in-scope account (configured methods, combined) and white space for customers."""
-    from marketmap.config import load_client
-    from marketmap.orchestration.resources import warehouse
+    from marketmap.orchestration.resources import load_effective, warehouse
     from marketmap.scoring.pipeline import value_accounts as value
 
-    cfg = load_client(client_id)
+    cfg = load_effective(client_id)
     return value(cfg, warehouse(cfg), _run_id())
 
 
 @task(multiple_outputs=False)  # one small summary dict per task
 def score_contacts(client_id: str) -> dict:
     """Persona score and tier per contact, its account's tier, outreach priority and coverage."""
-    from marketmap.config import load_client
-    from marketmap.orchestration.resources import warehouse
+    from marketmap.orchestration.resources import load_effective, warehouse
     from marketmap.scoring.pipeline import score_contacts as score
 
-    cfg = load_client(client_id)
+    cfg = load_effective(client_id)
     return score(cfg, warehouse(cfg), _run_id(), _run_date(cfg))
 
 
 @task(multiple_outputs=False)  # one small summary dict per task
 def qa_gate(client_id: str) -> dict:
     """QA gates before anything reaches the CRM; a failed gate fails the run unless override_qa is set."""
-    from marketmap.config import load_client
-    from marketmap.orchestration.resources import warehouse
+    from marketmap.orchestration.resources import load_effective, warehouse
     from marketmap.scoring.pipeline import qa_gate as gate
 
-    cfg = load_client(client_id)
+    cfg = load_effective(client_id)
     override = bool(get_current_context()["params"].get("override_qa", False))
     result = gate(cfg, warehouse(cfg), override=override)
     log.info("QA gates for %s:\n%s", client_id, result["report"])
@@ -123,11 +123,10 @@ def qa_gate(client_id: str) -> dict:
 @task(multiple_outputs=False)  # one small summary dict per task
 def summary(client_id: str, steps: dict) -> dict:
     """Write the run summary and rejected rows; print what the run did and where the outputs are."""
-    from marketmap.config import load_client
     from marketmap.ingest.pipeline import summarise
-    from marketmap.orchestration.resources import warehouse
+    from marketmap.orchestration.resources import load_effective, warehouse
 
-    cfg = load_client(client_id)
+    cfg = load_effective(client_id)
     result = summarise(cfg, _run_id(), warehouse(cfg), steps)
     log.info("%s", format_summary(result))
     return {"rows_rejected": result["rows_rejected"], "outputs": result["outputs"]}
@@ -141,8 +140,9 @@ def format_summary(s: dict) -> str:
     for obj, info in ing.get("objects", ing).items():  # CSV exports, or an API extract's objects
         if isinstance(info, dict):
             rows, source = info.get("rows", info.get("records", 0)), info.get("file") or "the CRM"
+            warned = f", {info['warnings']:,} values left blank (warnings)" if info.get("warnings") else ""
             lines.append(
-                f"  {obj:<14} {rows:>7,} rows read from {source}, {info.get('rejected', 0):,} rejected"
+                f"  {obj:<14} {rows:>7,} rows read from {source}, {info.get('rejected', 0):,} rejected{warned}"
             )
     if ded:
         lines.append(
@@ -150,6 +150,12 @@ def format_summary(s: dict) -> str:
             f"({ded['duplicates_merged']:,} duplicates merged by domain, {ded['without_domain']:,} without a domain, "
             f"{ded['review_pairs']:,} look-alike name pairs queued for review)"
         )
+        if ded.get("shared_domain_held_for_review") or ded.get("not_company_domains"):
+            lines.append(
+                f"                 {ded.get('shared_domain_held_for_review', 0):,} records on a shared domain with a "
+                f"different name held for review, {ded.get('not_company_domains', 0):,} websites not the company's "
+                "own domain (LinkedIn, app stores, free mail …)"
+            )
     if load:
         lines.append(
             f"  warehouse      {load['accounts_new']:,} new and {load['accounts_updated']:,} updated accounts, "
@@ -218,6 +224,13 @@ def format_summary(s: dict) -> str:
         lines += [
             f"    {r['file']} row {r['row']}: {r['reason']}" for r in s.get("rejected_examples", [])[:5]
         ]
+    if s.get("warnings"):
+        lines.append(
+            f"  warnings       {s['warnings']:,} on {s.get('rows_warned', 0):,} kept rows (value left blank), for example:"
+        )
+        lines += [
+            f"    {w['file']} row {w['row']}: {w['reason']}" for w in s.get("warning_examples", [])[:5]
+        ]
     lines.append(f"  warehouse:     {s['warehouse']}")
-    lines.append(f"  outputs:       {s['outputs']} (summary.json, rejected_rows.csv)")
+    lines.append(f"  outputs:       {s['outputs']} (summary.json, rejected_rows.csv, warnings.csv)")
     return "\n".join(lines)

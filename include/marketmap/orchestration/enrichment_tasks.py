@@ -16,18 +16,18 @@ log = logging.getLogger(__name__)
 
 
 def _run(client_id: str) -> dict:
-    from marketmap.config import load_client
     from marketmap.enrichment import plan_account_enrichment, providers_for, run_account_enrichment
-    from marketmap.enrichment.reports import deliver_alerts
-    from marketmap.orchestration.resources import warehouse
+    from marketmap.enrichment.reports import RUN_RULES, run_alert_candidates
+    from marketmap.orchestration.alerting import send_alerts
+    from marketmap.orchestration.resources import load_effective, run_clock, warehouse
 
     ctx = get_current_context()
-    cfg = load_client(client_id)
+    cfg = load_effective(client_id)
     engine = warehouse(cfg)
-    run_date = ctx["logical_date"].astimezone(cfg.tz).date()
-    plan = plan_account_enrichment(cfg, engine, run_date)
-    result = run_account_enrichment(cfg, engine, ctx["run_id"], plan, providers_for(cfg))
-    deliver_alerts(cfg, result.alerts)
+    _, now = run_clock(ctx)
+    plan = plan_account_enrichment(cfg, engine, now.astimezone(cfg.tz).date(), now=now)
+    result = run_account_enrichment(cfg, engine, ctx["run_id"], plan, providers_for(cfg), now=now)
+    send_alerts(cfg, engine, ctx["dag"].dag_id, ctx["run_id"], now, run_alert_candidates(cfg, result.alerts), RUN_RULES)
     summary = {"plan": plan.summary(), **result.summary()}
     log.info("enrichment for %s: %s", client_id, summary)
     return summary
@@ -48,11 +48,10 @@ def enrich_accounts_resume(client_id: str) -> dict:
 @task.sensor(mode="reschedule", poke_interval=120, timeout=6 * 3600, soft_fail=False)
 def wait_for_clay(client_id: str, enriched: dict) -> bool:
     """Wait (without holding a worker slot) until every row sent to Clay has come back to the callback."""
-    from marketmap.config import load_client
     from marketmap.enrichment import clay_rows_status
-    from marketmap.orchestration.resources import warehouse
+    from marketmap.orchestration.resources import load_effective, warehouse
 
-    engine = warehouse(load_client(client_id))
+    engine = warehouse(load_effective(client_id))
     waiting = {b: clay_rows_status(engine, client_id, b) for b in enriched.get("clay_batches", {})}
     missing = {b: len(m) for b, (done, m) in waiting.items() if not done}
     log.info("Clay batches still waiting: %s", missing or "none")
@@ -62,11 +61,10 @@ def wait_for_clay(client_id: str, enriched: dict) -> bool:
 @task(multiple_outputs=False, trigger_rule="all_done")
 def close_clay(client_id: str, enriched: dict) -> dict:
     """Settle the Clay batches (also after the wait timed out) and report rows that never came back."""
-    from marketmap.config import load_client
     from marketmap.enrichment import close_clay_batch
-    from marketmap.orchestration.resources import warehouse
+    from marketmap.orchestration.resources import load_effective, warehouse
 
-    engine = warehouse(load_client(client_id))
+    engine = warehouse(load_effective(client_id))
     closed = {b: close_clay_batch(engine, client_id, b) for b in enriched.get("clay_batches", {})}
     log.info("Clay batches closed: %s", closed)
     return {"batches": list(closed)}
@@ -75,16 +73,16 @@ def close_clay(client_id: str, enriched: dict) -> dict:
 @task(multiple_outputs=False)  # one small summary dict per task
 def enrich_personas(client_id: str) -> dict:
     """People search at T1 accounts (just in time, GDPR setting respected) for the personas they lack."""
-    from marketmap.config import load_client
     from marketmap.enrichment import enrich_personas as enrich
     from marketmap.enrichment import providers_for
     from marketmap.enrichment.personas import account_tiers
-    from marketmap.orchestration.resources import warehouse
+    from marketmap.orchestration.resources import load_effective, warehouse
+    from marketmap.orchestration.resources import run_date as clock_date
 
     ctx = get_current_context()
-    cfg = load_client(client_id)
+    cfg = load_effective(client_id)
     engine = warehouse(cfg)
-    run_date = ctx["logical_date"].astimezone(cfg.tz).date()
+    run_date = clock_date(ctx, cfg)
     return enrich(
         cfg, engine, ctx["run_id"], providers_for(cfg), account_tiers(cfg, engine), run_date=run_date
     )

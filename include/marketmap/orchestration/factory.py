@@ -9,11 +9,12 @@ and only that client's config is read and only that DAG is built.
 from __future__ import annotations
 
 import datetime as dt
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
 import pendulum
-from airflow.sdk import DAG, Param, chain, get_parsing_context
+from airflow.sdk import DAG, Asset, Param, chain, get_parsing_context
 
 from marketmap.config import ClientConfig, ConfigError, client_files, effective_yaml, load_client
 from marketmap.orchestration import build_tasks as bt
@@ -48,6 +49,8 @@ def default_args(cfg: ClientConfig) -> dict:
         "retry_delay": dt.timedelta(minutes=1),
         "retry_exponential_backoff": True,
         "max_retry_delay": dt.timedelta(minutes=15),
+        # A hung task (a CRM that never answers) fails and alerts instead of holding a slot for ever.
+        "execution_timeout": dt.timedelta(hours=cfg.maintenance.task_timeout_hours),
         "on_failure_callback": failure_callback(cfg.client_id),
     }
 
@@ -97,7 +100,7 @@ BUILD_DOC = """The initial build of the client's market map, triggered by hand f
    fails the run (nothing reaches the CRM) unless the `override_qa` param is set.
 11. **crm_preflight** — every mapped CRM field exists with a compatible type and every picklist
     value the mapping can produce exists; all problems listed together, and nothing is pushed.
-12. **crm_canary**, **crm_push** — a 10-20 record sample first, then every record whose fields
+12. **crm_canary**, **crm_push** (the one CRM write path every pipeline uses) — a 10-20 record sample first, then every record whose fields
     would change (diff against the CRM's values; overwrite / if blank / never; prevent-override;
     picklist translation; look-up before create). With `dry_run` a change preview (CSV +
     summary) is written instead. **crm_validate** — counts reconcile, no duplicates.
@@ -143,17 +146,39 @@ def build_dag(cfg: ClientConfig) -> DAG:
         gated = bt.qa_gate(client_id=cid)
         steps = {"ingest": ingested, "dedupe": deduped, "load": loaded, "enrich": enriched, "score": scored,
                  "personas": personas, "value": valued, "contacts": contacts, "qa": gated}  # fmt: skip
-        crm = {"pool": crm_pool(cfg)} if crm_pool(cfg) else {}
-        checked = ct.crm_preflight.override(**crm)(client_id=cid)
-        canary = ct.crm_canary.override(**crm)(client_id=cid)
-        pushed = ct.crm_push.override(**crm)(client_id=cid)
-        validated_crm = ct.crm_validate.override(**crm)(client_id=cid)
+        checked, canary, pushed, validated_crm = ct.crm_write_group(cfg, pool=crm_pool(cfg))
         steps |= {"preflight": checked, "canary": canary, "push": pushed, "crm_validation": validated_crm}
         done = bt.summary(client_id=cid, steps=steps)
         validation = rt.validation_report(client_id=cid, steps=steps)
-        reports = rt.build_reports(client_id=cid)
-        chain(enriched, scored, personas, valued, contacts, gated, checked, canary, pushed, validated_crm, done,
-              validation, reports)  # fmt: skip
+        chain(enriched, scored, personas, valued, contacts, gated, checked)
+        chain(validated_crm, done, validation)
+        # New scores schedule the client's reports DAG (Asset), like every pipeline that writes scores.
+        contacts >> rt.publish_scores.override(outlets=[scores_asset(cid)])(client_id=cid, steps=[scored, valued, contacts])
+    return dag
+
+
+def scores_asset(client_id: str) -> Asset:
+    """The client's stored scores: every pipeline that changes them emits it; it schedules ``<client>__reports``."""
+    return Asset(name=f"{client_id}__scores", uri=f"marketmap://{client_id}/scores", group="marketmap")
+
+
+REPORTS_DOC = """The client's reports, regenerated whenever its scores change.
+
+Scheduled by the client's scores asset (`marketmap://<client>/scores`), which the build, the monthly
+run and an applied valuation emit when they write new scores, so the reports never lag the scores.
+
+* **build_reports** — executive, distribution and rep-cockpit reports (HTML with charts, CSVs).
+* **maintenance_report** — the back-test, drift, valuation and territory views the alerts link to.
+
+Reports are served by the portfolio app (`/marketmap/clients/<client>`), linked from alerts.
+"""
+
+
+@pipeline("reports")
+def reports_dag(cfg: ClientConfig) -> DAG:
+    kwargs = common_dag_kwargs(cfg, "reports", "reports", REPORTS_DOC)
+    with DAG(schedule=[scores_asset(cfg.client_id)], **kwargs) as dag:
+        rt.build_reports(client_id=cfg.client_id) >> rt.maintenance_report(client_id=cfg.client_id)
     return dag
 
 
@@ -185,22 +210,33 @@ def config_error_dag(client_id: str, error: ConfigError) -> DAG:
     return dag
 
 
-def build_all_dags(directory: Path | None = None) -> dict[str, DAG]:
-    """Every client's DAGs, in sorted order, plus the portfolio DAG; only the one DAG a task
-    process asks for.
+SHARDS = 4  # loader files in dags/: marketmap_clients_0.py … marketmap_clients_3.py
 
-    A client whose file does not validate gets a ``<client>__config_error`` DAG instead,
-    so one broken file never takes the other clients' DAGs down.
+
+def shard_of(client_id: str, shards: int = SHARDS) -> int:
+    """The loader file a client's DAGs live in (stable: a hash of the client id)."""
+    return zlib.crc32(client_id.encode()) % shards
+
+
+def build_all_dags(directory: Path | None = None, shard: int | None = None) -> dict[str, DAG]:
+    """Every client's DAGs (of one loader ``shard``, or all), in sorted order, plus the portfolio
+    DAG (in shard 0); only the one DAG a task process asks for.
+
+    A client whose file does not validate gets a ``<client>__config_error`` DAG instead, so one
+    broken file never takes the other clients' DAGs down; and clients are spread over several
+    loader files, so one slow or failing parse (``dagbag_import_timeout``) hides only its shard.
     """
     from marketmap.orchestration.portfolio import PORTFOLIO_DAG_ID, build_portfolio_dag
 
     wanted = get_parsing_context().dag_id
     if wanted == PORTFOLIO_DAG_ID:
-        return {PORTFOLIO_DAG_ID: build_portfolio_dag()}
-    paths = client_files(directory)
+        return {PORTFOLIO_DAG_ID: build_portfolio_dag()} if shard in (None, 0) else {}
+    paths = [p for p in client_files(directory) if shard is None or shard_of(p.stem) == shard]
     if wanted and "__" in wanted:
-        client_id = wanted.split("__", 1)[0]
-        paths = [p for p in paths if p.stem == client_id] or paths
+        # The client whose id + "__" + a pipeline name is the wanted DAG id: client ids may contain
+        # "__" themselves (acme__eu next to acme), so never split on the first "__".
+        names = set(PIPELINES) | {"config_error"}
+        paths = [p for p in paths if wanted.startswith(p.stem + "__") and wanted[len(p.stem) + 2 :] in names]
     dags: dict[str, DAG] = {}
     for path in paths:
         try:
@@ -210,10 +246,11 @@ def build_all_dags(directory: Path | None = None) -> dict[str, DAG]:
             continue
         dags.update(
             build_client_dags(
-                cfg, only=wanted if wanted and wanted.startswith(cfg.client_id + "__") else None
+                cfg, only=wanted if wanted and wanted[len(cfg.client_id) + 2 :] in PIPELINES
+                and wanted.startswith(cfg.client_id + "__") else None
             )
         )
-    if not wanted:
+    if not wanted and shard in (None, 0):
         dags[PORTFOLIO_DAG_ID] = build_portfolio_dag()
     return dags
 

@@ -17,7 +17,9 @@ from dateutil.relativedelta import relativedelta
 
 from marketmap.config import ClientConfig
 from marketmap.orchestration import maintenance_tasks as mt
-from marketmap.orchestration.factory import common_dag_kwargs, pipeline
+from marketmap.orchestration import report_tasks as rt
+from marketmap.orchestration.crm_tasks import crm_write_group
+from marketmap.orchestration.factory import common_dag_kwargs, pipeline, scores_asset
 from marketmap.pools import crm_pool, task_pool
 
 ALERTS_DOC = (
@@ -52,13 +54,18 @@ month that just ended.
 2. **enrich_gaps** — only missing fields, only accounts that could still reach the minimum tier,
    never inside the refresh age, within the monthly credit budget.
 3. **score_changes** — fit score, tier, valuation and personas; only changed rows are written.
-4. **push_changes** — only records whose CRM values would change.
-5. **credit_burn_monitor** — the month's burn vs budget, runaway runs, the same account paid twice,
+4. **apply_stale_proposal** (param `approve_stale`: a proposal id) — applies exactly that stored
+   stale-account proposal to the warehouse owners, once.
+5. **crm_preflight → crm_canary → crm_push → crm_validate** — the one CRM write path: only records whose
+   CRM values would change (and the owners of an approved proposal), sample first, then validated.
+6. **publish_scores** — when scores changed, emits the client's scores asset: `<client>__reports` runs.
+7. **credit_burn_monitor** — the month's burn vs budget, runaway runs, the same account paid twice,
    credits per account jumping.
-6. **data_quality_audit** — duplicates by domain/e-mail/LinkedIn, un-normalised domains, blank tier
+8. **data_quality_audit** — duplicates by domain/e-mail/LinkedIn, un-normalised domains, blank tier
    or valuation above 5%, picklist values the CRM rejected, new accounts untiered after 30 days.
-7. **stale_account_round_robin** (param `stale_round_robin`) — accounts with the same rep for 6+
-   months and no progress: a reassignment proposal (CSV).
+9. **stale_account_round_robin** (param `stale_round_robin`) — accounts with the same rep for 6+
+   months (owner history, or the CRM creation date) and no progress: a reassignment proposal stored
+   with an id (CSV + alert); approve it by running this DAG with `approve_stale=<id>`.
 """
 
 
@@ -69,6 +76,8 @@ def monthly_dag(cfg: ClientConfig) -> DAG:
         "dry_run": Param(False, type="boolean", description="Plan the CRM push but write nothing."),
         "stale_round_robin": Param(False, type="boolean",
                                    description="Also propose a round robin of stale accounts (optional)."),
+        "approve_stale": Param("", type="string",
+                               description="Apply this stored stale-account proposal (its id, from the alert)."),
     }  # fmt: skip
     crm_pool, provider_pool = _pools(cfg)
     with DAG(schedule=_schedule(cfg, cfg.schedules.monthly, relativedelta(months=1)), **kwargs) as dag:
@@ -76,14 +85,16 @@ def monthly_dag(cfg: ClientConfig) -> DAG:
         extracted = _in_pool(mt.extract_changes, crm_pool)(client_id=cid)
         enriched = _in_pool(mt.enrich_gaps, provider_pool)(client_id=cid)
         scored = mt.score_changes(client_id=cid)
-        pushed = _in_pool(mt.push_changes, crm_pool)(client_id=cid)
+        applied = mt.apply_stale_proposal(client_id=cid)
+        preflight, *_, validated = crm_write_group(cfg, pool=crm_pool)
         burn = mt.credit_burn_monitor(client_id=cid)
         audited = mt.data_quality_audit(client_id=cid)
         stale = mt.stale_account_round_robin(client_id=cid)
-        extracted >> enriched >> scored >> pushed
+        published = rt.publish_scores.override(outlets=[scores_asset(cid)])(client_id=cid, steps=[scored])
+        extracted >> enriched >> scored >> applied >> preflight
         enriched >> burn
-        scored >> [audited, stale]
-        pushed >> audited  # the audit reads the push's rejected picklist values
+        scored >> published
+        validated >> [audited, stale]  # the audit reads the push's rejected picklist values
     return dag
 
 
@@ -92,7 +103,8 @@ QUARTERLY_DOC = """Persona coverage refresh, report-driven persona enrichment an
 1. **coverage_gap_report** — T1 accounts with fewer than 4 contacts and no outreach, T1 accounts missing
    seniority levels, the share of T1 accounts with a Tier-1 persona (before).
 2. **enrich_gap_personas** — persona enrichment for the gap accounts only (dedupe by e-mail, then LinkedIn).
-3. **push_personas** — new and changed contacts to the CRM.
+3. **crm_preflight → crm_canary → crm_push → crm_validate** — new and changed contacts to the CRM
+   through the one CRM write path.
 4. **coverage_after_and_alerts** — coverage after; alert under 50% of T1 accounts with a Tier-1 persona;
    provider optimisation summary (switch when it saves more than 20%).
 """
@@ -113,9 +125,10 @@ def quarterly_personas_dag(cfg: ClientConfig) -> DAG:
         cid = cfg.client_id
         before = mt.coverage_gap_report(client_id=cid)
         enriched = _in_pool(mt.enrich_gap_personas, provider_pool)(client_id=cid, before=before)
-        pushed = _in_pool(mt.push_personas, crm_pool)(client_id=cid)
-        after = mt.coverage_after_and_alerts(client_id=cid, before=before)
-        enriched >> pushed >> after
+        preflight, *_, validated = crm_write_group(cfg, pool=crm_pool)
+        after = mt.coverage_after_and_alerts(client_id=cid, before=before, enriched=enriched)
+        enriched >> preflight
+        validated >> after
     return dag
 
 
@@ -126,6 +139,7 @@ DRIFT_DOC = """ICP drift from closed won/lost by tier (weekly), and the refineme
   needs at least `maintenance.drift_min_deals` closed deals and a one-sided test significant at
   `maintenance.confidence` (two-proportion z-test, Wilson intervals; Katz interval for the lift); the
   message says how sure it is.
+* **maintenance_report** — the back-test and drift views the alerts link to.
 * **refinement_checkins** — a reminder 2 weeks before the ~90-day check-in and before each twice-yearly
   ICP validation review, with the numbers to bring.
 """
@@ -135,17 +149,22 @@ DRIFT_DOC = """ICP drift from closed won/lost by tier (weekly), and the refineme
 def drift_dag(cfg: ClientConfig) -> DAG:
     kwargs = common_dag_kwargs(cfg, "drift", "ICP drift and check-ins", DRIFT_DOC + ALERTS_DOC)
     with DAG(schedule=_schedule(cfg, cfg.schedules.drift, dt.timedelta(days=7)), **kwargs) as dag:
-        mt.drift_check(client_id=cfg.client_id) >> mt.refinement_checkins(client_id=cfg.client_id)
+        checked = mt.drift_check(client_id=cfg.client_id)
+        checked >> mt.refinement_checkins(client_id=cfg.client_id)
+        checked >> rt.maintenance_report(client_id=cfg.client_id, views=["backtest", "drift"])
     return dag
 
 
 VALUATION_DOC = """Valuation recalibration (twice a year): won deal value vs the account's valuation at the time.
 
 * **apply_valuation** — only in a manual run with `apply_valuation=true`: applies the refitted
-  coefficients (recorded in the warehouse; commit them to the client YAML too) and re-scores.
-* **push_revaluation** — pushes the changed valuations after an applied calibration.
+  coefficients as a stored overlay that the build, preview, reports and portfolio all use (commit them
+  to the client YAML to make them permanent) and re-scores; emits the client's scores asset.
+* **crm_preflight → crm_canary → crm_push → crm_validate** — pushes the changed valuations after an
+  applied calibration (no CRM call otherwise).
 * **valuation_check** — median absolute % error and bias overall and by tier; beyond
   `maintenance.valuation_divergence` (30%) an alert with the refitted coefficient proposal.
+* **maintenance_report** — the valuation view the alert links to.
 """
 
 
@@ -160,20 +179,24 @@ def valuation_dag(cfg: ClientConfig) -> DAG:
     crm_pool, _ = _pools(cfg)
     with DAG(schedule=_schedule(cfg, cfg.schedules.valuation, relativedelta(months=6)), **kwargs) as dag:
         cid = cfg.client_id
-        applied = mt.apply_valuation(client_id=cid)
-        pushed = _in_pool(mt.push_revaluation, crm_pool)(client_id=cid, applied=applied)
-        pushed >> mt.valuation_check(client_id=cid)
+        applied = mt.apply_valuation.override(outlets=[scores_asset(cid)])(client_id=cid)
+        *_, validated = crm_write_group(cfg, when=applied, pool=crm_pool)
+        checked = mt.valuation_check(client_id=cid)
+        validated >> checked >> rt.maintenance_report(client_id=cid, views=["valuation"])
     return dag
 
 
 TERRITORIES_DOC = """Territory balance (twice a year): territory value per rep from valuations and owners.
 
-* **apply_rebalance** — only in a manual run with `approve_rebalance=true`: applies the proposal
-  (owners in the warehouse and the CRM).
+* **apply_rebalance** — only in a manual run with `approve_rebalance=<proposal id>` (the id is in the
+  alert and the proposal CSV): applies exactly that stored proposal to the warehouse owners, once.
+* **crm_preflight → crm_canary → crm_push → crm_validate** — the new owners to the CRM through the one
+  write path; a retry after a CRM failure pushes what is still missing (no CRM call when nothing applied).
 * **territory_check** — one rep above 2x another or any rep outside ±20% of the mean, or a rep who left
   still owning accounts → alert with a rebalancing proposal (CSV + summary) that moves as few accounts
   as possible: current owners kept where possible, T1 accounts spread fairly, named exceptions and
-  partner/channel accounts untouched.
+  partner/channel accounts untouched. The proposal is stored with an id.
+* **maintenance_report** — the territory view the alert links to.
 """
 
 
@@ -181,11 +204,15 @@ TERRITORIES_DOC = """Territory balance (twice a year): territory value per rep f
 def territories_dag(cfg: ClientConfig) -> DAG:
     kwargs = common_dag_kwargs(cfg, "territories", "territory balance", TERRITORIES_DOC + ALERTS_DOC)
     kwargs["params"] = {
-        "approve_rebalance": Param(False, type="boolean",
-                                   description="Apply the rebalancing proposal: owner changes go to the CRM."),
+        "approve_rebalance": Param("", type="string",
+                                   description="Apply this stored rebalancing proposal (its id, from the alert): "
+                                               "owner changes go to the CRM."),
     }  # fmt: skip
     crm_pool, _ = _pools(cfg)
     with DAG(schedule=_schedule(cfg, cfg.schedules.territories, relativedelta(months=6)), **kwargs) as dag:
-        applied = _in_pool(mt.apply_rebalance, crm_pool)(client_id=cfg.client_id)
-        applied >> mt.territory_check(client_id=cfg.client_id)
+        cid = cfg.client_id
+        applied = mt.apply_rebalance(client_id=cid)
+        *_, validated = crm_write_group(cfg, when=applied, pool=crm_pool)
+        checked = mt.territory_check(client_id=cid)
+        validated >> checked >> rt.maintenance_report(client_id=cid, views=["territory"])
     return dag

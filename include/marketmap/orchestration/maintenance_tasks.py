@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from typing import Any
 
 from airflow.sdk import get_current_context, task
+
+from marketmap import csvsafe
 
 
 class _Run:
@@ -22,7 +23,7 @@ class _Run:
     def __init__(self, client_id: str, pipeline: str):
         from marketmap.analysis.valuation_drift import effective_config
         from marketmap.config import load_client
-        from marketmap.orchestration.resources import warehouse
+        from marketmap.orchestration.resources import run_clock, warehouse
 
         ctx = get_current_context()
         self.base_cfg = load_client(client_id)
@@ -32,42 +33,37 @@ class _Run:
         self.run_id: str = ctx["run_id"]
         self.dag_id: str = ctx["dag"].dag_id
         self.params: dict = dict(ctx.get("params") or {})
-        end = ctx.get("data_interval_end") or ctx.get("logical_date") or dt.datetime.now(dt.UTC)
-        start = ctx.get("data_interval_start") or end
+        start, end = run_clock(ctx)
         self.now: dt.datetime = end
         self.start: dt.datetime = start
         self.as_of: dt.date = end.astimezone(self.cfg.tz).date()
 
     def report_dir(self):
-        """``$MARKETMAP_HOME/reports/<client>/<pipeline>/<date>/`` (created)."""
-        from marketmap.settings import marketmap_home
+        """The run's report folder (``$MARKETMAP_HOME/reports/<client>/<run_id>/``, created), which
+        the portfolio app serves: alerts link to the page, never to the file."""
+        from marketmap.reports.render import report_dir
 
-        d = marketmap_home() / "reports" / self.cfg.client_id / self.pipeline / self.as_of.isoformat()
+        d = report_dir(self.cfg.client_id, self.run_id)
         d.mkdir(parents=True, exist_ok=True)
         return d
 
-    def links(self, report: str | None = None) -> dict:
-        from marketmap.alerts.blocks import run_url
+    def url(self, report: str | None) -> str | None:
+        """The portfolio address of a file of this run's report folder (a URL stays as it is)."""
+        from pathlib import Path
 
-        base = os.environ.get("AIRFLOW__API__BASE_URL")
-        if not base:
-            try:
-                from airflow.configuration import conf
+        from marketmap.reports.render import file_url
 
-                base = conf.get("api", "base_url", fallback=None)
-            except Exception:  # noqa: BLE001 - no config is fine: messages go out without the link
-                base = None
-        return {"run": run_url(base, self.dag_id, self.run_id), "report": report}
+        if not report or str(report).startswith(("http://", "https://")):
+            return report
+        return file_url(self.cfg.client_id, self.run_id, Path(report).name)
 
     def alerts(self, candidates: list, rules: set[str] | tuple, report: str | None = None) -> dict:
-        from marketmap.alerts.engine import process_alerts
+        from marketmap.orchestration.alerting import send_alerts
 
-        out = process_alerts(
-            self.cfg, self.engine, self.run_id, self.now, candidates, set(rules), self.links(report)
-        )
-        print(f"alerts: {out['fired']} fired, {out['updated']} updated, {out['resolved']} resolved "
-              f"({out['candidates']} candidates)")  # fmt: skip
-        return out
+        for a in candidates:
+            a.report = self.url(a.report)
+        return send_alerts(self.cfg, self.engine, self.dag_id, self.run_id, self.now, candidates, rules,
+                           self.url(report))  # fmt: skip
 
 
 def _write_json(path, data: Any) -> str:
@@ -96,32 +92,6 @@ def _inbox_has_export(cfg) -> bool:
     return (inbox_dir(cfg.client_id) / cfg.crm.export.accounts).exists()
 
 
-def _record_owners(r: _Run) -> int:
-    """Append an owner history row for every account whose owner changed (stale-account input)."""
-    import pandas as pd
-    from sqlalchemy import select
-
-    from marketmap.warehouse import schema as t
-
-    cid = r.cfg.client_id
-    ta = t.territory_assignments.c
-    with r.engine.connect() as conn:
-        owners = pd.read_sql(select(t.accounts.c.account_key, t.accounts.c.owner_id)
-                             .where(t.accounts.c.client_id == cid, t.accounts.c.owner_id.is_not(None)), conn)  # fmt: skip
-        hist = pd.read_sql(
-            select(ta.account_key, ta.rep_id, ta.assigned_at, ta.entry_id).where(ta.client_id == cid), conn
-        )
-    last = hist.sort_values(["assigned_at", "entry_id"]).drop_duplicates("account_key", keep="last")
-    merged = owners.merge(last[["account_key", "rep_id"]], on="account_key", how="left")
-    changed = merged[merged["rep_id"] != merged["owner_id"]]
-    rows = [{"client_id": cid, "account_key": k, "rep_id": o, "source": "crm", "run_id": r.run_id, "assigned_at": r.now}
-            for k, o in zip(changed["account_key"], changed["owner_id"], strict=True)]  # fmt: skip
-    if rows:
-        with r.engine.begin() as conn:
-            conn.execute(t.territory_assignments.insert(), rows)
-    return len(rows)
-
-
 @task(multiple_outputs=False)  # one small summary dict per task
 def extract_changes(client_id: str) -> dict:
     """Incremental CRM extract: accounts, contacts and deals created or changed in the data interval."""
@@ -132,7 +102,9 @@ def extract_changes(client_id: str) -> dict:
         out: dict = {"mode": "skipped", "reason": "no CRM export in the inbox this month"}
     else:
         out = extract(r.base_cfg, r.engine, r.run_id, _crm_adapter(r), since=r.start, until=r.now)
-    out["owner_changes"] = _record_owners(r)
+    from marketmap.analysis.owners import record_owner_changes
+
+    out["owner_changes"] = record_owner_changes(r.engine, r.cfg.client_id, r.run_id, r.now)
     print(json.dumps(out, default=str)[:2000])
     return {"mode": out.get("mode"), "owner_changes": out["owner_changes"]}
 
@@ -148,8 +120,11 @@ def enrich_gaps(client_id: str) -> dict:
     plan = plan_account_enrichment(r.cfg, r.engine, r.as_of, now=r.now)
     if not plan.needs:
         return {"accounts_to_enrich": 0}
+    from marketmap.enrichment.reports import RUN_RULES, run_alert_candidates
+
     result = run_account_enrichment(r.cfg, r.engine, r.run_id, plan, providers_for(r.cfg), now=r.now)
-    return {"plan": plan.summary(), "alerts": len(result.alerts)}
+    sent = r.alerts(run_alert_candidates(r.cfg, result.alerts), RUN_RULES)
+    return {"plan": plan.summary(), **result.summary(), "alerts_fired": sent["fired"]}
 
 
 @task(multiple_outputs=False)  # one small summary dict per task
@@ -162,21 +137,6 @@ def score_changes(client_id: str) -> dict:
     v = value_accounts(r.cfg, r.engine, r.run_id)
     c = score_contacts(r.cfg, r.engine, r.run_id, r.as_of)
     return {"scores_written": s["written"], "values_written": v["written"], "contacts_written": c["written"]}
-
-
-def _push(r: _Run) -> dict:
-    from marketmap.crm import push_all
-
-    if not r.cfg.push:
-        return {"skipped": "no push mapping configured"}
-    res = push_all(r.cfg, r.engine, r.run_id, _crm_adapter(r), dry_run=bool(r.params.get("dry_run", False)))
-    return json.loads(json.dumps(res, default=str))
-
-
-@task(multiple_outputs=False)  # one small summary dict per task
-def push_changes(client_id: str) -> dict:
-    """Push only what changed to the CRM (diff against the last synced values)."""
-    return _push(_Run(client_id, "monthly"))
 
 
 def credit_alerts(cfg, engine, month: str, now: dt.datetime) -> tuple[list, dict]:
@@ -258,41 +218,44 @@ def data_quality_audit(client_id: str) -> dict:
 
 @task(multiple_outputs=False)  # one small summary dict per task
 def stale_account_round_robin(client_id: str) -> dict:
-    """Optional (param stale_round_robin): accounts with the same rep for 6+ months and no progress -> proposal."""
-    import pandas as pd
-    from sqlalchemy import select
-
+    """Optional (param stale_round_robin): accounts with the same rep for 6+ months and no progress -> a stored proposal."""
     from marketmap.alerts.rules import Alert
     from marketmap.analysis.audit import stale_accounts
+    from marketmap.analysis.owners import owner_since
+    from marketmap.analysis.proposals import store_proposal
     from marketmap.analysis.territories import rep_sets
-    from marketmap.scoring.pipeline import read_accounts, read_opportunities
-    from marketmap.warehouse import schema as t
+    from marketmap.scoring.pipeline import read_accounts, read_opportunities, read_reps
 
     r = _Run(client_id, "monthly")
     if not r.params.get("stale_round_robin", False):
         return {"skipped": "param stale_round_robin is false"}
     cid = r.cfg.client_id
-    ta = t.territory_assignments.c
-    with r.engine.connect() as conn:
-        hist = pd.read_sql(
-            select(ta.account_key, ta.rep_id, ta.assigned_at, ta.entry_id).where(ta.client_id == cid), conn
-        )
-        reps = pd.read_sql(select(t.reps).where(t.reps.c.client_id == cid), conn)
-    since = hist.sort_values(["assigned_at", "entry_id"]).drop_duplicates("account_key", keep="last")
-    active, _ = rep_sets(r.cfg, reps)
+    active, _ = rep_sets(r.cfg, read_reps(r.engine, cid))
     stale = stale_accounts(r.cfg, read_accounts(r.engine, cid), read_opportunities(r.engine, cid),
-                           since.set_index("account_key")["assigned_at"], active, r.as_of)  # fmt: skip
+                           owner_since(r.engine, cid), active, r.as_of)  # fmt: skip
+    moves = [{"account_key": k, "from_rep": o, "to_rep": p, "reason": f"same rep since {s}"}
+             for k, o, p, s in stale[["account_key", "owner_id", "proposed_owner", "owner_since"]].itertuples(index=False)]  # fmt: skip
+    pid = store_proposal(r.engine, cid, "stale", r.run_id, r.now, r.as_of, moves, {"accounts": len(stale)})
     path = r.report_dir() / "stale_accounts_round_robin.csv"
-    stale.to_csv(path, index=False)
+    csvsafe.safe_frame(stale.assign(proposal_id=pid)).to_csv(path, index=False)
     alerts = []
     if len(stale):
         alerts.append(Alert(client_id=cid, rule="stale_accounts", role="revops", severity="info",
                             title=f"{len(stale):,} accounts have had the same rep for {r.cfg.maintenance.stale_owner_months}+ "
-                                  "months with no progress: round-robin reassignment proposed",
-                            numbers={"accounts": len(stale)}, material={"accounts": len(stale)}, report=str(path),
-                            confidence="exact: owner history and opportunities"))  # fmt: skip
+                                  f"months with no progress: round-robin reassignment proposed ({pid})",
+                            numbers={"accounts": len(stale), "proposal": pid}, material={"accounts": len(stale)},
+                            report=str(path), confidence="exact: owner history (or CRM creation date) and opportunities",
+                            next_steps=["Review the proposal (CSV) with the reps' managers.",
+                                        f"Apply exactly this proposal with a manual run of the monthly DAG with "
+                                        f"`approve_stale={pid}` (owners are pushed to the CRM)."]))  # fmt: skip
     sent = r.alerts(alerts, {"stale_accounts"}, str(path))
-    return {"stale": len(stale), "proposal": str(path), "fired": sent["fired"]}
+    return {"stale": len(stale), "proposal_id": pid, "fired": sent["fired"]}
+
+
+@task(multiple_outputs=False)  # one small summary dict per task
+def apply_stale_proposal(client_id: str) -> dict:
+    """Only with param approve_stale=<proposal id>: apply exactly that stored stale-account proposal."""
+    return _apply_proposal(_Run(client_id, "monthly"), "stale", "approve_stale")
 
 
 # --------------------------------------------------------------------------- quarterly personas
@@ -345,9 +308,8 @@ def coverage_gap_report(client_id: str) -> dict:
     r = _Run(client_id, "quarterly_personas")
     summary, gaps = _coverage(r)
     _write_json(r.report_dir() / "coverage_before.json", {**summary, "gaps": gaps})
-    return {k: summary[k] for k in ("t1_accounts", "t1_with_p1", "t1_p1_share", "gap_accounts")} | {
-        "gaps": gaps[:5000]
-    }
+    # Only counts go through XCom: the next task recomputes the full gap list from the warehouse.
+    return {k: summary[k] for k in ("t1_accounts", "t1_with_p1", "t1_p1_share", "gap_accounts")}
 
 
 @task(multiple_outputs=False)  # one small summary dict per task
@@ -357,7 +319,7 @@ def enrich_gap_personas(client_id: str, before: dict) -> dict:
     from marketmap.scoring.pipeline import score_contacts
 
     r = _Run(client_id, "quarterly_personas")
-    gaps = set(before.get("gaps") or [])
+    gaps = set(_coverage(r)[1])  # every gap account, never a truncated list
     if not r.cfg.enrichment.providers or not gaps:
         return {"skipped": "no providers configured" if gaps else "no gap accounts"}
     tiers = account_tiers(r.cfg, r.engine)
@@ -369,13 +331,7 @@ def enrich_gap_personas(client_id: str, before: dict) -> dict:
 
 
 @task(multiple_outputs=False)  # one small summary dict per task
-def push_personas(client_id: str) -> dict:
-    """Push new and changed contacts (persona tier and score) to the CRM; only what changed."""
-    return _push(_Run(client_id, "quarterly_personas"))
-
-
-@task(multiple_outputs=False)  # one small summary dict per task
-def coverage_after_and_alerts(client_id: str, before: dict) -> dict:
+def coverage_after_and_alerts(client_id: str, before: dict, enriched: dict | None = None) -> dict:
     """Coverage after enrichment; alert when under 50% of T1 accounts have a Tier-1 persona; provider optimisation."""
     from marketmap.alerts.rules import Alert
     from marketmap.enrichment import optimisation_report
@@ -389,12 +345,17 @@ def coverage_after_and_alerts(client_id: str, before: dict) -> dict:
     )
     m, alerts = r.cfg.maintenance, []
     share = after["t1_p1_share"]
+    enriched = enriched or {}
+    added = int(enriched.get("contacts_added") or 0)
+    done = (f"{added:,} contacts added at {before.get('gap_accounts', 0):,} gap accounts" if added
+            else f"no contacts added ({enriched.get('skipped') or enriched.get('note') or 'no provider found any'})")  # fmt: skip
     if share is not None and share < m.persona_p1_coverage_min:
         alerts.append(Alert(client_id=r.cfg.client_id, rule="persona_coverage_low", role="revops", report=path,
-                            title=f"Only {share:.0%} of T1 accounts have a Tier-1 persona (minimum {m.persona_p1_coverage_min:.0%})",
+                            title=f"Only {share:.0%} of T1 accounts have a Tier-1 persona (minimum "
+                                  f"{m.persona_p1_coverage_min:.0%}); this quarter's refresh: {done}",
                             numbers={"t1_accounts": after["t1_accounts"], "t1_with_p1": after["t1_with_p1"],
                                      "share_before": before.get("t1_p1_share"), "share_after": share,
-                                     "gap_accounts": before.get("gap_accounts")},
+                                     "gap_accounts": before.get("gap_accounts"), "contacts_added": added},
                             material={"share": share}, confidence="exact: counted over every T1 account"))  # fmt: skip
     if opt.get("recommend"):
         alerts.append(Alert(client_id=r.cfg.client_id, rule="provider_switch", role="revops", severity="info",
@@ -477,14 +438,6 @@ def apply_valuation(client_id: str) -> dict:
 
 
 @task(multiple_outputs=False)  # one small summary dict per task
-def push_revaluation(client_id: str, applied: dict) -> dict:
-    """After an applied calibration: push the changed valuations to the CRM."""
-    if not applied.get("applied"):
-        return {"skipped": "nothing applied"}
-    return _push(_Run(client_id, "valuation"))
-
-
-@task(multiple_outputs=False)  # one small summary dict per task
 def valuation_check(client_id: str) -> dict:
     """Won deal value vs valuation at the time: median abs % error and bias, overall and by tier; refit proposal."""
     from marketmap.analysis.valuation_drift import valuation_alerts, valuation_report, won_vs_valuation
@@ -515,61 +468,35 @@ def _territories(r: _Run):
     return frame, active, left, rebalance(frame, active, r.cfg.maintenance.territory_band, left)
 
 
-def owner_field(cfg) -> str:
-    """The CRM's account owner field."""
-    from marketmap.crm.mapping import crm_format
+def _store_rebalance(r: _Run, rb) -> str | None:
+    """Store the rebalancing proposal with an id (approve_rebalance names it)."""
+    import dataclasses
 
-    return "hubspot_owner_id" if crm_format(cfg) == "hubspot" else "OwnerId"
+    from marketmap.analysis.proposals import store_proposal
+
+    moves = [dataclasses.asdict(m) for m in rb.moves]
+    return store_proposal(r.engine, r.cfg.client_id, "rebalance", r.run_id, r.now, r.as_of, moves,
+                          {"before": rb.stats_before, "after": rb.stats_after})  # fmt: skip
 
 
-def push_owner_changes(r: _Run, moves: list) -> dict:
-    """Write the new owners to the CRM (a CSV import file for CSV clients), one batch at a time."""
-    from sqlalchemy import select
+def _apply_proposal(r: _Run, kind: str, param: str) -> dict:
+    """Apply exactly the stored proposal the param names (warehouse owners), once; the CRM write group
+    that follows pushes the new owners. Without the param nothing is applied and the group makes no call."""
+    from marketmap.analysis.proposals import apply_proposal, pending_owner_pushes
 
-    from marketmap.crm.base import WriteRecord
-    from marketmap.warehouse import schema as t
-
-    if not moves:
-        return {"written": 0}
-    a = t.accounts.c
-    with r.engine.connect() as conn:
-        crm_ids = dict(
-            conn.execute(select(a.account_key, a.crm_id).where(a.client_id == r.cfg.client_id)).all()
-        )
-    adapter = _crm_adapter(r)
-    adapter.start_run(r.cfg.client_id, r.run_id)
-    field = owner_field(r.cfg)
-    records = [WriteRecord(m.account_key, {field: m.to_rep}, crm_ids.get(m.account_key)) for m in moves
-               if crm_ids.get(m.account_key)]  # fmt: skip
-    size = adapter.batch_size("update", len(records))
-    failed = 0
-    for i in range(0, len(records), size):
-        failed += sum(not o.ok for o in adapter.write("account", "update", records[i : i + size]))
-    return {"written": len(records) - failed, "failed": failed}
+    pid = str(r.params.get(param) or "").strip()
+    if not pid or pid.lower() in ("false", "none"):
+        return {"applied": False, "reason": f"param {param} names no proposal"}
+    out = apply_proposal(r.engine, r.cfg.client_id, pid, kind, r.run_id, r.now)
+    out["pending_crm_writes"] = len(pending_owner_pushes(r.engine, r.cfg.client_id))
+    print(json.dumps(out, default=str)[:2000])
+    return {"applied": True, **out, "skipped": len(out["skipped"])}
 
 
 @task(multiple_outputs=False)  # one small summary dict per task
 def apply_rebalance(client_id: str) -> dict:
-    """Only with param approve_rebalance: apply the proposal (owners in the warehouse, then pushed to the CRM)."""
-    from sqlalchemy import update
-
-    from marketmap.warehouse import schema as t
-
-    r = _Run(client_id, "territories")
-    if not r.params.get("approve_rebalance", False):
-        return {"applied": False, "reason": "param approve_rebalance is false"}
-    *_, rb = _territories(r)
-    a = t.accounts.c
-    with r.engine.begin() as conn:
-        for m in rb.moves:
-            conn.execute(update(t.accounts).where(a.client_id == r.cfg.client_id, a.account_key == m.account_key)
-                         .values(owner_id=m.to_rep))  # fmt: skip
-        if rb.moves:
-            conn.execute(t.territory_assignments.insert(), [
-                {"client_id": r.cfg.client_id, "account_key": m.account_key, "rep_id": m.to_rep,
-                 "source": "rebalance", "run_id": r.run_id, "assigned_at": r.now} for m in rb.moves])  # fmt: skip
-    pushed = push_owner_changes(r, rb.moves)
-    return {"applied": True, "moved": len(rb.moves), "pushed": pushed}
+    """Only with param approve_rebalance=<proposal id>: apply exactly that stored proposal to the warehouse owners."""
+    return _apply_proposal(_Run(client_id, "territories"), "rebalance", "approve_rebalance")
 
 
 @task(multiple_outputs=False)  # one small summary dict per task
@@ -583,10 +510,11 @@ def territory_check(client_id: str) -> dict:
 
     r = _Run(client_id, "territories")
     frame, active, left, rb = _territories(r)
+    pid = _store_rebalance(r, rb)
     d = r.report_dir()
     csv_path = d / "rebalance_proposal.csv"
     pd.DataFrame([dataclasses.asdict(m) for m in rb.moves],
-                 columns=["account_key", "from_rep", "to_rep", "value", "tier", "reason"]).to_csv(csv_path, index=False)  # fmt: skip
+                 columns=["account_key", "from_rep", "to_rep", "value", "tier", "reason"]).assign(proposal_id=pid).pipe(csvsafe.safe_frame).to_csv(csv_path, index=False)  # fmt: skip
     summary = {"before": rb.stats_before, "after": rb.stats_after, "moves": len(rb.moves),
                "values_before": rb.before, "values_after": rb.after, "t1_before": rb.t1_before,
                "t1_after": rb.t1_after, "proposal_csv": str(csv_path), "reps_left": sorted(left)}  # fmt: skip
@@ -594,7 +522,10 @@ def territory_check(client_id: str) -> dict:
     alerts, _ = territory_alerts(r.cfg, frame, active, left, str(csv_path))
     for a in alerts:
         a.numbers |= {"proposed_moves": len(rb.moves), "ratio_after": rb.stats_after.get("ratio"),
-                      "max_deviation_after": rb.stats_after.get("max_deviation")}  # fmt: skip
+                      "max_deviation_after": rb.stats_after.get("max_deviation"), "proposal": pid}  # fmt: skip
+        if pid:
+            a.next_steps = [*a.steps()[:1], f"Apply exactly this proposal with a manual run of the territories DAG "
+                                            f"with `approve_rebalance={pid}` (owners are pushed to the CRM)."]  # fmt: skip
     sent = r.alerts(alerts, {"territory_imbalance", "inactive_rep_owns_accounts"}, str(csv_path))
     return {"moves": len(rb.moves), "ratio": rb.stats_before.get("ratio"), "fired": sent["fired"],
-            "resolved": sent["resolved"]}  # fmt: skip
+            "resolved": sent["resolved"], "proposal_id": pid}  # fmt: skip

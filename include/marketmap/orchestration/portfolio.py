@@ -26,12 +26,13 @@ STATE_CLIENT = "_portfolio"
 
 
 def _configs() -> list:
-    from marketmap.config import ConfigError, client_files, load_client
+    from marketmap.config import ConfigError, client_files
+    from marketmap.orchestration.resources import load_effective
 
     out = []
     for path in client_files():
         try:
-            out.append(load_client(path.stem))
+            out.append(load_effective(path.stem))
         except ConfigError:
             log.warning("client %s has an invalid config: left out of the digest", path.stem)
     return out

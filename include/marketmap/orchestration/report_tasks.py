@@ -31,12 +31,11 @@ def record_links(cfg, engine, run_id: str, links: dict[str, str]) -> None:
 
 def write_reports(client_id: str, run_id: str, kinds: list[str], **kwargs) -> dict[str, str]:
     """Generate ``kinds`` for a run; return ``{kind: url}`` and record them in the run summary."""
-    from marketmap.config import load_client
-    from marketmap.orchestration.resources import warehouse
+    from marketmap.orchestration.resources import load_effective, warehouse
     from marketmap.reports import generate
     from marketmap.reports.render import report_url
 
-    cfg = load_client(client_id)
+    cfg = load_effective(client_id)
     engine = warehouse(cfg)
     links = {}
     for kind in kinds:
@@ -71,3 +70,16 @@ def maintenance_report(client_id: str, views: list[str] | None = None) -> str:
     return write_reports(client_id, run_id, ["maintenance"], maintenance={"views": tuple(views)})[
         "maintenance"
     ]
+
+
+@task(multiple_outputs=False)
+def publish_scores(client_id: str, steps: list[dict]) -> dict:
+    """Emit the client's scores asset when this run wrote scores, valuations or persona scores
+    (the task is skipped, and nothing is scheduled, when nothing changed)."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    written = sum(int((s or {}).get(k) or 0) for s in steps
+                  for k in ("written", "scores_written", "values_written", "contacts_written"))  # fmt: skip
+    if not written:
+        raise AirflowSkipException("no score changed: the reports are current")
+    return {"client_id": client_id, "rows_written": written}

@@ -100,12 +100,13 @@ def _dag_runs(client_ids: set[str], limit: int = 50) -> dict[str, list[dict]]:
 
 
 def _configs() -> dict:
-    from marketmap.config import ConfigError, client_files, load_client
+    from marketmap.config import ConfigError, client_files
+    from marketmap.orchestration.resources import load_effective
 
     configs = {}
     for path in client_files():
         try:
-            configs[path.stem] = load_client(path.stem)
+            configs[path.stem] = load_effective(path.stem)
         except ConfigError:
             log.warning("client %s has an invalid config; left out of the portfolio", path.stem)
     return configs
@@ -137,6 +138,13 @@ def _jsonable(value: Any) -> Any:
 
 
 # --------------------------------------------------------------------------- app
+
+
+MEDIA = {
+    ".html": "text/html; charset=utf-8",
+    ".csv": "text/csv; charset=utf-8",
+    ".json": "application/json",
+}
 
 
 def create_app() -> FastAPI:
@@ -214,9 +222,9 @@ def create_app() -> FastAPI:
         _client_or_404(user, client_id)
         base = report_dir(client_id, run_id).resolve()
         path = (base / filename).resolve()
-        if path.parent != base or path.suffix not in (".html", ".csv") or not path.is_file():
+        if path.parent != base or path.suffix not in MEDIA or not path.is_file():
             raise HTTPException(status_code=404, detail="no such report")
-        media = "text/html; charset=utf-8" if path.suffix == ".html" else "text/csv; charset=utf-8"
+        media = MEDIA[path.suffix]
         return FileResponse(Path(path), media_type=media)
 
     return app

@@ -38,6 +38,9 @@ matplotlib.rcParams.update(
         "axes.spines.right": False,
         "axes.grid": True,
         "grid.alpha": 0.3,
+        # labels are data (industries, company names): "$\\frac{1}{$" is text, never TeX/mathtext
+        "text.parse_math": False,
+        "text.usetex": False,
     }
 )
 

@@ -172,7 +172,7 @@ def preview(
         result[name]["backtest"] = backtest(
             frame[["account_key", "tier"]], opps, min_sample=m.drift_min_deals, lift_min=m.lift_min
         )
-        result[name]["qa"] = gates_summary(qa_gates(gate_input, reps=reps))
+        result[name]["qa"] = gates_summary(qa_gates(gate_input, reps=reps, **cfg.qa.bounds()))
     focus = frames.get("candidate", frames["current"])
     try:
         result["thresholds"] = suggest_thresholds(focus["score"])

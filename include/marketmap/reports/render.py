@@ -9,7 +9,6 @@ SVG, no scripts, no network) and one CSV per table next to it:
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import math
 import os
@@ -19,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from marketmap import csvsafe
 from marketmap.reports.charts import FORMATS
 from marketmap.settings import marketmap_home
 
@@ -121,8 +121,13 @@ def report_url(client_id: str, run_id: str, kind: str) -> str:
 
     The base is Airflow's ``[api] base_url`` (``AIRFLOW__API__BASE_URL``), else localhost:8080.
     """
+    return file_url(client_id, run_id, f"{safe_name(kind)}.html")
+
+
+def file_url(client_id: str, run_id: str, filename: str) -> str:
+    """The address of any file of a run's report folder (HTML, CSV, JSON) in the portfolio app."""
     base = os.environ.get("AIRFLOW__API__BASE_URL", "http://localhost:8080").rstrip("/")
-    return f"{base}/marketmap/clients/{client_id}/reports/{safe_name(run_id)}/{safe_name(kind)}.html"
+    return f"{base}/marketmap/clients/{client_id}/reports/{safe_name(run_id)}/{safe_name(filename)}"
 
 
 def _env():
@@ -164,7 +169,7 @@ def write_report(report: Report, directory: Path | None = None) -> Path:
         for tbl in s.tables:
             tbl.csv_name = f"{kind}__{safe_name(tbl.slug)}.csv"
             with open(out / tbl.csv_name, "w", newline="", encoding="utf-8") as fh:
-                w = csv.writer(fh)
+                w = csvsafe.writer(fh)
                 w.writerow(tbl.header())
                 for rec in tbl.frame.itertuples(index=False, name=None):
                     w.writerow(

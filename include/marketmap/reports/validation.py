@@ -33,7 +33,7 @@ def ingest_rows(ingest) -> list[dict]:
         if not isinstance(v, dict) or k in ("calls", "forgotten", "dedupe", "load"):
             continue
         rows.append({"object": k, "file": v.get("file"), "rows read": v.get("rows", v.get("records")),
-                     "rejected": v.get("rejected")})  # fmt: skip
+                     "rejected": v.get("rejected"), "values left blank": v.get("warnings", 0)})  # fmt: skip
     return rows
 
 
@@ -53,7 +53,9 @@ def load_section(steps: dict) -> Section:
     read = pd.DataFrame(ingest_rows(steps.get("ingest")))
     tables = [Table("loaded", "Records loaded", frame, {"records": "count"})]
     if not read.empty:
-        tables.append(Table("files", "Files read", read, {"rows read": "count", "rejected": "count"}))
+        tables.append(
+            Table("files", "Files read", read, {"rows read": "count", "rejected": "count", "values left blank": "count"})
+        )
     return Section("What this run loaded", charts=[chart], tables=tables)
 
 
@@ -157,6 +159,34 @@ def rejected_section(engine: Engine, client_id: str, run_id: str) -> Section:
     )
 
 
+def warnings_section(engine: Engine, client_id: str, run_id: str) -> Section:
+    """Kept rows whose optional value was left blank (a bad value is never guessed)."""
+    w = t.ingest_warnings.c
+    with engine.connect() as conn:
+        rows = pd.read_sql(
+            select(w.file, w.row_number, w.field, w.value, w.reason)
+            .where(w.client_id == client_id, w.run_id == run_id)
+            .order_by(w.file, w.row_number),
+            conn,
+        )
+    if rows.empty:
+        return Section("Values left blank", findings=[Finding("no value was left blank in this run", "pass")])
+    by = (
+        rows.assign(where=rows["file"].astype(str) + ": " + rows["field"].fillna("(row)").astype(str))
+        .groupby("where")
+        .agg(values=("reason", "size"), example=("reason", "first"))
+        .sort_values("values", ascending=False)
+    )
+    return Section(
+        "Values left blank",
+        lead=f"{len(rows):,} values were not usable and were left blank; their rows were kept (row 1 = header).",
+        tables=[
+            Table("warnings_by_field", "Which values were left blank", by.reset_index(), {"values": "count"}),
+            Table("warnings", "Values left blank", rows),
+        ],
+    )
+
+
 def build(cfg: ClientConfig, engine: Engine, run_id: str, steps: dict | None = None) -> Report:
     """The validation report of one build run (steps default to the run's stored summary)."""
     run = _run(engine, cfg.client_id, run_id)
@@ -182,6 +212,7 @@ def build(cfg: ClientConfig, engine: Engine, run_id: str, steps: dict | None = N
         valuation_section(frame),
         credit_section(cfg, engine, month),
         rejected_section(engine, cfg.client_id, run_id),
+        warnings_section(engine, cfg.client_id, run_id),
     ]
     qa = steps.get("qa") or {}
     if qa.get("gates"):

@@ -49,6 +49,11 @@ def read_opportunities(engine: Engine, client_id: str) -> pd.DataFrame:
         return pd.read_sql(select(t.opportunities).where(t.opportunities.c.client_id == client_id), conn)
 
 
+def read_reps(engine: Engine, client_id: str) -> pd.DataFrame:
+    with engine.connect() as conn:
+        return pd.read_sql(select(t.reps).where(t.reps.c.client_id == client_id), conn)
+
+
 def read_contacts(engine: Engine, client_id: str) -> pd.DataFrame:
     with engine.connect() as conn:
         return pd.read_sql(select(t.contacts).where(t.contacts.c.client_id == client_id), conn)
@@ -223,7 +228,7 @@ def qa_gate(cfg: ClientConfig, engine: Engine, override: bool = False) -> dict:
     scores = read_scores(engine, cfg.client_id, rubric_version(cfg), primary)
     accounts = read_accounts(engine, cfg.client_id)[["account_key", "owner_id", "is_partner"]]
     frame = accounts.merge(scores[["account_key", "tier", "valuation"]], on="account_key", how="left")
-    gates = qa_gates(frame, reps=cfg.territories.reps or None)
+    gates = qa_gates(frame, reps=cfg.territories.reps or None, **cfg.qa.bounds())
     errors = failed(gates, "error")
     result = gates_summary(gates)
     result["report"] = format_gates(gates)

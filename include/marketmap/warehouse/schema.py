@@ -134,6 +134,21 @@ rejected_rows = Table(
     Index("ix_rejected_rows_run", "client_id", "run_id"),
 )
 
+# Kept rows with a nulled field (a bad optional value) or a flag, one row per field.
+ingest_warnings = Table(
+    "ingest_warnings",
+    metadata,
+    _client(),
+    Column("run_id", String(KEY), nullable=False),
+    Column("file", Text, nullable=False),
+    Column("row_number", Integer, nullable=False),
+    Column("field", Text),
+    Column("value", Text),
+    Column("reason", Text, nullable=False),
+    Column("step", String(40)),  # extract | dedupe: a retried step replaces its own warnings
+    Index("ix_ingest_warnings_run", "client_id", "run_id"),
+)
+
 # Raw-but-typed records between the extract and load steps of one run.
 staged_records = Table(
     "staged_records",
@@ -462,3 +477,41 @@ crm_sync = Table(
 
 # Which step of a push wrote a push_log row: canary sample or main load.
 push_log.append_column(Column("phase", String(20)))
+
+# --------------------------------------------------------------------------- proposals (migration 0007)
+
+# A reviewed change waiting for approval: a territory rebalance or a stale-account round robin.
+# Approving names the proposal id and applies exactly its stored moves, once (never a fresh
+# computation); each move remembers when it reached the warehouse and when the CRM confirmed it,
+# so a retry after a CRM failure pushes only what is still missing.
+proposals = Table(
+    "proposals",
+    metadata,
+    _client(),
+    Column("proposal_id", String(80), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("run_id", String(KEY), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("approved_run_id", String(KEY)),
+    Column("approved_at", DateTime(timezone=True)),
+    Column("summary", JSON),
+    PrimaryKeyConstraint("client_id", "proposal_id", name="pk_proposals"),
+)
+
+proposal_moves = Table(
+    "proposal_moves",
+    metadata,
+    _client(),
+    Column("proposal_id", String(80), nullable=False),
+    Column("account_key", String(KEY), nullable=False),
+    Column("from_rep", String(KEY)),
+    Column("to_rep", String(KEY), nullable=False),
+    Column("value", Float),
+    Column("tier", String(10)),
+    Column("reason", Text),
+    Column("outcome", String(20)),
+    Column("applied_at", DateTime(timezone=True)),
+    Column("pushed_at", DateTime(timezone=True)),
+    PrimaryKeyConstraint("client_id", "proposal_id", "account_key", name="pk_proposal_moves"),
+)

@@ -1,0 +1,10 @@
+"""Market Map: the Airflow DAGs of the clients in loader shard 1 of 4 (include/clients/<client>.yaml).
+
+Wiring only: the factory in marketmap.orchestration builds ``<client>__<pipeline>`` DAGs. Clients
+are spread over four loader files by a hash of their id, so one slow or broken parse hides
+only the clients of its own file. Shard 0 also holds the portfolio DAG.
+"""
+
+from marketmap.orchestration.factory import build_all_dags
+
+globals().update(build_all_dags(shard=1))
