@@ -169,7 +169,10 @@ def test_hubspot_build_dag_end_to_end(airflow_db, mm_home, tmp_path, monkeypatch
         assert str(run3.state).endswith("success"), run3.state
         att = summary(mm_home, run3.run_id)["steps"]["push"]["attention"]
         assert att["counts"]["failed"] == 1 and att["alerts"]["fired"] == 1, att
-        assert victim in Path(att["push_log"]).read_text()
+        from marketmap.reports.render import report_dir
+
+        assert att["push_log"].endswith("crm_push_attention.csv")  # a portfolio link to the CSV
+        assert victim in (report_dir("hsbuild", run3.run_id) / "crm_push_attention.csv").read_text()
         sent = [json.loads(x) for x in outbox_path("hsbuild").read_text().splitlines()]
         assert any("needing attention" in m["text"] and "1 failed" in m["text"] for m in sent)
 
