@@ -508,7 +508,19 @@ class SalesforceServer(FakeServer):
             if e is None:
                 return None
             if e[0] in ("or", "and"):
-                return (e[0], [canon(x) for x in e[1]])
+                kids = [canon(x) for x in e[1]]
+                if (
+                    e[0] == "or"
+                    and len(kids) > 1
+                    and all(k[0] == "like" and k[1] == kids[0][1] for k in kids)
+                ):
+                    # many LIKEs on one field (domain look-ups): one alternation, matched in C
+                    return (
+                        "like",
+                        kids[0][1],
+                        re.compile("|".join(f"(?:{k[2].pattern})" for k in kids), re.S),
+                    )
+                return (e[0], kids)
             if e[0] == "not":
                 return ("not", canon(e[1]))
             name = names[e[1].lower()]
