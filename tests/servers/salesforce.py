@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import io
 import itertools
 import re
@@ -120,6 +121,11 @@ def _domain(url: Any) -> str | None:
 
 
 # ------------------------------------------------------------------------------------- SOQL
+
+
+@functools.cache
+def _site_domain(website: str) -> str | None:
+    return _domain(website)
 
 
 class SoqlError(Exception):
@@ -674,8 +680,9 @@ class SalesforceServer(FakeServer):
 
     def _duplicate(self, obj: str, values: dict) -> bool:
         if obj == "Account" and values.get("Website"):
-            d = _domain(values["Website"])
-            return any(_domain(r.get("Website")) == d for r in self.records[obj].values())
+            d = _site_domain(str(values["Website"]))
+            # _site_domain is memoised: a duplicate-rule check over 100k accounts stays a dict scan
+            return any(_site_domain(w) == d for r in self.records[obj].values() if (w := r.get("Website")))
         if obj == "Contact" and values.get("Email"):
             e = str(values["Email"]).lower()
             return any((r.get("Email") or "").lower() == e for r in self.records[obj].values())
