@@ -320,6 +320,9 @@ def _eval(e, rec: dict) -> bool:
     if kind == "like":
         v = rec.get(e[1])
         return v is not None and e[2].match(str(v).lower()) is not None
+    if kind == "search":
+        v = rec.get(e[1])
+        return v is not None and e[2].search(str(v).lower()) is not None
     _, name, op, lit = e
     v = rec.get(name)
     if lit is None:
@@ -520,7 +523,11 @@ class SalesforceServer(FakeServer):
                     and len(kids) > 1
                     and all(k[0] == "like" and k[1] == kids[0][1] for k in kids)
                 ):
-                    # many LIKEs on one field (domain look-ups): one alternation, matched in C
+                    # many LIKEs on one field (domain look-ups): one alternation, matched in C;
+                    # '%literal%' patterns become one unanchored search (no .* backtracking)
+                    lits = [k[3] for k in kids if len(k) > 3]
+                    if len(lits) == len(kids):
+                        return ("search", kids[0][1], re.compile("|".join(re.escape(x) for x in lits)))
                     return (
                         "like",
                         kids[0][1],
@@ -538,6 +545,10 @@ class SalesforceServer(FakeServer):
                     + ".*".join(re.escape(part).replace("_", ".") for part in str(e[2]).lower().split("%"))
                     + "$"
                 )
+                pat = str(e[2]).lower()
+                inner = pat[1:-1]
+                if len(pat) > 2 and pat[0] == pat[-1] == "%" and not set(inner) & {"%", "_"}:
+                    return ("like", name, re.compile(rx, re.S), inner)  # the literal, for an OR of them
                 return ("like", name, re.compile(rx, re.S))
             return (e[0], name, *e[2:])
 
