@@ -274,6 +274,9 @@ def hubspot_faults(server, rate: float) -> Dice:
     return dice
 
 
+SF_TIMEOUT = 15.0  # the fake's SOQL over 100k records needs more than HubSpot's 2 s on 2 shared cores
+
+
 def salesforce_faults(server, rate: float, rows: list[str]) -> Dice:
     import random
 
@@ -283,8 +286,8 @@ def salesforce_faults(server, rate: float, rows: list[str]) -> Dice:
     server.inject("status", path=w, when=dice, times=None, status=503, body=HTML_502.replace("502 Bad Gateway", "503 Service Unavailable"))  # fmt: skip
     server.inject("status", path=w, when=dice, times=None, status=500,
                   body=[{"errorCode": "UNKNOWN_EXCEPTION", "message": "An unexpected error occurred."}])  # fmt: skip
-    server.inject("timeout", path=w, when=dice, times=None, delay=2.5)
-    server.inject("timeout", path=w, when=dice, times=None, delay=2.5, after=True)
+    server.inject("timeout", path=w, when=dice, times=None, delay=SF_TIMEOUT + 0.5)
+    server.inject("timeout", path=w, when=dice, times=None, delay=SF_TIMEOUT + 0.5, after=True)
     # the fifth kind: single rows locked by another transaction (a per-row error in a 200 answer)
     rng = random.Random(17)
     for rid in rows:
@@ -414,7 +417,8 @@ def bench_faults(rows: int, rate: float, only: str | None) -> list[dict]:
             seed_scores(engine, cfg.client_id, keys, "T1", 80)
             dice = salesforce_faults(server, rate, ids)
             ad = crm.adapter_for(cfg, {"host": server.instance_url, "password": server.token},
-                                 settings=dataclasses.replace(settings, bulk_poll_s=0.05), mounts=server.mounts())  # fmt: skip
+                                 settings=dataclasses.replace(settings, bulk_poll_s=0.05, read_timeout_s=SF_TIMEOUT),
+                                 mounts=server.mounts())  # fmt: skip
             writes0 = write_calls(server)
             locked = sum(1 for v in server.locked_rows.values() if v)
             r = converge(cfg, engine, ad, server, "sf-faults")

@@ -154,6 +154,28 @@ def test_hubspot_build_dag_end_to_end(airflow_db, mm_home, tmp_path, monkeypatch
         assert str(run2.state).endswith("success"), run2.state
         assert hs.calls("POST", r"/batch/(update|create|upsert)$") == before  # second run: 0 writes
 
+        # a rep edits one tier; HubSpot then rejects that record for good: the run ends green but
+        # says so — a warning alert with the counts and the push-log CSV, never silently
+        from marketmap.alerts.delivery import outbox_path
+
+        victim = next(i for i, c in hs.objects["companies"].items() if c["properties"].get("Account_Tier__c"))
+        hs.objects["companies"][victim]["properties"]["Account_Tier__c"] = (
+            "Tier 3" if tiers.count("Tier 3") == 0 else "Tier 1"
+        )
+        hs.inject("status", method="POST", path="batch/update", status=400, times=None,
+                  when=lambda r: any(i.get("id") == victim for i in r.body["inputs"]),
+                  body={"status": "error", "category": "VALIDATION_ERROR", "message": "Property values were not valid"})  # fmt: skip
+        run3 = run_build("hsbuild")
+        assert str(run3.state).endswith("success"), run3.state
+        att = summary(mm_home, run3.run_id)["steps"]["push"]["attention"]
+        assert att["counts"]["failed"] == 1 and att["alerts"]["fired"] == 1, att
+        from marketmap.reports.render import report_dir
+
+        assert att["push_log"].endswith("crm_push_attention.csv")  # a portfolio link to the CSV
+        assert victim in (report_dir("hsbuild", run3.run_id) / "crm_push_attention.csv").read_text()
+        sent = [json.loads(x) for x in outbox_path("hsbuild").read_text().splitlines()]
+        assert any("needing attention" in m["text"] and "1 failed" in m["text"] for m in sent)
+
 
 @pytest.mark.slow
 def test_salesforce_build_dag_end_to_end(airflow_db, mm_home, tmp_path, monkeypatch):

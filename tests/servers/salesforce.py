@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import io
 import itertools
 import re
@@ -120,6 +121,11 @@ def _domain(url: Any) -> str | None:
 
 
 # ------------------------------------------------------------------------------------- SOQL
+
+
+@functools.cache
+def _site_domain(website: str) -> str | None:
+    return _domain(website)
 
 
 class SoqlError(Exception):
@@ -314,6 +320,9 @@ def _eval(e, rec: dict) -> bool:
     if kind == "like":
         v = rec.get(e[1])
         return v is not None and e[2].match(str(v).lower()) is not None
+    if kind == "search":
+        v = rec.get(e[1])
+        return v is not None and e[2].search(str(v).lower()) is not None
     _, name, op, lit = e
     v = rec.get(name)
     if lit is None:
@@ -508,7 +517,23 @@ class SalesforceServer(FakeServer):
             if e is None:
                 return None
             if e[0] in ("or", "and"):
-                return (e[0], [canon(x) for x in e[1]])
+                kids = [canon(x) for x in e[1]]
+                if (
+                    e[0] == "or"
+                    and len(kids) > 1
+                    and all(k[0] == "like" and k[1] == kids[0][1] for k in kids)
+                ):
+                    # many LIKEs on one field (domain look-ups): one alternation, matched in C;
+                    # '%literal%' patterns become one unanchored search (no .* backtracking)
+                    lits = [k[3] for k in kids if len(k) > 3]
+                    if len(lits) == len(kids):
+                        return ("search", kids[0][1], re.compile("|".join(re.escape(x) for x in lits)))
+                    return (
+                        "like",
+                        kids[0][1],
+                        re.compile("|".join(f"(?:{k[2].pattern})" for k in kids), re.S),
+                    )
+                return (e[0], kids)
             if e[0] == "not":
                 return ("not", canon(e[1]))
             name = names[e[1].lower()]
@@ -520,6 +545,10 @@ class SalesforceServer(FakeServer):
                     + ".*".join(re.escape(part).replace("_", ".") for part in str(e[2]).lower().split("%"))
                     + "$"
                 )
+                pat = str(e[2]).lower()
+                inner = pat[1:-1]
+                if len(pat) > 2 and pat[0] == pat[-1] == "%" and not set(inner) & {"%", "_"}:
+                    return ("like", name, re.compile(rx, re.S), inner)  # the literal, for an OR of them
                 return ("like", name, re.compile(rx, re.S))
             return (e[0], name, *e[2:])
 
@@ -662,8 +691,9 @@ class SalesforceServer(FakeServer):
 
     def _duplicate(self, obj: str, values: dict) -> bool:
         if obj == "Account" and values.get("Website"):
-            d = _domain(values["Website"])
-            return any(_domain(r.get("Website")) == d for r in self.records[obj].values())
+            d = _site_domain(str(values["Website"]))
+            # _site_domain is memoised: a duplicate-rule check over 100k accounts stays a dict scan
+            return any(_site_domain(w) == d for r in self.records[obj].values() if (w := r.get("Website")))
         if obj == "Contact" and values.get("Email"):
             e = str(values["Email"]).lower()
             return any((r.get("Email") or "").lower() == e for r in self.records[obj].values())

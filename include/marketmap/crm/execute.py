@@ -540,7 +540,12 @@ class _Executor:
                     "failed": self.res.failed,
                     "succeeded": self.res.succeeded,
                 }
-                if not halted and self.fresh_failed / max(1, self.fresh_attempted) > self.plan.max_error_rate:
+                # the canary protects the rest of the push: when the sample is every write there is
+                # nothing left to protect, and its failures are per-record outcomes (retried next
+                # run, then parked), not a reason to fail the run
+                protects = len(writes) > len(items)
+                rate = self.fresh_failed / max(1, self.fresh_attempted)
+                if not halted and protects and rate > self.plan.max_error_rate:
                     halted = (
                         f"canary failed: {self.fresh_failed} of {self.fresh_attempted} sample records failed "
                         f"(first: {self.res.first_errors[0] if self.res.first_errors else '?'}); full push not started"
