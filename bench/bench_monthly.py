@@ -35,6 +35,9 @@ def run(args: list[str], env: dict) -> tuple[float, float, int]:
     code = os.waitstatus_to_exitcode(status)
     if code:
         print(out[-3000:])
+    for line in out.splitlines():
+        if line.startswith("step times:"):
+            print(f"  {' '.join(args[:5])}: {line}")
     return wall, usage.ru_maxrss / 1024, code
 
 

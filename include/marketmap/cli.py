@@ -133,7 +133,10 @@ def run_dag(
     when = pendulum.parse(logical_date, tz=cfg.timezone) if logical_date else None
     dag_run = dag.test(run_conf=conf or {}, logical_date=when)
     state = str(getattr(dag_run, "state", "unknown"))
-    published = [ti for ti in dag_run.get_task_instances() if ti.task_id == "publish_scores"]
+    tis = dag_run.get_task_instances()
+    timed = sorted(((ti.end_date - ti.start_date).total_seconds(), ti.task_id) for ti in tis if ti.start_date and ti.end_date)
+    print("step times: " + ", ".join(f"{task} {secs:.1f}s" for secs, task in reversed(timed)))
+    published = [ti for ti in tis if ti.task_id == "publish_scores"]
     if published and str(published[0].state).endswith("success"):
         # The scheduler runs <client>__reports on the scores asset; dag.test() does not, so run it here.
         reports = build_client_dags(cfg, only=dag_id(client_id, "reports"))[dag_id(client_id, "reports")]
