@@ -210,6 +210,14 @@ def format_summary(s: dict) -> str:
             f"  CRM push       dry run: change preview written ({', '.join(can.get('preview', {}))})"
         )
     for obj, res in (push if isinstance(push, dict) and not push.get("dry_run") else {}).items():
+        if obj == "attention":  # records a person must look at (failed, parked, deleted in the CRM)
+            counts = {k: v for k, v in (res.get("counts") or {}).items() if v}
+            if counts:
+                lines.append(f"  CRM attention  {', '.join(f'{v:,} {k}' for k, v in counts.items())} "
+                             f"(push log: {res.get('push_log')})")  # fmt: skip
+            continue
+        if obj == "owners":
+            continue
         r = res.get("result", {}) if isinstance(res, dict) else {}
         lines.append(
             f"  CRM push       {obj}: {r.get('created', 0):,} created, {r.get('updated', 0):,} updated, "
