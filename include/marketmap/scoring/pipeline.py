@@ -235,7 +235,7 @@ def qa_gate(cfg: ClientConfig, engine: Engine, override: bool = False) -> dict:
     result["overridden"] = bool(errors) and override
     if errors and not override:
         raise QAGateFailed(
-            f"QA gate failed for {cfg.client_id} — nothing will be written to the CRM. "
+            f"QA gate failed for {cfg.client_id} ({', '.join(g.name for g in errors)}) — nothing will be written to the CRM. "
             f"Fix the data or re-run with the param override_qa=true.\n{result['report']}"
         )
     return result
