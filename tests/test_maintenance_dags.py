@@ -101,3 +101,25 @@ def test_building_the_maintenance_dags_imports_no_pandas(fixture_clients):
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_every_run_has_a_clock_with_or_without_a_logical_date():
+    """A run triggered through the REST API with "logical_date": null has no logical_date and no
+    data interval in its context (Airflow 3's default): the clock is the run's run_after."""
+    import datetime as dt
+    from types import SimpleNamespace
+
+    import pendulum
+
+    from marketmap.orchestration.resources import run_clock, run_date
+
+    cfg = SimpleNamespace(tz=pendulum.timezone("America/New_York"))
+    after = pendulum.datetime(2027, 3, 1, 4, 30, tz="UTC")
+    start, end = run_clock({"dag_run": SimpleNamespace(run_after=after)})
+    assert start == end == dt.datetime(2027, 3, 1, 4, 30, tzinfo=dt.UTC) and type(end) is dt.datetime
+    assert run_date({"dag_run": SimpleNamespace(run_after=after)}, cfg) == dt.date(2027, 2, 28)  # New York
+    scheduled = {"data_interval_start": pendulum.datetime(2027, 2, 1, tz="UTC"),
+                 "data_interval_end": pendulum.datetime(2027, 3, 1, tz="UTC"), "logical_date": None}  # fmt: skip
+    start, end = run_clock(scheduled)
+    assert (start.month, end.month) == (2, 3) and type(start) is dt.datetime  # stdlib: safe to subtract/divide
+    assert (end - start) / dt.timedelta(days=1) == 28
