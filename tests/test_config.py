@@ -93,7 +93,8 @@ def test_credentials_only_as_connection_ids():
     assert key == "crm" and "needs conn_id" in msg
     data["crm"] = {"kind": "hubspot", "conn_id": "hubspot_demo", "password": "hunter2"}
     [(_, key, msg)] = problems(data)
-    assert key == "crm.password" and "unknown key" in msg
+    assert key == "crm.password" and msg.startswith("looks like a credential (password)")
+    assert "hunter2" not in msg
 
 
 def test_bad_timezone_and_missing_slack_roles():
