@@ -720,7 +720,9 @@ class ClientConfig(Strict):
                     problems.append(f"icp.rubrics[{r}].vectors[{i}] ({v.name}): field '{v.field}'")
             for i, n in enumerate(rubric.negative_indicators):
                 if n.field not in known:
-                    problems.append(f"icp.rubrics[{r}].negative_indicators[{i}] ({n.name}): field '{n.field}'")
+                    problems.append(
+                        f"icp.rubrics[{r}].negative_indicators[{i}] ({n.name}): field '{n.field}'"
+                    )
         if problems:
             raise ValueError(
                 f"{'; '.join(problems)} does not exist (known account fields: {', '.join(sorted(known))})"
@@ -755,10 +757,10 @@ def push_source_problems(cfg: ClientConfig, source: str = "") -> list[tuple[str,
                 continue
             if push.object == "account":
                 scores = [*SCORE_SOURCES, *(r.tier_field for r in cfg.icp.rubrics if r.tier_field != "tier")]
-                columns = [c for c in t.accounts.c.keys() if c not in skip]
+                columns = [c.name for c in t.accounts.columns if c.name not in skip]
             else:
                 scores = [*CONTACT_SCORE_SOURCES, "years_experience"]
-                columns = [c for c in t.contacts.c.keys() if c not in skip]
+                columns = [c.name for c in t.contacts.columns if c.name not in skip]
             out.append((source, f"push[{i}].fields[{j}].source",
                         f"unknown source '{f.source}' for {push.object}s (known: score outputs "
                         f"{', '.join(scores)}; {push.object} fields {', '.join(columns)})"))  # fmt: skip
@@ -767,7 +769,9 @@ def push_source_problems(cfg: ClientConfig, source: str = "") -> list[tuple[str,
 
 # --------------------------------------------------------------------------- credentials pasted into the file
 
-_SECRET_KEY = re.compile(r"(?i)(password|passwd|secret|token|api[_-]?key|access[_-]?key|session[_-]?id|private[_-]?key)")
+_SECRET_KEY = re.compile(
+    r"(?i)(password|passwd|secret|token|api[_-]?key|access[_-]?key|session[_-]?id|private[_-]?key)"
+)
 
 
 def credential_problems(data: Any, source: str, path: str = "") -> list[tuple[str, str, str]]:
@@ -921,7 +925,9 @@ def parse_client(data: dict, source: str, defaults: dict | None = None) -> Clien
     try:
         return ClientConfig.model_validate(merged)
     except ValidationError as e:
-        raise ConfigError([(source, _loc(err["loc"]), redact(_expected(err))) for err in e.errors()]) from None
+        raise ConfigError(
+            [(source, _loc(err["loc"]), redact(_expected(err))) for err in e.errors()]
+        ) from None
 
 
 def load_defaults(directory: Path | None = None) -> dict:
