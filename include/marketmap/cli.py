@@ -37,7 +37,7 @@ def _default_env() -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from marketmap.config import ConfigError, client_files, load_client_file, load_defaults
+    from marketmap.config import ConfigError, client_files, load_client_file, load_defaults, push_source_problems
 
     files = [Path(f) for f in args.files] or client_files()
     if not files:
@@ -47,6 +47,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     for path in files:
         try:
             cfg = load_client_file(path, load_defaults(path.parent))
+            problems = push_source_problems(cfg, str(path))  # needs the warehouse schema: not at DAG parse
+            if problems:
+                raise ConfigError(problems)
         except ConfigError as e:
             failed += 1
             for f, key, msg in e.problems:

@@ -710,25 +710,6 @@ class ClientConfig(Strict):
                 raise ValueError(f"provider '{p.name}' ({p.kind}) needs conn_id")
         return self
 
-    @model_validator(mode="after")
-    def _fields_exist(self) -> ClientConfig:
-        known = account_field_names(self)
-        problems = []
-        for r, rubric in enumerate(self.icp.rubrics):
-            for i, v in enumerate(rubric.vectors):
-                if v.field not in known:
-                    problems.append(f"icp.rubrics[{r}].vectors[{i}] ({v.name}): field '{v.field}'")
-            for i, n in enumerate(rubric.negative_indicators):
-                if n.field not in known:
-                    problems.append(
-                        f"icp.rubrics[{r}].negative_indicators[{i}] ({n.name}): field '{n.field}'"
-                    )
-        if problems:
-            raise ValueError(
-                f"{'; '.join(problems)} does not exist (known account fields: {', '.join(sorted(known))})"
-            )
-        return self
-
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
@@ -739,6 +720,20 @@ def account_field_names(cfg: ClientConfig) -> set[str]:
     from marketmap.ingest.schema import ACCOUNT_FIELDS
 
     return {*ACCOUNT_FIELDS, "domain", *cfg.crm.export.account_columns}
+
+
+def field_problems(cfg: ClientConfig, source: str) -> list[tuple[str, str, str]]:
+    """Rubric vectors and negative indicators that name an account field that does not exist."""
+    known = account_field_names(cfg)
+    names = ", ".join(sorted(known))
+    out = []
+    for r, rubric in enumerate(cfg.icp.rubrics):
+        for kind, items in (("vectors", rubric.vectors), ("negative_indicators", rubric.negative_indicators)):
+            for i, item in enumerate(items):
+                if item.field not in known:
+                    out.append((source, f"icp.rubrics[{r}].{kind}[{i}].field",
+                                f"unknown account field '{item.field}' ({item.name}); known fields: {names}"))  # fmt: skip
+    return out
 
 
 def push_source_problems(cfg: ClientConfig, source: str = "") -> list[tuple[str, str, str]]:
@@ -918,16 +913,20 @@ def parse_client(data: dict, source: str, defaults: dict | None = None) -> Clien
     """Validate one client's mapping (merged over ``defaults``); raise ConfigError listing every problem."""
     from marketmap.orchestration.redact import redact
 
-    secrets = credential_problems(data, source)
+    secrets = credential_problems(defaults or {}, DEFAULTS_FILE) + credential_problems(data, source)
     if secrets:  # before anything else: a message below could echo the value
         raise ConfigError(secrets)
     merged = _deep_merge(defaults or {}, data)
     try:
-        return ClientConfig.model_validate(merged)
+        cfg = ClientConfig.model_validate(merged)
     except ValidationError as e:
         raise ConfigError(
             [(source, _loc(err["loc"]), redact(_expected(err))) for err in e.errors()]
         ) from None
+    unknown = field_problems(cfg, source)
+    if unknown:
+        raise ConfigError(unknown)
+    return cfg
 
 
 def load_defaults(directory: Path | None = None) -> dict:
