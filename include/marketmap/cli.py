@@ -37,7 +37,13 @@ def _default_env() -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from marketmap.config import ConfigError, client_files, load_client_file, load_defaults, push_source_problems
+    from marketmap.config import (
+        ConfigError,
+        client_files,
+        load_client_file,
+        load_defaults,
+        push_source_problems,
+    )
 
     files = [Path(f) for f in args.files] or client_files()
     if not files:
