@@ -127,18 +127,22 @@ def run_dag(
     if not verbose:  # Airflow's per-task INFO lines drown the summary; --verbose brings them back
         os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
     _airflow_db_migrate()
-    import pendulum
-    from sqlalchemy import select
-
     from marketmap.config import load_client
-    from marketmap.orchestration.build_tasks import format_summary
-    from marketmap.orchestration.factory import build_client_dags, dag_id
-    from marketmap.orchestration.resources import warehouse
     from marketmap.settings import marketmap_home
-    from marketmap.warehouse import schema as t
 
     cfg = load_client(client_id)
-    dags = build_client_dags(cfg, only=dag_id(client_id, pipeline))
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+    log_file = marketmap_home() / "logs" / "cli" / f"{client_id}__{pipeline}-{stamp}.log"
+    with _output_to(None if verbose else log_file):  # Airflow's import warnings and task logs: to the log file
+        import pendulum
+        from sqlalchemy import select
+
+        from marketmap.orchestration.build_tasks import format_summary
+        from marketmap.orchestration.factory import build_client_dags, dag_id
+        from marketmap.orchestration.resources import warehouse
+        from marketmap.warehouse import schema as t
+
+        dags = build_client_dags(cfg, only=dag_id(client_id, pipeline))
     if not dags:
         raise SystemExit(f"no pipeline {pipeline!r} for client {client_id!r}")
     dag = dags[dag_id(client_id, pipeline)]
@@ -147,7 +151,6 @@ def run_dag(
         task.retries = 0
         task.on_failure_callback = [*_callbacks(task.on_failure_callback), _remember_failure(failures)]
     when = pendulum.parse(logical_date, tz=cfg.timezone) if logical_date else None
-    log_file = marketmap_home() / "logs" / "cli" / f"{dag.dag_id}-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}.log"
     with _output_to(None if verbose else log_file):
         dag_run = dag.test(run_conf=conf or {}, logical_date=when)
     state = str(getattr(dag_run, "state", "unknown"))
@@ -163,7 +166,9 @@ def run_dag(
         reports = build_client_dags(cfg, only=dag_id(client_id, "reports"))[dag_id(client_id, "reports")]
         for task in reports.tasks:
             task.retries = 0
-        print(f"scores changed: {reports.dag_id} finished with state {reports.test().state}")
+        with _output_to(None if verbose else log_file):
+            reports_run = reports.test()
+        print(f"scores changed: {reports.dag_id} finished with state {reports_run.state}")
     with warehouse(cfg).connect() as conn:
         row = conn.execute(
             select(t.runs.c.summary).where(t.runs.c.client_id == client_id, t.runs.c.run_id == dag_run.run_id)
