@@ -323,3 +323,18 @@ def test_duplicate_key_loader_keeps_libyaml_speed():
     from marketmap.config import _UniqueKeyLoader
 
     assert issubclass(_UniqueKeyLoader, yaml.CSafeLoader)
+
+
+def test_user_data_that_mentions_secrets_is_not_a_credential_and_merge_keys_still_work(tmp_path):
+    data = acme()
+    data["icp"]["rubrics"][0]["vectors"][2]["points"]["Secret Service"] = 5
+    data["icp"]["rubrics"][0]["vectors"][4]["points"]["Token"] = 4
+    data["personas"]["title_aliases"] = {"tok": "token"}
+    path = tmp_path / "acme.yaml"
+    # an anchor + merge key with an override is not a duplicate
+    merged = "client_id: acme\nbase: &b {x: 1, y: 2}\nother:\n  <<: *b\n  x: 3\n"
+    path.write_text(merged)
+    from marketmap.config import _read_yaml
+
+    assert _read_yaml(path)["other"] == {"x": 3, "y": 2}
+    assert parse_client(data, "clients/acme.yaml").client_id == "acme"

@@ -764,8 +764,10 @@ def push_source_problems(cfg: ClientConfig, source: str = "") -> list[tuple[str,
 
 # --------------------------------------------------------------------------- credentials pasted into the file
 
+# A key named like a credential (api_key, hubspot_token, db-password …), not user data such as "Secret Service"
 _SECRET_KEY = re.compile(
-    r"(?i)(password|passwd|secret|token|api[_-]?key|access[_-]?key|session[_-]?id|private[_-]?key)"
+    r"(?i)^[a-z0-9_-]*(password|passwd|secret|token|api[_-]?key|access[_-]?key|session[_-]?id|private[_-]?key)"
+    r"[a-z0-9_-]*$"
 )
 
 
@@ -778,7 +780,7 @@ def credential_problems(data: Any, source: str, path: str = "") -> list[tuple[st
     if isinstance(data, dict):
         for k, v in data.items():
             key = f"{path}.{k}" if path else str(k)
-            if _SECRET_KEY.search(str(k)) and isinstance(v, str | int) and str(v).strip():
+            if _SECRET_KEY.match(str(k)) and isinstance(v, str) and v.strip():
                 found.append((source, key, f"looks like a credential ({k}); {fix}"))
             else:
                 found.extend(credential_problems(v, source, key))
@@ -810,6 +812,8 @@ class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyam
     def construct_mapping(self, node, deep=False):
         seen: dict = {}
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *anchor` merges; a key written next to it overrides, as YAML intends
             key = self.construct_object(key_node, deep=deep)
             try:
                 if key in seen:
