@@ -13,7 +13,9 @@ def runs(home) -> list[tuple[str, str, bool]]:
     engine = create_engine(f"sqlite:///{home / 'warehouse.db'}")
     with engine.connect() as conn:
         rows = conn.execute(
-            select(t.runs.c.run_id, t.runs.c.status, t.runs.c.finished_at.is_not(None)).order_by(t.runs.c.started_at)
+            select(t.runs.c.run_id, t.runs.c.status, t.runs.c.finished_at.is_not(None)).order_by(
+                t.runs.c.started_at
+            )
         ).all()
     engine.dispose()
     return [tuple(r) for r in rows]
@@ -48,7 +50,9 @@ def test_build_failure_is_summarised_and_recorded_then_override_qa_goes_on(
     assert status == "failed" and finished
 
     # the same with --override-qa (and a --param) goes through, as a dry run
-    assert cli.main(["build", "--client", "sample", "--dry-run", "--override-qa", "--param", "note=pilot"]) == 0
+    assert (
+        cli.main(["build", "--client", "sample", "--dry-run", "--override-qa", "--param", "note=pilot"]) == 0
+    )
     out = capsys.readouterr().out
     assert "FAILED" not in out and "finished with state" in out and "success" in out
     (first, second) = runs(mm_home)
