@@ -121,6 +121,9 @@ def test_every_client_is_in_exactly_one_shard_and_ids_with_double_underscores_wo
 def test_factory_imports_nothing_heavy():
     """Parsing must not import pandas, CRM or Slack clients, or the warehouse (in a fresh interpreter).
 
+    Only ``marketmap.ingest.schema`` (the canonical field names, plain dicts) may be loaded: validation
+    checks rubric fields and column mappings against it.
+
     (httpx and SQLAlchemy are imported by airflow.sdk itself.)"""
     import subprocess
     import sys
@@ -128,7 +131,9 @@ def test_factory_imports_nothing_heavy():
     code = (
         "import sys; import marketmap.orchestration.factory as f; f.build_all_dags();"
         "heavy = [m for m in ('pandas', 'numpy', 'simple_salesforce', 'hubspot', 'slack_sdk', 'matplotlib',"
-        " 'rapidfuzz', 'tldextract', 'marketmap.warehouse', 'marketmap.ingest') if m in sys.modules]; print(heavy)"
+        " 'rapidfuzz', 'tldextract', 'marketmap.warehouse', 'marketmap.ingest.pipeline', 'marketmap.ingest.read')"
+        " if m in sys.modules]; heavy += [m for m in sys.modules if m.startswith('marketmap.ingest.')"
+        " and m != 'marketmap.ingest.schema']; print(heavy)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ.copy())
     assert out.returncode == 0, out.stderr[-2000:]
@@ -176,3 +181,50 @@ def test_broken_client_file_does_not_take_others_down(tmp_path):
     assert "client_001__build" not in bag.dag_ids
     err = bag.dags["client_001__config_error"]
     assert "icp.rubrics[0].thresholds" in err.doc_md
+
+
+def test_badly_named_client_file_leaves_every_other_client_intact(tmp_path, caplog):
+    """`Acme Corp.yaml` (no valid client id) gets a visible config-error DAG with a safe id; the
+    other clients keep all their DAGs, and the loader files import without error."""
+    d = make_clients(tmp_path, 2)
+    bad = yaml.safe_load((d / "client_000.yaml").read_text())
+    bad["client_id"] = "acme_corp"
+    (d / "Acme Corp.yaml").write_text(yaml.safe_dump(bad))
+    (d / "9lives.yaml").write_text(yaml.safe_dump(bad))
+    bag = dagbag(d)
+    assert bag.import_errors == {}
+    expected = expected_ids(["client_000", "client_001"])
+    assert set(bag.dag_ids) == expected | {"invalid_client__acme_corp__config_error",
+                                           "invalid_client__9lives__config_error"}  # fmt: skip
+    err = bag.dags["invalid_client__acme_corp__config_error"]
+    assert err.dag_display_name == "Acme Corp — INVALID CONFIG"
+    assert "pipeline:config_error" in err.tags
+    assert (
+        "file name 'Acme Corp.yaml' is not a valid client id (lower-case letters, digits and _, starting with "
+        "a letter, 2-40 characters): rename it, e.g. acme_corp.yaml, and set client_id: acme_corp"
+    ) in err.doc_md
+
+
+def test_task_process_of_a_badly_named_file_finds_its_error_dag(tmp_path, monkeypatch):
+    from marketmap.orchestration.factory import build_all_dags
+
+    d = make_clients(tmp_path, 1)
+    (d / "Acme Corp.yaml").write_text("client_id: acme_corp\n")
+    monkeypatch.setenv("MARKETMAP_CLIENTS_DIR", str(d))
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "invalid_client__acme_corp__config_error")
+    assert list(build_all_dags()) == ["invalid_client__acme_corp__config_error"]
+
+
+def test_credential_in_a_client_file_never_reaches_doc_md(tmp_path):
+    d = make_clients(tmp_path, 2)
+    leaky = yaml.safe_load((d / "client_001.yaml").read_text())
+    leaky["crm"]["api_key"] = "sk-live-1234567890abcdef"
+    leaky["slack"]["channels"]["revops"] = "https://hooks.example.com/?token=xoxb-1234-abcdEFGH"
+    (d / "client_001.yaml").write_text(yaml.safe_dump(leaky))
+    bag = dagbag(d)
+    assert bag.import_errors == {}
+    assert "client_000__build" in bag.dag_ids and "client_001__build" not in bag.dag_ids
+    doc = bag.dags["client_001__config_error"].doc_md
+    assert "`crm.api_key`: looks like a credential (api_key)" in doc
+    assert "`slack.channels.revops`: looks like a credential (token, API key or password in a URL)" in doc
+    assert "sk-live" not in doc and "xoxb" not in doc and "abcdEFGH" not in doc

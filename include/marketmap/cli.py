@@ -4,7 +4,9 @@ marketmap validate [FILES…]      check client configs (all of include/clients 
 marketmap schema [-o FILE]       JSON Schema of a client file, for editors
 marketmap demo-data              write the demo client's CRM export into its inbox
 marketmap demo                   demo data + the demo client's initial build through Airflow
-marketmap build --client X       run a client's build DAG once through Airflow (dag.test)
+marketmap build --client X [--dry-run] [--override-qa] [--param K=V]
+                                 run a client's build DAG once through Airflow (dag.test);
+                                 a failure prints which step failed, why, and where the log is
 marketmap run --client X --pipeline monthly --date 2027-01-01
                                  run any pipeline once, as scheduled on that date
 marketmap preview --client X [--rubric FILE]   score the warehouse TAM with the current or a
@@ -14,6 +16,8 @@ marketmap preview --client X [--rubric FILE]   score the warehouse TAM with the 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import datetime as dt
 import json
 import os
 import subprocess
@@ -37,7 +41,13 @@ def _default_env() -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from marketmap.config import ConfigError, client_files, load_client_file, load_defaults
+    from marketmap.config import (
+        ConfigError,
+        client_files,
+        load_client_file,
+        load_defaults,
+        push_source_problems,
+    )
 
     files = [Path(f) for f in args.files] or client_files()
     if not files:
@@ -47,6 +57,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     for path in files:
         try:
             cfg = load_client_file(path, load_defaults(path.parent))
+            problems = push_source_problems(cfg, str(path))  # needs the warehouse schema: not at DAG parse
+            if problems:
+                raise ConfigError(problems)
         except ConfigError as e:
             failed += 1
             for f, key, msg in e.problems:
@@ -114,26 +127,37 @@ def run_dag(
     if not verbose:  # Airflow's per-task INFO lines drown the summary; --verbose brings them back
         os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
     _airflow_db_migrate()
-    import pendulum
-    from sqlalchemy import select
-
     from marketmap.config import load_client
-    from marketmap.orchestration.build_tasks import format_summary
-    from marketmap.orchestration.factory import build_client_dags, dag_id
-    from marketmap.orchestration.resources import warehouse
-    from marketmap.warehouse import schema as t
+    from marketmap.settings import marketmap_home
 
     cfg = load_client(client_id)
-    dags = build_client_dags(cfg, only=dag_id(client_id, pipeline))
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+    log_file = marketmap_home() / "logs" / "cli" / f"{client_id}__{pipeline}-{stamp}.log"
+    with _output_to(None if verbose else log_file):  # Airflow's import warnings and task logs: to the log file
+        import pendulum
+        from sqlalchemy import select
+
+        from marketmap.orchestration.build_tasks import format_summary
+        from marketmap.orchestration.factory import build_client_dags, dag_id
+        from marketmap.orchestration.resources import warehouse
+        from marketmap.warehouse import schema as t
+
+        dags = build_client_dags(cfg, only=dag_id(client_id, pipeline))
     if not dags:
         raise SystemExit(f"no pipeline {pipeline!r} for client {client_id!r}")
     dag = dags[dag_id(client_id, pipeline)]
+    failures: list[tuple[str, str]] = []  # (step, error) in the order the steps failed
     for task in dag.tasks:  # fail fast here: dag.test() would sit out the scheduler's retry delays
         task.retries = 0
+        task.on_failure_callback = [*_callbacks(task.on_failure_callback), _remember_failure(failures)]
     when = pendulum.parse(logical_date, tz=cfg.timezone) if logical_date else None
-    dag_run = dag.test(run_conf=conf or {}, logical_date=when)
+    with _output_to(None if verbose else log_file):
+        dag_run = dag.test(run_conf=conf or {}, logical_date=when)
     state = str(getattr(dag_run, "state", "unknown"))
     tis = dag_run.get_task_instances()
+    if not state.endswith("success"):
+        _close_failed_run(cfg, dag_run.run_id)
+        print(failure_summary(dag.dag_id, dag_run.run_id, tis, failures, None if verbose else log_file))
     timed = sorted(((ti.end_date - ti.start_date).total_seconds(), ti.task_id) for ti in tis if ti.start_date and ti.end_date)
     print("step times: " + ", ".join(f"{task} {secs:.1f}s" for secs, task in reversed(timed)))
     published = [ti for ti in tis if ti.task_id == "publish_scores"]
@@ -142,7 +166,9 @@ def run_dag(
         reports = build_client_dags(cfg, only=dag_id(client_id, "reports"))[dag_id(client_id, "reports")]
         for task in reports.tasks:
             task.retries = 0
-        print(f"scores changed: {reports.dag_id} finished with state {reports.test().state}")
+        with _output_to(None if verbose else log_file):
+            reports_run = reports.test()
+        print(f"scores changed: {reports.dag_id} finished with state {reports_run.state}")
     with warehouse(cfg).connect() as conn:
         row = conn.execute(
             select(t.runs.c.summary).where(t.runs.c.client_id == client_id, t.runs.c.run_id == dag_run.run_id)
@@ -153,6 +179,79 @@ def run_dag(
     print(f"\n{dag.dag_id}: run {dag_run.run_id} finished with state {state}")
     print(f"Airflow home: {os.environ['AIRFLOW_HOME']} (start the UI with `make ui`)")
     return 0 if state.endswith("success") else 1
+
+
+def _callbacks(value) -> list:
+    return list(value) if isinstance(value, list | tuple) else [value] if value else []
+
+
+def _remember_failure(failures: list[tuple[str, str]]):
+    """A failure callback (run in this process by dag.test) noting the step and its error in one line."""
+
+    def remember(context: dict) -> None:
+        from marketmap.orchestration.redact import redact
+
+        ti = context.get("ti") or context.get("task_instance")
+        exc = context.get("exception")
+        text = f"{type(exc).__name__}: {exc}" if exc else "unknown error"
+        line = next((part.strip() for part in text.splitlines() if part.strip()), text)
+        failures.append((getattr(ti, "task_id", "?"), redact(line)[:300]))
+
+    return remember
+
+
+@contextlib.contextmanager
+def _output_to(path: Path | None):
+    """Send everything Airflow prints (task logs, tracebacks) to ``path`` instead of the terminal."""
+    if path is None:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with open(path, "a", encoding="utf-8") as fh:
+        try:
+            os.dup2(fh.fileno(), 1)
+            os.dup2(fh.fileno(), 2)
+            with contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh):
+                yield
+        finally:
+            fh.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+
+
+def failure_summary(dag_id: str, run_id: str, tis, failures: list[tuple[str, str]], log_file: Path | None) -> str:
+    """A short summary of a failed run: which step failed, why in one line, where the details are."""
+    failed = [ti.task_id for ti in tis if str(ti.state).endswith(".failed") or str(ti.state) == "failed"]
+    step, why = failures[0] if failures else (failed[0] if failed else "?", "see the log")
+    skipped = sum(1 for ti in tis if "upstream_failed" in str(ti.state))
+    lines = [f"FAILED: {dag_id} stopped at step {step}: {why}"]
+    if skipped:
+        lines.append(f"{skipped} later step(s) did not run; the run is recorded as failed in the warehouse.")
+    if log_file is not None:
+        lines.append(f"Details (task logs, traceback): {log_file}")
+    lines.append(f"Run {run_id}; fix the cause and run the command again (finished work is not repeated).")
+    return "\n".join(lines)
+
+
+def _close_failed_run(cfg, run_id: str) -> None:
+    """A run that failed is recorded as failed (start_run wrote 'running'; nothing else closes it)."""
+    from sqlalchemy import update
+
+    from marketmap.orchestration.resources import warehouse
+    from marketmap.warehouse import schema as t
+
+    r = t.runs.c
+    with warehouse(cfg).begin() as conn:
+        conn.execute(
+            update(t.runs)
+            .where(r.client_id == cfg.client_id, r.run_id == run_id, r.status == "running")
+            .values(status="failed", finished_at=dt.datetime.now(dt.UTC))
+        )
 
 
 def run_build(client_id: str, conf: dict | None = None, verbose: bool = False) -> int:
@@ -166,15 +265,28 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    return run_build(args.client, {"dry_run": args.dry_run}, args.verbose)
+    conf = params(args.param)
+    if args.dry_run:
+        conf["dry_run"] = True
+    if args.override_qa:
+        conf["override_qa"] = True
+    conf.setdefault("dry_run", False)
+    return run_build(args.client, conf, args.verbose)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    return run_dag(args.client, args.pipeline, params(args.param), args.verbose, args.date)
+
+
+def params(items: list[str] | None) -> dict:
+    """``--param k=v`` options as a DAG run conf."""
     conf = {}
-    for item in args.param or []:
-        key, _, value = item.partition("=")
-        conf[key] = yaml_value(value)
-    return run_dag(args.client, args.pipeline, conf, args.verbose, args.date)
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise SystemExit(f"--param {item!r}: expected K=V, e.g. --param dry_run=true")
+        conf[key.strip()] = yaml_value(value)
+    return conf
 
 
 def yaml_value(text: str):
@@ -253,7 +365,9 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("build", help="run a client's build DAG once through Airflow")
     p.add_argument("--client", required=True)
-    p.add_argument("--dry-run", action="store_true")
+    p.add_argument("--dry-run", action="store_true", help="compute everything, write nothing to the CRM")
+    p.add_argument("--override-qa", action="store_true", help="go on even if a QA gate fails")
+    p.add_argument("--param", action="append", metavar="K=V", help="a DAG param, e.g. --param dry_run=true")
     p.add_argument("--verbose", action="store_true", help="show Airflow's task logs")
     p.set_defaults(func=cmd_build)
 

@@ -8,9 +8,11 @@ path and what was expected. Credentials never appear here: only Airflow connecti
 
 from __future__ import annotations
 
+import codecs
 import copy
 import datetime as dt
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -88,6 +90,34 @@ class CsvSource(Strict):
     decimal: Literal["auto", ".", ","] = Field("auto", description="auto: ',' in ';'-separated files, else '.'")
     # Hosts that are never a company's own domain, on top of the package list (ingest/not_company_hosts.txt).
     not_company_hosts: list[str] = []
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, v: str) -> str:
+        try:
+            codecs.lookup(v)
+        except LookupError:
+            raise ValueError(
+                f"unknown encoding '{v}' (expected a Python codec name such as utf-8-sig, cp1252 or latin-1)"
+            ) from None
+        return v
+
+    @model_validator(mode="after")
+    def _known_column_names(self) -> CsvSource:
+        from marketmap.ingest.schema import FIELDS  # a dict of names: light enough for parse time
+
+        problems = []
+        for key, obj in (("account_columns", "accounts"), ("contact_columns", "contacts"),
+                         ("opportunity_columns", "opportunities")):  # fmt: skip
+            unknown = [k for k in getattr(self, key) if k not in FIELDS[obj]]
+            if unknown:
+                problems.append(
+                    f"{key} maps unknown field(s) {unknown}; the keys are Market Map field names, the values "
+                    f"the export's columns (e.g. employees: NumberOfEmployees). Valid names: {', '.join(FIELDS[obj])}"
+                )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
 
 class CrmConfig(Strict):
@@ -574,6 +604,18 @@ class ScheduleConfig(Strict):
     valuation: str | None = "0 7 3 1,7 *"
     territories: str | None = "0 7 4 1,7 *"
 
+    @field_validator("*")
+    @classmethod
+    def _cron(cls, v: str | None) -> str | None:
+        from croniter import croniter  # installed with Airflow, whose cron timetables use it
+
+        if v is not None and not croniter.is_valid(v):
+            raise ValueError(
+                f"invalid cron expression '{v}' (five fields: minute hour day-of-month month day-of-week, "
+                "e.g. '0 6 1 * *' = 06:00 on the 1st of every month; null turns the pipeline off)"
+            )
+        return v
+
     def staggered(self, client_id: str) -> ScheduleConfig:
         """Defaults moved to the client's own minute; schedules the client wrote stay as written."""
         import zlib
@@ -673,6 +715,83 @@ class ClientConfig(Strict):
         return ZoneInfo(self.timezone)
 
 
+def account_field_names(cfg: ClientConfig) -> set[str]:
+    """Account fields a rubric can use: the canonical account fields, the domain and every mapped column."""
+    from marketmap.ingest.schema import ACCOUNT_FIELDS
+
+    return {*ACCOUNT_FIELDS, "domain", *cfg.crm.export.account_columns}
+
+
+def field_problems(cfg: ClientConfig, source: str) -> list[tuple[str, str, str]]:
+    """Rubric vectors and negative indicators that name an account field that does not exist."""
+    known = account_field_names(cfg)
+    names = ", ".join(sorted(known))
+    out = []
+    for r, rubric in enumerate(cfg.icp.rubrics):
+        for kind, items in (("vectors", rubric.vectors), ("negative_indicators", rubric.negative_indicators)):
+            for i, item in enumerate(items):
+                if item.field not in known:
+                    out.append((source, f"icp.rubrics[{r}].{kind}[{i}].field",
+                                f"unknown account field '{item.field}' ({item.name}); known fields: {names}"))  # fmt: skip
+    return out
+
+
+def push_source_problems(cfg: ClientConfig, source: str = "") -> list[tuple[str, str, str]]:
+    """Push ``source`` fields Market Map has no value for, with the names that do exist.
+
+    Not part of model validation: it reads the warehouse schema, which DAG parsing must not import.
+    """
+    from marketmap.crm.mapping import CONTACT_SCORE_SOURCES, SCORE_SOURCES, resolve_source
+    from marketmap.warehouse import schema as t
+
+    skip = {"client_id", "updated_at", "last_seen_run", "first_seen_run", "source_row", "source_file"}
+    out = []
+    for i, push in enumerate(cfg.push):
+        for j, f in enumerate(push.fields):
+            if resolve_source(cfg, push.object, f.source) is not None:
+                continue
+            if push.object == "account":
+                scores = [*SCORE_SOURCES, *(r.tier_field for r in cfg.icp.rubrics if r.tier_field != "tier")]
+                columns = [c.name for c in t.accounts.columns if c.name not in skip]
+            else:
+                scores = [*CONTACT_SCORE_SOURCES, "years_experience"]
+                columns = [c.name for c in t.contacts.columns if c.name not in skip]
+            out.append((source, f"push[{i}].fields[{j}].source",
+                        f"unknown source '{f.source}' for {push.object}s (known: score outputs "
+                        f"{', '.join(scores)}; {push.object} fields {', '.join(columns)})"))  # fmt: skip
+    return out
+
+
+# --------------------------------------------------------------------------- credentials pasted into the file
+
+# A key named like a credential (api_key, hubspot_token, db-password …), not user data such as "Secret Service"
+_SECRET_KEY = re.compile(
+    r"(?i)^[a-z0-9_-]*(password|passwd|secret|token|api[_-]?key|access[_-]?key|session[_-]?id|private[_-]?key)"
+    r"[a-z0-9_-]*$"
+)
+
+
+def credential_problems(data: Any, source: str, path: str = "") -> list[tuple[str, str, str]]:
+    """Key paths of values that look like a credential (never the value itself)."""
+    from marketmap.orchestration.redact import redact  # plain regexes, no Airflow
+
+    found: list[tuple[str, str, str]] = []
+    fix = "store it in an Airflow connection and give its id (conn_id); the value is not shown here"
+    if isinstance(data, dict):
+        for k, v in data.items():
+            key = f"{path}.{k}" if path else str(k)
+            if _SECRET_KEY.match(str(k)) and isinstance(v, str) and v.strip():
+                found.append((source, key, f"looks like a credential ({k}); {fix}"))
+            else:
+                found.extend(credential_problems(v, source, key))
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            found.extend(credential_problems(v, source, f"{path}[{i}]"))
+    elif isinstance(data, str) and redact(data) != data:
+        found.append((source, path, f"looks like a credential (token, API key or password in a URL); {fix}"))
+    return found
+
+
 # --------------------------------------------------------------------------- loading
 
 
@@ -687,13 +806,34 @@ def _deep_merge(base: dict, override: dict) -> dict:
     return out
 
 
+class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml parses, Python builds
+    """Safe loader that refuses a key written twice in one mapping (YAML would keep the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *anchor` merges; a key written next to it overrides, as YAML intends
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key '{key}' (first on line {seen[key]}); keep one of them",
+                        key_node.start_mark,
+                    )  # fmt: skip
+                seen[key] = key_node.start_mark.line + 1
+            except TypeError:
+                continue  # unhashable key: the base constructor reports it
+        return super().construct_mapping(node, deep=deep)
+
+
 def _read_yaml(path: Path) -> dict:
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
         raise ConfigError([(str(path), "", f"not UTF-8 text ({e.reason} at byte {e.start})")]) from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a safe loader
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -725,12 +865,45 @@ def _loc(loc: tuple) -> str:
     return "".join(parts)
 
 
+# What to write for a required key that is missing (shown in the error message).
+MISSING_EXAMPLES = {
+    "client_id": "'client_id: acme' (lower case, the file name without .yaml)",
+    "name": "'name: Acme Corp'",
+    "crm": "'crm: {kind: csv}' (or kind: salesforce / hubspot with conn_id: <Airflow connection id>)",
+    "kind": "'kind: csv' (crm: csv, salesforce or hubspot; a vector: bands, categorical, any_of, recency, boolean)",
+    "icp": "'icp: {version: \"2026.01\", rubrics: [{vectors: [...]}]}'",
+    "version": "'version: \"2026.01\"' (the rubric version; scores are stored per version)",
+    "rubrics": "'rubrics: [{product: core, vectors: [...]}]'",
+    "vectors": "'vectors: [{name: size, kind: bands, field: employees, weight: 100, bands: [{min: 50, points: 100}]}]'",
+    "field": "'field: employees' (an account field; `marketmap validate` lists them)",
+    "weight": "'weight: 20' (the vector's share of 100)",
+    "valuation": "'valuation: {methods: [headcount], seat_price: 600, penetration: 0.08}'",
+    "methods": "'methods: [headcount]' (revenue, headcount, product, like_accounts, extrapolation)",
+    "slack": "'slack: {channels: {revops: \"#revops\", leadership: \"#leadership\", architect: \"#gtm-arch\"}}'",
+    "channels": "'channels: {revops: \"#revops\", leadership: \"#leadership\", architect: \"#gtm-arch\"}'",
+    "source": "'source: tier' (tier, fit_score, valuation … or a field of the object)",
+    "crm_field": "'crm_field: Account_Tier__c' (the CRM field or property to write)",
+    "points": "'points: 10'",
+    "true_points": "'true_points: 10'",
+    "bands": "'bands: [{min: 50, max: 200, points: 15}]'",
+    "windows": "'windows: [{within_months: 12, points: 15}]'",
+    "within_months": "'within_months: 12'",
+    "action": "'action: exclude' (exclude, cap_tier or subtract)",
+    "id": "'id: rep_001'",
+    "p1": "'p1: 1'",
+    "p2": "'p2: 2'",
+    "contacts": "'contacts: 3'",
+}
+
+
 def _expected(err: dict) -> str:
     kind, msg = err["type"], err["msg"]
     if kind == "extra_forbidden":
         return "unknown key (not part of the client config schema)"
     if kind == "missing":
-        return "required key is missing"
+        name = next((p for p in reversed(err["loc"]) if isinstance(p, str)), "")
+        example = MISSING_EXAMPLES.get(name, f"{name}: <value>")
+        return f"required key is missing: add it, e.g. {example}"
     if kind == "value_error":
         return msg.removeprefix("Value error, ")
     if kind == "literal_error":
@@ -742,11 +915,22 @@ def _expected(err: dict) -> str:
 
 def parse_client(data: dict, source: str, defaults: dict | None = None) -> ClientConfig:
     """Validate one client's mapping (merged over ``defaults``); raise ConfigError listing every problem."""
+    from marketmap.orchestration.redact import redact
+
+    secrets = credential_problems(defaults or {}, DEFAULTS_FILE) + credential_problems(data, source)
+    if secrets:  # before anything else: a message below could echo the value
+        raise ConfigError(secrets)
     merged = _deep_merge(defaults or {}, data)
     try:
-        return ClientConfig.model_validate(merged)
+        cfg = ClientConfig.model_validate(merged)
     except ValidationError as e:
-        raise ConfigError([(source, _loc(err["loc"]), _expected(err)) for err in e.errors()]) from None
+        raise ConfigError(
+            [(source, _loc(err["loc"]), redact(_expected(err))) for err in e.errors()]
+        ) from None
+    unknown = field_problems(cfg, source)
+    if unknown:
+        raise ConfigError(unknown)
+    return cfg
 
 
 def load_defaults(directory: Path | None = None) -> dict:
@@ -756,6 +940,13 @@ def load_defaults(directory: Path | None = None) -> dict:
 
 def load_client_file(path: Path, defaults: dict | None = None) -> ClientConfig:
     path = Path(path)
+    if not re.match(CLIENT_ID_PATTERN, path.stem):
+        suggestion = re.sub(r"[^a-z0-9_]+", "_", path.stem.lower()).strip("_") or "client"
+        if not suggestion[0].isalpha():
+            suggestion = f"c_{suggestion}"
+        raise ConfigError([(str(path), "", f"file name '{path.name}' is not a valid client id (lower-case letters, "
+                            f"digits and _, starting with a letter, 2-40 characters): rename it, e.g. "
+                            f"{suggestion[:40]}.yaml, and set client_id: {suggestion[:40]}")])  # fmt: skip
     if defaults is None:
         defaults = load_defaults(path.parent)
     data = _read_yaml(path)

@@ -9,6 +9,7 @@ and only that client's config is read and only that DAG is built.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +17,15 @@ from pathlib import Path
 import pendulum
 from airflow.sdk import DAG, Asset, Param, chain, get_parsing_context
 
-from marketmap.config import ClientConfig, ConfigError, client_files, effective_yaml, load_client
+from marketmap.config import (
+    CLIENT_ID_PATTERN,
+    ClientConfig,
+    ConfigError,
+    client_files,
+    effective_yaml,
+    load_client,
+    load_client_file,
+)
 from marketmap.orchestration import build_tasks as bt
 from marketmap.orchestration import crm_tasks as ct
 from marketmap.orchestration import enrichment_tasks as et
@@ -190,23 +199,35 @@ def build_client_dags(cfg: ClientConfig, only: str | None = None) -> dict[str, D
     return dags
 
 
+def safe_client_id(stem: str) -> str:
+    """The id a client file's DAGs get: its stem if that is a valid client id, else a sanitised
+    ``invalid_client__<stem>`` that Airflow accepts (and no valid client id can take)."""
+    if re.match(CLIENT_ID_PATTERN, stem):
+        return stem
+    return "invalid_client__" + (re.sub(r"[^a-z0-9_]+", "_", stem.lower()).strip("_")[:60] or "unnamed")
+
+
 def config_error_dag(client_id: str, error: ConfigError) -> DAG:
     """Stands in for a client whose config is invalid: visible in the UI, lists the problems,
-    and fails if run — while every other client's DAGs keep working."""
+    and fails if run — while every other client's DAGs keep working.
+
+    ``client_id`` is the file's stem; a stem that is no valid client id (``Acme Corp``) gets the
+    safe id of :func:`safe_client_id`."""
     problems = "\n".join(f"- `{f}`: `{k}`: {m}" if k else f"- `{f}`: {m}" for f, k, m in error.problems)
+    shown, client_id = client_id, safe_client_id(client_id)
     with DAG(
         dag_id=dag_id(client_id, "config_error"),
-        dag_display_name=f"{client_id} — INVALID CONFIG",
+        dag_display_name=f"{shown} — INVALID CONFIG",
         schedule=None,
         start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
         catchup=False,
         max_active_runs=1,
         default_args={"owner": "revops", "retries": 0},
         tags=[f"client:{client_id}", "pipeline:config_error"],
-        doc_md=f"# Invalid client config: {client_id}\n\nFix these problems; the client's DAGs come back "
+        doc_md=f"# Invalid client config: {shown}\n\nFix these problems; the client's DAGs come back "
         f"when the file validates (`marketmap validate`).\n\n{problems}\n",
     ) as dag:
-        bt.validate_config(client_id=client_id)
+        bt.validate_config(client_id=shown)  # reads <stem>.yaml: fails with the same problems
     return dag
 
 
@@ -236,9 +257,16 @@ def build_all_dags(directory: Path | None = None, shard: int | None = None) -> d
         # The client whose id + "__" + a pipeline name is the wanted DAG id: client ids may contain
         # "__" themselves (acme__eu next to acme), so never split on the first "__".
         names = set(PIPELINES) | {"config_error"}
-        paths = [p for p in paths if wanted.startswith(p.stem + "__") and wanted[len(p.stem) + 2 :] in names]
+        paths = [p for p in paths if wanted.startswith(safe_client_id(p.stem) + "__")
+                 and wanted[len(safe_client_id(p.stem)) + 2 :] in names]  # fmt: skip
     dags: dict[str, DAG] = {}
     for path in paths:
+        if safe_client_id(path.stem) != path.stem:
+            try:
+                load_client_file(path)  # the file name is the error; ConfigError says so
+            except ConfigError as e:
+                dags[dag_id(safe_client_id(path.stem), "config_error")] = config_error_dag(path.stem, e)
+            continue
         try:
             cfg = load_client(path.stem, directory)
         except ConfigError as e:
