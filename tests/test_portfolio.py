@@ -160,8 +160,11 @@ def test_paused_or_never_run_maintenance_is_not_ok(seeded):
     due = globex["never_run"][0]["due"]
     assert (due.year, due.month, due.day, due.hour) == (2026, 4, 1, 6)
     assert globex["attention"] == [
-        f"never run although scheduled: monthly (due 2026-04-01 06:{due.minute:02d} UTC)"
+        f"never run although scheduled: monthly (due since 2026-04-01 06:{due.minute:02d} UTC)"
     ]
+    # The words stay the same while it stays missing (the digest is sent on change only).
+    words = globex["attention"][0].removeprefix("never run although scheduled: ")
+    assert words in row("globex", now=later + dt.timedelta(days=9))["attention"][0]
     # Not yet due (the hour of grace after its time), or it ran: fine again.
     assert row("globex", now=due + dt.timedelta(minutes=30))["never_run"] == []
     _ran(seeded, "monthly", due, status="failed")
@@ -170,6 +173,27 @@ def test_paused_or_never_run_maintenance_is_not_ok(seeded):
     # A paused monthly is reported as paused, not twice.
     acme = row("acme", now=later, dags={"acme": {"acme__monthly": {"paused": True}}})
     assert acme["never_run"] == [] and any("paused in Airflow (monthly)" in a for a in acme["attention"])
+
+
+def test_running_pipelines_are_shown_with_a_readable_run(seeded):
+    from marketmap.portfolio.data import portfolio
+    from marketmap.warehouse import get_engine
+
+    started = NOW - dt.timedelta(minutes=20)
+    _ran(seeded, "monthly", started, clients=("globex",), status="running")
+    _ran(seeded, "valuation", NOW - dt.timedelta(days=2), clients=("globex",), status="running")  # died
+    runs = {"globex": [{"dag_id": "globex__build", "run_id": "asset_triggered__2026-03-10T07:55:00+00:00",
+                        "state": "queued", "end_date": None, "run_type": "asset_triggered", "at": NOW}]}  # fmt: skip
+    rows = portfolio(_configs(), lambda cfg: get_engine(), now=NOW, dag_runs=runs, base_url="http://af")
+    globex = next(r for r in rows if r["client_id"] == "globex")
+    assert [(r["pipeline"], r["readable"]["label"]) for r in globex["running"]] == [
+        ("build", "2026-03-10 07:55 UTC · asset-triggered"),
+        ("monthly", "2026-03-10 07:40 UTC · scheduled"),
+    ]
+    assert globex["running"][0]["links"]["run"].startswith(
+        "http://af/dags/globex__build/runs/asset_triggered__"
+    )
+    assert globex["attention"] == ["1 failed run (valuation)"]  # running for two days: dead, not running
 
 
 def test_review_queue_count_is_the_open_items(seeded):
@@ -350,6 +374,7 @@ def test_the_page_shows_paused_failed_and_never_run_pipelines(api, airflow_runs,
     never = [a for a in acme["attention"] if a.startswith("never run although scheduled: ")]
     assert len(never) == 1 and all(p in never[0] for p in ("quarterly_personas", "valuation", "territories"))
     assert "monthly (due" not in never[0] and "drift (due" not in never[0]
+    assert "quarterly_personas (due since 2026-04-02 " in never[0]  # the first one after the build
     (run,) = acme["failed_runs"]
     run_link = f"/dags/acme__drift/runs/{quote(failed.run_id, safe='')}"
     assert run["links"] == {"run": run_link, "log": run_link + "/tasks/check_drift"}
@@ -371,7 +396,7 @@ def test_the_page_shows_paused_failed_and_never_run_pipelines(api, airflow_runs,
     assert f">{label}</a>" in detail
     assert "<b>2</b> open items" in detail
     assert 'data-pipeline="monthly"' in detail and "does not run on schedule" in detail
-    assert "never run</span> was due" in detail
+    assert "never run</span> due since" in detail
 
 
 def test_the_client_page_lists_every_report_of_every_run(api, seeded):

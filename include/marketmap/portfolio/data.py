@@ -121,12 +121,13 @@ def review_count(engine: Engine, client_id: str) -> int:
         )
 
 
-def _last_due(cron: str, tz: dt.tzinfo, since: dt.datetime, now: dt.datetime) -> dt.datetime | None:
-    """The latest time in ``(since, now - grace]`` at which ``cron`` (client's local time) fired."""
+def _first_due(cron: str, tz: dt.tzinfo, since: dt.datetime, now: dt.datetime) -> dt.datetime | None:
+    """The first time after ``since`` at which ``cron`` (client's local time) fired, if that
+    is more than the grace ago. Stable from day to day, so the digest does not repeat itself."""
     from croniter import croniter
 
-    latest = croniter(cron, (now - NEVER_RUN_GRACE).astimezone(tz)).get_prev(dt.datetime)
-    return latest if latest > since else None
+    first = croniter(cron, since.astimezone(tz)).get_next(dt.datetime)
+    return first if first <= now - NEVER_RUN_GRACE else None
 
 
 def _runs(engine: Engine, client_id: str) -> list[dict]:
@@ -329,7 +330,7 @@ def client_status(
         cron = getattr(cfg.schedules, p, None)
         if not cron or p in ran or p in paused_maintenance:
             continue
-        due = _last_due(cron, tz, built, now)
+        due = _first_due(cron, tz, built, now)
         if due is not None:
             never_run.append({"pipeline": p, "due": due})
     reviews = review_count(engine, cfg.client_id)
@@ -354,7 +355,7 @@ def client_status(
         )
     if never_run:
         words = ", ".join(
-            f"{n['pipeline']} (due {n['due'].strftime('%Y-%m-%d %H:%M')} {n['due'].tzname()})"
+            f"{n['pipeline']} (due since {n['due'].strftime('%Y-%m-%d %H:%M')} {n['due'].tzname()})"
             for n in never_run
         )
         reasons.append(("never_run", f"never run although scheduled: {words}"))
