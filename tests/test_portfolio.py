@@ -194,6 +194,14 @@ def test_running_pipelines_are_shown_with_a_readable_run(seeded):
         "http://af/dags/globex__build/runs/asset_triggered__"
     )
     assert globex["attention"] == ["1 failed run (valuation)"]  # running for two days: dead, not running
+    # A client in Berlin reads its runs in Berlin time.
+    berlin = [
+        c.model_copy(update={"timezone": "Europe/Berlin"}) for c in _configs() if c.client_id == "globex"
+    ]
+    (globex,) = portfolio(berlin, lambda cfg: get_engine(), now=NOW, dag_runs=runs)
+    assert [r["readable"]["label"] for r in globex["running"]][0] == "2026-03-10 08:55 CET · asset-triggered"
+    assert globex["last_success"]["build"].strftime("%H:%M %Z") == "11:03 CET"
+    assert globex["failed_runs"][0]["at"].tzname() == "CET"
 
 
 def test_review_queue_count_is_the_open_items(seeded):

@@ -304,6 +304,7 @@ def client_status(
         dag = f"{cfg.client_id}__{f['pipeline']}"
         tasks = f.get("tasks") or []
         f["dag_id"] = dag
+        f["at"] = f["at"].astimezone(tz) if f["at"] else None  # shown in the client's time
         f["readable"] = readable_run(f["run_id"], tz, f.get("run_type"), f.get("run_at") or f["at"])
         f["links"] = run_links(dag, f["run_id"], tasks[0] if tasks else None, base_url)
         f["task_links"] = [{"task_id": tid, **run_links(dag, f["run_id"], tid, base_url)} for tid in tasks]
@@ -385,7 +386,7 @@ def client_status(
         "client_id": cfg.client_id,
         "name": cfg.name,
         "architect_channel": cfg.slack.channels["architect"],
-        "last_success": dict(sorted(last_success.items())),
+        "last_success": {p: at.astimezone(tz) for p, at in sorted(last_success.items())},  # client's time
         "failed_runs": sorted(failed, key=lambda f: f["at"] or now, reverse=True),
         "running": [running[p] for p in sorted(running)],
         "paused": paused,
