@@ -355,11 +355,14 @@ def client_status(
             )
         )
     if never_run:
-        words = ", ".join(
-            f"{n['pipeline']} (due since {n['due'].strftime('%Y-%m-%d %H:%M')} {n['due'].tzname()})"
-            for n in never_run
+        words = ", ".join(f"{n['pipeline']} (due since {n['due']:%Y-%m-%d})" for n in never_run)
+        k = len(never_run)
+        reasons.append(
+            (
+                "never_run",
+                f"{k} maintenance pipeline{'s' if k > 1 else ''} never ran although scheduled: {words}",
+            )
         )
-        reasons.append(("never_run", f"never run although scheduled: {words}"))
     if credits["share"] is not None and credits["share"] > 1:
         reasons.append(
             (
