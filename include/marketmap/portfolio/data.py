@@ -126,6 +126,8 @@ def _first_due(cron: str, tz: dt.tzinfo, since: dt.datetime, now: dt.datetime) -
     is more than the grace ago. Stable from day to day, so the digest does not repeat itself."""
     from croniter import croniter
 
+    if not croniter.is_valid(cron):  # "@once" and the like: Airflow decides, no claim here
+        return None
     first = croniter(cron, since.astimezone(tz)).get_next(dt.datetime)
     return first if first <= now - NEVER_RUN_GRACE else None
 
