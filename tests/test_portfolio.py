@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from urllib.parse import quote
 
 import pytest
 from report_support import CLIENTS_DIR, RUN_ID, seed_client
@@ -19,7 +20,19 @@ def seeded(mm_home, monkeypatch):
     engine = get_engine()
     seed_client(engine, "acme")
     seed_client(engine, "globex", seed=2, alerts=False)
+    _ran(engine, "drift", dt.datetime(2026, 3, 9, 7, 30, tzinfo=dt.UTC))  # the weekly check of NOW's week
     return engine
+
+
+def _ran(engine, pipeline, at, clients=("acme", "globex"), status="success"):
+    """A maintenance run in the warehouse, as the pipeline's summary step records it."""
+    from marketmap.warehouse import schema as t
+    from marketmap.warehouse import upsert
+
+    with engine.begin() as conn:
+        upsert(conn, t.runs, [{"client_id": c, "run_id": f"scheduled__{at.isoformat()}", "pipeline": pipeline,
+                               "logical_date": at, "started_at": at, "finished_at": at + dt.timedelta(minutes=5),
+                               "status": status} for c in clients])  # fmt: skip
 
 
 def _configs():
@@ -83,6 +96,127 @@ def test_status_rows_sorted_by_attention(seeded):
         if r["client_id"] == "acme"
     )
     assert not acme["failed_runs"]
+
+
+def test_run_ids_read_as_dates_in_the_clients_timezone_with_their_kind():
+    from zoneinfo import ZoneInfo
+
+    from marketmap.portfolio.data import readable_run, run_links
+    from marketmap.reports.render import safe_name
+
+    berlin = ZoneInfo("Europe/Berlin")
+    manual = "manual__2026-12-05T21:49:05.123810+00:00"
+    assert readable_run(manual, berlin)["label"] == "2026-12-05 22:49 CET · manual"
+    # The report folders' file-system safe form reads the same.
+    assert readable_run(safe_name(manual), berlin)["label"] == "2026-12-05 22:49 CET · manual"
+    assert (
+        readable_run("scheduled__2026-07-01T04:13:00+00:00", berlin)["label"]
+        == "2026-07-01 06:13 CEST · scheduled"
+    )
+    assert (
+        readable_run("asset_triggered__2026-03-02T10:00:00+00:00", ZoneInfo("UTC"))["kind"]
+        == "asset-triggered"
+    )
+    # Airflow's run type wins over the id's prefix; an id without a date takes the run's date.
+    at = dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.UTC)
+    assert (
+        readable_run("r2", berlin, "asset_triggered", at)["label"] == "2026-03-02 11:00 CET · asset-triggered"
+    )
+    assert readable_run("my-own-id", berlin)["label"] == "my-own-id"
+    links = run_links("acme__build", manual, "load_accounts", "http://af:8080")
+    assert (
+        links["run"]
+        == "http://af:8080/dags/acme__build/runs/manual__2026-12-05T21%3A49%3A05.123810%2B00%3A00"
+    )
+    assert links["log"] == links["run"] + "/tasks/load_accounts"
+    assert run_links("acme__build", "r1")["log"] is None and run_links("acme__build", "r1")["run"].startswith(
+        "/dags/"
+    )
+
+
+def test_paused_or_never_run_maintenance_is_not_ok(seeded):
+    from marketmap.portfolio.data import portfolio
+    from marketmap.warehouse import get_engine
+
+    def row(client_id, now=NOW, **kwargs):
+        rows = portfolio(_configs(), lambda cfg: get_engine(), now=now, **kwargs)
+        return next(r for r in rows if r["client_id"] == client_id)
+
+    assert row("globex")["attention"] == [] and row("globex")["never_run"] == []
+    # Paused in Airflow: the page says which and why it matters; a paused build is shown, not a reason.
+    dags = {"globex": {"globex__monthly": {"paused": True}, "globex__build": {"paused": True},
+                       "globex__drift": {"paused": False}}}  # fmt: skip
+    globex = row("globex", dags=dags)
+    assert globex["paused"] == ["build", "monthly"]
+    assert globex["attention"] == [
+        "1 maintenance pipeline paused in Airflow (monthly): it does not run on schedule"
+    ]
+    assert globex["attention_score"] > 0
+    # Never run while the schedule said it should have: April's monthly run (1st, 06:xx UTC).
+    later = dt.datetime(2026, 4, 1, 12, 0, tzinfo=dt.UTC)
+    _ran(seeded, "drift", dt.datetime(2026, 3, 30, 7, 30, tzinfo=dt.UTC))
+    globex = row("globex", now=later)
+    assert [n["pipeline"] for n in globex["never_run"]] == ["monthly"]
+    due = globex["never_run"][0]["due"]
+    assert (due.year, due.month, due.day, due.hour) == (2026, 4, 1, 6)
+    assert globex["attention"] == [
+        "1 maintenance pipeline never ran although scheduled: monthly (due since 2026-04-01)"
+    ]
+    # The words stay the same while it stays missing (the digest is sent on change only).
+    words = globex["attention"][0].removeprefix("1 maintenance pipeline never ran although scheduled: ")
+    assert words in row("globex", now=later + dt.timedelta(days=9))["attention"][0]
+    # Not yet due (the hour of grace after its time), or it ran: fine again.
+    assert row("globex", now=due + dt.timedelta(minutes=30))["never_run"] == []
+    _ran(seeded, "monthly", due, status="failed")
+    assert row("globex", now=later)["never_run"] == []  # it ran (and failed: that is its own reason)
+    assert row("globex", now=later)["attention"] == ["1 failed run (monthly)"]
+    # A paused monthly is reported as paused, not twice.
+    acme = row("acme", now=later, dags={"acme": {"acme__monthly": {"paused": True}}})
+    assert acme["never_run"] == [] and any("paused in Airflow (monthly)" in a for a in acme["attention"])
+
+
+def test_running_pipelines_are_shown_with_a_readable_run(seeded):
+    from marketmap.portfolio.data import portfolio
+    from marketmap.warehouse import get_engine
+
+    started = NOW - dt.timedelta(minutes=20)
+    _ran(seeded, "monthly", started, clients=("globex",), status="running")
+    _ran(seeded, "valuation", NOW - dt.timedelta(days=2), clients=("globex",), status="running")  # died
+    runs = {"globex": [{"dag_id": "globex__build", "run_id": "asset_triggered__2026-03-10T07:55:00+00:00",
+                        "state": "queued", "end_date": None, "run_type": "asset_triggered", "at": NOW}]}  # fmt: skip
+    rows = portfolio(_configs(), lambda cfg: get_engine(), now=NOW, dag_runs=runs, base_url="http://af")
+    globex = next(r for r in rows if r["client_id"] == "globex")
+    assert [(r["pipeline"], r["readable"]["label"]) for r in globex["running"]] == [
+        ("build", "2026-03-10 07:55 UTC · asset-triggered"),
+        ("monthly", "2026-03-10 07:40 UTC · scheduled"),
+    ]
+    assert globex["running"][0]["links"]["run"].startswith(
+        "http://af/dags/globex__build/runs/asset_triggered__"
+    )
+    assert globex["attention"] == ["1 failed run (valuation)"]  # running for two days: dead, not running
+    # A client in Berlin reads its runs in Berlin time.
+    berlin = [
+        c.model_copy(update={"timezone": "Europe/Berlin"}) for c in _configs() if c.client_id == "globex"
+    ]
+    (globex,) = portfolio(berlin, lambda cfg: get_engine(), now=NOW, dag_runs=runs)
+    assert [r["readable"]["label"] for r in globex["running"]][0] == "2026-03-10 08:55 CET · asset-triggered"
+    assert globex["last_success"]["build"].strftime("%H:%M %Z") == "11:03 CET"
+    assert globex["failed_runs"][0]["at"].tzname() == "CET"
+
+
+def test_review_queue_count_is_the_open_items(seeded):
+    from marketmap.portfolio.data import portfolio
+    from marketmap.warehouse import get_engine
+    from marketmap.warehouse import schema as t
+
+    with seeded.begin() as conn:
+        conn.execute(t.review_queue.insert(), [
+            {"client_id": "acme", "run_id": "r", "kind": "duplicate_account", "left_key": f"a{i}", "right_key": f"b{i}",
+             "status": status} for i, status in enumerate(["open", "open", "open", "merged"])
+        ] + [{"client_id": "globex", "run_id": "r", "kind": "duplicate_account", "left_key": "x", "right_key": "y",
+              "status": "dismissed"}])  # fmt: skip
+    rows = {r["client_id"]: r for r in portfolio(_configs(), lambda cfg: get_engine(), now=NOW)}
+    assert rows["acme"]["review_queue"] == 3 and rows["globex"]["review_queue"] == 0
 
 
 def test_digest_is_sent_only_when_something_changed(seeded, mm_home):
@@ -177,6 +311,121 @@ def test_admin_sees_every_client_and_their_reports(api):
     assert report.status_code == 200 and "Executive report" in report.text and "<svg" in report.text
     assert client.get(link.replace("executive.html", "executive__by_tier.csv")).text.startswith("tier,")
     assert client.get("/marketmap/clients/acme/reports/..%2F..%2F/warehouse.db").status_code == 404
+
+
+@pytest.fixture()
+def airflow_runs(api):
+    """Real runs in Airflow's DB: a failed ``acme__drift`` (a step raised) and a successful
+    ``acme__monthly`` that is then paused through Airflow's REST API, as the UI's toggle does."""
+    from airflow.api.common.delete_dag import delete_dag
+    from airflow.sdk import DAG, task
+
+    client, token = api
+    with DAG("acme__drift", schedule=None, start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC)) as drift:
+
+        @task
+        def check_drift():
+            raise RuntimeError("the CRM did not answer")
+
+        @task
+        def report_drift():
+            return "never reached"
+
+        check_drift() >> report_drift()
+
+    with DAG("acme__monthly", schedule=None, start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC)) as monthly:
+
+        @task
+        def refresh():
+            return "ok"
+
+        refresh()
+
+    runs = {"drift": drift.test(), "monthly": monthly.test()}
+    auth = {"Authorization": f"Bearer {token}"}
+    # DAGs are paused at creation: every acme DAG Airflow knows is unpaused, then monthly paused.
+    before = client.get(
+        "/api/v2/dags", params={"dag_id_pattern": "acme__", "limit": 100}, headers=auth
+    ).json()["dags"]
+    for dag in before:
+        want = dag["dag_id"] == "acme__monthly"
+        answer = client.patch(f"/api/v2/dags/{dag['dag_id']}", json={"is_paused": want}, headers=auth)
+        assert answer.status_code == 200 and answer.json()["is_paused"] is want, answer.text
+    yield runs
+    for dag in before:  # the session's other tests share Airflow's DB: leave it as it was
+        if dag["dag_id"] in ("acme__drift", "acme__monthly"):
+            delete_dag(dag["dag_id"], keep_records_in_log=False)
+        else:
+            client.patch(f"/api/v2/dags/{dag['dag_id']}", json={"is_paused": dag["is_paused"]}, headers=auth)
+
+
+def test_the_page_shows_paused_failed_and_never_run_pipelines(api, airflow_runs, seeded):
+    from marketmap.portfolio.data import readable_run
+    from marketmap.warehouse import schema as t
+
+    client, token = api
+    failed = airflow_runs["drift"]
+    assert str(failed.state).endswith("failed") and str(airflow_runs["monthly"].state).endswith("success")
+    with seeded.begin() as conn:
+        conn.execute(t.review_queue.insert(), [
+            {"client_id": "acme", "run_id": "r", "kind": "duplicate_account", "left_key": f"a{i}", "right_key": f"b{i}",
+             "status": "open"} for i in range(2)
+        ])  # fmt: skip
+    client.cookies.set("_token", token)
+    acme = client.get("/marketmap/api/portfolio").json()[0]
+    assert acme["client_id"] == "acme" and acme["paused"] == ["monthly"] and acme["review_queue"] == 2
+    assert (
+        "1 maintenance pipeline paused in Airflow (monthly): it does not run on schedule" in acme["attention"]
+    )
+    assert "1 failed run (drift)" in acme["attention"]
+    # March's build has been followed by quarters of schedule: what never ran is named with its due date.
+    never = [
+        a for a in acme["attention"] if a.startswith("3 maintenance pipelines never ran although scheduled: ")
+    ]
+    assert len(never) == 1 and all(p in never[0] for p in ("quarterly_personas", "valuation", "territories"))
+    assert "monthly (due" not in never[0] and "drift (due" not in never[0]
+    assert "quarterly_personas (due since 2026-04-02)" in never[0]  # the first one after the build
+    (run,) = acme["failed_runs"]
+    run_link = f"/dags/acme__drift/runs/{quote(failed.run_id, safe='')}"
+    assert run["links"] == {"run": run_link, "log": run_link + "/tasks/check_drift"}
+    assert [tl["task_id"] for tl in run["task_links"]] == [
+        "check_drift",
+        "report_drift",
+    ]  # failed, then held up
+    label = readable_run(failed.run_id, dt.UTC)["label"]
+    assert run["readable"]["label"] == label and label.endswith(" · manual") and "__" not in label
+
+    page = client.get("/marketmap/portfolio").text
+    acme_row = page[page.index('data-client="acme"') : page.index('data-client="globex"')]
+    assert f'href="{run_link}"' in acme_row and f'href="{run_link}/tasks/check_drift"' in acme_row
+    assert "paused</span> monthly" in acme_row and "2 open" in acme_row and "OK" not in acme_row
+    assert failed.run_id not in page  # run ids are read as dates
+
+    detail = client.get("/marketmap/clients/acme").text
+    assert f'<a href="{run_link}/tasks/check_drift">check_drift — log</a>' in detail
+    assert f">{label}</a>" in detail
+    assert "<b>2</b> open items" in detail
+    assert 'data-pipeline="monthly"' in detail and "does not run on schedule" in detail
+    assert "never run</span> due since" in detail
+
+
+def test_the_client_page_lists_every_report_of_every_run(api, seeded):
+    from marketmap.config import load_client
+    from marketmap.reports import generate
+
+    client, token = api
+    second = "scheduled__2026-04-01T06:13:00+00:00"
+    generate("executive", load_client("acme"), seeded, second)
+    client.cookies.set("_token", token)
+    detail = client.get("/marketmap/clients/acme").text
+    table = detail[
+        detail.index('<table id="reports">') : detail.index("</table>", detail.index('<table id="reports">'))
+    ]
+    assert table.count('class="run"') == 2  # one group per run, newest first
+    assert table.index("2026-04-01 06:13 UTC · scheduled") < table.index("2026-03-02 10:00 UTC · manual")
+    for run in ("manual__2026-03-02T10_00_00_00_00", "scheduled__2026-04-01T06_13_00_00_00"):
+        assert f"/marketmap/clients/acme/reports/{run}/executive.html" in table
+        assert client.get(f"/marketmap/clients/acme/reports/{run}/executive.html").status_code == 200
 
 
 def test_the_nav_entry_is_registered(api):

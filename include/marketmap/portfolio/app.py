@@ -2,7 +2,8 @@
 ``plugins/marketmap_portfolio.py`` under ``/marketmap``.
 
 * ``/marketmap/portfolio`` — every client the user may see, those needing attention first;
-* ``/marketmap/clients/<client>`` — the client's reports, runs and alert history;
+* ``/marketmap/clients/<client>`` — the client's runs (running, paused, failed with links to
+  the Airflow run and log), every report of every run, the review queue and alert history;
 * ``/marketmap/clients/<client>/reports/<run>/<file>`` — a stored report (HTML or CSV);
 * ``/marketmap/api/portfolio`` — the same rows as JSON.
 
@@ -73,27 +74,84 @@ def allowed_clients(user: Any, client_ids: list[str]) -> set[str]:
 
 
 def _dag_runs(client_ids: set[str], limit: int = 50) -> dict[str, list[dict]]:
-    """Recent Airflow DAG runs per client, newest first (the api-server may read its own DB)."""
+    """Recent Airflow DAG runs per client, newest first (the api-server may read its own DB).
+
+    Each run: ``dag_id``, ``run_id``, ``state``, ``end_date``, ``run_type``, ``at`` (logical
+    date, else when it was due) and, for a failed run, the ``failed_tasks`` (task ids).
+    """
     out: dict[str, list[dict]] = {cid: [] for cid in client_ids}
     try:
         from airflow.models.dagrun import DagRun
+        from airflow.models.taskinstance import TaskInstance
         from airflow.utils.session import create_session
         from sqlalchemy import select
 
         with create_session() as session:
             rows = session.execute(
-                select(DagRun.dag_id, DagRun.run_id, DagRun.state, DagRun.end_date)
+                select(
+                    DagRun.dag_id, DagRun.run_id, DagRun.state, DagRun.end_date, DagRun.run_type,
+                    DagRun.logical_date, DagRun.run_after,
+                )
                 .order_by(DagRun.id.desc())
                 .limit(limit * max(len(client_ids), 1))
-            ).all()
+            ).all()  # fmt: skip
+            failed_runs = {(r.dag_id, r.run_id) for r in rows if str(r.state) == "failed"}
+            failed_tasks: dict[tuple[str, str], list[str]] = {}
+            if failed_runs:
+                tis = session.execute(
+                    select(TaskInstance.dag_id, TaskInstance.run_id, TaskInstance.task_id)
+                    .where(
+                        TaskInstance.run_id.in_({run for _, run in failed_runs}),
+                        TaskInstance.state.in_(("failed", "upstream_failed")),
+                    )
+                    .order_by(TaskInstance.state, TaskInstance.start_date)
+                ).all()
+                for dag_id, run_id, task_id in tis:  # the failed task first, then what it held up
+                    if (dag_id, run_id) in failed_runs:
+                        failed_tasks.setdefault((dag_id, run_id), []).append(task_id)
     except Exception:  # noqa: BLE001 - without Airflow's runs the warehouse's still show
         log.debug("could not read Airflow's DAG runs", exc_info=True)
         return out
-    for dag_id, run_id, state, end in rows:
+    for dag_id, run_id, state, end, run_type, logical, run_after in rows:
         cid = dag_id.split("__", 1)[0]
         if cid in out and "__" in dag_id:
-            out[cid].append({"dag_id": dag_id, "run_id": run_id, "state": str(state), "end_date": end})
+            out[cid].append(
+                {
+                    "dag_id": dag_id, "run_id": run_id, "state": str(state), "end_date": end,
+                    "run_type": str(run_type), "at": logical or run_after,
+                    "failed_tasks": failed_tasks.get((dag_id, run_id), []),
+                }
+            )  # fmt: skip
     return out
+
+
+def _dags(client_ids: set[str]) -> dict[str, dict[str, dict]]:
+    """Each client's DAGs in Airflow (not removed ones) and whether they are paused."""
+    out: dict[str, dict[str, dict]] = {cid: {} for cid in client_ids}
+    try:
+        from airflow.models.dag import DagModel
+        from airflow.utils.session import create_session
+        from sqlalchemy import select
+
+        with create_session() as session:
+            rows = session.execute(
+                select(DagModel.dag_id, DagModel.is_paused).where(DagModel.is_stale.is_(False))
+            ).all()
+    except Exception:  # noqa: BLE001 - without Airflow's DAG table nothing shows as paused
+        log.debug("could not read Airflow's DAG table", exc_info=True)
+        return out
+    for dag_id, paused in rows:
+        cid = dag_id.split("__", 1)[0]
+        if cid in out and "__" in dag_id:
+            out[cid][dag_id] = {"paused": bool(paused)}
+    return out
+
+
+def _base_url() -> str:
+    """Airflow's address for run and log links; relative links when none is configured."""
+    from marketmap.orchestration.alerting import airflow_base_url
+
+    return airflow_base_url() or ""
 
 
 # --------------------------------------------------------------------------- data
@@ -124,7 +182,7 @@ def _rows(user: Any) -> list[dict]:
     configs = _configs()
     allowed = allowed_clients(user, sorted(configs))
     visible = [configs[c] for c in sorted(allowed)]
-    return portfolio(visible, _engine, dag_runs=_dag_runs(allowed))
+    return portfolio(visible, _engine, dag_runs=_dag_runs(allowed), dags=_dags(allowed), base_url=_base_url())
 
 
 def _jsonable(value: Any) -> Any:
@@ -200,17 +258,20 @@ def create_app() -> FastAPI:
 
     @app.get("/clients/{client_id}", response_class=HTMLResponse)
     async def client_page(request: Request, client_id: str) -> HTMLResponse:
-        from marketmap.portfolio.data import alert_history, client_status
+        from marketmap.portfolio.data import alert_history, client_status, reports_by_run
         from marketmap.reports.render import list_reports, render_template
 
         user = await current_user(request)
         cfg = _client_or_404(user, client_id)
         engine = _engine(cfg)
         now = dt.datetime.now(dt.UTC)
-        status = client_status(cfg, engine, now.date(), now, _dag_runs({client_id}).get(client_id, ()))
+        dag_runs = _dag_runs({client_id}).get(client_id, [])
+        status = client_status(
+            cfg, engine, now.date(), now, dag_runs, _dags({client_id}).get(client_id), _base_url()
+        )
         html = render_template(
-            "portfolio_client.html.j2", row=status, reports=list_reports(client_id), alerts=alert_history(engine, client_id),
-            prefix=PREFIX, now=now,
+            "portfolio_client.html.j2", row=status, runs=reports_by_run(cfg, list_reports(client_id), dag_runs, _base_url()),
+            alerts=alert_history(engine, client_id), prefix=PREFIX, now=now,
         )  # fmt: skip
         return HTMLResponse(html)
 
