@@ -111,3 +111,12 @@ def test_failed_task_reports_to_revops_outbox(airflow_db, fixture_clients, mm_ho
         "the initial build stopped at step `ingest`" in notice["text"]
     )
     assert "Account.csv: file not found" in json.dumps(notice["blocks"])
+    # the run is recorded as failed in the warehouse by the failure callback (not 'running' for ever)
+    from sqlalchemy import select
+
+    from marketmap.warehouse import get_engine
+    from marketmap.warehouse import schema as t
+
+    with get_engine().connect() as conn:
+        status = conn.execute(select(t.runs.c.status).where(t.runs.c.run_id == run.run_id)).scalar_one()
+    assert status == "failed"

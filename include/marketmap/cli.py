@@ -239,19 +239,11 @@ def failure_summary(dag_id: str, run_id: str, tis, failures: list[tuple[str, str
 
 
 def _close_failed_run(cfg, run_id: str) -> None:
-    """A run that failed is recorded as failed (start_run wrote 'running'; nothing else closes it)."""
-    from sqlalchemy import update
-
+    """A run that failed is recorded as failed (the failure callback does it too; idempotent)."""
+    from marketmap.ingest.pipeline import close_failed_run
     from marketmap.orchestration.resources import warehouse
-    from marketmap.warehouse import schema as t
 
-    r = t.runs.c
-    with warehouse(cfg).begin() as conn:
-        conn.execute(
-            update(t.runs)
-            .where(r.client_id == cfg.client_id, r.run_id == run_id, r.status == "running")
-            .values(status="failed", finished_at=dt.datetime.now(dt.UTC))
-        )
+    close_failed_run(warehouse(cfg), cfg.client_id, run_id)
 
 
 def run_build(client_id: str, conf: dict | None = None, verbose: bool = False) -> int:

@@ -137,6 +137,18 @@ def start_run(
         )
 
 
+def close_failed_run(engine: Engine, client_id: str, run_id: str) -> int:
+    """Record a run that failed as failed (``start_run`` wrote 'running'; a failed run never reaches
+    the summary that closes it). Returns the rows changed (0 when already closed or never started)."""
+    r = t.runs.c
+    with engine.begin() as conn:
+        return conn.execute(
+            t.runs.update()
+            .where(r.client_id == client_id, r.run_id == run_id, r.status == "running")
+            .values(status="failed", finished_at=_now())
+        ).rowcount
+
+
 def extract_exports(cfg: ClientConfig, run_id: str, engine: Engine, inbox: Path | None = None) -> dict:
     """Read the client's CRM export files into this run's staged records; record rejected rows.
 

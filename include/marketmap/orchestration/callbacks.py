@@ -32,6 +32,15 @@ def notify_failure(context: dict, *, client_id: str) -> None:
         )
     except Exception:  # a broken notifier must never hide the original failure
         log.exception("could not deliver the failure notice for client %s", client_id)
+    try:  # the run is recorded as failed in the warehouse (portfolio, run history), not 'running' for ever
+        from marketmap.ingest.pipeline import close_failed_run
+        from marketmap.orchestration.resources import load_effective, warehouse
+
+        run_id = context.get("run_id") or getattr(ti, "run_id", None)
+        if run_id:
+            close_failed_run(warehouse(load_effective(client_id)), client_id, run_id)
+    except Exception:  # the same: never hide the original failure
+        log.exception("could not record the failed run of client %s", client_id)
 
 
 def failure_callback(client_id: str):
