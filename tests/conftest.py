@@ -26,6 +26,8 @@ os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] = "True"
 os.environ.pop("MARKETMAP_WAREHOUSE_URL", None)
+# `make test` exports the UI settings of `make ui` (base URL, port); tests that need links set their own.
+os.environ.pop("AIRFLOW__API__BASE_URL", None)
 os.environ.pop("MARKETMAP_CLIENTS_DIR", None)
 
 PG_ADMIN_URL = os.environ.get(
