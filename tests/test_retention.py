@@ -157,3 +157,13 @@ def test_sqlite_keeps_rowid_autoincrement(tmp_path):
         ids = [conn.execute(t.alert_events.insert().values(client_id="c", fingerprint="f", event="fired",
                                                            at=UTC_NOW)).inserted_primary_key[0] for _ in range(2)]  # fmt: skip
     assert ids == [1, 2]
+
+
+def test_monthly_dag_prunes_after_the_audit(fixture_clients):
+    from marketmap.orchestration.maintenance import monthly_dag
+
+    m = monthly_dag(load_client("sample"))
+    prune_task = m.get_task("prune_history")
+    assert prune_task.upstream_task_ids == {"data_quality_audit"}
+    assert "crm_validate" in m.get_task("data_quality_audit").upstream_task_ids  # after the push
+    assert prune_task.execution_timeout is not None
