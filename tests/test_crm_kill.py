@@ -106,7 +106,10 @@ def test_killed_push_rerun_creates_no_duplicates(mm_home):
         assert {n for _, n in per_record} == {1}
         res = out["account"]["result"]
         unlogged = 300 - len(per_record)
-        assert res["attempted"] <= len(per_record) < 300 and 0 < unlogged <= res["skipped_by_reason"]["no_change"]
+        assert (
+            res["attempted"] <= len(per_record) < 300
+            and 0 < unlogged <= res["skipped_by_reason"]["no_change"]
+        )
         assert res["skipped_by_reason"] == {"no_change": 300 - res["attempted"]}
         assert failed == 0
         report = crm.validate_after_push(cfg, eng, ad, "run-1")

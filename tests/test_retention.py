@@ -98,16 +98,22 @@ def test_prune_keeps_what_the_policy_keeps(engine):
     assert counts == {"push_log": 2, "account_scores": 2 * 2, "contact_scores": 1, "enrichment_cache": 1,
                       "alert_events": 1}  # fmt: skip
     assert _keys(engine, t.push_log, "record_key", cid) == ["failing", "recent"]
-    assert _keys(engine, t.account_scores, "rubric_version", cid) == sorted([rubric_version(cfg), "v3", "v4", "v5"])
+    assert _keys(engine, t.account_scores, "rubric_version", cid) == sorted(
+        [rubric_version(cfg), "v3", "v4", "v5"]
+    )
     assert _keys(engine, t.contact_scores, "rubric_version", cid) == sorted(
         [persona_version(cfg), "personas#a", "personas#b", "personas#c"]
     )
     assert _keys(engine, t.enrichment_cache, "lookup_key", cid) == ["fresh"]
     with engine.connect() as conn:
-        ats = conn.execute(select(t.alert_events.c.at).where(t.alert_events.c.client_id == cid)).scalars().all()
+        ats = (
+            conn.execute(select(t.alert_events.c.at).where(t.alert_events.c.client_id == cid)).scalars().all()
+        )
         # another client's history is not touched
         for table in (t.push_log, t.account_scores, t.contact_scores, t.enrichment_cache, t.alert_events):
-            n = conn.execute(select(func.count()).select_from(table).where(table.c.client_id == "other")).scalar()
+            n = conn.execute(
+                select(func.count()).select_from(table).where(table.c.client_id == "other")
+            ).scalar()
             assert n == {"push_log": 4, "account_scores": 12, "contact_scores": 5, "enrichment_cache": 2,
                          "alert_events": 2}[table.name]  # fmt: skip
     assert len(ats) == 1
@@ -125,7 +131,9 @@ def test_retention_is_configurable_per_client(engine):
     # only the current version and the newest one survive
     assert counts == {"push_log": 0, "account_scores": 2 * 4, "contact_scores": 3, "enrichment_cache": 0,
                       "alert_events": 2}  # fmt: skip
-    assert _keys(engine, t.account_scores, "rubric_version", cfg.client_id) == sorted([rubric_version(cfg), "v5"])
+    assert _keys(engine, t.account_scores, "rubric_version", cfg.client_id) == sorted(
+        [rubric_version(cfg), "v5"]
+    )
 
 
 def test_prune_needs_an_aware_clock(engine):

@@ -61,7 +61,10 @@ def prune(engine: Engine, cfg: ClientConfig, now: dt.datetime) -> dict[str, int]
                 pl.client_id == cid, pl.at < now - dt.timedelta(days=r.push_log_days), ~still_failing
             )
         ).rowcount
-        for table, current in ((t.account_scores, rubric_version(cfg)), (t.contact_scores, persona_version(cfg))):
+        for table, current in (
+            (t.account_scores, rubric_version(cfg)),
+            (t.contact_scores, persona_version(cfg)),
+        ):
             keep = _kept_versions(conn, table, cid, r.score_versions_kept, current)
             c = table.c
             counts[table.name] = conn.execute(
