@@ -136,6 +136,15 @@ def test_failed_record_counts_as_changed_next_run(hs, mm_home):
     assert r2.status == "success"
     plan3 = plan_push(cfg, eng, "run-3", ad, cfg.push[0])
     assert next(i for i in plan3.items if i.key == "gamma.com").reason == "no_change"
+    # a record with nothing to write is counted in the run summary, not logged: push_log holds only
+    # what changed or needs a person (issue 15: ~100M no_change rows a month at scale)
+    r3 = crm.execute_push(cfg, eng, "run-3", ad, plan3)
+    unchanged = sum(1 for i in plan3.items if i.reason == "no_change")
+    assert unchanged >= 1 and r3.skipped_by_reason["no_change"] == unchanged
+    assert r3.skipped == sum(1 for i in plan3.items if i.operation == "skip")
+    log3 = push_log(eng, "run-3")
+    assert "gamma.com" not in log3 and all(r["error"] != "no_change" for r in log3.values())
+    assert len(log3) == r3.skipped - unchanged + r3.attempted
 
 
 @pytest.mark.parametrize("mode", ["update_only", "create_only", "upsert"])

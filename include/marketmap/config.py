@@ -590,6 +590,19 @@ class MaintenanceConfig(Strict):
     confidence: float = Field(0.95, gt=0.5, lt=1)
 
 
+class RetentionConfig(Strict):
+    """How long history is kept; applied by the monthly DAG's prune_history task."""
+
+    push_log_days: int = Field(90, ge=1, description="push_log rows older than this are deleted")
+    score_versions_kept: int = Field(
+        3, ge=1, description="newest score versions kept per table; the current version is always kept"
+    )
+    cache_days: int | None = Field(
+        None, ge=1, description="enrichment cache entries older than this are deleted (default: refresh_days)"
+    )
+    alert_events_days: int = Field(365, ge=1, description="alert_events rows older than this are deleted")
+
+
 class ScheduleConfig(Strict):
     """Cron expressions in the client's timezone; ``null`` turns a pipeline off.
 
@@ -681,6 +694,7 @@ class ClientConfig(Strict):
     push: list[PushConfig] = []
     territories: TerritoryConfig = TerritoryConfig()
     maintenance: MaintenanceConfig = MaintenanceConfig()
+    retention: RetentionConfig = RetentionConfig()
     qa: QaConfig = QaConfig()
     schedules: ScheduleConfig = Field(default_factory=ScheduleConfig, validate_default=True)
     slack: SlackConfig

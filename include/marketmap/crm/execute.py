@@ -568,7 +568,11 @@ class _Executor:
             1 for i in skips if i.reason == "deleted_in_crm" and self.plan.deleted_in_crm == "flag"
         )
         if not only_canary:
-            self.res.skipped = self._log_rest(skips, "skipped", None)
+            # a record with nothing to write needs no person: it is counted (skipped_by_reason), not
+            # logged, so push_log grows with what changed or needs attention, not with the client size
+            quiet = [i for i in skips if _reason_group(i.reason) in UNLOGGED_SKIPS]
+            logged = [i for i in skips if _reason_group(i.reason) not in UNLOGGED_SKIPS]
+            self.res.skipped = self._log_rest(logged, "skipped", None) + len(quiet)
         stats = self.adapter.stats.as_dict()
         self.res.calls = {k: _delta(stats[k], stats0[k]) for k in stats if k != "api_usage"}
         self.res.calls["api_usage"] = stats["api_usage"]
@@ -577,6 +581,10 @@ class _Executor:
                  self.obj, self.res.status, self.res.created, self.res.updated, self.res.failed, self.res.skipped,
                  self.res.calls.get("total_calls", 0), self.res.calls.get("throttled_429", 0), self.res.elapsed_s)  # fmt: skip
         return self.res
+
+
+# skip reasons counted in the run summary but given no push_log row (nothing for a person to do)
+UNLOGGED_SKIPS = frozenset({"no_change"})
 
 
 def _reason_group(reason: str | None) -> str:

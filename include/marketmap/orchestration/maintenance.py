@@ -66,6 +66,8 @@ month that just ended.
 9. **stale_account_round_robin** (param `stale_round_robin`) — accounts with the same rep for 6+
    months (owner history, or the CRM creation date) and no progress: a reassignment proposal stored
    with an id (CSV + alert); approve it by running this DAG with `approve_stale=<id>`.
+10. **prune_history** — retention (`retention:` in the config): push logs, superseded score versions,
+   stale enrichment cache entries and old alert events.
 """
 
 
@@ -95,6 +97,7 @@ def monthly_dag(cfg: ClientConfig) -> DAG:
         enriched >> burn
         scored >> published
         validated >> [audited, stale]  # the audit reads the push's rejected picklist values
+        audited >> mt.prune_history(client_id=cid)  # retention, after the audit read the push log
     return dag
 
 

@@ -217,6 +217,15 @@ def data_quality_audit(client_id: str) -> dict:
 
 
 @task(multiple_outputs=False)  # one small summary dict per task
+def prune_history(client_id: str) -> dict:
+    """Retention: old push logs, superseded score versions, stale cache entries, old alert events."""
+    from marketmap.warehouse.retention import prune
+
+    r = _Run(client_id, "monthly")
+    return prune(r.engine, r.cfg, r.now)
+
+
+@task(multiple_outputs=False)  # one small summary dict per task
 def stale_account_round_robin(client_id: str) -> dict:
     """Optional (param stale_round_robin): accounts with the same rep for 6+ months and no progress -> a stored proposal."""
     from marketmap.alerts.rules import Alert

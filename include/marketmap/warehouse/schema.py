@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     Date,
@@ -26,6 +27,11 @@ metadata = MetaData()
 
 CLIENT = 40
 KEY = 255
+
+
+# ids that grow (one per log entry or event) are 64-bit; SQLite keeps INTEGER so its rowid
+# autoincrement still works (SQLite integers are 64-bit anyway).
+BIGID = BigInteger().with_variant(Integer, "sqlite")
 
 
 def _client() -> Column:
@@ -285,7 +291,7 @@ enrichment_cache = Table(
 credit_ledger = Table(
     "credit_ledger",
     metadata,
-    Column("entry_id", Integer, primary_key=True, autoincrement=True),
+    Column("entry_id", BIGID, primary_key=True, autoincrement=True),
     _client(),
     Column("provider", String(80), nullable=False),
     Column("credits", Float, nullable=False),
@@ -301,7 +307,7 @@ credit_ledger = Table(
 push_log = Table(
     "push_log",
     metadata,
-    Column("entry_id", Integer, primary_key=True, autoincrement=True),
+    Column("entry_id", BIGID, primary_key=True, autoincrement=True),
     _client(),
     Column("run_id", String(KEY), nullable=False),
     Column("object", String(40), nullable=False),
@@ -336,7 +342,7 @@ alerts = Table(
 alert_events = Table(
     "alert_events",
     metadata,
-    Column("event_id", Integer, primary_key=True, autoincrement=True),
+    Column("event_id", BIGID, primary_key=True, autoincrement=True),
     _client(),
     Column("fingerprint", String(KEY), nullable=False),
     Column("run_id", String(KEY)),
@@ -350,7 +356,7 @@ alert_events = Table(
 territory_assignments = Table(
     "territory_assignments",
     metadata,
-    Column("entry_id", Integer, primary_key=True, autoincrement=True),
+    Column("entry_id", BIGID, primary_key=True, autoincrement=True),
     _client(),
     Column("account_key", String(KEY), nullable=False),
     Column("rep_id", String(KEY), nullable=False),
@@ -401,7 +407,7 @@ clay_rows = Table(
     Column("provider", String(80), nullable=False),
     Column("account_key", String(KEY)),
     Column("lookup_key", String(KEY), nullable=False),
-    Column("entry_id", Integer),
+    Column("entry_id", BIGID),
     Column("run_id", String(KEY)),
     Column("status", String(20), nullable=False),
     Column("sent_at", DateTime(timezone=True), nullable=False),
