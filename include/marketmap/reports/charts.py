@@ -215,7 +215,6 @@ def stacked_bar(
     """Bars per category, stacked by series (e.g. accounts per rep stacked by tier)."""
     cats = [_short(c) for c in categories]
     horizontal = len(cats) > 8 if horizontal is None else horizontal
-    fmt = FORMATS[unit]
     fig, ax = _figure(len(cats), horizontal, cats)
     pos = np.arange(len(cats))[::-1] if horizontal else np.arange(len(cats))
     base = np.zeros(len(cats))
@@ -318,7 +317,6 @@ def scatter(
 ) -> str:
     """Points with an optional y = x line (e.g. estimated vs actual ARR)."""
     xs, ys = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    fmt = FORMATS[unit]
     fig, ax = plt.subplots(figsize=(6, 4.2))
     ax.scatter(xs, ys, s=18, alpha=0.7, color=PALETTE[0])
     if diagonal and len(xs):
@@ -343,7 +341,6 @@ def lines(
     unit: str = "pct",
 ) -> str:
     """One line per series over ``x`` (e.g. win rate by tier per quarter)."""
-    fmt = FORMATS[unit]
     fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(x) + 2), 3.6))
     pos = np.arange(len(x))
     for i, (name, vals) in enumerate(series.items()):

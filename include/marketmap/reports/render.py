@@ -75,6 +75,7 @@ class Section:
     tables: list[Table] = field(default_factory=list)
     empty: str | None = None  # set when there is no data: shown instead of charts and tables
     anchor: str = ""
+    collapsed: bool = False  # long per-entity sections (a rep's accounts): a <details> closed by default
 
 
 @dataclass
