@@ -70,7 +70,8 @@ def test_long_labels_wrap_on_words_and_are_never_cut_mid_word():
     very = _short("Information Technology and Services and Consulting and Outsourcing Partners")
     first, second = very.split("\n")
     assert len(first) <= MAX_LABEL and len(second) <= MAX_LABEL and second.endswith(" …")
-    words = set("Information Technology and Services and Consulting and Outsourcing Partners".split())
+    text = "Information Technology and Services and Consulting and Outsourcing Partners"
+    words = set(text.split(" "))
     assert all(w in words for w in (first + " " + second).replace("…", "").split())
 
 
