@@ -172,3 +172,63 @@ def test_cockpit_is_navigable_with_collapsed_rep_sections(reports):
     for rep in ("Ada Lovelace", "Grace Hopper", "Alan Turing"):
         assert re.search(rf"<summary><h2>{rep}</h2> <span class=\"muted\">\d+ T1 accounts", html), rep
         assert f">{rep}</a>" in html  # listed in the table of contents
+
+
+def test_deal_types_are_counted_separately_and_reconcile():
+    import pandas as pd
+
+    from marketmap.reports.executive import by_kind
+
+    deals = pd.DataFrame(
+        {
+            "kind": ["new", "new", "renewal", "renewal", "renewal", "expansion"],
+            "won": [True, False, True, True, False, True],
+            "amount": [100.0, 50.0, 200.0, 300.0, 10.0, 40.0],
+        }
+    )
+    out = by_kind(deals).set_index("deal type")
+    assert out.index.tolist() == ["new business", "renewal", "expansion"]
+    assert out["closed"].tolist() == [2, 3, 1] and out["won"].tolist() == [1, 2, 1]
+    assert out["revenue"].tolist() == [100.0, 500.0, 40.0]
+    assert out["closed"].sum() == len(deals)
+
+
+def test_cockpit_for_10_reps_with_300_t1_accounts_each(mm_home, monkeypatch):
+    import pandas as pd
+
+    from marketmap.config import load_client
+    from marketmap.reports import cockpit
+    from marketmap.reports.render import write_report
+
+    monkeypatch.setenv("MARKETMAP_CLIENTS_DIR", str(CLIENTS_DIR))
+    reps = {f"r{i}": f"Rep Number {i}" for i in range(10)}
+    frame = pd.DataFrame(
+        [
+            {"account_key": f"a{r}-{j}", "rep_id": r, "tier": "T1", "name": f"Account {r}-{j}",
+             "domain": f"a{r}-{j}.example.com", "score": 80 + j % 20, "valuation": 1000.0 * j}
+            for r in reps
+            for j in range(300)
+        ]
+    )  # fmt: skip
+    contacts = pd.DataFrame(
+        [
+            {"account_key": f"a{r}-{j}", "persona_tier": "P1", "persona_score": 90.0, "first_name": "Pat",
+             "last_name": f"Lee {j}", "title": "VP Sales", "priority": "highest: AE immediate outreach"}
+            for r in reps
+            for j in range(0, 300, 3)
+        ]
+    )  # fmt: skip
+    monkeypatch.setattr(cockpit, "scored_accounts", lambda cfg, engine: frame)
+    monkeypatch.setattr(cockpit, "contact_scores", lambda cfg, engine: contacts)
+    monkeypatch.setattr(cockpit, "rep_names", lambda cfg, engine: reps)
+    report = cockpit.build(load_client("acme"), None, RUN_ID)
+    path = write_report(report, mm_home / "cockpit")
+    html = path.read_text(encoding="utf-8")
+    assert html.count("<details>") == 10  # every rep's accounts collapsed under their name
+    for rep in reps.values():
+        assert f">{rep}</a>" in html and f"<summary><h2>{rep}</h2>" in html
+        assert "300 T1 accounts, 100 with a Tier-1 persona" in html
+    assert html.count("<tr>") <= 10 * 26 + 20  # 25 rows per rep on the page, the rest in the CSV
+    assert len(html) < 1_500_000
+    for r in reps:
+        assert len(_rows(path.parent / f"cockpit__{r}_t1.csv")) == 300
