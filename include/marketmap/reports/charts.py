@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import itertools
 import math
+import textwrap
 from collections.abc import Callable, Mapping, Sequence
 
 import matplotlib
@@ -20,7 +21,7 @@ matplotlib.use("Agg")  # no display on workers or the api-server
 
 import matplotlib.pyplot as plt  # noqa: E402 - after choosing the backend
 import numpy as np  # noqa: E402
-from matplotlib.ticker import FuncFormatter  # noqa: E402
+from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
 TIER_COLORS = {"T1": "#1f4e79", "T2": "#2e86c1", "T3": "#85c1e9", "OUT": "#b3b6b7", "none": "#d5d8dc"}
 PALETTE = ["#1f4e79", "#e67e22", "#27ae60", "#8e44ad", "#c0392b", "#16a085", "#7f8c8d", "#d4ac0d"]
@@ -55,24 +56,56 @@ def money(v: float) -> str:
     a = abs(v)
     for div, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
         if a >= div:
-            return f"${v / div:,.1f}{suffix}"
-    return f"${v:,.0f}"
+            return _nozero(f"${v / div:,.1f}{suffix}".replace("$-", "-$"))
+    return _nozero(f"${v:,.0f}".replace("$-", "-$"))
+
+
+def _nozero(text: str) -> str:
+    """``-0%`` / ``-$0`` / ``-0`` (a tiny negative rounded away) read as zero."""
+    return text[1:] if text.startswith("-") and not any(ch in "123456789" for ch in text) else text
 
 
 def pct(v: float) -> str:
-    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.0%}"
+    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else _nozero(f"{v:.0%}")
 
 
 def count(v: float) -> str:
-    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:,.0f}"
+    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else _nozero(f"{v:,.0f}")
 
 
 FORMATS: dict[str, Callable[[float], str]] = {"money": money, "pct": pct, "count": count}
 
 
 def _short(label: object) -> str:
-    text = "–" if label is None else str(label)
-    return text if len(text) <= MAX_LABEL else text[: MAX_LABEL - 1] + "…"
+    """A category label that fits: wrapped on word boundaries onto at most two lines; only
+    what does not fit on two lines is cut, at a word boundary, with an ellipsis."""
+    text = "–" if label is None else " ".join(str(label).split())
+    if len(text) <= MAX_LABEL:
+        return text
+    lines = [
+        x if len(x) <= MAX_LABEL else x[: MAX_LABEL - 1] + "…"  # one word longer than a line
+        for x in textwrap.wrap(text, MAX_LABEL, break_long_words=False)
+    ]
+    if len(lines) > 2:
+        rest = " ".join(lines[1:])
+        second = textwrap.shorten(rest, MAX_LABEL, placeholder=" …")
+        if second.strip(" …") == "":  # no whole word fits: cut the first one instead
+            second = rest[: MAX_LABEL - 1] + "…"
+        lines = [lines[0], second]
+    return "\n".join(lines)
+
+
+def _axis(axis, unit: str) -> None:
+    """Value-axis ticks written in ``unit``; counts only ever get whole-number ticks."""
+    fmt = FORMATS[unit]
+    if unit == "count":
+        axis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    axis.set_major_formatter(FuncFormatter(lambda v, _p: fmt(v)))
+
+
+def _legend_outside(ax) -> None:
+    """The legend to the right of the plot: it never covers bars, lines or labels."""
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8)
 
 
 def _svg(fig) -> str:
@@ -92,9 +125,10 @@ def _colors(labels: Sequence[object], color: str | None) -> list[str]:
     return [TIER_COLORS.get(str(lab), PALETTE[0]) for lab in labels]
 
 
-def _figure(n: int, horizontal: bool) -> tuple:
-    if horizontal:
-        return plt.subplots(figsize=(8, max(2.6, 0.32 * n + 1.3)))
+def _figure(n: int, horizontal: bool, labels: Sequence[str] = ()) -> tuple:
+    if horizontal:  # two-line labels need a taller row
+        row = 0.42 if any("\n" in str(x) for x in labels) else 0.32
+        return plt.subplots(figsize=(8, max(2.6, row * n + 1.3)))
     return plt.subplots(figsize=(max(5.5, 0.55 * n + 2), 3.6))
 
 
@@ -132,13 +166,13 @@ def bar(
         if horizontal:  # the caller named the axes for vertical bars: categories go on y now
             xlabel, ylabel = ylabel, xlabel
     fmt = FORMATS[unit]
-    fig, ax = _figure(len(labels), horizontal)
+    fig, ax = _figure(len(labels), horizontal, labels)
     colors = _colors(labels, color)
     if horizontal:
         pos = np.arange(len(labels))[::-1]  # first label on top, reading order
         bars = ax.barh(pos, vals, color=colors)
         ax.set_yticks(pos, labels)
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: fmt(v)))
+        _axis(ax.xaxis, unit)
         ax.grid(axis="y", visible=False)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
@@ -152,7 +186,7 @@ def bar(
             rotation=30 if len(labels) > 5 else 0,
             ha="right" if len(labels) > 5 else "center",
         )
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: fmt(v)))
+        _axis(ax.yaxis, unit)
         ax.grid(axis="x", visible=False)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
@@ -161,7 +195,7 @@ def bar(
     if len(labels) <= 30:
         ax.bar_label(bars, labels=[fmt(v) for v in vals], padding=2, fontsize=8)
     if reference is not None and reference_label:
-        ax.legend(loc="best", fontsize=8, frameon=False)
+        _legend_outside(ax)
     ax.set_title(title)
     if not len(labels):
         ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
@@ -181,8 +215,7 @@ def stacked_bar(
     """Bars per category, stacked by series (e.g. accounts per rep stacked by tier)."""
     cats = [_short(c) for c in categories]
     horizontal = len(cats) > 8 if horizontal is None else horizontal
-    fmt = FORMATS[unit]
-    fig, ax = _figure(len(cats), horizontal)
+    fig, ax = _figure(len(cats), horizontal, cats)
     pos = np.arange(len(cats))[::-1] if horizontal else np.arange(len(cats))
     base = np.zeros(len(cats))
     for i, (name, vals) in enumerate(series.items()):
@@ -195,19 +228,18 @@ def stacked_bar(
         base = base + v
     if horizontal:
         ax.set_yticks(pos, cats)
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: fmt(v)))
+        _axis(ax.xaxis, unit)
         ax.grid(axis="y", visible=False)
     else:
         ax.set_xticks(
             pos, cats, rotation=30 if len(cats) > 5 else 0, ha="right" if len(cats) > 5 else "center"
         )
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: fmt(v)))
+        _axis(ax.yaxis, unit)
         ax.grid(axis="x", visible=False)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    # Outside on the right: never covers bars or the axis label, whatever the number of bars.
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8)
+    _legend_outside(ax)  # never covers bars or the axis label, whatever the number of bars
     return _svg(fig)
 
 
@@ -233,12 +265,12 @@ def grouped_bar(
         if len(cats) * k <= 24:
             ax.bar_label(bars, labels=[fmt(val) for val in v], padding=2, fontsize=7)
     ax.set_xticks(x, cats)
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: fmt(v)))
+    _axis(ax.yaxis, unit)
     ax.grid(axis="x", visible=False)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    ax.legend(frameon=False, fontsize=8)
+    _legend_outside(ax)
     return _svg(fig)
 
 
@@ -285,15 +317,14 @@ def scatter(
 ) -> str:
     """Points with an optional y = x line (e.g. estimated vs actual ARR)."""
     xs, ys = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    fmt = FORMATS[unit]
     fig, ax = plt.subplots(figsize=(6, 4.2))
     ax.scatter(xs, ys, s=18, alpha=0.7, color=PALETTE[0])
     if diagonal and len(xs):
         hi = float(np.nanmax(np.concatenate([xs, ys])))
         ax.plot([0, hi], [0, hi], linestyle="--", color="#c0392b", linewidth=1, label="estimate = actual")
-        ax.legend(frameon=False, fontsize=8)
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: fmt(v)))
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: fmt(v)))
+        _legend_outside(ax)
+    _axis(ax.xaxis, unit)
+    _axis(ax.yaxis, unit)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
@@ -310,16 +341,15 @@ def lines(
     unit: str = "pct",
 ) -> str:
     """One line per series over ``x`` (e.g. win rate by tier per quarter)."""
-    fmt = FORMATS[unit]
     fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(x) + 2), 3.6))
     pos = np.arange(len(x))
     for i, (name, vals) in enumerate(series.items()):
         ax.plot(pos, np.asarray(vals, dtype=float), marker="o", label=name,
                 color=TIER_COLORS.get(name, PALETTE[i % len(PALETTE)]))  # fmt: skip
     ax.set_xticks(pos, [_short(v) for v in x], rotation=30 if len(x) > 6 else 0)
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: fmt(v)))
+    _axis(ax.yaxis, unit)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    ax.legend(frameon=False, fontsize=8)
+    _legend_outside(ax)
     return _svg(fig)

@@ -1,4 +1,4 @@
-"""Rep cockpit (SPEC §6, §9): per rep, their T1 accounts with Tier-1 personas first and what
+"""Rep cockpit: per rep, their T1 accounts with Tier-1 personas first and what
 to do next, from the account tier x persona tier priority matrix."""
 
 from __future__ import annotations
@@ -83,7 +83,8 @@ def build(cfg: ClientConfig, engine: Engine, run_id: str) -> Report:
     report.sections.append(
         Section(
             "Overview",
-            lead="Start with T1 accounts that have a Tier-1 persona: AE immediate outreach (SPEC §6).",
+            lead="Start with T1 accounts that have a Tier-1 persona: AE immediate outreach. "
+            "Each rep's section below is collapsed: open yours from the list.",
             charts=[overview],
         )  # fmt: skip
     )
@@ -121,5 +122,14 @@ def build(cfg: ClientConfig, engine: Engine, run_id: str) -> Report:
                     max_rows=15,
                 )
             )
-        report.sections.append(Section(f"{names.get(rep, rep)}", findings=findings, tables=tables))
+        report.sections.append(
+            Section(
+                f"{names.get(rep, rep)}",
+                lead=f"{int(with_p1[rep] + without[rep])} T1 accounts, {int(with_p1[rep])} with a Tier-1 persona",
+                findings=findings,
+                tables=tables,
+                collapsed=True,
+                anchor=f"rep-{slug}",
+            )
+        )
     return report

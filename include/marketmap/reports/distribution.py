@@ -111,7 +111,7 @@ def coverage_section(cfg: ClientConfig, engine: Engine, frame: pd.DataFrame) -> 
     chart = charts.grouped_bar(
         IN_SCOPE,
         {"with a Tier-1 persona": table["with a Tier-1 persona"], "meeting the target": table["meeting the coverage target"]},
-        title="Persona coverage by account tier", xlabel="account tier", ylabel="share of accounts (%)", unit="pct",
+        title="Persona coverage by account tier", xlabel="account tier", ylabel="share of the tier's accounts (%)", unit="pct",
     )  # fmt: skip
     p1 = table.loc["T1", "with a Tier-1 persona"]
     floor = cfg.maintenance.persona_p1_coverage_min

@@ -1,5 +1,7 @@
-"""Executive report (SPEC §9): closed won/lost by tier, conversion by tier, revenue by tier,
-win rate by segment. Closed new-business deals only, as in the back-test."""
+"""Executive report: closed won/lost by tier, conversion by tier, revenue by tier, win rate
+by segment. The tier and segment views count closed new-business deals only, as in the
+back-test; every deal type (new business, renewal, expansion) is shown in its own section so
+the report reconciles with the CRM's closed-deal totals."""
 
 from __future__ import annotations
 
@@ -12,10 +14,19 @@ from marketmap.reports.data import TIER_ORDER, opportunities, scored_accounts
 from marketmap.reports.render import Finding, Report, Section, Table, empty_section
 
 MIN_SEGMENT_DEALS = 30  # seed 004: fewer closed deals than this is "not enough data"
+KIND_LABELS = {"new": "new business", "renewal": "renewal", "expansion": "expansion"}
+SCOPE = (
+    "Tier, conversion, revenue and segment figures count closed new-business deals only "
+    "(renewals and expansions reflect the existing relationship, not the account's fit); "
+    "all deal types are listed under \u201cAll closed deals by type\u201d."
+)
 
 
-def closed_deals(cfg: ClientConfig, engine: Engine, frame: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Closed new-business deals with their account's tier, employees and industry."""
+def closed_deals(
+    cfg: ClientConfig, engine: Engine, frame: pd.DataFrame | None = None, kinds: tuple[str, ...] = ("new",)
+) -> pd.DataFrame:
+    """Closed deals of ``kinds`` (new business by default) with their account's tier,
+    employees and industry."""
     from marketmap.analysis.correlation import prepare_deals
 
     frame = scored_accounts(cfg, engine) if frame is None else frame
@@ -24,7 +35,7 @@ def closed_deals(cfg: ClientConfig, engine: Engine, frame: pd.DataFrame | None =
         return pd.DataFrame()
     deals = prepare_deals(opps)
     deals["close_date"] = pd.to_datetime(opps["close_date"], errors="coerce")
-    deals = deals[deals["closed"] & (deals["kind"] == "new")]
+    deals = deals[deals["closed"] & deals["kind"].isin(kinds)]
     acc = frame[["account_key", "tier", "employees", "industry", "valuation"]]
     return deals.merge(acc, on="account_key", how="inner")
 
@@ -61,12 +72,62 @@ def segment_rates(deals: pd.DataFrame, column: str, top: int = 15) -> pd.DataFra
     return out.sort_values("closed", ascending=False).head(top).rename_axis("segment").reset_index()
 
 
+def by_kind(deals: pd.DataFrame) -> pd.DataFrame:
+    """Per deal type (new business, renewal, expansion; zeros included): closed, won, lost,
+    win rate, revenue."""
+    g = deals.groupby("kind")
+    out = (
+        pd.DataFrame(
+            {
+                "closed": g.size(),
+                "won": g["won"].sum(),
+                "revenue": deals[deals["won"]].groupby("kind")["amount"].sum(),
+            }
+        )
+        .reindex(list(KIND_LABELS))
+        .fillna(0)
+    )
+    out = out.astype({"closed": int, "won": int})
+    out["lost"] = out["closed"] - out["won"]
+    out["win rate"] = (out["won"] / out["closed"]).where(out["closed"] > 0)
+    out.index = [KIND_LABELS[k] for k in out.index]
+    return out[["closed", "won", "lost", "win rate", "revenue"]].rename_axis("deal type").reset_index()
+
+
+def _kind_section(kinds: pd.DataFrame) -> Section:
+    chart = charts.stacked_bar(kinds["deal type"], {"won": kinds["won"], "lost": kinds["lost"]},
+                               title="Closed deals by deal type", xlabel="deal type", ylabel="closed deals",
+                               horizontal=False)  # fmt: skip
+    return Section(
+        "All closed deals by type",
+        lead="Every closed deal at a scored account, by deal type. Only new business feeds the tier "
+        "and segment figures above.",
+        charts=[chart],
+        tables=[
+            Table(
+                "by_deal_type",
+                "Closed deals by deal type",
+                kinds,
+                {"closed": "count", "won": "count", "lost": "count", "win rate": "pct", "revenue": "money"},
+            )
+        ],  # fmt: skip
+    )
+
+
 def build(cfg: ClientConfig, engine: Engine, run_id: str) -> Report:
     from marketmap.analysis.correlation import EMPLOYEE_BUCKETS, employee_bucket
 
     deals = closed_deals(cfg, engine)
+    every = closed_deals(cfg, engine, kinds=tuple(KIND_LABELS))
     report = Report("executive", "Executive report", cfg.client_id, cfg.name, run_id)
+    report.subtitle = "counts closed new-business deals; renewals and expansions shown separately"
     if deals.empty:
+        if not every.empty:
+            report.sections = [
+                empty_section("Closed deals by tier", "no closed new-business deals at scored accounts"),
+                _kind_section(by_kind(every)),
+            ]
+            return report
         report.sections = [
             empty_section("Closed deals by tier", "no closed opportunities at scored accounts")
         ]
@@ -75,10 +136,10 @@ def build(cfg: ClientConfig, engine: Engine, run_id: str) -> Report:
     overall = deals["won"].mean()
     won_total = float(deals.loc[deals["won"], "amount"].sum())
     report.kpis = [
-        ("closed deals", charts.count(len(deals))),
-        ("win rate", charts.pct(overall)),
-        ("closed-won revenue", charts.money(won_total)),
-        ("T1 win rate", charts.pct(t.loc[t["tier"] == "T1", "win rate"].iloc[0])),
+        ("closed new-business deals", charts.count(len(deals))),
+        ("new-business win rate", charts.pct(overall)),
+        ("new-business closed-won revenue", charts.money(won_total)),
+        ("T1 new-business win rate", charts.pct(t.loc[t["tier"] == "T1", "win rate"].iloc[0])),
     ]
     won_lost = charts.stacked_bar(t["tier"], {"won": t["won"], "lost": t["lost"]}, title="Closed won and lost deals by tier",
                                   xlabel="account tier", ylabel="closed deals", horizontal=False)  # fmt: skip
@@ -100,20 +161,30 @@ def build(cfg: ClientConfig, engine: Engine, run_id: str) -> Report:
         share = t1["won"] / t["won"].sum()
         findings.append(
             Finding(
-                f"{share:.0%} of won deals are T1 accounts (target 70%+)", "pass" if share >= 0.7 else "warn"
+                f"{share:.0%} of won new-business deals are at T1 accounts "
+                f"({int(t1['won'])} of {int(t['won'].sum())} won deals at scored accounts; target 70%+)",
+                "pass" if share >= 0.7 else "warn",
             )
         )
     report.sections.append(
         Section(
             "Closed won/lost, conversion and revenue by tier",
+            lead=SCOPE,
             charts=[won_lost, conversion, revenue],
             findings=findings,
             tables=[
                 Table(
                     "by_tier",
-                    "Deals by tier",
+                    "New-business deals by tier",
                     t,
-                    {"revenue": "money", "win rate": "pct", "average won deal": "money"},
+                    {
+                        "won": "count",
+                        "lost": "count",
+                        "closed": "count",
+                        "revenue": "money",
+                        "win rate": "pct",
+                        "average won deal": "money",
+                    },  # fmt: skip
                 )
             ],
         )
@@ -150,7 +221,7 @@ def build(cfg: ClientConfig, engine: Engine, run_id: str) -> Report:
     report.sections.append(
         Section(
             "Win rate by segment",
-            lead=f"Segments with fewer than {MIN_SEGMENT_DEALS} closed deals are flagged: read them with care.",
+            lead=f"Closed new-business deals. Segments with fewer than {MIN_SEGMENT_DEALS} closed deals are flagged: read them with care.",
             charts=seg_charts,
             tables=seg_tables,
         )  # fmt: skip
@@ -159,4 +230,5 @@ def build(cfg: ClientConfig, engine: Engine, run_id: str) -> Report:
             "Win rate by segment", "no segment data (employees, industry) on the deals' accounts"
         )
     )
+    report.sections.append(_kind_section(by_kind(every)))
     return report

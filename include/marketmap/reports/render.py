@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from marketmap import csvsafe
@@ -31,7 +32,7 @@ class Table:
     """A table shown in the report (first ``max_rows`` rows) and written in full as CSV.
 
     ``formats`` maps a column to ``money``, ``pct`` or ``count`` for display; the CSV keeps
-    the raw values.
+    machine-readable values without float noise (see :func:`csv_value`).
     """
 
     slug: str
@@ -74,6 +75,7 @@ class Section:
     tables: list[Table] = field(default_factory=list)
     empty: str | None = None  # set when there is no data: shown instead of charts and tables
     anchor: str = ""
+    collapsed: bool = False  # long per-entity sections (a rep's accounts): a <details> closed by default
 
 
 @dataclass
@@ -99,6 +101,27 @@ def _cell(v: Any, fmt: str | None) -> str:
     if isinstance(v, int) and not isinstance(v, bool):
         return f"{v:,}"
     return str(v)
+
+
+def csv_value(v: Any, fmt: str | None = None) -> Any:
+    """A value as people read it, still machine-readable: whole numbers without ``.0``
+    (``68911.0`` -> ``68911``), money rounded to cents, shares to 4 decimals, other floats
+    to 6 significant decimals; missing values empty."""
+    if v is None or v is pd.NA or v is pd.NaT:
+        return ""
+    if isinstance(v, bool | np.bool_):
+        return bool(v)
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, float | np.floating):
+        f = float(v)
+        if math.isnan(f) or math.isinf(f):
+            return ""
+        f = round(f, 2 if fmt == "money" else 4 if fmt == "pct" else 6)
+        if fmt == "count" or f.is_integer():
+            return int(round(f))
+        return f
+    return v
 
 
 def empty_section(title: str, what: str) -> Section:
@@ -173,7 +196,10 @@ def write_report(report: Report, directory: Path | None = None) -> Path:
                 w.writerow(tbl.header())
                 for rec in tbl.frame.itertuples(index=False, name=None):
                     w.writerow(
-                        ["" if v is None or (isinstance(v, float) and math.isnan(v)) else v for v in rec]
+                        [
+                            csv_value(v, tbl.formats.get(str(c)))
+                            for c, v in zip(tbl.frame.columns, rec, strict=True)
+                        ]
                     )
     path = out / f"{kind}.html"
     tmp = path.with_suffix(".html.tmp")

@@ -54,7 +54,12 @@ def load_section(steps: dict) -> Section:
     tables = [Table("loaded", "Records loaded", frame, {"records": "count"})]
     if not read.empty:
         tables.append(
-            Table("files", "Files read", read, {"rows read": "count", "rejected": "count", "values left blank": "count"})
+            Table(
+                "files",
+                "Files read",
+                read,
+                {"rows read": "count", "rejected": "count", "values left blank": "count"},
+            )
         )
     return Section("What this run loaded", charts=[chart], tables=tables)
 
@@ -66,14 +71,31 @@ def tier_section(frame: pd.DataFrame) -> Section:
     total = int(counts.sum())
     chart = charts.bar(counts.index.tolist(), counts.tolist(), title="Accounts by tier",
                        xlabel="tier", ylabel="accounts")  # fmt: skip
+    in_scope = int(counts.drop("OUT", errors="ignore").sum())
     table = pd.DataFrame(
-        {"tier": counts.index, "accounts": counts.values, "share": counts.values / max(total, 1)}
+        {
+            "tier": counts.index,
+            "accounts": counts.values,
+            "share of all accounts": counts.values / max(total, 1),
+            "share of in-scope accounts": [
+                c / in_scope if tier != "OUT" and in_scope else None
+                for tier, c in zip(counts.index, counts.values, strict=True)
+            ],
+        }
     )
     return Section(
         "Tier distribution",
-        lead=f"{total:,} accounts scored with rubric {frame.attrs.get('rubric_version', '?')}.",
+        lead=f"{total:,} accounts scored with rubric {frame.attrs.get('rubric_version', '?')}; "
+        f"{in_scope:,} in scope (T1-T3). Shares are given of all accounts and of in-scope accounts.",
         charts=[chart],
-        tables=[Table("tiers", "Accounts by tier", table, {"accounts": "count", "share": "pct"})],
+        tables=[
+            Table(
+                "tiers",
+                "Accounts by tier",
+                table,
+                {"accounts": "count", "share of all accounts": "pct", "share of in-scope accounts": "pct"},
+            )
+        ],
     )
 
 
