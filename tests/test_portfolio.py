@@ -386,7 +386,10 @@ def test_the_page_shows_paused_failed_and_never_run_pipelines(api, airflow_runs,
     assert "monthly (due" not in never[0] and "drift (due" not in never[0]
     assert "quarterly_personas (due since 2026-04-02)" in never[0]  # the first one after the build
     (run,) = acme["failed_runs"]
-    run_link = f"/dags/acme__drift/runs/{quote(failed.run_id, safe='')}"
+    from marketmap.orchestration.alerting import airflow_base_url
+
+    # absolute when Airflow's [api] base_url is set (as `make test` and `make ui` do), else relative
+    run_link = f"{airflow_base_url() or ''}/dags/acme__drift/runs/{quote(failed.run_id, safe='')}"
     assert run["links"] == {"run": run_link, "log": run_link + "/tasks/check_drift"}
     assert [tl["task_id"] for tl in run["task_links"]] == [
         "check_drift",
