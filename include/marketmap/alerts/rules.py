@@ -48,7 +48,7 @@ NEXT_STEPS: dict[str, list[str]] = {
     ],
     "territory_imbalance": [
         "Review the rebalancing proposal (CSV): it moves as few accounts as possible.",
-        "Apply it with a manual run of the territories DAG with `approve_rebalance=true` "
+        "Apply it with a manual run of the territories DAG with `approve_rebalance=<the proposal id>` "
         "(owner changes are pushed to the CRM).",
     ],
     "territory_ownership_unclear": [
@@ -62,7 +62,7 @@ NEXT_STEPS: dict[str, list[str]] = {
     ],
     "inactive_rep_owns_accounts": [
         "Accounts are owned by a rep who left: review the reassignment in the rebalancing proposal.",
-        "Apply it with `approve_rebalance=true` on the territories DAG.",
+        "Apply it with `approve_rebalance=<the proposal id>` on the territories DAG.",
     ],
     "credit_burn_above_pace": [
         "Check which runs and providers spent the credits (burn report).",

@@ -272,7 +272,20 @@ def valuation_alerts(cfg: ClientConfig, report: dict, report_path: str | None = 
         numbers=numbers,
         material={"mdape": report["mdape"], "bias": report["bias"]},
         confidence=evidence + _fit_text(report) + _since_text(report),
+        next_steps=_valuation_steps(report),
     )]  # fmt: skip
+
+
+def _valuation_steps(report: dict) -> list[str]:
+    """What to do, with the exact YAML change that makes an applied calibration permanent."""
+    from marketmap.alerts.rules import NEXT_STEPS
+
+    steps = list(NEXT_STEPS["valuation_divergence"])
+    if report.get("proposal"):
+        yaml_lines = ", ".join(f"`valuation.{k}: {v:g}`" for k, v in report["proposal"].items())
+        steps.append(f"To make it permanent, set {yaml_lines} in the client YAML (until then the applied "
+                     "calibration is an overlay the build, preview, reports and portfolio all use).")  # fmt: skip
+    return steps
 
 
 def record_calibration(

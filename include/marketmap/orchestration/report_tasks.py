@@ -1,7 +1,9 @@
 """Report tasks: thin calls into ``marketmap.reports`` (heavy imports inside the tasks).
 
-The build DAG appends :func:`validation_report` and :func:`build_reports` after ``summary``;
-maintenance DAGs call :func:`maintenance_report` with the views their alerts link to.
+The build DAG appends :func:`validation_report` after ``summary``; :func:`publish_scores` emits the
+client's scores asset, which schedules ``<client>__reports`` (:func:`build_reports`,
+:func:`maintenance_report`); drift, valuation and territory DAGs call :func:`maintenance_report`
+with the views their alerts link to.
 Each task returns small strings (paths and links) and records the links in the run's
 summary, so the run summary and the Slack alerts can point at the reports.
 """
