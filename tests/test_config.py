@@ -269,12 +269,12 @@ def test_file_name_that_is_not_a_client_id(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("where", "value", "message"),
     [
-        (("crm", "api_key"), "sk-live-51HxYzAbCdEf", "looks like a credential (api_key)"),
+        (("crm", "api_key"), "sk-fake-zq7placeholder", "looks like a credential (api_key)"),
         (("crm", "export", "password"), "hunter2hunter2", "looks like a credential (password)"),
-        (("slack", "token"), "xoxb-123-456-abcdefABCDEF", "looks like a credential (token)"),
-        (("slack", "channels", "revops"), "xoxb-123-456-abcdefABCDEF", "looks like a credential (token, API key or password in a URL)"),
+        (("slack", "token"), "xoxb-fake-zq7placeholder", "looks like a credential (token)"),
+        (("slack", "channels", "revops"), "xoxb-fake-zq7placeholder", "looks like a credential (token, API key or password in a URL)"),
         (("crm", "export", "accounts"), "https://bob:s3cr3tPW@files.example.com/Account.csv", "looks like a credential (token, API key or password in a URL)"),
-        (("crm", "conn_id"), "pat-na1-1234abcd-12ab-34cd-56ef-1234567890ab", "looks like a credential (token, API key or password in a URL)"),
+        (("crm", "conn_id"), "pat-na1-fa7e-zq7placeholder", "looks like a credential (token, API key or password in a URL)"),
     ],
 )  # fmt: skip
 def test_credentials_pasted_into_the_file_are_rejected_and_never_shown(tmp_path, capsys, where, value, message):

@@ -218,8 +218,8 @@ def test_task_process_of_a_badly_named_file_finds_its_error_dag(tmp_path, monkey
 def test_credential_in_a_client_file_never_reaches_doc_md(tmp_path):
     d = make_clients(tmp_path, 2)
     leaky = yaml.safe_load((d / "client_001.yaml").read_text())
-    leaky["crm"]["api_key"] = "sk-live-1234567890abcdef"
-    leaky["slack"]["channels"]["revops"] = "https://hooks.example.com/?token=xoxb-1234-abcdEFGH"
+    leaky["crm"]["api_key"] = "sk-fake-zq7placeholder"
+    leaky["slack"]["channels"]["revops"] = "https://hooks.example.com/?token=xoxb-fake-zq8placeholder"
     (d / "client_001.yaml").write_text(yaml.safe_dump(leaky))
     bag = dagbag(d)
     assert bag.import_errors == {}
@@ -227,4 +227,4 @@ def test_credential_in_a_client_file_never_reaches_doc_md(tmp_path):
     doc = bag.dags["client_001__config_error"].doc_md
     assert "`crm.api_key`: looks like a credential (api_key)" in doc
     assert "`slack.channels.revops`: looks like a credential (token, API key or password in a URL)" in doc
-    assert "sk-live" not in doc and "xoxb" not in doc and "abcdEFGH" not in doc
+    assert "sk-fake" not in doc and "xoxb" not in doc and "placeholder" not in doc
