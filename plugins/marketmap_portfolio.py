@@ -1,13 +1,13 @@
 """Airflow plugin: the Market Map portfolio pages in the Airflow UI.
 
-Thin on purpose: the FastAPI app lives in ``marketmap.portfolio.app``. It is mounted under
+Thin on purpose: the FastAPI app lives in ``marketmap.orchestration.portfolio_app``. It is mounted under
 ``/marketmap`` in Airflow's api-server (behind Airflow's authentication) and linked from the
 UI's navigation; the page itself is embedded by the UI at ``/plugin/marketmap-portfolio``.
 """
 
 from airflow.plugins_manager import AirflowPlugin
 
-from marketmap.portfolio.app import PREFIX, create_app
+from marketmap.orchestration.portfolio_app import PREFIX, create_app
 
 
 class MarketMapPortfolioPlugin(AirflowPlugin):

@@ -464,7 +464,7 @@ def test_clay_callback_is_served_by_the_plugin_app(fixture_clients, mm_home, mon
     """The plugin app also takes Clay's callbacks: no Airflow login, a shared secret, JSON errors."""
     from fastapi.testclient import TestClient
 
-    from marketmap.portfolio.app import create_app
+    from marketmap.orchestration.portfolio_app import create_app
 
     client = TestClient(create_app())
     url = "/api/clay/sample/rows"

@@ -189,7 +189,7 @@ def _remember_failure(failures: list[tuple[str, str]]):
     """A failure callback (run in this process by dag.test) noting the step and its error in one line."""
 
     def remember(context: dict) -> None:
-        from marketmap.orchestration.redact import redact
+        from marketmap.redact import redact
 
         ti = context.get("ti") or context.get("task_instance")
         exc = context.get("exception")

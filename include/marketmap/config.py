@@ -787,7 +787,7 @@ _SECRET_KEY = re.compile(
 
 def credential_problems(data: Any, source: str, path: str = "") -> list[tuple[str, str, str]]:
     """Key paths of values that look like a credential (never the value itself)."""
-    from marketmap.orchestration.redact import redact  # plain regexes, no Airflow
+    from marketmap.redact import redact  # plain regexes, no Airflow
 
     found: list[tuple[str, str, str]] = []
     fix = "store it in an Airflow connection and give its id (conn_id); the value is not shown here"
@@ -929,7 +929,7 @@ def _expected(err: dict) -> str:
 
 def parse_client(data: dict, source: str, defaults: dict | None = None) -> ClientConfig:
     """Validate one client's mapping (merged over ``defaults``); raise ConfigError listing every problem."""
-    from marketmap.orchestration.redact import redact
+    from marketmap.redact import redact
 
     secrets = credential_problems(defaults or {}, DEFAULTS_FILE) + credential_problems(data, source)
     if secrets:  # before anything else: a message below could echo the value

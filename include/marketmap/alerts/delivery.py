@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from marketmap.orchestration.redact import redact
+from marketmap.redact import redact
 from marketmap.settings import marketmap_home
 
 log = logging.getLogger(__name__)
@@ -91,10 +91,10 @@ def slack_sender(token: str, base_url: str | None = None, max_retries: int = 3, 
 
 
 def connection_sender(conn_id: str) -> Sender:
-    """A Slack sender from an Airflow connection (call only inside a running task)."""
-    from airflow.sdk import BaseHook
+    """A Slack sender from the connection ``conn_id`` (Airflow's, through :mod:`marketmap.connections`)."""
+    from marketmap.connections import get_connection
 
-    conn = BaseHook.get_connection(conn_id)
+    conn = get_connection(conn_id)
     extra = conn.extra_dejson or {}
     token = conn.password or extra.get("token")
     if not token:

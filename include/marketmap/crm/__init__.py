@@ -131,9 +131,9 @@ def adapter_for(
 
         return CsvAdapter(cfg, out_dir=out_dir, settings=settings)
     if conn is None:
-        from airflow.sdk import BaseHook
+        from marketmap.connections import get_connection
 
-        conn = BaseHook.get_connection(cfg.crm.conn_id)
+        conn = get_connection(cfg.crm.conn_id)
     c = _conn_fields(conn)
     extra = c["extra"]
     settings = settings_from_extra(extra, settings)

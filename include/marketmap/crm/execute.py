@@ -43,7 +43,7 @@ from marketmap.crm.base import (
 from marketmap.crm.mapping import identity_fields
 from marketmap.crm.plan import PlanItem, PushPlan
 from marketmap.crm.values import domains_of, is_blank, normalise_email, normalise_linkedin
-from marketmap.orchestration.redact import redact
+from marketmap.redact import redact
 from marketmap.warehouse import schema as t
 from marketmap.warehouse import upsert
 

@@ -1,6 +1,6 @@
 """The Clay callback: enriched rows come back from a Clay table's HTTP API column.
 
-The Market Map plugin's app (``marketmap.portfolio.app``) includes :func:`make_router` under
+The Market Map plugin's app (``marketmap.orchestration.portfolio_app``) includes :func:`make_router` under
 ``/marketmap/api``; point the Clay table's HTTP API column at
 ``POST https://<airflow>/marketmap/api/clay/<client_id>/rows`` with the header
 ``X-Marketmap-Secret: <secret>`` and a JSON body that returns the row's ``marketmap_*``
@@ -55,18 +55,18 @@ def default_secret(client_id: str) -> str | None:
         if os.environ.get(var):
             return os.environ[var]
     try:
-        from airflow.sdk import BaseHook
+        from marketmap.connections import get_connection
 
-        return BaseHook.get_connection(CALLBACK_CONN_ID).password or None
+        return get_connection(CALLBACK_CONN_ID).password or None
     except Exception:  # noqa: BLE001 - no Airflow, no connection: no secret (fail closed)
         return None
 
 
 def default_engine(client_id: str) -> Engine:
     from marketmap.config import load_client
-    from marketmap.orchestration.resources import warehouse
+    from marketmap.warehouse import client_engine
 
-    return warehouse(load_client(client_id))
+    return client_engine(load_client(client_id))
 
 
 def _has_data(row: dict) -> bool:

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
-from marketmap.orchestration.redact import redact
+from marketmap.redact import redact
 
 log = logging.getLogger(__name__)
 

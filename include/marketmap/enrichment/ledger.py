@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine, bindparam, func, select, update
 from sqlalchemy.engine import Connection
 
-from marketmap.orchestration.redact import redact
+from marketmap.redact import redact
 from marketmap.warehouse import schema as t
 
 OPEN = "reserved"

@@ -29,7 +29,7 @@ from marketmap.enrichment import cache, ledger
 from marketmap.enrichment import fields as F
 from marketmap.enrichment.planner import TIER_RANK, EnrichmentPlan, attainable, guard_fields, separators
 from marketmap.enrichment.providers.base import Answer, CompanyQuery, LookupContext, Provider
-from marketmap.orchestration.redact import redact
+from marketmap.redact import redact
 from marketmap.warehouse import schema as t
 from marketmap.warehouse import upsert
 

@@ -8,24 +8,15 @@ from marketmap.config import ClientConfig
 
 
 def warehouse_url(cfg: ClientConfig) -> str | None:
-    """The warehouse URL from the client's Airflow connection, or None for the default."""
-    if not cfg.warehouse_conn_id:
-        return None
-    from airflow.sdk import BaseHook
+    from marketmap.warehouse import client_url
 
-    conn = BaseHook.get_connection(cfg.warehouse_conn_id)
-    uri = conn.get_uri()
-    # Airflow renders postgres connections as postgres://; SQLAlchemy wants a driver name.
-    for prefix in ("postgres://", "postgresql://"):
-        if uri.startswith(prefix):
-            return "postgresql+psycopg://" + uri[len(prefix) :]
-    return uri
+    return client_url(cfg)
 
 
 def warehouse(cfg: ClientConfig):
-    from marketmap.warehouse import get_engine
+    from marketmap.warehouse import client_engine
 
-    return get_engine(warehouse_url(cfg))
+    return client_engine(cfg)
 
 
 def _plain(value) -> dt.datetime:

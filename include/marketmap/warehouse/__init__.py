@@ -54,6 +54,25 @@ def get_engine(url: str | None = None, *, migrate_schema: bool = True) -> Engine
     return _ENGINES[url]
 
 
+def client_url(cfg) -> str | None:
+    """The warehouse URL of a client: its ``warehouse_conn_id`` connection, or None for the default."""
+    if not cfg.warehouse_conn_id:
+        return None
+    from marketmap.connections import get_connection
+
+    uri = get_connection(cfg.warehouse_conn_id).get_uri()
+    # Airflow renders postgres connections as postgres://; SQLAlchemy wants a driver name.
+    for prefix in ("postgres://", "postgresql://"):
+        if uri.startswith(prefix):
+            return "postgresql+psycopg://" + uri[len(prefix) :]
+    return uri
+
+
+def client_engine(cfg) -> Engine:
+    """The cached engine of a client's warehouse."""
+    return get_engine(client_url(cfg))
+
+
 def dispose_engines() -> None:
     for eng in _ENGINES.values():
         eng.dispose()

@@ -1,7 +1,7 @@
 """Enrichment providers behind one interface, built from the client config.
 
 Credentials come from Airflow connections, resolved only here, by ``conn_getter``
-(default: ``airflow.sdk.BaseHook.get_connection``), so everything else takes explicit
+(default: :func:`marketmap.connections.get_connection`), so everything else takes explicit
 parameters and runs without Airflow.
 """
 
@@ -54,11 +54,11 @@ __all__ = [
 
 
 def airflow_credentials(conn_id: str) -> Credentials:
-    """Credentials from the Airflow connection ``conn_id`` (inside a running task only)."""
-    from airflow.sdk import BaseHook
+    """Credentials from the connection ``conn_id`` (Airflow's, through :mod:`marketmap.connections`)."""
+    from marketmap.connections import get_connection
 
-    conn = BaseHook.get_connection(conn_id)
-    extra: dict[str, Any] = conn.extra_dejson if hasattr(conn, "extra_dejson") else {}
+    conn = get_connection(conn_id)
+    extra: dict[str, Any] = conn.extra_dejson
     return Credentials(
         host=conn.host,
         login=conn.login,
