@@ -48,7 +48,6 @@ def test_only_orchestration_imports_airflow(module):
     assert not back, f"{module} imports the orchestration layer ({back})"
 
 
-@pytest.mark.xfail(strict=True, reason="scoring<->analysis and warehouse->scoring cycles: issue 15 moves warehouse reads")
 def test_no_import_cycles_between_packages():
     """Packages (scoring, crm, ...) form a DAG: a cycle means two layers are really one."""
     graph: dict[str, set[str]] = {}

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, update
 
+from marketmap.analysis import qa
 from marketmap.config import load_client
 from marketmap.ingest import pipeline as ingest
 from marketmap.scoring import pipeline as scoring
@@ -111,12 +112,12 @@ def test_qa_gate_fails_with_numbers_unless_overridden(loaded):
     scoring.score_accounts(cfg, engine, "r1", RUN_DATE)
     # no valuation step: every in-scope account has a blank valuation
     with pytest.raises(
-        scoring.QAGateFailed, match=r"FAIL \[error\] no_blank_valuation: \d+ of \d+ in-scope accounts"
+        qa.QAGateFailed, match=r"FAIL \[error\] no_blank_valuation: \d+ of \d+ in-scope accounts"
     ):
-        scoring.qa_gate(cfg, engine)
-    result = scoring.qa_gate(cfg, engine, override=True)
+        qa.qa_gate(cfg, engine)
+    result = qa.qa_gate(cfg, engine, override=True)
     assert result["overridden"] is True
     scoring.value_accounts(cfg, engine, "r1")
     # 22 accounts all owned by one user: below the 50-per-rep minimum, so that gate still fails
-    with pytest.raises(scoring.QAGateFailed, match="accounts_per_rep"):
-        scoring.qa_gate(cfg, engine)
+    with pytest.raises(qa.QAGateFailed, match="accounts_per_rep"):
+        qa.qa_gate(cfg, engine)

@@ -53,7 +53,8 @@ def audit(
 ) -> tuple[list[Alert], dict]:
     """Run the audit; return ``(alerts, summary)`` (the summary lists examples for the CSV)."""
     from marketmap.ingest.domains import normalise_domains
-    from marketmap.scoring.pipeline import read_scores, rubric_version
+    from marketmap.versions import rubric_version
+    from marketmap.warehouse.queries import read_scores
 
     cid, m = cfg.client_id, cfg.maintenance
     accounts = _read(engine, t.accounts, cid, ["account_key", "domain", "crm_created"])

@@ -20,9 +20,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from marketmap.config import ClientConfig
 
 IN_SCOPE = ("T1", "T2", "T3")
 ALL_TIERS = (*IN_SCOPE, "OUT")
@@ -277,3 +282,31 @@ def gates_summary(gates: Iterable[Gate]) -> dict:
         "warnings": [g.name for g in failed(gates, "warning")],
         "gates": [g.to_dict() for g in gates],
     }
+
+
+class QAGateFailed(Exception):
+    """A QA gate with severity "error" failed: nothing may be written to the CRM."""
+
+
+def qa_gate(cfg: ClientConfig, engine: Engine, override: bool = False) -> dict:
+    """Run the QA gates on the current scores; raise QAGateFailed on an error unless overridden."""
+    from marketmap.versions import rubric_version
+    from marketmap.warehouse.queries import read_accounts, read_scores
+
+    primary = cfg.icp.rubrics[0].product
+    scores = read_scores(
+        engine, cfg.client_id, rubric_version(cfg), primary, ["account_key", "tier", "valuation"]
+    )
+    accounts = read_accounts(engine, cfg.client_id, ["account_key", "owner_id", "is_partner"])
+    frame = accounts.merge(scores[["account_key", "tier", "valuation"]], on="account_key", how="left")
+    gates = qa_gates(frame, reps=cfg.territories.reps or None, **cfg.qa.bounds())
+    errors = failed(gates, "error")
+    result = gates_summary(gates)
+    result["report"] = format_gates(gates)
+    result["overridden"] = bool(errors) and override
+    if errors and not override:
+        raise QAGateFailed(
+            f"QA gate failed for {cfg.client_id} ({', '.join(g.name for g in errors)}) — nothing will be written to the CRM. "
+            f"Fix the data or re-run with the param override_qa=true.\n{result['report']}"
+        )
+    return result

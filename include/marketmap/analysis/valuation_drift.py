@@ -97,7 +97,8 @@ def won_vs_valuation(cfg: ClientConfig, engine: Engine, as_of: dt.date) -> pd.Da
     warehouse keeps one valuation per account and formula version, not its daily history).
     """
     from marketmap.analysis.correlation import prepare_deals
-    from marketmap.scoring.pipeline import read_opportunities, read_scores, rubric_version
+    from marketmap.versions import rubric_version
+    from marketmap.warehouse.queries import read_opportunities, read_scores
 
     cid = cfg.client_id
     empty = pd.DataFrame(columns=["account_key", "amount", "valuation", "tier", "close_date"])

@@ -168,7 +168,7 @@ def load_records(cfg: ClientConfig, engine: Engine, obj: str, fields: list[PushF
     """Market Map's records of ``obj`` with each push field's source value under ``src:<source>``.
 
     Score rows come from exactly the rubric version the config names (``version#hash`` as the
-    scoring step stores it, :func:`marketmap.scoring.pipeline.rubric_version`; contacts:
+    scoring step stores it, :func:`marketmap.versions.rubric_version`; contacts:
     ``persona_version``) — never "whatever was scored last": a dry run with a candidate rubric
     must not leak its tiers into the next real push. A record without a score row of that
     version has no score values (nothing is pushed for them, nothing is cleared).
@@ -177,7 +177,7 @@ def load_records(cfg: ClientConfig, engine: Engine, obj: str, fields: list[PushF
     excluded contact (persona tier ``EXCLUDED``): :class:`PushConfig.out_of_scope` decides
     what the push does with it.
     """
-    from marketmap.scoring.pipeline import persona_version, rubric_version
+    from marketmap.versions import persona_version, rubric_version
 
     cid = cfg.client_id
     sources = {f.source: resolve_source(cfg, obj, f.source) for f in fields}

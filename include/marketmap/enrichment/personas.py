@@ -162,7 +162,8 @@ def account_tiers(cfg: ClientConfig, engine: Engine, in_cadence: Iterable[str] =
     accounts first), and ``in_cadence`` for the given account keys (T2 accounts entering a
     cadence; the build knows none, the monthly and quarterly runs pass them).
     """
-    from marketmap.scoring.pipeline import read_scores, rubric_version
+    from marketmap.versions import rubric_version
+    from marketmap.warehouse.queries import read_scores
 
     scores = read_scores(engine, cfg.client_id, rubric_version(cfg))
     if scores.empty:

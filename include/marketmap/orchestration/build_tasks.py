@@ -110,8 +110,8 @@ def score_contacts(client_id: str) -> dict:
 @task(multiple_outputs=False)  # one small summary dict per task
 def qa_gate(client_id: str) -> dict:
     """QA gates before anything reaches the CRM; a failed gate fails the run unless override_qa is set."""
+    from marketmap.analysis.qa import qa_gate as gate
     from marketmap.orchestration.resources import load_effective, warehouse
-    from marketmap.scoring.pipeline import qa_gate as gate
 
     cfg = load_effective(client_id)
     override = bool(get_current_context()["params"].get("override_qa", False))

@@ -22,7 +22,7 @@ def _read(engine: Engine, query) -> pd.DataFrame:
 
 def current_version(cfg: ClientConfig, engine: Engine) -> str | None:
     """The rubric version to report on: the config's, else the most recently scored one."""
-    from marketmap.scoring.pipeline import rubric_version
+    from marketmap.versions import rubric_version
 
     wanted = rubric_version(cfg)
     s = t.account_scores.c
@@ -47,7 +47,7 @@ def scored_accounts(cfg: ClientConfig, engine: Engine) -> pd.DataFrame:
     Columns: every ``accounts`` column plus ``tier``, ``score``, ``valuation``,
     ``white_space``, ``rep_id`` (latest territory assignment, else the CRM owner).
     """
-    from marketmap.scoring.pipeline import read_accounts, read_scores
+    from marketmap.warehouse.queries import read_accounts, read_scores
 
     accounts = read_accounts(engine, cfg.client_id)
     version = current_version(cfg, engine)
@@ -100,14 +100,14 @@ def rep_names(cfg: ClientConfig, engine: Engine) -> dict[str, str]:
 
 
 def opportunities(cfg: ClientConfig, engine: Engine) -> pd.DataFrame:
-    from marketmap.scoring.pipeline import read_opportunities
+    from marketmap.warehouse.queries import read_opportunities
 
     return read_opportunities(engine, cfg.client_id)
 
 
 def contact_scores(cfg: ClientConfig, engine: Engine) -> pd.DataFrame:
     """Scored contacts of the current persona version, joined to the contact's name and title."""
-    from marketmap.scoring.pipeline import persona_version
+    from marketmap.versions import persona_version
 
     cs, c = t.contact_scores.c, t.contacts.c
     q = (

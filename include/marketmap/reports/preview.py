@@ -131,7 +131,8 @@ def preview(
     from marketmap.analysis.backtest import backtest
     from marketmap.analysis.calibration import suggest_thresholds
     from marketmap.analysis.qa import gates_summary, qa_gates
-    from marketmap.scoring.pipeline import read_accounts, read_opportunities, rubric_version
+    from marketmap.versions import rubric_version
+    from marketmap.warehouse.queries import read_accounts, read_opportunities
 
     run_date = run_date or dt.datetime.now(cfg.tz).date()
     accounts = read_accounts(engine, cfg.client_id)

@@ -128,7 +128,7 @@ def sections(result: dict) -> list[Section]:
 def build(cfg: ClientConfig, engine: Engine, run_id: str) -> Report:
     """The segment report of a client from the warehouse."""
     from marketmap.analysis.correlation import segment_analysis
-    from marketmap.scoring.pipeline import read_accounts, read_opportunities
+    from marketmap.warehouse.queries import read_accounts, read_opportunities
 
     report = Report("segments", "Segment analysis", cfg.client_id, cfg.name, run_id,
                     subtitle="win rate, deal size, cycle, expansion and churn by segment")  # fmt: skip

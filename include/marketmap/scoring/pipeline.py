@@ -9,64 +9,32 @@ unchanged data writes nothing.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from marketmap.config import ClientConfig
+from marketmap.versions import persona_version, rubric_version
 from marketmap.warehouse import schema as t
 from marketmap.warehouse import upsert
+from marketmap.warehouse.queries import (
+    BOOKKEEPING,
+    columns_of,
+    read_accounts,
+    read_contact_scores,
+    read_contacts,
+    read_opportunities,
+    read_reps,
+    read_scores,
+)
 
-
-class QAGateFailed(Exception):
-    """A QA gate with severity "error" failed: nothing may be written to the CRM."""
-
-
-def _hash(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:8]
-
-
-def rubric_version(cfg: ClientConfig) -> str:
-    """``<icp.version>#<hash of rubrics and valuation>``: what a stored score was computed with."""
-    payload = {"icp": cfg.icp.model_dump(mode="json"), "valuation": cfg.valuation.model_dump(mode="json")}
-    return f"{cfg.icp.version}#{_hash(payload)}"
-
-
-def persona_version(cfg: ClientConfig) -> str:
-    return f"personas#{_hash(cfg.personas.model_dump(mode='json'))}"
-
-
-def read_accounts(engine: Engine, client_id: str) -> pd.DataFrame:
-    with engine.connect() as conn:
-        return pd.read_sql(select(t.accounts).where(t.accounts.c.client_id == client_id), conn)
-
-
-def read_opportunities(engine: Engine, client_id: str) -> pd.DataFrame:
-    with engine.connect() as conn:
-        return pd.read_sql(select(t.opportunities).where(t.opportunities.c.client_id == client_id), conn)
-
-
-def read_reps(engine: Engine, client_id: str) -> pd.DataFrame:
-    with engine.connect() as conn:
-        return pd.read_sql(select(t.reps).where(t.reps.c.client_id == client_id), conn)
-
-
-def read_contacts(engine: Engine, client_id: str) -> pd.DataFrame:
-    with engine.connect() as conn:
-        return pd.read_sql(select(t.contacts).where(t.contacts.c.client_id == client_id), conn)
-
-
-def read_scores(engine: Engine, client_id: str, version: str, product: str | None = None) -> pd.DataFrame:
-    q = select(t.account_scores).where(
-        t.account_scores.c.client_id == client_id, t.account_scores.c.rubric_version == version
-    )
-    if product:
-        q = q.where(t.account_scores.c.product == product)
-    with engine.connect() as conn:
-        return pd.read_sql(q, conn)
+# Re-exported: the versions and readers live below scoring (marketmap.versions,
+# marketmap.warehouse.queries) so the warehouse, analysis and reports need not import scoring.
+__all__ = [
+    "persona_version", "read_accounts", "read_contacts", "read_opportunities", "read_reps", "read_scores",
+    "rubric_version", "score_accounts", "score_contacts", "value_accounts",
+]  # fmt: skip
 
 
 def _none(v):
@@ -118,7 +86,7 @@ def score_accounts(cfg: ClientConfig, engine: Engine, run_id: str, run_date: dt.
 
     cid = cfg.client_id
     version = rubric_version(cfg)
-    accounts = read_accounts(engine, cid)
+    accounts = read_accounts(engine, cid, columns_of(t.accounts, without=BOOKKEEPING))
     if accounts.empty:
         return {"rubric_version": version, "accounts": 0, "written": 0, "tiers": {}}
     scored = score_icp(accounts, cfg.icp, run_date)
@@ -130,7 +98,12 @@ def score_accounts(cfg: ClientConfig, engine: Engine, run_id: str, run_date: dt.
     ]  # fmt: skip
     cols += [c for c in ("intent", "propensity", "abm_grade") if c in scored]
     new = scored[cols].reset_index(drop=True)
-    old = read_scores(engine, cid, version)
+    old = read_scores(
+        engine,
+        cid,
+        version,
+        columns=["account_key", "product", "score", "tier", "explanation", "max_attainable"],
+    )
     now = dt.datetime.now(dt.UTC)
     written = _write_changed(
         engine, t.account_scores, new, old, ["account_key", "product"],
@@ -151,11 +124,16 @@ def value_accounts(cfg: ClientConfig, engine: Engine, run_id: str) -> dict:
 
     cid = cfg.client_id
     version = rubric_version(cfg)
-    accounts = read_accounts(engine, cid)
-    scores = read_scores(engine, cid, version)
+    accounts = read_accounts(engine, cid, columns_of(t.accounts, without=BOOKKEEPING))
+    scores = read_scores(
+        engine,
+        cid,
+        version,
+        columns=["account_key", "product", "rubric_version", "tier", "valuation", "white_space"],
+    )
     if accounts.empty or scores.empty:
         return {"valued": 0, "written": 0, "valuation_total": 0.0}
-    opps = read_opportunities(engine, cid)
+    opps = read_opportunities(engine, cid, ["account_key", "amount", "is_won"])
     won = opps[opps["is_won"].fillna(False).astype(bool) & (opps["amount"].fillna(0) > 0)]
     valued = value(accounts, cfg.valuation, won[["account_key", "amount"]].dropna(subset=["account_key"]))
     valued["account_key"] = accounts["account_key"].to_numpy()
@@ -197,13 +175,9 @@ def score_contacts(cfg: ClientConfig, engine: Engine, run_id: str, run_date: dt.
             "title_match", "account_tier", "priority"]  # fmt: skip
     new = scored[cols].rename(columns={"department_norm": "department"})
     new.insert(1, "rubric_version", version)
-    with engine.connect() as conn:
-        old = pd.read_sql(
-            select(t.contact_scores).where(
-                t.contact_scores.c.client_id == cid, t.contact_scores.c.rubric_version == version
-            ),
-            conn,
-        )
+    old = read_contact_scores(
+        engine, cid, version, ["contact_key", "persona_score", "persona_tier", "account_tier", "priority"]
+    )
     written = _write_changed(
         engine, t.contact_scores, new, old, ["contact_key"], ("persona_score", "persona_tier", "account_tier", "priority"),
         client_id=cid, run_id=run_id, scored_at=dt.datetime.now(dt.UTC),
@@ -218,24 +192,3 @@ def score_contacts(cfg: ClientConfig, engine: Engine, run_id: str, run_date: dt.
         "distribution": persona_distribution(scored),
         "coverage": summary,
     }
-
-
-def qa_gate(cfg: ClientConfig, engine: Engine, override: bool = False) -> dict:
-    """Run the QA gates on the current scores; raise QAGateFailed on an error unless overridden."""
-    from marketmap.analysis.qa import failed, format_gates, gates_summary, qa_gates
-
-    primary = cfg.icp.rubrics[0].product
-    scores = read_scores(engine, cfg.client_id, rubric_version(cfg), primary)
-    accounts = read_accounts(engine, cfg.client_id)[["account_key", "owner_id", "is_partner"]]
-    frame = accounts.merge(scores[["account_key", "tier", "valuation"]], on="account_key", how="left")
-    gates = qa_gates(frame, reps=cfg.territories.reps or None, **cfg.qa.bounds())
-    errors = failed(gates, "error")
-    result = gates_summary(gates)
-    result["report"] = format_gates(gates)
-    result["overridden"] = bool(errors) and override
-    if errors and not override:
-        raise QAGateFailed(
-            f"QA gate failed for {cfg.client_id} ({', '.join(g.name for g in errors)}) — nothing will be written to the CRM. "
-            f"Fix the data or re-run with the param override_qa=true.\n{result['report']}"
-        )
-    return result

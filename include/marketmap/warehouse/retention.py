@@ -22,6 +22,7 @@ from sqlalchemy import and_, delete, exists, func, select
 from sqlalchemy.engine import Engine
 
 from marketmap.config import ClientConfig
+from marketmap.versions import persona_version, rubric_version
 from marketmap.warehouse import schema as t
 
 
@@ -38,8 +39,6 @@ def _kept_versions(conn, table, client_id: str, n: int, current: str) -> set[str
 
 
 def prune(engine: Engine, cfg: ClientConfig, now: dt.datetime) -> dict[str, int]:
-    from marketmap.scoring.pipeline import persona_version, rubric_version  # scoring imports warehouse
-
     if now.tzinfo is None:
         raise ValueError("prune needs an aware datetime")
     now = dt.datetime.fromtimestamp(now.timestamp(), dt.UTC)  # a plain UTC datetime (pendulum in)

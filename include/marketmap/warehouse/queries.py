@@ -1,0 +1,135 @@
+"""Warehouse reads, in one place: every reader names its columns and filters on the client.
+
+The scoring steps, the analyses, the reports and the CRM push read accounts, contacts,
+deals and scores through these functions, so no layer reaches into another for its data
+(``tests/test_layering.py`` checks there is no import cycle between packages).
+
+* Readers select explicit columns (never ``SELECT *``): by default a table's columns
+  without ``client_id``, and callers that need a few columns name them, which bounds a
+  task's memory by what it uses.
+* :func:`iter_frames` walks a large read in chunks (server-side cursor on PostgreSQL).
+* Counts, group-bys and report aggregates run in the database: hand-written statements live
+  in ``sql/<domain>/<verb>_<object>.sql`` (one statement per file, named parameters
+  ``:client_id`` …) and run through :func:`sql` / :func:`sql_frame`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from functools import lru_cache
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy import Engine, Table, select, text
+
+from marketmap.warehouse import schema as t
+
+# Where and when a row was last seen: nothing computes with these.
+BOOKKEEPING = ("source_file", "source_row", "first_seen_run", "last_seen_run", "updated_at")
+
+
+def columns_of(table: Table, *, without: Iterable[str] = ()) -> list[str]:
+    """The column names of ``table`` except ``client_id`` and ``without``."""
+    skip = {"client_id", *without}
+    return [c.name for c in table.columns if c.name not in skip]
+
+
+def _select(table: Table, client_id: str, columns: Iterable[str] | None):
+    names = list(columns) if columns is not None else columns_of(table)
+    unknown = [c for c in names if c not in table.c]
+    if unknown:
+        raise KeyError(f"{table.name} has no column(s) {unknown}; columns: {columns_of(table)}")
+    return select(*[table.c[c] for c in names]).where(table.c.client_id == client_id)
+
+
+def read_frame(engine: Engine, query) -> pd.DataFrame:
+    """A query's rows as a DataFrame."""
+    with engine.connect() as conn:
+        return pd.read_sql(query, conn)
+
+
+def iter_frames(engine: Engine, query, chunk: int = 50_000) -> Iterator[pd.DataFrame]:
+    """A query's rows in DataFrames of at most ``chunk`` rows (a server-side cursor on PostgreSQL)."""
+    with engine.connect() as conn:
+        conn = conn.execution_options(stream_results=True, yield_per=chunk)
+        yield from pd.read_sql(query, conn, chunksize=chunk)
+
+
+def read_accounts(engine: Engine, client_id: str, columns: Iterable[str] | None = None) -> pd.DataFrame:
+    """A client's accounts (``columns``, default all but ``client_id``)."""
+    return read_frame(engine, _select(t.accounts, client_id, columns))
+
+
+def read_opportunities(engine: Engine, client_id: str, columns: Iterable[str] | None = None) -> pd.DataFrame:
+    return read_frame(engine, _select(t.opportunities, client_id, columns))
+
+
+def read_reps(engine: Engine, client_id: str, columns: Iterable[str] | None = None) -> pd.DataFrame:
+    return read_frame(engine, _select(t.reps, client_id, columns))
+
+
+def read_contacts(engine: Engine, client_id: str, columns: Iterable[str] | None = None) -> pd.DataFrame:
+    return read_frame(engine, _select(t.contacts, client_id, columns))
+
+
+def read_scores(
+    engine: Engine,
+    client_id: str,
+    version: str,
+    product: str | None = None,
+    columns: Iterable[str] | None = None,
+) -> pd.DataFrame:
+    """Account scores of one rubric version (and product, when given)."""
+    q = _select(t.account_scores, client_id, columns).where(t.account_scores.c.rubric_version == version)
+    if product:
+        q = q.where(t.account_scores.c.product == product)
+    return read_frame(engine, q)
+
+
+def read_contact_scores(
+    engine: Engine, client_id: str, version: str, columns: Iterable[str] | None = None
+) -> pd.DataFrame:
+    """Contact scores of one persona version."""
+    q = _select(t.contact_scores, client_id, columns).where(t.contact_scores.c.rubric_version == version)
+    return read_frame(engine, q)
+
+
+# --- hand-written SQL (sql/) ---------------------------------------------------------------
+
+
+def sql_dir() -> Path:
+    """``$MARKETMAP_SQL_DIR``, else the project's ``sql/`` (next to ``include/``, as in the image)."""
+    env = os.environ.get("MARKETMAP_SQL_DIR")
+    return Path(env) if env else Path(__file__).resolve().parents[3] / "sql"
+
+
+@lru_cache(maxsize=128)
+def _load(path: Path) -> str:
+    body = path.read_text(encoding="utf-8").strip().rstrip(";")
+    code = "\n".join(line for line in body.splitlines() if not line.lstrip().startswith("--"))
+    statements = [s for s in code.split(";") if s.strip()]
+    if len(statements) != 1:
+        raise ValueError(f"{path}: expected exactly one SQL statement, found {len(statements)}")
+    return body
+
+
+def sql_text(name: str):
+    """The statement of ``sql/<name>.sql`` (e.g. ``reports/count_accounts_by_tier``) as ``text()``."""
+    path = sql_dir() / f"{name}.sql"
+    if not path.is_file():
+        known = sorted(str(p.relative_to(sql_dir()).with_suffix("")) for p in sql_dir().rglob("*.sql"))
+        raise FileNotFoundError(f"no SQL file {path} (known: {', '.join(known) or 'none'})")
+    return text(_load(path))
+
+
+def sql(engine: Engine, name: str, **params) -> list[dict]:
+    """Run ``sql/<name>.sql`` with named parameters; rows as dicts."""
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(sql_text(name), params).mappings()]
+
+
+def sql_frame(engine: Engine, name: str, **params) -> pd.DataFrame:
+    """Run ``sql/<name>.sql`` with named parameters; rows as a DataFrame."""
+    with engine.connect() as conn:
+        return pd.read_sql(sql_text(name), conn, params=params)
