@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, inspect, select
+from sqlalchemy import create_engine, func, inspect, select
 
 from marketmap.warehouse import VERSION_TABLE, migrate, safe_url, upsert
 from marketmap.warehouse import schema as t
+from marketmap.warehouse import upsert as _upsert
 
 
 def schema_diff(engine) -> list:
@@ -51,10 +55,11 @@ def test_upsert_updates_and_keeps_values_when_asked(tmp_path):
     assert tuple(got) == ("Acme Inc", "Software")
 
 
-def _unchanged_rows_are_not_rewritten(engine):
+def _unchanged_rows_are_not_rewritten(engine, copy=None):
     import datetime as dt
 
     migrate(engine)
+    upsert = functools.partial(_upsert, copy=copy)
     t0, t1 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC), dt.datetime(2026, 2, 1, tzinfo=dt.UTC)
     rows = [{"client_id": "c", "account_key": f"a{i}.com", "name": f"A{i}", "industry": "Software", "updated_at": t0}
             for i in range(3)]  # fmt: skip
@@ -74,10 +79,73 @@ def test_upsert_skips_unchanged_rows_on_sqlite(tmp_path):
     _unchanged_rows_are_not_rewritten(create_engine(f"sqlite:///{tmp_path / 'w.db'}"))
 
 
-def test_upsert_skips_unchanged_rows_on_postgres(pg_database):
+@pytest.mark.parametrize("copy", [False, True], ids=["executemany", "copy"])
+def test_upsert_skips_unchanged_rows_on_postgres(pg_database, copy):
     engine = create_engine(pg_database)
     try:
-        _unchanged_rows_are_not_rewritten(engine)
+        _unchanged_rows_are_not_rewritten(engine, copy=copy)
+    finally:
+        engine.dispose()
+
+
+def _score_rows(n: int, run: str) -> list[dict]:
+    at = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
+    return [
+        {"client_id": "copy", "account_key": f"k{i:06d}", "product": "core", "rubric_version": "v1#x",
+         "score": i % 97 + 0.5, "tier": ("T1", "T2", "T3", "OUT")[i % 4], "excluded": i % 4 == 3,
+         "points": {"size": i % 10, "industry": [1, "a\tb"]}, "explanation": f'T{i % 3}: "q" \\ tab\there\nline',
+         "valuation": None if i % 5 == 0 else float(i), "run_id": run, "scored_at": at}
+        for i in range(n)
+    ]  # fmt: skip
+
+
+@pytest.mark.postgres
+def test_copy_upsert_on_postgres_writes_what_executemany_writes(pg_database):
+    """Large batches go through COPY into a staging table and one INSERT … SELECT … ON CONFLICT;
+    the stored rows are exactly those of the executemany path (JSON, NULLs, escapes, booleans),
+    repeated keys keep the last row, and unchanged rows are not rewritten."""
+    from sqlalchemy import event
+
+    engine = create_engine(pg_database)
+    migrate(engine)
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    ac = t.account_scores.c
+    n = 3000
+    try:
+        for client, copy in (("copy", True), ("many", False)):
+            rows = [{**r, "client_id": client} for r in _score_rows(n, "r1")]
+            rows.append({**rows[0], "score": 1234.0})  # a repeated key: the last row wins
+            with engine.begin() as conn:
+                conn.execute(t.account_scores.delete().where(ac.client_id == client))
+                assert upsert(conn, t.account_scores, rows, copy=copy) == n + 1
+        assert any(
+            "INSERT INTO account_scores" in s and "SELECT" in s and "ON CONFLICT" in s for s in statements
+        )
+
+        def stored(client):
+            with engine.connect() as conn:
+                q = t.account_scores.select().where(ac.client_id == client).order_by(ac.account_key)
+                return [{k: v for k, v in r._mapping.items() if k != "client_id"} for r in conn.execute(q)]
+
+        assert stored("copy") == stored("many")
+        assert stored("copy")[0]["score"] == 1234.0 and stored("copy")[0]["points"] == {
+            "size": 0,
+            "industry": [1, "a\tb"],
+        }
+
+        # again with 1% changed: only those rows get the new run id (JSON compared as text)
+        again = _score_rows(n, "r2")
+        for r in again[::100]:
+            r["points"] = {"size": -1}
+        with engine.begin() as conn:
+            upsert(conn, t.account_scores, again, skip_unchanged=("run_id", "scored_at"), copy=True)
+            runs = dict(
+                conn.execute(
+                    select(ac.run_id, func.count()).where(ac.client_id == "copy").group_by(ac.run_id)
+                ).all()
+            )
+        assert runs == {"r1": n - n // 100, "r2": n // 100}
     finally:
         engine.dispose()
 

@@ -12,13 +12,16 @@ import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from sqlalchemy import Engine, Table, create_engine, event, func, or_
+from sqlalchemy import JSON, Engine, Table, Text, create_engine, event, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from marketmap.settings import marketmap_home
 
+# From this many rows on, an upsert on PostgreSQL (psycopg 3) COPYs into a staging table and
+# merges with one INSERT … SELECT … ON CONFLICT: ~5x less CPU than executemany at 100k rows.
+COPY_MIN_ROWS = 5000
 _ENGINES: dict[str, Engine] = {}
 # Not Airflow's alembic_version: the warehouse and Airflow's metadata may share a database.
 VERSION_TABLE = "marketmap_alembic_version"
@@ -107,26 +110,41 @@ def upsert(
     chunk: int = 5000,
     keep_when_null: Iterable[str] = (),
     skip_unchanged: Iterable[str] | None = None,
+    copy: bool | None = None,
 ) -> int:
     """INSERT … ON CONFLICT (primary key) DO UPDATE, on SQLite and PostgreSQL alike.
 
-    One statement per table, executed for many rows at once (``executemany``): it compiles once
-    and is cached, instead of a fresh multi-VALUES statement per chunk (13x the CPU).
+    Small batches: one statement per table, executed for many rows at once (``executemany``):
+    it compiles once and is cached, instead of a fresh multi-VALUES statement per chunk (13x the
+    CPU). Large batches on PostgreSQL (``COPY_MIN_ROWS`` and more, psycopg 3): the rows are
+    ``COPY``'d into a temporary staging table and merged by one ``INSERT … SELECT … ON CONFLICT
+    … DO UPDATE … WHERE <changed>``, in the caller's transaction.
 
     Args:
         keep_when_null: columns that keep their stored value when the new one is NULL.
         skip_unchanged: when given, a row whose values equal the stored ones — ignoring these
             bookkeeping columns (run ids, timestamps, source rows) — is not rewritten at all.
+        copy: force (True) or forbid (False) the COPY path; default: by size and dialect.
     Returns: the number of rows given (inserted, updated or found unchanged).
     """
     keep = set(keep_when_null)
     rows = list(rows)
     if not rows:
         return 0
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    pg = conn.dialect.name == "postgresql"
+    insert = pg_insert if pg else sqlite_insert
     keys = [c.name for c in table.primary_key.columns]
     cols = list(rows[0].keys())
+    missing = [k for k in keys if k not in cols]
+    if missing:
+        raise ValueError(f"upsert into {table.name}: rows lack the key column(s) {missing}")
+    if copy is None:
+        copy = len(rows) >= COPY_MIN_ROWS
+    copy = copy and pg and conn.dialect.driver == "psycopg"
+    staging = _copy_to_staging(conn, table, cols, keys, rows) if copy else None
     stmt = insert(table)
+    if staging is not None:
+        stmt = stmt.from_select(cols, select(*[staging.c[c] for c in cols]))
     update = {
         c: func.coalesce(stmt.excluded[c], table.c[c]) if c in keep else stmt.excluded[c]
         for c in cols
@@ -138,9 +156,51 @@ def upsert(
         where = None
         if skip_unchanged is not None:
             ignored = set(skip_unchanged)
-            changed = [table.c[c].is_distinct_from(v) for c, v in update.items() if c not in ignored]
+            changed = [_distinct(table.c[c], v, pg) for c, v in update.items() if c not in ignored]
             where = or_(*changed) if changed else None
         stmt = stmt.on_conflict_do_update(index_elements=keys, set_=update, where=where)
+    if staging is not None:
+        conn.execute(stmt)
+        conn.exec_driver_sql(f'DROP TABLE "{staging.name}"')
+        return len(rows)
     for i in range(0, len(rows), chunk):
         conn.execute(stmt, rows[i : i + chunk])
     return len(rows)
+
+
+def _distinct(column, value, pg: bool):
+    # PostgreSQL's json type has no equality operator: compare its text.
+    if pg and isinstance(column.type, JSON):
+        return column.cast(Text).is_distinct_from(value.cast(Text))
+    return column.is_distinct_from(value)
+
+
+def _copy_to_staging(
+    conn: Connection, table: Table, cols: list[str], keys: list[str], rows: list[Mapping]
+) -> Table:
+    """COPY ``rows`` into a temporary table shaped like ``table``'s ``cols``; the last row per key wins."""
+    from sqlalchemy import Column, MetaData
+
+    dialect = conn.dialect
+    procs = []
+    for c in cols:
+        proc = table.c[c].type.dialect_impl(dialect).bind_processor(dialect)
+        procs.append(proc)
+    # INSERT … ON CONFLICT cannot touch one row twice in a statement; executemany lets the
+    # last of several rows with one key win, and so does this.
+    key_idx = [cols.index(k) for k in keys]
+    last: dict[tuple, tuple] = {}
+    for r in rows:
+        values = tuple(r[c] if p is None else p(r[c]) for c, p in zip(cols, procs, strict=True))
+        last[tuple(values[i] for i in key_idx)] = values
+    name = f"_mm_stage_{table.name}"
+    quoted = ", ".join(f'"{c}"' for c in cols)
+    conn.exec_driver_sql(f'DROP TABLE IF EXISTS "{name}"')
+    conn.exec_driver_sql(
+        f'CREATE TEMPORARY TABLE "{name}" ON COMMIT DROP AS SELECT {quoted} FROM "{table.name}" WITH NO DATA'
+    )
+    raw = conn.connection.driver_connection
+    with raw.cursor() as cur, cur.copy(f'COPY "{name}" ({quoted}) FROM STDIN') as cp:
+        for values in last.values():
+            cp.write_row(values)
+    return Table(name, MetaData(), *[Column(c, table.c[c].type) for c in cols])
