@@ -43,6 +43,11 @@ def _dupes(values: pd.Series) -> pd.Series:
     return counts[counts > 1]
 
 
+def _groups(rows: list[dict]) -> pd.Series:
+    """``value -> records`` of a ``list_duplicate_*`` query, most shared first."""
+    return pd.Series({r["value"]: int(r["records"]) for r in rows}, dtype="int64")
+
+
 def _read(engine: Engine, table, client_id: str, cols: list[str]) -> pd.DataFrame:
     with engine.connect() as conn:
         return pd.read_sql(select(*[table.c[c] for c in cols]).where(table.c.client_id == client_id), conn)
@@ -54,13 +59,14 @@ def audit(
     """Run the audit; return ``(alerts, summary)`` (the summary lists examples for the CSV)."""
     from marketmap.ingest.domains import normalise_domains
     from marketmap.versions import rubric_version
-    from marketmap.warehouse.queries import read_scores
+    from marketmap.warehouse.queries import read_scores, sql
 
     cid, m = cfg.client_id, cfg.maintenance
     accounts = _read(engine, t.accounts, cid, ["account_key", "domain", "crm_created"])
-    contacts = _read(engine, t.contacts, cid, ["contact_key", "email", "linkedin_url"])
+    contacts = _read(engine, t.contacts, cid, ["linkedin_url"])
     primary = cfg.icp.rubrics[0].product
-    scores = read_scores(engine, cid, rubric_version(cfg), primary)[["account_key", "tier", "valuation"]]
+    version = rubric_version(cfg)
+    scores = read_scores(engine, cid, version, primary, ["account_key", "tier"])
     alerts: list[Alert] = []
 
     def add(rule: str, title: str, numbers: dict, material: dict, severity: str = "warning") -> None:
@@ -68,8 +74,9 @@ def audit(
                             numbers=numbers, material=material, report=report,
                             confidence="exact: counted over every record in the warehouse"))  # fmt: skip
 
-    dup_domain = _dupes(accounts["domain"])
-    dup_email = _dupes(contacts["email"])
+    # Counted in SQL (sql/audit/): the groups, not every row, come back.
+    dup_domain = _groups(sql(engine, "audit/list_duplicate_account_domains", client_id=cid))
+    dup_email = _groups(sql(engine, "audit/list_duplicate_contact_emails", client_id=cid))
     dup_linkedin = _dupes(contacts["linkedin_url"].astype(object).map(
         lambda u: u.rstrip("/").split("?")[0] if isinstance(u, str) else u))  # fmt: skip
     crm_dupes = 0
@@ -96,12 +103,11 @@ def audit(
 
     n = len(accounts)
     if n:
-        tiers = accounts[["account_key"]].merge(scores, on="account_key", how="left")
-        blank_tier = int(tiers["tier"].isna().sum())
-        in_scope = tiers[tiers["tier"].isin(["T1", "T2", "T3"])]
-        blank_val = int(in_scope["valuation"].isna().sum())
+        (blanks,) = sql(engine, "audit/count_blank_tier_valuation", client_id=cid, rubric_version=version,
+                        product=primary)  # fmt: skip
+        blank_tier, blank_val, in_scope = (int(blanks[k]) for k in ("blank_tier", "blank_valuation", "in_scope"))
         share_tier = blank_tier / n
-        share_val = blank_val / len(in_scope) if len(in_scope) else 0.0
+        share_val = blank_val / in_scope if in_scope else 0.0
         if share_tier > m.blank_tier_max_share or share_val > m.blank_tier_max_share:
             add("blank_tier_valuation",
                 f"{share_tier:.1%} of accounts have no tier and {share_val:.1%} of in-scope accounts no valuation "

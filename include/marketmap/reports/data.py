@@ -121,6 +121,27 @@ def contact_scores(cfg: ClientConfig, engine: Engine) -> pd.DataFrame:
     return _read(engine, q)
 
 
+def tier_summary(cfg: ClientConfig, engine: Engine) -> pd.DataFrame:
+    """Per tier (T1, T2, T3, OUT; zeros included), counted in SQL: ``accounts``,
+    ``accounts_valued`` and ``potential_arr`` of the primary product's current version.
+
+    ``attrs["rubric_version"]`` names the version (None and all zeros when nothing is scored).
+    """
+    from marketmap.warehouse.queries import sql_frame
+
+    version = current_version(cfg, engine)
+    cols = ["accounts", "accounts_valued", "potential_arr"]
+    frame = pd.DataFrame(0, index=pd.Index(TIER_ORDER, name="tier"), columns=cols)
+    if version is not None:
+        got = sql_frame(engine, "reports/count_accounts_by_tier", client_id=cfg.client_id,
+                        rubric_version=version, product=cfg.icp.rubrics[0].product)  # fmt: skip
+        got = got[got["tier"].isin(TIER_ORDER)].set_index("tier")
+        frame = got[cols].reindex(TIER_ORDER, fill_value=0).rename_axis("tier")
+    frame = frame.astype({"accounts": int, "accounts_valued": int, "potential_arr": float})
+    frame.attrs["rubric_version"] = version
+    return frame
+
+
 def tier_counts(tiers: pd.Series) -> pd.Series:
     """Accounts per tier in T1, T2, T3, OUT order (zeros included)."""
     return tiers.value_counts().reindex(TIER_ORDER, fill_value=0).astype(int)

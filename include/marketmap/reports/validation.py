@@ -10,7 +10,7 @@ from sqlalchemy import Engine, select
 
 from marketmap.config import ClientConfig
 from marketmap.reports import charts
-from marketmap.reports.data import TIER_ORDER, scored_accounts, tier_counts, valuation_by_tier
+from marketmap.reports.data import TIER_ORDER, tier_summary
 from marketmap.reports.render import Finding, Report, Section, Table, empty_section
 from marketmap.warehouse import schema as t
 
@@ -64,10 +64,11 @@ def load_section(steps: dict) -> Section:
     return Section("What this run loaded", charts=[chart], tables=tables)
 
 
-def tier_section(frame: pd.DataFrame) -> Section:
-    if frame.empty:
+def tier_section(tiers: pd.DataFrame) -> Section:
+    """From :func:`marketmap.reports.data.tier_summary` (counted in SQL)."""
+    counts = tiers["accounts"]
+    if not counts.sum():
         return empty_section("Tier distribution", "no scored accounts in the warehouse")
-    counts = tier_counts(frame["tier"])
     total = int(counts.sum())
     chart = charts.bar(counts.index.tolist(), counts.tolist(), title="Accounts by tier",
                        xlabel="tier", ylabel="accounts")  # fmt: skip
@@ -85,7 +86,7 @@ def tier_section(frame: pd.DataFrame) -> Section:
     )
     return Section(
         "Tier distribution",
-        lead=f"{total:,} accounts scored with rubric {frame.attrs.get('rubric_version', '?')}; "
+        lead=f"{total:,} accounts scored with rubric {tiers.attrs.get('rubric_version') or '?'}; "
         f"{in_scope:,} in scope (T1-T3). Shares are given of all accounts and of in-scope accounts.",
         charts=[chart],
         tables=[
@@ -99,11 +100,13 @@ def tier_section(frame: pd.DataFrame) -> Section:
     )
 
 
-def valuation_section(frame: pd.DataFrame) -> Section:
-    if frame.empty or frame["valuation"].notna().sum() == 0:
+def valuation_section(tiers: pd.DataFrame) -> Section:
+    """From :func:`marketmap.reports.data.tier_summary` (summed in SQL); OUT carries no valuation."""
+    in_scope = tiers.loc[TIER_ORDER[:3]]
+    if not in_scope["accounts_valued"].sum():
         return empty_section("Valuation totals by tier", "no valued accounts in the warehouse")
-    totals = valuation_by_tier(frame)
-    counts = frame[frame["valuation"].notna()].groupby("tier").size().reindex(totals.index, fill_value=0)
+    totals = in_scope["potential_arr"]
+    counts = in_scope["accounts_valued"]
     chart = charts.bar(totals.index.tolist(), totals.tolist(), title="Potential ARR by tier",
                        xlabel="tier", ylabel="potential ARR ($)", unit="money")  # fmt: skip
     table = pd.DataFrame(
@@ -216,7 +219,7 @@ def build(cfg: ClientConfig, engine: Engine, run_id: str, steps: dict | None = N
     steps = steps or summary.get("steps") or {}
     started = run.started_at if run is not None and run.started_at else dt.datetime.now(dt.UTC)
     month = started.strftime("%Y-%m")
-    frame = scored_accounts(cfg, engine)
+    tiers = tier_summary(cfg, engine)
     load = steps.get("load") or {}
     rejected = summary.get("rows_rejected")
     kpis = [
@@ -225,13 +228,13 @@ def build(cfg: ClientConfig, engine: Engine, run_id: str, steps: dict | None = N
         ("contacts loaded", charts.count(load.get("contacts_loaded", 0))),
         ("rows rejected", charts.count(rejected) if rejected is not None else "–"),
     ]
-    if not frame.empty:
-        kpis.append(("T1 accounts", charts.count(int((frame["tier"] == "T1").sum()))))
-        kpis.append(("potential ARR", charts.money(float(frame["valuation"].sum()))))
+    if tiers["accounts"].sum():
+        kpis.append(("T1 accounts", charts.count(int(tiers.loc["T1", "accounts"]))))
+        kpis.append(("potential ARR", charts.money(float(tiers["potential_arr"].sum()))))
     sections = [
         load_section(steps),
-        tier_section(frame),
-        valuation_section(frame),
+        tier_section(tiers),
+        valuation_section(tiers),
         credit_section(cfg, engine, month),
         rejected_section(engine, cfg.client_id, run_id),
         warnings_section(engine, cfg.client_id, run_id),

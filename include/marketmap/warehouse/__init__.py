@@ -20,8 +20,9 @@ from sqlalchemy.engine import Connection
 from marketmap.settings import marketmap_home
 
 # From this many rows on, an upsert on PostgreSQL (psycopg 3) COPYs into a staging table and
-# merges with one INSERT … SELECT … ON CONFLICT: ~5x less CPU than executemany at 100k rows.
-COPY_MIN_ROWS = 5000
+# merges with one INSERT … SELECT … ON CONFLICT: half the wall time and a third of the client CPU
+# of executemany, from 2,000 rows (bench/RESULTS.md).
+COPY_MIN_ROWS = 1000
 _ENGINES: dict[str, Engine] = {}
 # Not Airflow's alembic_version: the warehouse and Airflow's metadata may share a database.
 VERSION_TABLE = "marketmap_alembic_version"

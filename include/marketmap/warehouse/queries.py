@@ -111,7 +111,7 @@ def _load(path: Path) -> str:
     statements = [s for s in code.split(";") if s.strip()]
     if len(statements) != 1:
         raise ValueError(f"{path}: expected exactly one SQL statement, found {len(statements)}")
-    return body
+    return code.strip()  # without the comment lines: text() would read ":name" in them as parameters
 
 
 def sql_text(name: str):
