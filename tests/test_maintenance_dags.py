@@ -123,3 +123,23 @@ def test_every_run_has_a_clock_with_or_without_a_logical_date():
     start, end = run_clock(scheduled)
     assert (start.month, end.month) == (2, 3) and type(start) is dt.datetime  # stdlib: safe to subtract/divide
     assert (end - start) / dt.timedelta(days=1) == 28
+
+
+def test_heavy_tasks_take_the_heavy_pool_when_configured(fixture_clients, monkeypatch):
+    """MARKETMAP_HEAVY_POOL_SLOTS (worker memory / 2 GB) puts the memory-bound tasks in one pool."""
+    from marketmap.orchestration.factory import build_dag
+    from marketmap.orchestration.maintenance import monthly_dag
+    from marketmap.pools import HEAVY_POOL, all_pools
+
+    cfg = load_client("sample")
+    assert build_dag(cfg).get_task("score_accounts").pool == "default_pool"
+    monkeypatch.setenv("MARKETMAP_HEAVY_POOL_SLOTS", "3")
+    b = build_dag(cfg)
+    for task in ("ingest", "normalise_dedupe", "load_warehouse", "score_accounts", "value_accounts", "score_contacts"):
+        assert b.get_task(task).pool == HEAVY_POOL, task
+    assert b.get_task("qa_gate").pool == "default_pool"
+    assert monthly_dag(cfg).get_task("score_changes").pool == HEAVY_POOL
+    assert all_pools({"sample": cfg})[HEAVY_POOL] == 3
+    monkeypatch.setenv("MARKETMAP_HEAVY_POOL_SLOTS", "lots")
+    with pytest.raises(ValueError, match="MARKETMAP_HEAVY_POOL_SLOTS must be a whole number"):
+        build_dag(cfg)

@@ -45,4 +45,31 @@ def all_pools(configs: dict[str, ClientConfig]) -> dict[str, int]:
         pools.update(pools_for(cfg))
         if crm_pool(cfg):
             pools[crm_pool(cfg)] = 1
+    if heavy_pool_slots():
+        pools[HEAVY_POOL] = heavy_pool_slots()
     return pools
+
+
+# The heavy pool (issue 15): tasks that hold a client's whole table in memory (ingest, dedupe,
+# load, scoring, valuation, contact scoring) take a slot each, so a worker never runs more of
+# them at once than its memory holds. Opt-in: set MARKETMAP_HEAVY_POOL_SLOTS (e.g. worker
+# memory / 2 GB, the per-task peak bench/bench_build_1m.py measures) on the scheduler, the
+# DAG processor and the workers, then `marketmap pools --apply` creates it.
+HEAVY_POOL = "marketmap_heavy"
+
+
+def heavy_pool_slots() -> int | None:
+    """Slots of :data:`HEAVY_POOL` from ``MARKETMAP_HEAVY_POOL_SLOTS`` (None: no heavy pool)."""
+    import os
+
+    raw = os.environ.get("MARKETMAP_HEAVY_POOL_SLOTS", "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"MARKETMAP_HEAVY_POOL_SLOTS must be a whole number ≥ 1 (worker memory / 2 GB), got {raw!r}")
+    return int(raw)
+
+
+def heavy_pool() -> str | None:
+    """The pool of memory-heavy tasks, or None when no heavy pool is configured."""
+    return HEAVY_POOL if heavy_pool_slots() else None

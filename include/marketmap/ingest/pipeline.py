@@ -21,7 +21,7 @@ from marketmap.ingest.dedupe import dedupe_accounts
 from marketmap.ingest.reader import IngestError, ReadOptions, ReadResult, Rejected, read_export
 from marketmap.ingest.schema import ACCOUNT_FIELDS, FIELDS, column_map
 from marketmap.settings import inbox_dir, run_dir
-from marketmap.warehouse import safe_url, upsert
+from marketmap.warehouse import insert_rows, safe_url, upsert
 from marketmap.warehouse import schema as t
 
 OBJECTS = ("accounts", "contacts", "opportunities")
@@ -67,13 +67,22 @@ def _py(value):
     return value
 
 
+def _column(s: pd.Series) -> list:
+    """A column as warehouse-ready Python values, converted column-wise (NaN/NaT/NA → None)."""
+    if s.dtype == object:
+        return [_py(v) for v in s.tolist()]  # mixed values: one by one
+    na = s.isna().to_numpy()
+    if s.dtype.kind == "M" or isinstance(s.dtype, pd.DatetimeTZDtype):
+        values = list(s.dt.to_pydatetime())
+    else:
+        values = s.to_numpy(dtype=object, na_value=None).tolist()
+    return [None if m else v for v, m in zip(values, na, strict=True)] if na.any() else values
+
+
 def _rows(df: pd.DataFrame, columns: list[str], **extra) -> list[dict]:
-    out = []
-    for rec in df[columns].itertuples(index=False, name=None):
-        row = {c: _py(v) for c, v in zip(columns, rec, strict=True)}
-        row.update(extra)
-        out.append(row)
-    return out
+    # column-wise: 4x faster than a _py() call per value over itertuples (bench_build_1m.py)
+    values = [_column(df[c]) for c in columns]
+    return [{**dict(zip(columns, rec, strict=True)), **extra} for rec in zip(*values, strict=True)]
 
 
 def _stage(engine: Engine, client_id: str, run_id: str, obj: str, records: list[dict]) -> None:
@@ -85,14 +94,12 @@ def _stage(engine: Engine, client_id: str, run_id: str, obj: str, records: list[
                 t.staged_records.c.object == obj,
             )
         )
-        if records:
-            conn.execute(
-                t.staged_records.insert(),
-                [
-                    {"client_id": client_id, "run_id": run_id, "object": obj, "seq": i, "data": r}
-                    for i, r in enumerate(records)
-                ],
-            )
+        # COPY on PostgreSQL: staging is the largest write of a build
+        insert_rows(
+            conn,
+            t.staged_records,
+            ({"client_id": client_id, "run_id": run_id, "object": obj, "seq": i, "data": r} for i, r in enumerate(records)),
+        )
 
 
 def _staged(engine: Engine, client_id: str, run_id: str, obj: str) -> list[dict]:

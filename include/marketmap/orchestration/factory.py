@@ -31,7 +31,7 @@ from marketmap.orchestration import crm_tasks as ct
 from marketmap.orchestration import enrichment_tasks as et
 from marketmap.orchestration import report_tasks as rt
 from marketmap.orchestration.callbacks import failure_callback
-from marketmap.pools import crm_pool, task_pool
+from marketmap.pools import crm_pool, heavy_pool, task_pool
 
 TAG_PREFIXES = ("client:", "pipeline:")
 PIPELINES: dict[str, Callable[[ClientConfig], DAG]] = {}
@@ -136,10 +136,11 @@ def build_dag(cfg: ClientConfig) -> DAG:
     with DAG(schedule=cfg.schedules.build, **kwargs) as dag:
         cid = cfg.client_id
         pool = {"pool": task_pool(cfg)} if task_pool(cfg) else {}
+        heavy = {"pool": heavy_pool()} if heavy_pool() else {}  # memory-bound tasks (pools.HEAVY_POOL)
         validated = bt.validate_config(client_id=cid)
-        ingested = bt.ingest(client_id=cid)
-        deduped = bt.normalise_dedupe(client_id=cid)
-        loaded = bt.load_warehouse(client_id=cid)
+        ingested = bt.ingest.override(**heavy)(client_id=cid)
+        deduped = bt.normalise_dedupe.override(**heavy)(client_id=cid)
+        loaded = bt.load_warehouse.override(**heavy)(client_id=cid)
         enriched = et.enrich_accounts.override(**pool)(client_id=cid)
         chain(validated, ingested, deduped, loaded, enriched)
         if any(p.kind == "clay" for p in cfg.enrichment.providers):
@@ -148,10 +149,10 @@ def build_dag(cfg: ClientConfig) -> DAG:
             closed = et.close_clay(client_id=cid, enriched=enriched)
             enriched = et.enrich_accounts_resume.override(**pool)(client_id=cid)
             chain(waited, closed, enriched)
-        scored = bt.score_accounts(client_id=cid)
+        scored = bt.score_accounts.override(**heavy)(client_id=cid)
         personas = et.enrich_personas.override(**pool)(client_id=cid)
-        valued = bt.value_accounts(client_id=cid)
-        contacts = bt.score_contacts(client_id=cid)
+        valued = bt.value_accounts.override(**heavy)(client_id=cid)
+        contacts = bt.score_contacts.override(**heavy)(client_id=cid)
         gated = bt.qa_gate(client_id=cid)
         steps = {"ingest": ingested, "dedupe": deduped, "load": loaded, "enrich": enriched, "score": scored,
                  "personas": personas, "value": valued, "contacts": contacts, "qa": gated}  # fmt: skip

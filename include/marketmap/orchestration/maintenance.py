@@ -20,7 +20,7 @@ from marketmap.orchestration import maintenance_tasks as mt
 from marketmap.orchestration import report_tasks as rt
 from marketmap.orchestration.crm_tasks import crm_write_group
 from marketmap.orchestration.factory import common_dag_kwargs, pipeline, scores_asset
-from marketmap.pools import crm_pool, task_pool
+from marketmap.pools import crm_pool, heavy_pool, task_pool
 
 ALERTS_DOC = (
     "\n\n**Alerts** go to Slack (or the local outbox with no Slack connection): RevOps for data and "
@@ -86,7 +86,7 @@ def monthly_dag(cfg: ClientConfig) -> DAG:
         cid = cfg.client_id
         extracted = _in_pool(mt.extract_changes, crm_pool)(client_id=cid)
         enriched = _in_pool(mt.enrich_gaps, provider_pool)(client_id=cid)
-        scored = mt.score_changes(client_id=cid)
+        scored = _in_pool(mt.score_changes, heavy_pool())(client_id=cid)
         applied = mt.apply_stale_proposal(client_id=cid)
         preflight, *_, validated = crm_write_group(cfg, pool=crm_pool)
         burn = mt.credit_burn_monitor(client_id=cid)

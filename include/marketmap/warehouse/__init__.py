@@ -176,23 +176,48 @@ def _distinct(column, value, pg: bool):
     return column.is_distinct_from(value)
 
 
+def _bound(conn: Connection, table: Table, cols: list[str], rows: Iterable[Mapping]) -> Iterable[tuple]:
+    """Each row's values as the driver gets them (the columns' bind processors applied: JSON …)."""
+    dialect = conn.dialect
+    procs = [table.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in cols]
+    for r in rows:
+        yield tuple(r[c] if p is None else p(r[c]) for c, p in zip(cols, procs, strict=True))
+
+
+def _copy(conn: Connection, name: str, cols: list[str], values: Iterable[tuple]) -> None:
+    quoted = ", ".join(f'"{c}"' for c in cols)
+    raw = conn.connection.driver_connection
+    with raw.cursor() as cur, cur.copy(f'COPY "{name}" ({quoted}) FROM STDIN') as cp:
+        for v in values:
+            cp.write_row(v)
+
+
+def insert_rows(conn: Connection, table: Table, rows: Iterable[Mapping], *, chunk: int = 5000) -> int:
+    """Plain INSERT of new rows (no conflict handling): ``COPY`` on PostgreSQL (psycopg 3),
+    ``executemany`` elsewhere. Every row must have the first row's keys."""
+    rows = list(rows)
+    if not rows:
+        return 0
+    cols = list(rows[0].keys())
+    if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg" and len(rows) >= COPY_MIN_ROWS:
+        _copy(conn, table.name, cols, _bound(conn, table, cols, rows))
+        return len(rows)
+    for i in range(0, len(rows), chunk):
+        conn.execute(table.insert(), rows[i : i + chunk])
+    return len(rows)
+
+
 def _copy_to_staging(
     conn: Connection, table: Table, cols: list[str], keys: list[str], rows: list[Mapping]
 ) -> Table:
     """COPY ``rows`` into a temporary table shaped like ``table``'s ``cols``; the last row per key wins."""
     from sqlalchemy import Column, MetaData
 
-    dialect = conn.dialect
-    procs = []
-    for c in cols:
-        proc = table.c[c].type.dialect_impl(dialect).bind_processor(dialect)
-        procs.append(proc)
     # INSERT … ON CONFLICT cannot touch one row twice in a statement; executemany lets the
     # last of several rows with one key win, and so does this.
     key_idx = [cols.index(k) for k in keys]
     last: dict[tuple, tuple] = {}
-    for r in rows:
-        values = tuple(r[c] if p is None else p(r[c]) for c, p in zip(cols, procs, strict=True))
+    for values in _bound(conn, table, cols, rows):
         last[tuple(values[i] for i in key_idx)] = values
     name = f"_mm_stage_{table.name}"
     quoted = ", ".join(f'"{c}"' for c in cols)
@@ -200,8 +225,5 @@ def _copy_to_staging(
     conn.exec_driver_sql(
         f'CREATE TEMPORARY TABLE "{name}" ON COMMIT DROP AS SELECT {quoted} FROM "{table.name}" WITH NO DATA'
     )
-    raw = conn.connection.driver_connection
-    with raw.cursor() as cur, cur.copy(f'COPY "{name}" ({quoted}) FROM STDIN') as cp:
-        for values in last.values():
-            cp.write_row(values)
+    _copy(conn, name, cols, last.values())
     return Table(name, MetaData(), *[Column(c, table.c[c].type) for c in cols])
