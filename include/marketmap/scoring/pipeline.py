@@ -9,10 +9,11 @@ unchanged data writes nothing.
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from marketmap.config import ClientConfig
 from marketmap.versions import persona_version, rubric_version
@@ -21,9 +22,11 @@ from marketmap.warehouse import upsert
 from marketmap.warehouse.queries import (
     BOOKKEEPING,
     columns_of,
+    iter_frames,
     read_accounts,
     read_contact_scores,
     read_contacts,
+    read_frame,
     read_opportunities,
     read_reps,
     read_scores,
@@ -45,6 +48,15 @@ def _none(v):
     if isinstance(v, np.generic):
         return v.item()
     return v
+
+
+def _column(s: pd.Series) -> list:
+    """A column as plain Python values with None for NaN/NA (what ``_none`` does per value)."""
+    if s.dtype == object:
+        return [_none(v) for v in s.tolist()]
+    na = s.isna().to_numpy()
+    values = s.to_numpy(dtype=object, na_value=None).tolist()
+    return [None if m else _none(v) for v, m in zip(values, na, strict=True)] if na.any() else values
 
 
 def _write_changed(
@@ -71,24 +83,52 @@ def _write_changed(
             differs |= ~np.asarray(same, dtype=bool)
         new = new[differs]
     cols = list(new.columns)
-    rows = [
-        {**{c: _none(v) for c, v in zip(cols, rec, strict=True)}, **extra}
-        for rec in new.itertuples(index=False, name=None)
-    ]
+    values = [_column(new[c]) for c in cols]  # column-wise: ~4x less CPU than per value
+    rows = [{**dict(zip(cols, rec, strict=True)), **extra} for rec in zip(*values, strict=True)]
     with engine.begin() as conn:
         upsert(conn, table, rows, chunk=2000)
     return len(rows)
 
 
-def score_accounts(cfg: ClientConfig, engine: Engine, run_id: str, run_date: dt.date) -> dict:
-    """Fit score and tier of every account for every product rubric; write what changed."""
+# Accounts scored per chunk: a fit score depends on its own account only, so score_accounts
+# walks the accounts in key order and its memory stays that of one chunk (bench_build_1m.py).
+SCORE_CHUNK = 100_000
+
+
+def score_accounts(
+    cfg: ClientConfig, engine: Engine, run_id: str, run_date: dt.date, chunk: int = SCORE_CHUNK
+) -> dict:
+    """Fit score and tier of every account for every product rubric; write what changed.
+
+    Accounts are read, scored, compared and written ``chunk`` at a time (in account-key order).
+    """
+    cid = cfg.client_id
+    version = rubric_version(cfg)
+    a = t.accounts.c
+    query = (
+        select(*[a[c] for c in columns_of(t.accounts, without=BOOKKEEPING)])
+        .where(a.client_id == cid)
+        .order_by(a.account_key)
+    )
+    accounts_n = written = 0
+    tiers: Counter[str] = Counter()
+    now = dt.datetime.now(dt.UTC)
+    for accounts in iter_frames(engine, query, chunk):
+        w, counts = _score_chunk(cfg, engine, accounts.reset_index(drop=True), version, run_id, run_date, now)
+        accounts_n, written = accounts_n + len(accounts), written + w
+        tiers.update(counts)
+    return {
+        "rubric_version": version,
+        "accounts": accounts_n,
+        "written": written,
+        "tiers": dict(sorted(tiers.items())),
+    }
+
+
+def _score_chunk(cfg, engine, accounts, version, run_id, run_date, now) -> tuple[int, dict[str, int]]:
     from marketmap.scoring.fit import score_icp
 
     cid = cfg.client_id
-    version = rubric_version(cfg)
-    accounts = read_accounts(engine, cid, columns_of(t.accounts, without=BOOKKEEPING))
-    if accounts.empty:
-        return {"rubric_version": version, "accounts": 0, "written": 0, "tiers": {}}
     scored = score_icp(accounts, cfg.icp, run_date)
     scored["account_key"] = np.tile(accounts["account_key"].to_numpy(), len(cfg.icp.rubrics))
     scored["rubric_version"] = version
@@ -98,24 +138,22 @@ def score_accounts(cfg: ClientConfig, engine: Engine, run_id: str, run_date: dt.
     ]  # fmt: skip
     cols += [c for c in ("intent", "propensity", "abm_grade") if c in scored]
     new = scored[cols].reset_index(drop=True)
-    old = read_scores(
+    s = t.account_scores.c
+    keys = accounts["account_key"]
+    old = read_frame(
         engine,
-        cid,
-        version,
-        columns=["account_key", "product", "score", "tier", "explanation", "max_attainable"],
+        select(s.account_key, s.product, s.score, s.tier, s.explanation, s.max_attainable).where(
+            s.client_id == cid,
+            s.rubric_version == version,
+            s.account_key.between(keys.iloc[0], keys.iloc[-1]),
+        ),
     )
-    now = dt.datetime.now(dt.UTC)
     written = _write_changed(
         engine, t.account_scores, new, old, ["account_key", "product"],
         ("score", "tier", "explanation", "max_attainable"), client_id=cid, run_id=run_id, scored_at=now,
     )  # fmt: skip
     tiers = new.groupby(["product", "tier"]).size()
-    return {
-        "rubric_version": version,
-        "accounts": len(accounts),
-        "written": written,
-        "tiers": {f"{p}:{tier}": int(n) for (p, tier), n in tiers.items()},
-    }
+    return written, {f"{p}:{tier}": int(n) for (p, tier), n in tiers.items()}
 
 
 def value_accounts(cfg: ClientConfig, engine: Engine, run_id: str) -> dict:

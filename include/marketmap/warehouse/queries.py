@@ -50,7 +50,19 @@ def read_frame(engine: Engine, query) -> pd.DataFrame:
 
 
 def iter_frames(engine: Engine, query, chunk: int = 50_000) -> Iterator[pd.DataFrame]:
-    """A query's rows in DataFrames of at most ``chunk`` rows (a server-side cursor on PostgreSQL)."""
+    """A query's rows in DataFrames of at most ``chunk`` rows.
+
+    On PostgreSQL a server-side cursor streams them (memory: one chunk), while the caller may
+    write through other connections. SQLite (the small embedded default) reads the rows first:
+    an open read there would hold its lock against the caller's writes.
+    """
+    if engine.dialect.name == "sqlite":
+        frame = read_frame(engine, query)
+        for i in range(0, max(len(frame), 1), chunk):
+            part = frame.iloc[i : i + chunk]
+            if len(part):
+                yield part
+        return
     with engine.connect() as conn:
         conn = conn.execution_options(stream_results=True, yield_per=chunk)
         yield from pd.read_sql(query, conn, chunksize=chunk)
