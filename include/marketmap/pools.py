@@ -66,7 +66,9 @@ def heavy_pool_slots() -> int | None:
     if not raw:
         return None
     if not raw.isdigit() or int(raw) < 1:
-        raise ValueError(f"MARKETMAP_HEAVY_POOL_SLOTS must be a whole number ≥ 1 (worker memory / 2 GB), got {raw!r}")
+        raise ValueError(
+            f"MARKETMAP_HEAVY_POOL_SLOTS must be a whole number ≥ 1 (worker memory / 2 GB), got {raw!r}"
+        )
     return int(raw)
 
 

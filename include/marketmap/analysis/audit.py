@@ -105,7 +105,9 @@ def audit(
     if n:
         (blanks,) = sql(engine, "audit/count_blank_tier_valuation", client_id=cid, rubric_version=version,
                         product=primary)  # fmt: skip
-        blank_tier, blank_val, in_scope = (int(blanks[k]) for k in ("blank_tier", "blank_valuation", "in_scope"))
+        blank_tier, blank_val, in_scope = (
+            int(blanks[k]) for k in ("blank_tier", "blank_valuation", "in_scope")
+        )
         share_tier = blank_tier / n
         share_val = blank_val / in_scope if in_scope else 0.0
         if share_tier > m.blank_tier_max_share or share_val > m.blank_tier_max_share:

@@ -98,7 +98,10 @@ def _stage(engine: Engine, client_id: str, run_id: str, obj: str, records: list[
         insert_rows(
             conn,
             t.staged_records,
-            ({"client_id": client_id, "run_id": run_id, "object": obj, "seq": i, "data": r} for i, r in enumerate(records)),
+            (
+                {"client_id": client_id, "run_id": run_id, "object": obj, "seq": i, "data": r}
+                for i, r in enumerate(records)
+            ),
         )
 
 
