@@ -249,3 +249,25 @@ def test_each_dag_doc_states_its_schedule_in_the_clients_local_time(bag):
     assert "Sun 1 Nov 2026 06:15 EST (11:15 UTC); Tue 1 Dec 2026 06:15 EST (11:15 UTC)" in text
     assert "The Airflow UI shows times in UTC" in text
     assert schedule_doc(cfg, "build", now).startswith("No schedule: runs only when triggered")
+
+
+def test_tasks_of_an_embedded_sqlite_client_queue_in_one_pool(bag, monkeypatch):
+    """SQLite has one writer: every task of a client on it holds the warehouse pool (or its
+    provider/CRM pool), so overlapping DAGs queue instead of failing with "database is locked"."""
+    from marketmap.config import load_all
+    from marketmap.pools import SQLITE_WAREHOUSE_POOL, all_pools, crm_pool, pools_for, warehouse_pool
+
+    configs = load_all()
+    own = {SQLITE_WAREHOUSE_POOL}
+    for cfg in configs.values():
+        own |= set(pools_for(cfg)) | ({crm_pool(cfg)} if crm_pool(cfg) else set())
+    for dag_id, dag in bag.dags.items():
+        if dag_id == PORTFOLIO:
+            continue
+        for task in dag.tasks:
+            assert task.pool in own, (dag_id, task.task_id, task.pool)
+    assert all_pools(configs)[SQLITE_WAREHOUSE_POOL] == 1
+    cfg = configs["demo"]
+    monkeypatch.setenv("MARKETMAP_WAREHOUSE_URL", "postgresql+psycopg://postgres@127.0.0.1/test")
+    assert warehouse_pool(cfg) is None  # PostgreSQL takes concurrent writers
+    assert warehouse_pool(cfg.model_copy(update={"warehouse_conn_id": "wh"})) is None

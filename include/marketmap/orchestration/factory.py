@@ -31,7 +31,7 @@ from marketmap.orchestration import crm_tasks as ct
 from marketmap.orchestration import enrichment_tasks as et
 from marketmap.orchestration import report_tasks as rt
 from marketmap.orchestration.callbacks import failure_callback
-from marketmap.pools import crm_pool, task_pool
+from marketmap.pools import crm_pool, task_pool, warehouse_pool
 
 TAG_PREFIXES = ("client:", "pipeline:")
 PIPELINES: dict[str, Callable[[ClientConfig], DAG]] = {}
@@ -61,7 +61,7 @@ def default_args(cfg: ClientConfig) -> dict:
         # A hung task (a CRM that never answers) fails and alerts instead of holding a slot for ever.
         "execution_timeout": dt.timedelta(hours=cfg.maintenance.task_timeout_hours),
         "on_failure_callback": failure_callback(cfg.client_id),
-    }
+    } | ({"pool": warehouse_pool(cfg)} if warehouse_pool(cfg) else {})
 
 
 def schedule_doc(cfg: ClientConfig, pipeline_name: str, now: dt.datetime | None = None) -> str:
