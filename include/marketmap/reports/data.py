@@ -7,7 +7,7 @@ missing table row never raises, it yields an empty frame the report shows as "no
 from __future__ import annotations
 
 import pandas as pd
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select
 
 from marketmap.config import ClientConfig
 from marketmap.warehouse import schema as t
