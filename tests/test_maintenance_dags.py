@@ -73,7 +73,7 @@ def test_pools_for_crm_and_providers(fixture_clients):
     assert m.get_task("extract_changes").pool == "crm_sample"
     assert m.get_task("crm_push").pool == "crm_sample"
     assert m.get_task("enrich_gaps").pool == "enrichment_apollo"
-    assert m.get_task("data_quality_audit").pool == "default_pool"
+    assert m.get_task("data_quality_audit").pool == "marketmap_sqlite_warehouse"  # embedded warehouse: queued
     assert quarterly_personas_dag(cfg).get_task("enrich_gap_personas").pool == "enrichment_apollo"
 
 
@@ -129,17 +129,21 @@ def test_heavy_tasks_take_the_heavy_pool_when_configured(fixture_clients, monkey
     """MARKETMAP_HEAVY_POOL_SLOTS (worker memory / 2 GB) puts the memory-bound tasks in one pool."""
     from marketmap.orchestration.factory import build_dag
     from marketmap.orchestration.maintenance import monthly_dag
-    from marketmap.pools import HEAVY_POOL, all_pools
+    from marketmap.pools import HEAVY_POOL, SQLITE_WAREHOUSE_POOL, all_pools
 
     cfg = load_client("sample")
-    assert build_dag(cfg).get_task("score_accounts").pool == "default_pool"
     monkeypatch.setenv("MARKETMAP_HEAVY_POOL_SLOTS", "3")
+    # on the embedded SQLite warehouse every task keeps the one-writer queue
+    assert build_dag(cfg).get_task("score_accounts").pool == SQLITE_WAREHOUSE_POOL
+    monkeypatch.setenv("MARKETMAP_WAREHOUSE_URL", "postgresql+psycopg://mm@warehouse-db/marketmap")
     b = build_dag(cfg)
     for task in ("ingest", "normalise_dedupe", "load_warehouse", "score_accounts", "value_accounts", "score_contacts"):
         assert b.get_task(task).pool == HEAVY_POOL, task
     assert b.get_task("qa_gate").pool == "default_pool"
     assert monthly_dag(cfg).get_task("score_changes").pool == HEAVY_POOL
     assert all_pools({"sample": cfg})[HEAVY_POOL] == 3
+    monkeypatch.delenv("MARKETMAP_HEAVY_POOL_SLOTS")
+    assert build_dag(cfg).get_task("score_accounts").pool == "default_pool"
     monkeypatch.setenv("MARKETMAP_HEAVY_POOL_SLOTS", "lots")
     with pytest.raises(ValueError, match="MARKETMAP_HEAVY_POOL_SLOTS must be a whole number"):
         build_dag(cfg)

@@ -86,7 +86,7 @@ def monthly_dag(cfg: ClientConfig) -> DAG:
         cid = cfg.client_id
         extracted = _in_pool(mt.extract_changes, crm_pool)(client_id=cid)
         enriched = _in_pool(mt.enrich_gaps, provider_pool)(client_id=cid)
-        scored = _in_pool(mt.score_changes, heavy_pool())(client_id=cid)
+        scored = _in_pool(mt.score_changes, heavy_pool(cfg))(client_id=cid)
         applied = mt.apply_stale_proposal(client_id=cid)
         preflight, *_, validated = crm_write_group(cfg, pool=crm_pool)
         burn = mt.credit_burn_monitor(client_id=cid)

@@ -8,6 +8,7 @@ import datetime as dt
 import pandas as pd
 from sqlalchemy import Engine, select
 
+from marketmap import units
 from marketmap.config import ClientConfig
 from marketmap.reports import charts
 from marketmap.reports.data import TIER_ORDER, tier_summary
@@ -108,7 +109,7 @@ def valuation_section(tiers: pd.DataFrame) -> Section:
     totals = in_scope["potential_arr"]
     counts = in_scope["accounts_valued"]
     chart = charts.bar(totals.index.tolist(), totals.tolist(), title="Potential ARR by tier",
-                       xlabel="tier", ylabel="potential ARR ($)", unit="money")  # fmt: skip
+                       xlabel="tier", ylabel=f"potential ARR ({units.currency_label()})", unit="money")  # fmt: skip
     table = pd.DataFrame(
         {
             "tier": totals.index,
