@@ -156,13 +156,24 @@ def _score_chunk(cfg, engine, accounts, version, run_id, run_date, now) -> tuple
     return written, {f"{p}:{tier}": int(n) for (p, tier), n in tiers.items()}
 
 
+# What the valuation methods read (scoring.valuation): a fifth of an account row's memory.
+VALUATION_COLUMNS = ("account_key", "employees", "annual_revenue", "industry", "current_arr")
+
+
+def _valuation_columns(cfg: ClientConfig) -> list[str]:
+    field = cfg.valuation.product_field
+    if field and field not in t.accounts.c:
+        return columns_of(t.accounts, without=BOOKKEEPING)  # a field we cannot name: read them all
+    return [*VALUATION_COLUMNS, *([field] if field and field not in VALUATION_COLUMNS else [])]
+
+
 def value_accounts(cfg: ClientConfig, engine: Engine, run_id: str) -> dict:
     """Potential ARR (and white space for customers) of every in-scope account; write what changed."""
     from marketmap.scoring.valuation import value_accounts as value
 
     cid = cfg.client_id
     version = rubric_version(cfg)
-    accounts = read_accounts(engine, cid, columns_of(t.accounts, without=BOOKKEEPING))
+    accounts = read_accounts(engine, cid, _valuation_columns(cfg))
     scores = read_scores(
         engine,
         cid,
