@@ -11,6 +11,9 @@ marketmap run --client X --pipeline monthly --date 2027-01-01
                                  run any pipeline once, as scheduled on that date
 marketmap preview --client X [--rubric FILE]   score the warehouse TAM with the current or a
                                  candidate rubric: tiers, valuation, back-test, QA, tier moves (read-only)
+marketmap access sync            (FAB auth manager) create/update one role per client, client_<id>
+marketmap access add-user --client X --username U --email E [--password-stdin]
+                                 create a user who sees only client X (its DAGs, portfolio, reports)
 """
 
 from __future__ import annotations
@@ -330,6 +333,49 @@ def cmd_pools(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_access(args: argparse.Namespace) -> int:
+    """Per-client access under the FAB auth manager: roles from the client configs, users per client."""
+    _default_env()
+    if os.environ.get("MARKETMAP_AUTH", "").lower() == "fab":  # the switch `make ui AUTH=fab` uses
+        from marketmap.orchestration.access import FAB_AUTH_MANAGER
+
+        os.environ.setdefault("AIRFLOW__CORE__AUTH_MANAGER", FAB_AUTH_MANAGER)
+    from marketmap.config import client_files
+    from marketmap.orchestration import access
+
+    clients = sorted(p.stem for p in client_files())
+    try:
+        if args.access_command == "sync":
+            for r in access.sync_roles(clients):
+                what = "created" if r.created else "updated" if r.added or r.removed else "unchanged"
+                print(f"{r.role}: {what} ({r.total} permissions, {r.added} added, {r.removed} removed)")
+            return 0
+        if args.client not in clients:
+            print(f"--client {args.client!r}: no such client (clients: {', '.join(clients) or 'none'})",
+                  file=sys.stderr)  # fmt: skip
+            return 1
+        password = ""
+        if args.password_stdin:
+            password = sys.stdin.readline().rstrip("\r\n")
+        elif sys.stdin.isatty():
+            import getpass
+
+            password = getpass.getpass(f"Password for {args.username}: ")
+            if password != getpass.getpass("Repeat it: "):
+                print("the passwords do not match", file=sys.stderr)
+                return 1
+        outcome = access.add_user(args.client, args.username, args.email, password,
+                                  args.first_name or "", args.last_name or "")  # fmt: skip
+    except access.AccessError as e:
+        print(f"marketmap access: {e}", file=sys.stderr)
+        return 1
+    role = access.role_name(args.client)
+    print({"created": f"user {args.username} created with role {role}",
+           "role added": f"user {args.username} already existed: role {role} added",
+           "unchanged": f"user {args.username} already has role {role}"}[outcome])  # fmt: skip
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="marketmap", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -393,6 +439,19 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("pools", help="list (or --apply: create) the Airflow pools the clients' DAGs use")
     p.add_argument("--apply", action="store_true")
     p.set_defaults(func=cmd_pools)
+
+    p = sub.add_parser("access", help="per-client access (FAB auth manager): roles and users")
+    acc = p.add_subparsers(dest="access_command", required=True)
+    a = acc.add_parser("sync", help="create or update the role client_<id> of every client")
+    a.set_defaults(func=cmd_access)
+    a = acc.add_parser("add-user", help="create a user with a client's role (or add the role to a user)")
+    a.add_argument("--client", required=True)
+    a.add_argument("--username", required=True)
+    a.add_argument("--email", required=True)
+    a.add_argument("--first-name")
+    a.add_argument("--last-name")
+    a.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
+    a.set_defaults(func=cmd_access)
 
     args = parser.parse_args(argv)
     return args.func(args)
