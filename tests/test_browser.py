@@ -177,7 +177,6 @@ def test_a_person_sees_the_portfolio_and_a_report(api_server):
 
 FAB = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
 ACME_USER = ("alice", "alice@acme.test", "acme-team-pass-1")  # fake test credentials
-ADMIN_USER = ("architect", "architect@marketmap.test", "architect-pass-1")
 
 
 def _run(cmd: list[str], env: dict, what: str, stdin: str | None = None) -> str:
@@ -261,9 +260,6 @@ def fab_stack(tmp_path_factory):
     name, email, password = ACME_USER
     added = _run([marketmap, "access", "add-user", "--client", "acme", "--username", name, "--email", email,
                   "--password-stdin"], env, "marketmap access add-user", stdin=password + "\n")  # fmt: skip
-    name, email, password = ADMIN_USER
-    _run([airflow, "users", "create", "--role", "Admin", "--username", name, "--email", email, "--firstname", "Ann",
-          "--lastname", "Architect", "--password", password], env, "airflow users create")  # fmt: skip
     _run([airflow, "dags", "reserialize"], env, "airflow dags reserialize")
 
     procs = []
@@ -310,28 +306,106 @@ def _login(page, base: str, user: tuple[str, str, str]) -> None:
     page.wait_for_load_state("networkidle")
 
 
+def _shot(page, name: str) -> None:
+    """A screenshot into test-artifacts/ (and docs/ with MARKETMAP_UPDATE_DOCS=1)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+    if os.environ.get("MARKETMAP_UPDATE_DOCS"):
+        (ROOT / "docs").mkdir(exist_ok=True)
+        shutil.copy(ARTIFACTS / name, ROOT / "docs" / name)
+
+
 def test_a_client_user_sees_only_their_client(fab_stack):
+    """alice has role client_acme (from `marketmap access add-user`): acme's DAGs, portfolio row,
+    client page, reports and alert links; globex's pages are 404, as if globex did not exist."""
     sync_playwright, expect = _playwright()
     base = fab_stack["base"]
     assert "client_acme: created" in fab_stack["sync"] and "client_globex: created" in fab_stack["sync"]
     assert "user alice created with role client_acme" in fab_stack["added"]
-    ARTIFACTS.mkdir(exist_ok=True)
+    acme_links = _alert_report_links(fab_stack["mm_home"] / "outbox" / "acme.jsonl")
+    globex_links = _alert_report_links(fab_stack["mm_home"] / "outbox" / "globex.jsonl")
+    assert acme_links and globex_links, "the seeded alerts' messages carry report links"
     with sync_playwright() as pw:
         browser = _browser(pw)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 800})
             _login(page, base, ACME_USER)
-            page.screenshot(path=str(ARTIFACTS / "fab-after-login.png"), full_page=True)
-            page.goto(f"{base}/marketmap/portfolio")
-            expect(page.locator("h1")).to_have_text("Market Map — client portfolio")
+            expect(page.locator("h1")).to_have_text("Market Map — client portfolio")  # back where we started
+            expect(page.locator("header.top")).to_contain_text("signed in as alice")
             rows = page.locator("#portfolio tbody tr")
             expect(rows).to_have_count(1)
             expect(rows.first).to_contain_text("Acme Robotics")
             assert "Globex" not in page.content()
-            page.screenshot(path=str(ARTIFACTS / "portfolio-client-user.png"), full_page=True)
+            _shot(page, "portfolio-client-user.png")
 
+            # The Airflow UI lists acme's DAGs only; the REST API (same session) agrees.
             page.goto(f"{base}/dags")
-            page.wait_for_load_state("networkidle")
-            page.screenshot(path=str(ARTIFACTS / "dags-client-user.png"), full_page=True)
+            expect(page.get_by_text("7 Dags")).to_be_visible()
+            expect(page.get_by_text("Acme Robotics — ICP drift and check-ins")).to_be_visible()
+            assert "globex" not in page.content().lower()
+            _shot(page, "dags-client-user.png")
+            api = page.request.get(f"{base}/api/v2/dags?limit=100")
+            assert api.ok, api.text()
+            dag_ids = sorted(d["dag_id"] for d in api.json()["dags"])
+            assert dag_ids and all(d.startswith("acme__") for d in dag_ids), dag_ids
+            assert page.request.get(f"{base}/api/v2/dags/globex__drift").status in (403, 404)
+
+            # (c) The alert's report link, as the Slack message carries it, opens the report.
+            page.goto(acme_links[0])
+            expect(page.locator("h1")).to_contain_text("Executive report — Acme Robotics")
+            _shot(page, "alert-report-link.png")
+
+            page.goto(f"{base}/marketmap/clients/acme")
+            expect(page.locator("h1")).to_have_text("Acme Robotics")
+            expect(page.locator("#alerts")).to_contain_text("T3 wins more often than T1")
+            _shot(page, "client-page-client-user.png")
+
+            # Another client's page, report and alert link: 404, never 403 (existence not revealed).
+            for url in (f"{base}/marketmap/clients/globex", globex_links[0], f"{base}/marketmap/clients/nosuch"):
+                assert page.goto(url).status == 404, url
+            assert page.request.get(f"{base}/marketmap/api/portfolio").json()[0]["client_id"] == "acme"
+            assert len(page.request.get(f"{base}/marketmap/api/portfolio").json()) == 1
+        finally:
+            browser.close()
+
+
+def test_a_client_user_triggers_a_dag_from_the_ui(fab_stack):
+    """(b) alice clicks Trigger on acme__drift (paused: the dialog unpauses it); the real scheduler
+    runs it to success, and its maintenance report shows up on the client page."""
+    sync_playwright, expect = _playwright()
+    base = fab_stack["base"]
+    with sync_playwright() as pw:
+        browser = _browser(pw)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            _login(page, base, ACME_USER)
+            page.goto(f"{base}/dags/acme__drift")
+            page.get_by_role("button", name="Trigger").first.click()
+            dialog = page.get_by_role("dialog", name="Trigger Dag - Acme Robotics — ICP drift and check-ins")
+            expect(dialog).to_be_visible()
+            expect(dialog.get_by_text("on trigger")).to_be_visible()  # unpause on trigger (ticked)
+            _shot(page, "trigger-dialog.png")
+            dialog.get_by_role("button", name="Trigger").click()
+            expect(dialog).to_be_hidden()
+
+            state = None
+            deadline = time.monotonic() + 180
+            while time.monotonic() < deadline:
+                runs = page.request.get(f"{base}/api/v2/dags/acme__drift/dagRuns").json()["dag_runs"]
+                state = runs[0]["state"] if runs else None
+                if state in ("success", "failed"):
+                    break
+                time.sleep(2)
+            log = (fab_stack["home"] / "scheduler.log").read_text()[-3000:]
+            assert state == "success", f"acme__drift run ended {state}:\n{log}"
+            page.goto(f"{base}/dags/acme__drift/runs")
+            expect(page.get_by_text("success").first).to_be_visible()
+            _shot(page, "dag-run-success.png")
+
+            page.goto(f"{base}/marketmap/clients/acme")
+            expect(page.locator("#reports")).to_contain_text("maintenance")
+            page.locator("#reports").get_by_role("link", name="maintenance").first.click()
+            expect(page.locator("h1")).to_contain_text("Acme Robotics")
+            _shot(page, "maintenance-report.png")
         finally:
             browser.close()
