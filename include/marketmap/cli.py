@@ -13,7 +13,8 @@ marketmap preview --client X [--rubric FILE]   score the warehouse TAM with the 
                                  candidate rubric: tiers, valuation, back-test, QA, tier moves (read-only)
 marketmap access sync            (FAB auth manager) create/update one role per client, client_<id>
 marketmap access add-user --client X --username U --email E [--password-stdin]
-                                 create a user who sees only client X (its DAGs, portfolio, reports)
+                                 create a user who sees only client X (its DAGs, portfolio, reports);
+                                 --admin instead of --client: an architect who sees every client
 """
 
 from __future__ import annotations
@@ -350,7 +351,7 @@ def cmd_access(args: argparse.Namespace) -> int:
                 what = "created" if r.created else "updated" if r.added or r.removed else "unchanged"
                 print(f"{r.role}: {what} ({r.total} permissions, {r.added} added, {r.removed} removed)")
             return 0
-        if args.client not in clients:
+        if args.client is not None and args.client not in clients:
             print(f"--client {args.client!r}: no such client (clients: {', '.join(clients) or 'none'})",
                   file=sys.stderr)  # fmt: skip
             return 1
@@ -369,7 +370,7 @@ def cmd_access(args: argparse.Namespace) -> int:
     except access.AccessError as e:
         print(f"marketmap access: {e}", file=sys.stderr)
         return 1
-    role = access.role_name(args.client)
+    role = access.role_name(args.client) if args.client else access.ADMIN_ROLE
     print({"created": f"user {args.username} created with role {role}",
            "role added": f"user {args.username} already existed: role {role} added",
            "unchanged": f"user {args.username} already has role {role}"}[outcome])  # fmt: skip
@@ -445,7 +446,9 @@ def main(argv: list[str] | None = None) -> int:
     a = acc.add_parser("sync", help="create or update the role client_<id> of every client")
     a.set_defaults(func=cmd_access)
     a = acc.add_parser("add-user", help="create a user with a client's role (or add the role to a user)")
-    a.add_argument("--client", required=True)
+    who = a.add_mutually_exclusive_group(required=True)
+    who.add_argument("--client", help="the client whose role (client_<id>) the user gets")
+    who.add_argument("--admin", action="store_true", help="FAB's Admin role instead: every client (architects)")
     a.add_argument("--username", required=True)
     a.add_argument("--email", required=True)
     a.add_argument("--first-name")

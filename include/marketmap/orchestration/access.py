@@ -139,9 +139,13 @@ def sync_roles(client_ids: Iterable[str]) -> list[RoleSync]:
     return out
 
 
-def add_user(client_id: str, username: str, email: str, password: str, first_name: str = "",
+ADMIN_ROLE = "Admin"  # FAB's built-in role: every DAG, every client, Airflow's admin pages
+
+
+def add_user(client_id: str | None, username: str, email: str, password: str, first_name: str = "",
              last_name: str = "") -> str:  # fmt: skip
-    """Create ``username`` with the client's role, or give an existing user that role too.
+    """Create ``username`` with the client's role (``client_id=None``: FAB's Admin role, for the
+    architects), or give an existing user that role too.
 
     Returns ``"created"`` or ``"role added"`` (``"unchanged"`` when the user already had it).
     """
@@ -152,7 +156,7 @@ def add_user(client_id: str, username: str, email: str, password: str, first_nam
         raise AccessError("--username is empty")
     if "@" not in email:
         raise AccessError(f"--email {email!r} is not an e-mail address")
-    name = role_name(client_id)
+    name = role_name(client_id) if client_id else ADMIN_ROLE
     with get_application_builder() as appbuilder:
         sm = appbuilder.sm
         role = sm.find_role(name)
@@ -171,7 +175,8 @@ def add_user(client_id: str, username: str, email: str, password: str, first_nam
             raise AccessError("no password given (pipe it into --password-stdin)")
         if sm.find_user(email=email) is not None:
             raise AccessError(f"another user already has the e-mail address {email}")
-        user = sm.add_user(username, first_name or username, last_name or client_id, email, [role], password)
+        user = sm.add_user(username, first_name or username, last_name or client_id or "admin", email, [role],
+                           password)  # fmt: skip
         if not user:
             raise AccessError(f"FAB could not create user {username} (see the log above)")
         return "created"
