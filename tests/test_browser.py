@@ -3,8 +3,12 @@ downloaded browser) against a real ``airflow api-server`` on localhost with the 
 
 Checks the portfolio page (clients listed, attention first, numbers, tier bars), a client page
 (reports and alert history, links work) and a report (title, charts rendered with a size,
-CSV link works). Screenshots go to ``test-artifacts/``; with ``MARKETMAP_UPDATE_DOCS=1`` the
-portfolio and report screenshots are also copied to ``docs/`` for the README.
+CSV link works) under the SimpleAuthManager; and under the FAB auth manager (the production
+default) a client's user, created by ``marketmap access add-user``, logging in through the real
+login form: they see only their client's DAGs, portfolio row, client page, reports and alert
+links (another client's are 404), and trigger a DAG from the UI that a real scheduler runs to
+success. Screenshots of every page go to ``test-artifacts/``; with ``MARKETMAP_UPDATE_DOCS=1``
+they are also copied to ``docs/`` for the README.
 
 Without chromium or playwright the test skips on a developer machine and fails when ``CI``
 is set (run ``scripts/install-browser.sh``).
@@ -61,6 +65,15 @@ def _wait(url: str, proc: subprocess.Popen, log: Path, timeout: float = 120) -> 
         except OSError:
             time.sleep(0.5)
     pytest.fail(f"airflow api-server did not answer {url} within {timeout:.0f}s:\n{log.read_text()[-3000:]}")
+
+
+def _shot(page, name: str) -> None:
+    """A screenshot into test-artifacts/ (and docs/ with MARKETMAP_UPDATE_DOCS=1)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+    if os.environ.get("MARKETMAP_UPDATE_DOCS"):
+        (ROOT / "docs").mkdir(exist_ok=True)
+        shutil.copy(ARTIFACTS / name, ROOT / "docs" / name)
 
 
 @pytest.fixture()
@@ -137,13 +150,13 @@ def test_a_person_sees_the_portfolio_and_a_report(api_server):
             expect(first).to_contain_text("120 / 1,000")  # credits spent of budget
             expect(first).to_contain_text("T1 30")  # tier counts next to the tier bar
             assert first.locator("svg.tierbar rect").count() == 4
-            page.screenshot(path=str(ARTIFACTS / "portfolio.png"), full_page=True)
+            _shot(page, "portfolio.png")
 
             page.get_by_role("link", name="Acme Robotics").click()
             expect(page.locator("h1")).to_have_text("Acme Robotics")
             expect(page.locator("#alerts")).to_contain_text("T3 wins more often than T1")
             expect(page.locator("#reports tbody tr")).to_have_count(4)
-            page.screenshot(path=str(ARTIFACTS / "client.png"), full_page=True)
+            _shot(page, "client.png")
 
             page.locator("#reports").get_by_role("link", name="executive").click()
             expect(page.locator("h1")).to_contain_text("Executive report — Acme Robotics")
@@ -157,20 +170,16 @@ def test_a_person_sees_the_portfolio_and_a_report(api_server):
             csv_link = page.get_by_role("link", name="executive__by_tier.csv")
             response = page.request.get(page.url.rsplit("/", 1)[0] + "/" + csv_link.get_attribute("href"))
             assert response.ok and response.text().startswith("tier,won,lost")
-            page.screenshot(path=str(ARTIFACTS / "report.png"), full_page=True)
+            _shot(page, "report.png")
 
             page.goto(
                 f"{api_server}/marketmap/clients/acme/reports/{RUN_ID.replace(':', '_').replace('+', '_')}/cockpit.html"
             )
             expect(page.locator("h2", has_text="Grace Hopper")).to_be_visible()
-            page.screenshot(path=str(ARTIFACTS / "cockpit.png"), full_page=True)
+            _shot(page, "cockpit.png")
         finally:
             browser.close()
 
-    if os.environ.get("MARKETMAP_UPDATE_DOCS"):
-        (ROOT / "docs").mkdir(exist_ok=True)
-        shutil.copy(ARTIFACTS / "portfolio.png", ROOT / "docs" / "portfolio.png")
-        shutil.copy(ARTIFACTS / "report.png", ROOT / "docs" / "report.png")
 
 
 # --------------------------------------------------------------------------- per-client access (FAB)
@@ -300,19 +309,11 @@ def _login(page, base: str, user: tuple[str, str, str]) -> None:
     """Through the real FAB login form, as a person would."""
     page.goto(f"{base}/marketmap/portfolio")  # not signed in: Airflow's login page, then back here
     page.wait_for_url("**/auth/login/**")
+    _shot(page, "login.png")
     page.locator("input[name=username]").fill(user[0])
     page.locator("input[name=password]").fill(user[2])
     page.locator("input[type=submit], button[type=submit]").first.click()
     page.wait_for_load_state("networkidle")
-
-
-def _shot(page, name: str) -> None:
-    """A screenshot into test-artifacts/ (and docs/ with MARKETMAP_UPDATE_DOCS=1)."""
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
-    if os.environ.get("MARKETMAP_UPDATE_DOCS"):
-        (ROOT / "docs").mkdir(exist_ok=True)
-        shutil.copy(ARTIFACTS / name, ROOT / "docs" / name)
 
 
 def test_a_client_user_sees_only_their_client(fab_stack):
