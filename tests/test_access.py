@@ -113,6 +113,6 @@ def test_sync_and_add_user_on_a_fab_database(tmp_path):
         conn.execute("INSERT INTO ab_permission_view_role (permission_view_id, role_id) VALUES (?, ?)", (pv, role_id))
     assert "DAG:globex__drift" in _user_dag_resources(db, "alice")
     out = _cli([str(bin_dir / "marketmap"), "access", "sync"], env)
-    assert "client_acme: updated (51 permissions, 0 added, 1 removed)" in out, out
+    assert f"client_acme: updated ({len(role_permissions('acme'))} permissions, 0 added, 1 removed)" in out, out
     assert "client_globex: unchanged" in out
     assert "DAG:globex__drift" not in _user_dag_resources(db, "alice")

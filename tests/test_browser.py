@@ -345,6 +345,13 @@ def test_a_client_user_sees_only_their_client(fab_stack):
             expect(page.get_by_text("Acme Robotics — ICP drift and check-ins")).to_be_visible()
             assert "globex" not in page.content().lower()
             _shot(page, "dags-client-user.png")
+            # The portfolio from the UI's Browse menu (the plugin's view, embedded): acme only.
+            page.get_by_text("Browse", exact=True).click()
+            page.get_by_text("Market Map portfolio").click()
+            embedded = page.frame_locator("iframe").first
+            expect(embedded.locator("#portfolio tbody tr")).to_have_count(1)
+            expect(embedded.locator("#portfolio tbody tr").first).to_contain_text("Acme Robotics")
+            _shot(page, "portfolio-in-airflow-ui.png")
             api = page.request.get(f"{base}/api/v2/dags?limit=100")
             assert api.ok, api.text()
             dag_ids = sorted(d["dag_id"] for d in api.json()["dags"])

@@ -34,6 +34,7 @@ FAB_AUTH_MANAGER = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthM
 BASE_PERMISSIONS: frozenset[tuple[str, str]] = frozenset(
     {
         ("can_read", "Website"),
+        ("can_read", "Plugins"),  # the UI's menu lists plugin views from it: "Market Map portfolio"
         ("can_read", "DAG Code"),
         ("can_read", "DAG Runs"),
         ("can_read", "DAG Versions"),
