@@ -20,6 +20,7 @@ creates a user with a client's role. Only this module imports the FAB provider.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Iterable
 
@@ -103,6 +104,25 @@ def require_fab() -> None:
         )
 
 
+@contextlib.contextmanager
+def _security_manager():
+    """FAB's security manager on Airflow's metadata DB (as `airflow users …` gets it)."""
+    from airflow.providers.fab.auth_manager.cli_commands.utils import get_application_builder
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    require_fab()
+    try:
+        with get_application_builder() as appbuilder:
+            yield appbuilder.sm
+    except (OperationalError, ProgrammingError) as e:
+        if "ab_" not in str(e):
+            raise
+        raise AccessError(
+            "Airflow's database has no FAB tables (ab_role, ab_user): run `airflow db migrate` with "
+            "the FAB auth manager configured first"
+        ) from None
+
+
 @dataclasses.dataclass
 class RoleSync:
     role: str
@@ -114,12 +134,8 @@ class RoleSync:
 
 def sync_roles(client_ids: Iterable[str]) -> list[RoleSync]:
     """Create or update ``client_<id>`` for every client: exactly :func:`role_permissions`."""
-    from airflow.providers.fab.auth_manager.cli_commands.utils import get_application_builder
-
-    require_fab()
     out = []
-    with get_application_builder() as appbuilder:
-        sm = appbuilder.sm
+    with _security_manager() as sm:
         for cid in sorted(client_ids):
             name = role_name(cid)
             role = sm.find_role(name)
@@ -150,16 +166,13 @@ def add_user(client_id: str | None, username: str, email: str, password: str, fi
 
     Returns ``"created"`` or ``"role added"`` (``"unchanged"`` when the user already had it).
     """
-    from airflow.providers.fab.auth_manager.cli_commands.utils import get_application_builder
-
     require_fab()
     if not username.strip():
         raise AccessError("--username is empty")
     if "@" not in email:
         raise AccessError(f"--email {email!r} is not an e-mail address")
     name = role_name(client_id) if client_id else ADMIN_ROLE
-    with get_application_builder() as appbuilder:
-        sm = appbuilder.sm
+    with _security_manager() as sm:
         role = sm.find_role(name)
         if role is None:
             raise AccessError(
