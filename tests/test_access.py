@@ -24,7 +24,9 @@ FAB = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
 def test_a_client_role_holds_that_clients_dags_and_no_global_dag_access():
     perms = role_permissions("acme")
     dag_resources = {r for _, r in perms if r.startswith(("DAG:", "DAG Run:"))}
-    assert dag_resources == {f"{p}acme__{n}" for p in ("DAG:", "DAG Run:") for n in [*PIPELINES, "config_error"]}
+    assert dag_resources == {
+        f"{p}acme__{n}" for p in ("DAG:", "DAG Run:") for n in [*PIPELINES, "config_error"]
+    }
     assert {("can_read", "DAG:acme__drift"), ("can_edit", "DAG:acme__drift"),
             ("can_create", "DAG Run:acme__drift")} <= perms  # fmt: skip
     # Nothing that opens every DAG or names other clients (assets, dependencies, import errors).
@@ -110,9 +112,13 @@ def test_sync_and_add_user_on_a_fab_database(tmp_path):
                JOIN ab_permission p ON p.id = pv.permission_id
                WHERE v.name = 'DAG:globex__drift' AND p.name = 'can_read'"""
         ).fetchone()[0]
-        conn.execute("INSERT INTO ab_permission_view_role (permission_view_id, role_id) VALUES (?, ?)", (pv, role_id))
+        conn.execute(
+            "INSERT INTO ab_permission_view_role (permission_view_id, role_id) VALUES (?, ?)", (pv, role_id)
+        )
     assert "DAG:globex__drift" in _user_dag_resources(db, "alice")
     out = _cli([str(bin_dir / "marketmap"), "access", "sync"], env)
-    assert f"client_acme: updated ({len(role_permissions('acme'))} permissions, 0 added, 1 removed)" in out, out
+    assert f"client_acme: updated ({len(role_permissions('acme'))} permissions, 0 added, 1 removed)" in out, (
+        out
+    )
     assert "client_globex: unchanged" in out
     assert "DAG:globex__drift" not in _user_dag_resources(db, "alice")

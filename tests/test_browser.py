@@ -181,7 +181,6 @@ def test_a_person_sees_the_portfolio_and_a_report(api_server):
             browser.close()
 
 
-
 # --------------------------------------------------------------------------- per-client access (FAB)
 
 FAB = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
@@ -274,7 +273,10 @@ def fab_stack(tmp_path_factory):
     procs = []
     try:
         for what, cmd in (
-            ("api-server", [airflow, "api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]),
+            (
+                "api-server",
+                [airflow, "api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+            ),
             ("scheduler", [airflow, "scheduler"]),
         ):
             out = open(home / f"{what}.log", "w")  # noqa: SIM115 - closed with the process below
@@ -369,7 +371,11 @@ def test_a_client_user_sees_only_their_client(fab_stack):
             _shot(page, "client-page-client-user.png")
 
             # Another client's page, report and alert link: 404, never 403 (existence not revealed).
-            for url in (f"{base}/marketmap/clients/globex", globex_links[0], f"{base}/marketmap/clients/nosuch"):
+            for url in (
+                f"{base}/marketmap/clients/globex",
+                globex_links[0],
+                f"{base}/marketmap/clients/nosuch",
+            ):
                 assert page.goto(url).status == 404, url
             assert page.request.get(f"{base}/marketmap/api/portfolio").json()[0]["client_id"] == "acme"
             assert len(page.request.get(f"{base}/marketmap/api/portfolio").json()) == 1
@@ -389,7 +395,9 @@ def test_a_client_user_triggers_a_dag_from_the_ui(fab_stack):
             _login(page, base, ACME_USER)
             page.goto(f"{base}/dags/acme__drift")
             page.get_by_role("button", name="Trigger").first.click()
-            dialog = page.get_by_role("dialog").filter(has_text="Trigger Dag - Acme Robotics — ICP drift and check-ins")
+            dialog = page.get_by_role("dialog").filter(
+                has_text="Trigger Dag - Acme Robotics — ICP drift and check-ins"
+            )
             expect(dialog).to_be_visible()
             expect(dialog.get_by_text("on trigger")).to_be_visible()  # unpause on trigger (ticked)
             _shot(page, "trigger-dialog.png")
