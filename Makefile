@@ -61,6 +61,8 @@ ui: $(STAMP)
 	$(BIN)/marketmap demo-data
 	$(BIN)/airflow db migrate > /dev/null
 	$(BIN)/python -c "import os, marketmap.settings as s; s.airflow_sqlite_wal(os.environ['AIRFLOW_HOME'])"
+	@# pools first: a task in a pool that does not exist is never scheduled
+	$(BIN)/marketmap pools --apply
 ifeq ($(AUTH),fab)
 	PATH="$(BIN):$$PATH" BIN="$(BIN)" PORT="$(PORT)" bash scripts/ui-fab.sh
 else

@@ -203,7 +203,9 @@ def _alert_report_links(outbox: Path) -> list[str]:
     for line in outbox.read_text().splitlines():
         for block in json.loads(line).get("blocks") or []:
             for el in block.get("elements") or []:
-                links += re.findall(r"report: `(https?://[^`]+)`", el.get("text", ""))
+                text = el.get("text", "")  # a Slack link <url|Open the report>, or report: `url`
+                links += re.findall(r"<(https?://[^|>]+)\|Open the report>", text)
+                links += re.findall(r"report: `(https?://[^`]+)`", text)
     return links
 
 
