@@ -266,6 +266,7 @@ def fab_stack(tmp_path_factory):
     airflow = str(Path(sys.executable).with_name("airflow"))
     marketmap = str(Path(sys.executable).with_name("marketmap"))
     _run([airflow, "db", "migrate"], env, "airflow db migrate")
+    _run([marketmap, "pools", "--apply"], env, "marketmap pools --apply")  # as `make ui` does first
     synced = _run([marketmap, "access", "sync"], env, "marketmap access sync")
     name, email, password = ACME_USER
     added = _run([marketmap, "access", "add-user", "--client", "acme", "--username", name, "--email", email,
