@@ -175,6 +175,30 @@ def test_paused_or_never_run_maintenance_is_not_ok(seeded):
     assert acme["never_run"] == [] and any("paused in Airflow (monthly)" in a for a in acme["attention"])
 
 
+def test_a_pipeline_that_stopped_running_is_late_even_where_paused_dags_are_invisible(seeded):
+    """The daily digest has no Airflow metadata (no paused flags): a maintenance pipeline that ran
+    before but not since its schedule fired (paused after running, switched off) is still named."""
+    from marketmap.portfolio.data import portfolio
+    from marketmap.warehouse import get_engine
+
+    def row(now):
+        rows = portfolio(_configs(), lambda cfg: get_engine(), now=now)  # no dags: the digest's view
+        return next(r for r in rows if r["client_id"] == "globex")
+
+    _ran(seeded, "monthly", dt.datetime(2026, 4, 1, 6, 30, tzinfo=dt.UTC))
+    _ran(seeded, "drift", dt.datetime(2026, 3, 30, 7, 30, tzinfo=dt.UTC))  # a Monday; weekly
+    assert row(dt.datetime(2026, 4, 6, 12, tzinfo=dt.UTC))["overdue"] == []  # within the grace
+    late = row(dt.datetime(2026, 4, 8, 9, tzinfo=dt.UTC))
+    assert [o["pipeline"] for o in late["overdue"]] == ["drift"]
+    assert any(
+        a.startswith("1 maintenance pipeline late: drift (due 2026-04-06, last ran 2026-03-30)")
+        and a.endswith("paused, switched off or stuck in Airflow?")
+        for a in late["attention"]
+    ), late["attention"]
+    _ran(seeded, "drift", dt.datetime(2026, 4, 8, 9, 30, tzinfo=dt.UTC))  # resumed: fine again
+    assert row(dt.datetime(2026, 4, 8, 10, tzinfo=dt.UTC))["overdue"] == []
+
+
 def test_running_pipelines_are_shown_with_a_readable_run(seeded):
     from marketmap.portfolio.data import portfolio
     from marketmap.warehouse import get_engine

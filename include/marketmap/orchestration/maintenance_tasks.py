@@ -14,7 +14,7 @@ from typing import Any
 
 from airflow.sdk import get_current_context, task
 
-from marketmap import csvsafe
+from marketmap import csvsafe, units
 
 
 class _Run:
@@ -499,7 +499,8 @@ def _territories(r: _Run):
     active, left = rep_sets(r.cfg, reps)
     context = {"names": rep_names(r.cfg, reps), "owners": ownership(accounts, scores, opps),
                "values": basis_values(r.cfg, frame, opps, active, r.as_of)}  # fmt: skip
-    return frame, active, left, context, rebalance(frame, active, r.cfg.maintenance.territory_band, left)
+    return frame, active, left, context, rebalance(frame, active, r.cfg.maintenance.territory_band, left,
+                                                   units.client_currency(r.cfg))
 
 
 def _store_rebalance(r: _Run, rb) -> str | None:
