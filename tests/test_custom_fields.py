@@ -221,3 +221,60 @@ def test_hubspot_web_app_export_is_recognised_by_its_labels(tmp_path):
         "101", "Acme", "acme.com", 2999.5, "Ann Owner")  # fmt: skip
     deal = read_export(deals, "opportunities", "hubspot").frame.iloc[0]
     assert (deal["account_crm_id"], deal["stage"], deal["amount"]) == ("101", "Closed Won", 1200)
+
+
+# --------------------------------------------------------------------------- load: a repeated export is not rewritten
+
+
+def _reload_twice(url: str, tmp_path, client_id: str) -> None:
+    import shutil
+    from pathlib import Path
+
+    import pandas as pd
+    from sqlalchemy import select
+
+    from marketmap.config import parse_client
+    from marketmap.ingest import pipeline
+    from marketmap.warehouse import get_engine
+    from marketmap.warehouse import schema as t
+
+    fixtures = Path(__file__).parent / "fixtures"
+    data = yaml.safe_load((fixtures / "clients" / "sample.yaml").read_text())
+    data["client_id"] = client_id
+    data["custom_fields"] = {"accounts": [REL | {"column": "Classification__c"}],
+                             "opportunities": [{"name": "product_line", "type": "text", "column": "Product__c"}]}  # fmt: skip
+    cfg = parse_client(data, "test")
+    inbox = tmp_path / "inbox"
+    shutil.copytree(fixtures / "salesforce_export", inbox)
+    accounts = pd.read_csv(inbox / "Account.csv", dtype=str, encoding="utf-8-sig", keep_default_na=False)
+    accounts["NumberOfEmployees"] = [f"{int(v) // 100 * 100} - {int(v) // 100 * 100 + 99}" if v else ""
+                                     for v in accounts["NumberOfEmployees"]]  # fmt: skip
+    accounts.to_csv(inbox / "Account.csv", index=False, encoding="utf-8-sig")
+    engine = get_engine(url)
+
+    def load(run_id: str) -> dict:
+        pipeline.start_run(engine, client_id, run_id, "build", None)
+        pipeline.extract_exports(cfg, run_id, engine, inbox)
+        pipeline.normalise_and_dedupe(cfg, run_id, engine)
+        pipeline.load_warehouse(cfg, run_id, engine)
+        with engine.connect() as conn:
+            rows = conn.execute(select(t.accounts.c.name, t.accounts.c.custom, t.accounts.c.updated_at)
+                                .where(t.accounts.c.client_id == client_id)).all()  # fmt: skip
+        return {r.name: (r.custom, r.updated_at) for r in rows}
+
+    first = load("r1")
+    assert json.loads(first["Warner-Jackson"][0]) == {"relationship": "Customer"}
+    assert load("r2") == first  # the same export again: no account rewritten, custom JSON compared as text
+    accounts.loc[accounts["Name"] == "Warner-Jackson", "Classification__c"] = "Prospect"
+    accounts.to_csv(inbox / "Account.csv", index=False, encoding="utf-8-sig")
+    third = load("r3")
+    changed = {n for n in third if third[n] != first[n]}
+    assert changed == {"Warner-Jackson"} and json.loads(third["Warner-Jackson"][0]) == {"relationship": "Prospect"}
+
+
+def test_a_repeated_export_with_custom_fields_rewrites_nothing_on_sqlite(tmp_path):
+    _reload_twice(f"sqlite:///{tmp_path / 'w.db'}", tmp_path, "reload_sqlite")
+
+
+def test_a_repeated_export_with_custom_fields_rewrites_nothing_on_postgres(pg_database, tmp_path):
+    _reload_twice(pg_database, tmp_path, "reload_pg")
