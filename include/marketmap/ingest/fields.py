@@ -35,12 +35,21 @@ class FieldInfo:
         return self.filled / self.total if self.total else 0.0
 
 
+def _text(v) -> str:
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))  # 12000, not 12000.0
+    if isinstance(v, pd.Timestamp):
+        return v.date().isoformat() if v == v.normalize() else v.isoformat()
+    return str(v)
+
+
 def _examples(values: pd.Series, n: int = 3) -> list[str]:
+    """The ``n`` most frequent values (ties: first seen)."""
     present = values.dropna()
     present = present[present.astype(str).str.strip() != ""]
     if present.empty:
         return []
-    top = present.astype(str).value_counts(sort=True)
+    top = present.map(_text).value_counts(sort=True)
     return [v[:40] for v in top.index[:n]]
 
 
