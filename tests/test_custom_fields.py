@@ -36,8 +36,8 @@ def test_custom_field_name_that_is_no_identifier(tmp_path, capsys):
 def test_custom_field_named_like_a_built_in_field(tmp_path, capsys):
     data = with_custom([{"name": "industry", "type": "text", "column": "Industry__c"}])
     assert validate(tmp_path, capsys, yaml.safe_dump(data)) == [
-        "custom_fields: accounts[0]: 'industry' is a built-in accounts field; give the custom field another name "
-        "(or map the built-in field's column with crm.export.account_columns)"
+        "custom_fields.accounts[0].name: 'industry' is a built-in accounts field; give the custom field another "
+        "name (or map the built-in field's column with crm.export.account_columns)"
     ]
 
 
@@ -46,8 +46,12 @@ def test_custom_field_names_and_columns_that_repeat(tmp_path, capsys):
                        opportunities=[{"name": "product_line", "type": "text", "column": "Product__c"},
                                       {"name": "product", "type": "list", "column": "Product__c"}])  # fmt: skip
     assert validate(tmp_path, capsys, yaml.safe_dump(data)) == [
-        "custom_fields: accounts: custom field names repeat: ['relationship']; accounts: one column feeds two "
-        "custom fields: ['Relationship__c']; opportunities: one column feeds two custom fields: ['Product__c']"
+        "custom_fields.accounts[1].name: 'relationship' is custom_fields.accounts[0] too; each custom field needs "
+        "its own name",
+        "custom_fields.accounts[1].column: column 'Relationship__c' feeds custom_fields.accounts[0] already; one "
+        "column is one field (a vector can use it under that name)",
+        "custom_fields.opportunities[1].column: column 'Product__c' feeds custom_fields.opportunities[0] already; "
+        "one column is one field (a vector can use it under that name)",
     ]
 
 

@@ -740,31 +740,6 @@ class CustomFields(Strict):
     contacts: list[CustomField] = []
     opportunities: list[CustomField] = []
 
-    @model_validator(mode="after")
-    def _unique(self) -> CustomFields:
-        from marketmap.ingest.schema import RESERVED  # a dict of names: light enough for parse time
-
-        problems = []
-        for obj in ("accounts", "contacts", "opportunities"):
-            fields = getattr(self, obj)
-            for i, f in enumerate(fields):
-                if f.name in RESERVED[obj]:
-                    problems.append(
-                        f"{obj}[{i}]: '{f.name}' is a built-in {obj} field; give the custom field another name "
-                        f"(or map the built-in field's column with crm.export.{COLUMNS_KEY[obj]})"
-                    )
-            names = [f.name for f in fields]
-            dup = sorted({n for n in names if names.count(n) > 1})
-            if dup:
-                problems.append(f"{obj}: custom field names repeat: {dup}")
-            cols = [f.column for f in fields]
-            dup = sorted({c for c in cols if cols.count(c) > 1})
-            if dup:
-                problems.append(f"{obj}: one column feeds two custom fields: {dup}")
-        if problems:
-            raise ValueError("; ".join(problems))
-        return self
-
     def of(self, obj: str) -> list[CustomField]:
         """The custom fields of ``obj`` (accounts/contacts/opportunities or account/contact/opportunity)."""
         plural = {"account": "accounts", "contact": "contacts", "opportunity": "opportunities"}.get(obj, obj)
@@ -856,6 +831,33 @@ def field_problems(cfg: ClientConfig, source: str) -> list[tuple[str, str, str]]
                                 f"unknown account field '{item.field}' ({item.name}); known fields: {names}"))  # fmt: skip
                 elif kind == "vectors" and item.field in custom:
                     out.extend((source, key, m) for m in _custom_vector_problems(item, custom[item.field]))
+    return out
+
+
+def custom_field_problems(cfg: ClientConfig, source: str) -> list[tuple[str, str, str]]:
+    """Custom fields named like a built-in field, names that repeat, one column feeding two fields."""
+    from marketmap.ingest.schema import RESERVED  # a dict of names: light enough for parse time
+
+    out = []
+    for obj in ("accounts", "contacts", "opportunities"):
+        fields = cfg.custom_fields.of(obj)
+        seen: dict[str, int] = {}
+        columns: dict[str, int] = {}
+        for i, f in enumerate(fields):
+            key = f"custom_fields.{obj}[{i}]"
+            if f.name in RESERVED[obj]:
+                out.append((source, f"{key}.name",
+                            f"'{f.name}' is a built-in {obj} field; give the custom field another name (or map "
+                            f"the built-in field's column with crm.export.{COLUMNS_KEY[obj]})"))  # fmt: skip
+            elif f.name in seen:
+                out.append((source, f"{key}.name", f"'{f.name}' is custom_fields.{obj}[{seen[f.name]}] too; "
+                            "each custom field needs its own name"))  # fmt: skip
+            if f.column in columns:
+                out.append((source, f"{key}.column",
+                            f"column '{f.column}' feeds custom_fields.{obj}[{columns[f.column]}] already; "
+                            "one column is one field (a vector can use it under that name)"))  # fmt: skip
+            seen.setdefault(f.name, i)
+            columns.setdefault(f.column, i)
     return out
 
 
@@ -1066,7 +1068,7 @@ def parse_client(data: dict, source: str, defaults: dict | None = None) -> Clien
         raise ConfigError(
             [(source, _loc(err["loc"]), redact(_expected(err))) for err in e.errors()]
         ) from None
-    unknown = field_problems(cfg, source)
+    unknown = custom_field_problems(cfg, source) + field_problems(cfg, source)
     if unknown:
         raise ConfigError(unknown)
     return cfg
