@@ -154,6 +154,19 @@ def test_onboard_salesforce_export_with_custom_fields_and_bands(airflow_db, mm_h
                       "the value is left blank, the row is kept"} in warnings  # fmt: skip
     assert summary["rows_rejected"] == 0
 
+    # the rep cockpit shows the custom field that drives the score next to it
+    from marketmap.config import load_client
+    from marketmap.reports import cockpit
+    from marketmap.reports.render import write_report
+    from marketmap.warehouse import client_engine
+
+    cfg = load_client("sfob")
+    html = write_report(cockpit.build(cfg, client_engine(cfg), run.run_id), tmp_path / "reports")
+    [t1] = [p for p in html.parent.glob("cockpit__*_t1.csv")]
+    rows = list(csv.DictReader(t1.open(encoding="utf-8")))
+    assert list(rows[0])[:5] == ["account", "domain", "fit score", "relationship", "valuation"]
+    assert {r["account"]: r["relationship"] for r in rows}["Warner-Jackson"] == "Customer"
+
     fields = fields_json(capsys, "sfob")
     assert fields["_origin"] == "warehouse (22 accounts)"
     rel = fields["relationship"]

@@ -51,3 +51,11 @@ def expand(df: pd.DataFrame, column: str = "custom") -> pd.DataFrame:
         else:
             extra[name] = pd.Series(values, index=df.index, dtype="object")
     return pd.concat([df, pd.DataFrame(extra, index=df.index)], axis=1)
+
+
+def rubric_fields(cfg) -> list[str]:
+    """The custom account fields the client's rubrics use (vectors, then negative indicators), in order:
+    the columns reports show next to the score."""
+    custom = {f.name for f in cfg.custom_fields.accounts}
+    used = [item.field for r in cfg.icp.rubrics for item in [*r.vectors, *r.negative_indicators]]
+    return [f for f in dict.fromkeys(used) if f in custom]

@@ -75,9 +75,14 @@ def field_table(cfg: ClientConfig, engine=None, inbox: Path | None = None) -> tu
     frame = pd.DataFrame()
     origin = ""
     if engine is not None:
-        from marketmap.scoring.pipeline import read_accounts
+        from sqlalchemy import select
 
-        frame = read_accounts(engine, cfg.client_id)
+        from marketmap.ingest.custom import expand
+        from marketmap.warehouse import schema as t
+
+        with engine.connect() as conn:
+            frame = pd.read_sql(select(t.accounts).where(t.accounts.c.client_id == cfg.client_id), conn)
+        frame = expand(frame)  # what scoring reads (scoring.pipeline.read_accounts)
         origin = f"warehouse ({len(frame):,} accounts)"
     if frame.empty:
         frame, origin = _frame_from_export(cfg, inbox)
