@@ -289,6 +289,9 @@ def test_onboard_hubspot_api_with_a_custom_property_and_a_band_property(airflow_
         "company_size": _prop("company_size", "string", "text", hubspotDefined=False),
         "products_owned": _prop("products_owned", "enumeration", "checkbox", hubspotDefined=False,
                                 options=_options(("Payments", "Payments"), ("Lending", "Lending"))),
+        "icp_fit_score": _prop("icp_fit_score", "number", "number", hubspotDefined=False),
+        "mm_seats": _prop("mm_seats", "number", "number", hubspotDefined=False),
+        "mm_products": _prop("mm_products", "string", "text", hubspotDefined=False),
     })  # fmt: skip
     sizes = ["20 - 49", "1,000 - 4,999", "10,000+", "50 - 249"]
     for i in range(24):
@@ -296,8 +299,9 @@ def test_onboard_hubspot_api_with_a_custom_property_and_a_band_property(airflow_
             "name": f"Company {i:02d}", "domain": f"company{i:02d}.com", "industry": "Software",
             "country": "United States", "company_size": sizes[i % 4],
             "relationship": "Customer" if i % 2 else "Prospect",
-            "products_owned": "Payments;Lending" if i % 3 == 0 else "Payments",
+            "products_owned": "Payments;Lending" if i % 3 == 0 else "Payments", "seats": str(10 * i),
         })  # fmt: skip
+    hs.properties["companies"]["seats"] = _prop("seats", "number", "number", hubspotDefined=False)
     client = {
         "client_id": "hsapi", "name": "HubSpot API onboarding",
         "crm": {"kind": "hubspot", "conn_id": "hsapi_crm",
@@ -305,7 +309,14 @@ def test_onboard_hubspot_api_with_a_custom_property_and_a_band_property(airflow_
         "custom_fields": {"accounts": [
             {"name": "relationship", "type": "text", "column": "relationship"},
             {"name": "products", "type": "list", "column": "products_owned"},
+            {"name": "seats", "type": "number", "column": "seats"},
         ]},
+        # custom fields are push sources like built-in ones (a number to a number property, a list as a;b)
+        "push": [{"object": "account", "mode": "update_only", "fields": [
+            {"source": "fit_score", "crm_field": "icp_fit_score"},
+            {"source": "seats", "crm_field": "mm_seats"},
+            {"source": "products", "crm_field": "mm_products"},
+        ]}],
         "icp": {"version": "v1", "rubrics": [{"vectors": [
             {"name": "relationship", "kind": "categorical", "field": "relationship", "weight": 40,
              "points": {"Customer": 40}},
@@ -326,11 +337,17 @@ def test_onboard_hubspot_api_with_a_custom_property_and_a_band_property(airflow_
         run = run_build("hsapi")
         assert str(run.state).endswith("success"), run.state
 
+        pushed = {c["properties"]["name"]: c["properties"] for c in hs.objects["companies"].values()}
+
     acc, scores, _, summary = warehouse(mm_home, "hsapi")
     assert len(acc) == 24 and summary["rows_rejected"] == 0
+    push = summary["steps"]["push"]["account"]["result"]
+    assert push["failed"] == 0, push  # (the canary wrote the first 15, this step the rest)
+    assert all(p["mm_products"] == p["products_owned"] and p["mm_seats"] == p["seats"] for p in pushed.values())
+    assert (pushed["Company 03"]["mm_products"], pushed["Company 03"]["mm_seats"]) == ("Payments;Lending", "30")
     acc = acc.set_index("name")
     c3 = acc.loc["Company 03"]  # Customer, "Payments;Lending", "50 - 249"
-    assert json.loads(c3["custom"]) == {"products": ["Payments", "Lending"], "relationship": "Customer"}
+    assert json.loads(c3["custom"]) == {"products": ["Payments", "Lending"], "relationship": "Customer", "seats": 30}
     assert (c3["employees"], c3["employees_low"], c3["employees_high"]) == (149.5, 50, 249)
     assert points(scores, c3["account_key"]) == {"relationship": 40, "products": 20, "size": 15}
     c2 = acc.loc["Company 02"]  # Prospect, "Payments", "10,000+"

@@ -146,8 +146,17 @@ def resolve_source(cfg: ClientConfig, obj: str, source: str) -> Source | None:
     return None
 
 
-def source_type(source: str) -> str:
-    """Market Map's type of a source value: ``picklist``, ``number``, ``boolean`` or ``string``."""
+CUSTOM_SOURCE_TYPES = {"number": "number", "boolean": "boolean"}  # text, date, list: string
+
+
+def source_type(source: str, cfg: ClientConfig | None = None, obj: str | None = None) -> str:
+    """Market Map's type of a source value: ``picklist``, ``number``, ``boolean`` or ``string``.
+
+    With ``cfg`` and ``obj``, a custom field has its configured type."""
+    if cfg is not None and obj is not None:
+        custom = {f.name: f.type for f in cfg.custom_fields.of(obj)}
+        if source in custom:
+            return CUSTOM_SOURCE_TYPES.get(custom[source], "string")
     name = source.split(".", 1)[-1]
     if name in NUMBER_SOURCES:
         return "number"
