@@ -282,3 +282,40 @@ def test_a_repeated_export_with_custom_fields_rewrites_nothing_on_sqlite(tmp_pat
 
 def test_a_repeated_export_with_custom_fields_rewrites_nothing_on_postgres(pg_database, tmp_path):
     _reload_twice(pg_database, tmp_path, "reload_pg")
+
+
+# --------------------------------------------------------------------------- scoring reads custom fields as columns
+
+
+def test_every_vector_kind_scores_a_custom_field_as_stored(tmp_path):
+    import datetime as dt
+
+    from marketmap.config import IcpConfig
+    from marketmap.ingest.custom import expand
+    from marketmap.scoring.fit import score_icp
+
+    path = tmp_path / "Account.csv"
+    path.write_text(
+        "Id,Name,Rel__c,Products__c,Since__c,Partner__c,Seats__c\n"
+        "A1,One,Customer,Lending;Payments,2026-03-01,yes,250 - 499\n"
+        "A2,Two,Prospect,Payments,2019-01-01,no,12\n"
+        "A3,Three,,,,,\n"
+    )
+    custom = [CustomSpec("relationship", "text", "Rel__c"), CustomSpec("products", "list", "Products__c"),
+              CustomSpec("since", "date", "Since__c"), CustomSpec("partner", "boolean", "Partner__c"),
+              CustomSpec("seats", "number", "Seats__c")]  # fmt: skip
+    stored = read_export(path, "accounts", "salesforce", custom=custom).frame
+    icp = IcpConfig.model_validate({"version": "v", "rubrics": [{"vectors": [
+        {"name": "rel", "kind": "categorical", "field": "relationship", "weight": 20, "points": {"customer": 20}},
+        {"name": "products", "kind": "any_of", "field": "products", "weight": 20, "points": {"Lending": 20, "Payments": 5}},
+        {"name": "since", "kind": "recency", "field": "since", "weight": 20, "windows": [{"within_months": 12, "points": 20}]},
+        {"name": "partner", "kind": "boolean", "field": "partner", "weight": 20, "true_points": 20, "false_points": 5},
+        {"name": "seats", "kind": "bands", "field": "seats", "weight": 20, "bands": [{"min": 100, "points": 20}, {"min": 0, "max": 100, "points": 10}]},
+    ]}]})  # fmt: skip
+    scored = score_icp(expand(stored), icp, dt.date(2026, 12, 1))
+    assert scored["points"].tolist() == [
+        {"rel": 20, "products": 20, "since": 20, "partner": 20, "seats": 20},
+        {"rel": 0, "products": 5, "since": 0, "partner": 5, "seats": 10},
+        {"rel": 0, "products": 0, "since": 0, "partner": 0, "seats": 0},
+    ]
+    assert scored["unknown"].iloc[2] == "rel,products,since,partner,seats"  # no custom value: unknown, not 0
