@@ -319,3 +319,44 @@ def test_every_vector_kind_scores_a_custom_field_as_stored(tmp_path):
         {"rel": 0, "products": 0, "since": 0, "partner": 0, "seats": 0},
     ]
     assert scored["unknown"].iloc[2] == "rel,products,since,partner,seats"  # no custom value: unknown, not 0
+
+
+# --------------------------------------------------------------------------- Salesforce API extract
+
+
+def test_salesforce_api_extract_reads_custom_fields_and_a_band_field(mm_home):
+    from servers.salesforce import SalesforceServer
+    from servers.world import FAST, client_cfg, engine, salesforce_custom_fields
+    from sqlalchemy import select
+
+    from marketmap import crm
+    from marketmap.config import CustomFields
+    from marketmap.warehouse import schema as t
+
+    server = SalesforceServer(page_size=7)
+    salesforce_custom_fields(server)
+    server.add_field("Account", "Relationship__c", "picklist", picklist=["Customer", "Prospect"])
+    server.add_field("Account", "Employee_Band__c", "string")
+    server.add_field("Opportunity", "Product__c", "string")
+    cfg = client_cfg("salesforce", export={"format": "salesforce", "account_columns": {"employees": "Employee_Band__c"}})
+    cfg = cfg.model_copy(update={"custom_fields": CustomFields.model_validate({
+        "accounts": [{"name": "relationship", "type": "text", "column": "Relationship__c"}],
+        "opportunities": [{"name": "product_line", "type": "text", "column": "Product", "crm_field": "Product__c"}],
+    })})  # fmt: skip
+    with server:
+        for i, band in enumerate(["20 - 49", "1,000 - 4,999", "10,000+"]):
+            acc = server.add("Account", {"Name": f"Co {i}", "Website": f"co{i}.com", "Employee_Band__c": band,
+                                         "Relationship__c": "Customer" if i else "Prospect"})  # fmt: skip
+            server.add("Opportunity", {"Name": f"Deal {i}", "StageName": "Prospecting", "AccountId": acc,
+                                       "Product__c": "Payments"})  # fmt: skip
+        ad = crm.adapter_for(cfg, {"host": server.instance_url, "password": server.token}, settings=FAST,
+                             mounts=server.mounts())  # fmt: skip
+        eng = engine()
+        crm.extract(cfg, eng, "run-1", ad)
+    with eng.connect() as conn:
+        acc = {r.name: r for r in conn.execute(select(t.accounts))}
+        opps = conn.execute(select(t.opportunities.c.custom)).scalars().all()
+    assert [(acc[n].employees, acc[n].employees_low, acc[n].employees_high) for n in ("Co 0", "Co 1", "Co 2")] == [
+        (34.5, 20, 49), (2999.5, 1000, 4999), (10_000, 10_000, None)]  # fmt: skip
+    assert json.loads(acc["Co 1"].custom) == {"relationship": "Customer"}
+    assert [json.loads(o) for o in opps] == [{"product_line": "Payments"}] * 3
