@@ -682,9 +682,6 @@ class ScopingFacts(Strict):
     urgent: bool | None = None
 
 
-# --------------------------------------------------------------------------- the client
-
-
 # --------------------------------------------------------------------------- custom fields
 
 CUSTOM_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -754,6 +751,9 @@ class CustomFields(Strict):
             CustomSpec(f.name, f.type, columns.get(f.name) or (f.source_field if crm else f.column), f.separator)
             for f in self.of(obj)
         ]
+
+
+# --------------------------------------------------------------------------- the client
 
 
 class ClientConfig(Strict):
