@@ -862,23 +862,39 @@ def _ranges(raw, fld, values, bad, why, blank, currency, opts: ReadOptions, mone
 
 def _custom_values(df, custom, decimal, date_order, opts: ReadOptions, issues, bad_row) -> pd.Series:
     """One JSON object per row (sorted keys, compact; None when the row has no value): the typed values
-    of the custom fields. A value that is not of the field's type is left out with a warning."""
+    of the custom fields. A value that is not of the field's type is left out with a warning.
+
+    Each column is parsed and encoded once per distinct value (exports repeat picklist values,
+    bands and dates), and the rows' objects are joined from those fragments.
+    """
     import json
 
-    columns: dict[str, list] = {}
-    for spec in custom:
+    frags: dict[str, np.ndarray] = {}
+    for spec in custom:  # warnings in the config's order
         raw = df[spec.column]
-        blank = _blank(raw).to_numpy()
-        values, bad, why = _custom_parse(raw, spec, blank, decimal, date_order, opts)
+        codes, uniques = pd.factorize(raw.to_numpy(dtype=object, na_value=""))
+        distinct = pd.Series(uniques, dtype="object")
+        blank_u = _blank(distinct).to_numpy()
+        values, bad_u, why = _custom_parse(distinct, spec, blank_u, decimal, date_order, opts)
+        key = json.dumps(spec.name) + ":"
+        frag_u = np.array(
+            ["" if (b or k or v is None) else key + json.dumps(v, separators=(",", ":"), ensure_ascii=False)
+             for v, b, k in zip(values, bad_u, blank_u, strict=True)] + [""],
+            dtype=object,
+        )  # fmt: skip
+        bad_u = np.append(np.asarray(bad_u, dtype=bool), False)
+        codes = np.where(codes < 0, len(uniques), codes)
+        bad = bad_u[codes]
         if bad.any():
             issues.add("warn", bad & ~bad_row, spec.column, raw,
                        lambda v, c=spec.column, w=why: f"{c} {_shown(v)} {w}; the value is left blank, the row is kept")  # fmt: skip
-        columns[spec.name] = [None if (b or k) else x for x, b, k in zip(values, bad, blank, strict=True)]
-    names = sorted(columns)
-    out = []
-    for i in range(len(df)):
-        row = {n: columns[n][i] for n in names if columns[n][i] is not None}
-        out.append(json.dumps(row, separators=(",", ":"), sort_keys=True, ensure_ascii=False) if row else None)
+        frags[spec.name] = frag_u[codes]
+    joined = np.full(len(df), "", dtype=object)
+    for name in sorted(frags):  # sorted keys, as json.dumps(sort_keys=True)
+        frag = frags[name]
+        has, had = frag != "", joined != ""
+        joined = np.where(has & had, joined + "," + frag, np.where(had, joined, frag))
+    out = np.where(joined == "", None, "{" + joined + "}")
     return pd.Series(out, index=df.index, dtype="object")
 
 
