@@ -360,3 +360,13 @@ def test_salesforce_api_extract_reads_custom_fields_and_a_band_field(mm_home):
         (34.5, 20, 49), (2999.5, 1000, 4999), (10_000, 10_000, None)]  # fmt: skip
     assert json.loads(acc["Co 1"].custom) == {"relationship": "Customer"}
     assert [json.loads(o) for o in opps] == [{"product_line": "Payments"}] * 3
+
+
+def test_vector_on_a_custom_field_of_another_object_says_so(tmp_path, capsys):
+    data = with_custom([], opportunities=[{"name": "product_line", "type": "text", "column": "Product__c"}])
+    data["icp"]["rubrics"][0]["vectors"][2]["field"] = "product_line"  # industry: categorical
+    assert validate(tmp_path, capsys, yaml.safe_dump(data)) == [
+        "icp.rubrics[0].vectors[2].field: unknown account field 'product_line' (industry) ('product_line' is a "
+        "custom field of opportunities: a rubric scores accounts, declare it under custom_fields.accounts if the "
+        f"account export has it); known fields: {ACCOUNT_NAMES}"
+    ]

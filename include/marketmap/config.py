@@ -827,8 +827,12 @@ def field_problems(cfg: ClientConfig, source: str) -> list[tuple[str, str, str]]
             for i, item in enumerate(items):
                 key = f"icp.rubrics[{r}].{kind}[{i}].field"
                 if item.field not in known:
+                    elsewhere = [o for o in ("contacts", "opportunities")
+                                 if item.field in {f.name for f in cfg.custom_fields.of(o)}]  # fmt: skip
+                    hint = (f" ('{item.field}' is a custom field of {elsewhere[0]}: a rubric scores accounts, "
+                            "declare it under custom_fields.accounts if the account export has it)") if elsewhere else ""  # fmt: skip
                     out.append((source, key,
-                                f"unknown account field '{item.field}' ({item.name}); known fields: {names}"))  # fmt: skip
+                                f"unknown account field '{item.field}' ({item.name}){hint}; known fields: {names}"))  # fmt: skip
                 elif kind == "vectors" and item.field in custom:
                     out.extend((source, key, m) for m in _custom_vector_problems(item, custom[item.field]))
     return out
