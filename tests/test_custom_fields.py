@@ -370,3 +370,12 @@ def test_vector_on_a_custom_field_of_another_object_says_so(tmp_path, capsys):
         "custom field of opportunities: a rubric scores accounts, declare it under custom_fields.accounts if the "
         f"account export has it); known fields: {ACCOUNT_NAMES}"
     ]
+
+
+def test_hubspot_web_app_deal_export_prefers_the_primary_company_column(tmp_path):
+    deals = tmp_path / "deals.csv"
+    deals.write_text(
+        "Record ID,Deal Name,Deal Stage,Amount,Close Date,Associated Company IDs,Associated Company IDs (Primary)\n"
+        "9,Acme renewal,Closed Won,1200,2024-05-31,102;101,101\n"
+    )
+    assert read_export(deals, "opportunities", "hubspot").frame.iloc[0]["account_crm_id"] == "101"

@@ -170,6 +170,9 @@ PRESETS: dict[str, dict[str, dict[str, str]]] = {
 # HubSpot exports saved from the web app (Export in a companies/contacts/deals view) head their
 # columns with property *labels*, not internal names. Where HubSpot has used more than one label
 # (or the export holds an association column in two spellings), the first one present wins.
+# The primary company first: "Associated Company IDs" lists every associated company.
+PRIMARY_COMPANY = ("Associated Company IDs (Primary)", "Primary Associated Company ID", "Associated Company IDs",
+                   "Associated Company ID")  # fmt: skip
 HUBSPOT_UI: dict[str, dict[str, tuple[str, ...]]] = {
     "accounts": {
         "crm_id": ("Record ID", "Company ID"),
@@ -188,8 +191,7 @@ HUBSPOT_UI: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "contacts": {
         "crm_id": ("Record ID", "Contact ID"),
-        "account_crm_id": ("Associated Company IDs", "Associated Company ID", "Primary Associated Company ID",
-                           "Associated Company IDs (Primary)"),
+        "account_crm_id": PRIMARY_COMPANY,
         "first_name": ("First Name",),
         "last_name": ("Last Name",),
         "title": ("Job Title",),
@@ -201,8 +203,7 @@ HUBSPOT_UI: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "opportunities": {
         "crm_id": ("Record ID", "Deal ID"),
-        "account_crm_id": ("Associated Company IDs", "Associated Company ID", "Associated Company IDs (Primary)",
-                           "Primary Associated Company ID"),
+        "account_crm_id": PRIMARY_COMPANY,
         "name": ("Deal Name",),
         "stage": ("Deal Stage",),
         "amount": ("Amount",),
