@@ -199,6 +199,7 @@ def hubspot_ui_export(inbox: Path, n: int = 60) -> pd.DataFrame:
         "Lifecycle Stage": ["Customer" if i % 3 == 0 else "Lead" for i in range(n)],
         "Ticker": f["Ticker"], "Fortune newcomer": f["newcomer"], "Market Cap": f["Market Cap"],
     })  # fmt: skip
+    companies.loc[n - 1, "Company Domain Name"] = "linkedin.com/company/last-one"  # not the company's own
     companies.to_csv(inbox / "companies.csv", index=False)
     deals = pd.DataFrame({
         "Record ID": [str(5_000 + i) for i in range(n // 2)],
@@ -264,6 +265,10 @@ def test_onboard_hubspot_web_app_export_without_a_column_mapping(airflow_db, mm_
     assert list(companies.loc[dash, "Company name"]) == ["State Farm Insurance"]
     for i in dash:
         assert "market_cap" not in json.loads(acc.loc[companies.loc[i, "Record ID"], "custom"])
+    # a website that is not the company's own is named by the export's own column label
+    warnings = list(csv.DictReader((Path(summary["outputs"]) / "warnings.csv").open(encoding="utf-8")))
+    [site] = [w for w in warnings if w["value"].startswith("linkedin.com")]
+    assert (site["file"], site["row"], site["field"]) == ("companies.csv", "61", "Company Domain Name")
     # deals attach to the first associated company; their stage labels set won/closed
     deal = opps.set_index("crm_id").loc["5000"]
     assert deal["account_key"] == walmart["account_key"] and bool(deal["is_won"]) is True

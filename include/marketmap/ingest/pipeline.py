@@ -272,12 +272,26 @@ def _domain_warnings(cfg: ClientConfig, warnings: pd.DataFrame | None) -> list[R
         return []
     exp = cfg.crm.export
     file = Path(exp.accounts).name if exp.accounts else "accounts"
-    col = column_map(exp.format, "accounts", exp.account_columns).get("website", "website")
+    col = column_map(exp.format, "accounts", exp.account_columns, _header_of(cfg)).get("website", "website")
     return [
         Rejected(file, int(r.source_row) if pd.notna(r.source_row) else 0, col, str(r.website)[:200],
                  f"{col} {str(r.website)[:80]!r}: {r.reason}; the account is kept without a domain")
         for r in warnings.itertuples()
     ]  # fmt: skip
+
+
+def _header_of(cfg: ClientConfig) -> list[str] | None:
+    """The account export's header (a HubSpot web-app export names its columns by label), if readable."""
+    import csv
+
+    path = export_paths(cfg).get("accounts")
+    if cfg.crm.kind != "csv" or path is None or not path.exists():
+        return None
+    try:
+        with open(path, encoding=cfg.crm.export.encoding, newline="") as fh:
+            return [h.strip().lstrip("\ufeff") for h in next(csv.reader(fh), [])]
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None
 
 
 # What ingest owns in the accounts table: the export's fields plus the dedupe results.
