@@ -379,3 +379,37 @@ def test_hubspot_web_app_deal_export_prefers_the_primary_company_column(tmp_path
         "9,Acme renewal,Closed Won,1200,2024-05-31,102;101,101\n"
     )
     assert read_export(deals, "opportunities", "hubspot").frame.iloc[0]["account_crm_id"] == "101"
+
+
+# --------------------------------------------------------------------------- marketmap fields before a build
+
+
+def test_fields_before_a_build_reads_the_export(tmp_path, mm_home, monkeypatch, capsys):
+    from marketmap import cli
+
+    clients = tmp_path / "clients"
+    clients.mkdir()
+    data = acme()
+    data["crm"] = {"kind": "csv", "export": {"format": "salesforce", "contacts": None, "opportunities": None}}
+    data["custom_fields"] = {"accounts": [{**REL, "description": "Customer / Prospect"}]}
+    data["push"] = []
+    (clients / "acme.yaml").write_text(yaml.safe_dump(data))
+    monkeypatch.setenv("MARKETMAP_CLIENTS_DIR", str(clients))
+    assert cli.main(["fields", "--client", "acme"]) == 1
+    inbox = mm_home / "inbox" / "acme"
+    assert capsys.readouterr().err.strip() == (
+        f"no warehouse rows for client 'acme' and no account export at {inbox / 'Account.csv'} "
+        "(run a build, or put the export in the client's inbox)"
+    )
+    inbox.mkdir(parents=True)
+    (inbox / "Account.csv").write_text(
+        "Id,Name,NumberOfEmployees,Relationship__c\nA1,One,20 - 49,Customer\nA2,Two,12,Customer\nA3,Three,,Prospect\n"
+        "A4,Four,,\n"
+    )
+    assert cli.main(["fields", "--client", "acme"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"Fields a rubric can use (numbers from the export file {inbox / 'Account.csv'} (4 readable rows))"
+    rows = {ln.split()[0]: ln for ln in lines[3:]}
+    assert rows["relationship"].split() == ["relationship", "custom", "text", "75%", "Customer,", "Prospect"]
+    assert rows["employees"].split()[:7] == ["employees", "built-in", "number", "50%", "34.5,", "12", "size"]
+    assert rows["employees_high"].split() == ["employees_high", "range", "number", "50%", "49,", "12"]
