@@ -365,3 +365,27 @@ def test_onboard_hubspot_api_with_a_custom_property_and_a_band_property(airflow_
     fields = fields_json(capsys, "hsapi")
     assert fields["products"]["type"] == "list" and fields["products"]["examples"][0] == "Payments"
     assert fields["relationship"]["filled"] == 24
+
+
+# --------------------------------------------------------------------------- the README's walkthrough stays true
+
+
+def test_readme_onboarding_walkthrough_validates_and_lists_its_fields(tmp_path, mm_home, monkeypatch, capsys):
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Onboarding a client", 1)[1]
+    block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    data = yaml.safe_load("\n".join(line[3:] for line in block.splitlines()))  # the block is indented 3
+    assert data["client_id"] == "fortune1000"
+    monkeypatch.setenv("MARKETMAP_CLIENTS_DIR", str(write_client(tmp_path, data)))
+    inbox = mm_home / "inbox" / "fortune1000"
+    inbox.mkdir(parents=True)
+    shutil.copy(FORTUNE, inbox / "fortune_1000_2021.csv")
+    assert cli.main(["validate", str(tmp_path / "clients" / "fortune1000.yaml")]) == 0
+    fields = fields_json(capsys, "fortune1000")
+    shown = {  # the README's table (from the export: the same fill rates as after the build)
+        "industry": ("built-in", "text", 1.0), "employees": ("built-in", "number", 1.0),
+        "revenue_musd": ("custom", "number", 1.0), "market_cap_musd": ("custom", "number", 0.95),
+        "profitable": ("custom", "boolean", 1.0), "ticker": ("custom", "text", 0.94),
+    }  # fmt: skip
+    assert {n: (fields[n]["source"], fields[n]["type"], round(fields[n]["fill_rate"], 2)) for n in shown} == shown
+    assert fields["market_cap_musd"]["total"] == 1000 and fields["profitable"]["used_by"] == ["profitable"]
