@@ -151,12 +151,8 @@ def _runs(engine: Engine, client_id: str) -> list[dict]:
     return [dict(row._mapping) for row in rows]
 
 
-def _tiers(cfg: ClientConfig, engine: Engine) -> dict[str, int]:
-    from marketmap.reports.data import current_version
-
-    version = current_version(cfg, engine)
-    if version is None:
-        return {}
+def count_tiers(cfg: ClientConfig, engine: Engine, version: str) -> dict[str, int]:
+    """Accounts per tier of the client's current scores (first product), counted in SQL."""
     s = t.account_scores.c
     with engine.connect() as conn:
         rows = conn.execute(
@@ -169,6 +165,41 @@ def _tiers(cfg: ClientConfig, engine: Engine) -> dict[str, int]:
             .group_by(s.tier)
         ).all()
     return {tier: int(n) for tier, n in rows if tier}
+
+
+def refresh_status(cfg: ClientConfig, engine: Engine, run_id: str, now: dt.datetime) -> dict[str, int]:
+    """Store the client's tier counts for the portfolio pages (after every run that wrote scores)."""
+    from marketmap.reports.data import current_version
+    from marketmap.warehouse import upsert
+
+    version = current_version(cfg, engine)
+    if version is None:
+        return {}
+    tiers = count_tiers(cfg, engine, version)
+    with engine.begin() as conn:
+        upsert(conn, t.client_status, [{"client_id": cfg.client_id, "rubric_version": version,
+                                        "product": cfg.icp.rubrics[0].product, "tiers": tiers,
+                                        "run_id": run_id, "updated_at": now}])  # fmt: skip
+    return tiers
+
+
+def _tiers(cfg: ClientConfig, engine: Engine) -> dict[str, int]:
+    """The stored counts when they are of the current scores (one row read), else a live count."""
+    from marketmap.reports.data import current_version
+
+    version = current_version(cfg, engine)
+    if version is None:
+        return {}
+    c = t.client_status.c
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(c.tiers).where(
+                c.client_id == cfg.client_id,
+                c.rubric_version == version,
+                c.product == cfg.icp.rubrics[0].product,
+            )
+        ).first()
+    return {k: int(v) for k, v in row.tiers.items()} if row else count_tiers(cfg, engine, version)
 
 
 def _credits(cfg: ClientConfig, engine: Engine, today: dt.date) -> dict:
