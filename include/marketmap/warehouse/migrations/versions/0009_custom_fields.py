@@ -5,14 +5,15 @@ Text, not JSON: the value is written canonically (sorted keys, compact), so the 
 type has no equality operator.
 
 Revision ID: 0009_custom_fields
-Revises: 0008
+Revises: 0012_client_status (main's head when this branch last merged main; the brief's 0008 was
+the head when the work started — chained after it so there is one head)
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0009_custom_fields"
-down_revision = "0008"
+down_revision = "0012_client_status"
 branch_labels = None
 depends_on = None
 
