@@ -170,7 +170,8 @@ def preview(
         )
         result[name].update(_tier_table(frame))
         result[name]["backtest"] = backtest(
-            frame[["account_key", "tier"]], opps, min_sample=m.drift_min_deals, lift_min=m.lift_min
+            frame[["account_key", "tier"]], opps, min_sample=m.drift_min_deals, lift_min=m.lift_min,
+            outcome=m.outcome,
         )
         result[name]["qa"] = gates_summary(qa_gates(gate_input, reps=reps, **cfg.qa.bounds()))
     focus = frames.get("candidate", frames["current"])
