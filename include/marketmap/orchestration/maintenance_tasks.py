@@ -384,7 +384,8 @@ def _drift(r: _Run):
     from marketmap.scoring.pipeline import read_opportunities
 
     return closed_deals_by_tier(
-        read_opportunities(r.engine, r.cfg.client_id), _primary_scores(r)[["account_key", "tier"]]
+        read_opportunities(r.engine, r.cfg.client_id), _primary_scores(r)[["account_key", "tier"]],
+        r.cfg.maintenance.outcome,
     )
 
 
@@ -411,7 +412,8 @@ def refinement_checkins(client_id: str) -> dict:
     from marketmap.analysis.drift import tier_rates, window
 
     r = _Run(client_id, "drift")
-    rates = tier_rates(window(_drift(r), r.as_of, 180), r.cfg.maintenance.confidence)
+    deals = _drift(r)
+    rates = tier_rates(window(deals, r.as_of, 180), r.cfg.maintenance.confidence, deals.attrs.get("tier_totals"))
     numbers = {f"{t.lower()}_win_rate_180d": v["win_rate"] for t, v in rates.items()}
     numbers |= {f"{t.lower()}_closed_180d": v["closed"] for t, v in rates.items()}
     scores = _primary_scores(r)
