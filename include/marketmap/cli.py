@@ -312,6 +312,44 @@ def cmd_preview(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_review(args: argparse.Namespace) -> int:
+    """The client's review queue: list open look-alike pairs side by side, or decide one."""
+    _default_env()
+    from marketmap.config import ConfigError
+    from marketmap.ingest.review import DECIDED, ReviewError, decide, format_pairs, pairs
+    from marketmap.orchestration.resources import load_effective, warehouse
+
+    try:
+        cfg = load_effective(args.client)
+    except ConfigError as e:
+        for f, key, msg in e.problems:
+            print(f"{f}: {key + ': ' if key else ''}{msg}", file=sys.stderr)
+        return 1
+    engine = warehouse(cfg)
+    todo = [("merge", i) for i in args.merge or []] + [("keep_apart", i) for i in args.keep_apart or []]
+    if args.interactive:
+        for p in pairs(engine, cfg.client_id):
+            print(format_pairs([p], cfg.client_id).split("\n", 2)[2])
+            answer = input("merge (m), keep apart (k), skip (s), quit (q)? ").strip().lower()[:1]
+            if answer == "q":
+                break
+            if answer in ("m", "k"):
+                todo.append(("merge" if answer == "m" else "keep_apart", p.id))
+    failed = 0
+    for decision, pid in todo:
+        try:
+            p = decide(engine, cfg.client_id, pid, decision)
+        except ReviewError as e:
+            print(f"error: {e}", file=sys.stderr)
+            failed += 1
+            continue
+        then = "merged on the next build" if p.status == "same" else "never asked again"
+        print(f"{p.id}: {DECIDED[p.status]} — {p.left_name} / {p.right_name} ({then})")
+    if not todo and not args.interactive:
+        print(format_pairs(pairs(engine, cfg.client_id), cfg.client_id))
+    return 1 if failed else 0
+
+
 def cmd_pools(args: argparse.Namespace) -> int:
     """The Airflow pools every client's DAGs use (one per paid provider and per CRM API)."""
     from marketmap.config import load_all
@@ -389,6 +427,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--json", action="store_true", help="print the preview as JSON instead of text")
     p.set_defaults(func=cmd_preview)
+
+    p = sub.add_parser("review", help="the review queue: open look-alike pairs side by side; decide them")
+    p.add_argument("--client", required=True)
+    p.add_argument("--merge", action="append", metavar="ID", help="the pair is one company: merge on the next build")
+    p.add_argument("--keep-apart", action="append", metavar="ID", help="two companies: never ask again")
+    p.add_argument("--interactive", "-i", action="store_true", help="decide the open pairs one by one")
+    p.set_defaults(func=cmd_review)
 
     p = sub.add_parser("pools", help="list (or --apply: create) the Airflow pools the clients' DAGs use")
     p.add_argument("--apply", action="store_true")

@@ -101,7 +101,7 @@ def outcome_rows(opportunities: pd.DataFrame, accounts: pd.Series | None, outcom
     if kind_of(outcome) == CLOSED_WON:
         deals = prepare_deals(opportunities)
         deals["event_date"] = pd.to_datetime(
-            opportunities["close_date"] if "close_date" in opportunities else None, errors="coerce"
+            opportunities.get("close_date"), errors="coerce"
         )
         return deals[deals["closed"] & (deals["kind"] == "new")].reset_index(drop=True)
     keys = pd.Series(pd.unique(pd.Series(accounts, dtype=object).dropna()), dtype=object)
