@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import re
+
 import pandas as pd
-import pytest
 
 from marketmap.ingest.dedupe import dedupe_accounts
 
@@ -52,3 +54,111 @@ def test_a_merge_decision_joins_the_two_accounts_with_the_survivor_rules():
 def test_a_merge_with_a_vanished_account_is_ignored():
     res = dedupe_accounts(frame(RECORDS[2:]), merge_pairs=[("id:A2", "northwind.com")])
     assert res.absorbed == {} and len(res.accounts) == 2
+
+
+# --------------------------------------------------------------------------- through the real build DAG
+
+
+def _add_lookalikes(inbox) -> None:
+    """Two rows without a website named like accounts of the real export: two review pairs."""
+    path = inbox / "Account.csv"
+    header = next(csv.reader(path.read_text(encoding="utf-8-sig").splitlines()))
+    with open(path, "a", encoding="utf-8", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=header)
+        w.writerow({"Id": "001LOOK00000000001", "Name": "Patterson Hansen Inc", "Industry": "Retail"})
+        w.writerow({"Id": "001LOOK00000000002", "Name": "Ryan Avila LLC"})
+
+
+def _state(url: str) -> dict:
+    from sqlalchemy import create_engine, select
+
+    from marketmap.warehouse import schema as t
+
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        keys = set(conn.execute(select(t.accounts.c.account_key).where(t.accounts.c.client_id == "sample")).scalars())
+        queue = {(r.left_key, r.right_key): r.status for r in conn.execute(
+            select(t.review_queue.c.left_key, t.review_queue.c.right_key, t.review_queue.c.status))}  # fmt: skip
+        ids = dict(conn.execute(select(t.account_crm_ids.c.crm_id, t.account_crm_ids.c.account_key)).all())
+        industry = conn.execute(
+            select(t.accounts.c.industry).where(t.accounts.c.account_key == "patterson-hansen.com")
+        ).scalar_one()
+        scored = set(conn.execute(select(t.account_scores.c.account_key)).scalars())
+    engine.dispose()
+    return {"keys": keys, "queue": queue, "ids": ids, "industry": industry, "scored": scored}
+
+
+def test_decided_in_the_portfolio_and_the_cli_then_applied_by_the_next_build(
+    airflow_db, fixture_clients, mm_home, capsys
+):
+    from airflow.api_fastapi.app import create_app, get_auth_manager
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+    from fastapi.testclient import TestClient
+    from test_build_dag_run import OVERRIDE, fill_inbox, run_build
+
+    from marketmap.cli import main
+    from marketmap.ingest.review import pair_id
+    from marketmap.warehouse import default_url
+
+    _add_lookalikes(fill_inbox(mm_home))
+    assert str(run_build("sample", retries=0, conf=OVERRIDE).state).endswith("success")
+    url = default_url()
+    before = _state(url)
+    merge_id = pair_id("account_name", "id:001LOOK00000000001", "patterson-hansen.com")
+    apart_id = pair_id("account_name", "id:001LOOK00000000002", "ryan-avila.com")
+    assert before["queue"] == {("id:001LOOK00000000001", "patterson-hansen.com"): "open",
+                               ("id:001LOOK00000000002", "ryan-avila.com"): "open"}  # fmt: skip
+    assert "id:001LOOK00000000001" in before["keys"] and "id:001LOOK00000000001" in before["scored"]
+
+    # the CLI lists both pairs side by side
+    capsys.readouterr()  # Airflow's log lines of the run
+    assert main(["review", "--client", "sample"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("2 open review pairs for sample (decide with --merge ID or --keep-apart ID):")
+    assert f"[{merge_id}] look-alike names (one has no domain), name similarity 100" in out
+    assert re.search(r"≠ industry\s+Retail\s+", out)  # the two records' differing values side by side
+
+    # the portfolio page: both records side by side, a form POST with the CSRF token decides
+    client = TestClient(create_app())
+    token = get_auth_manager().generate_jwt(SimpleAuthManagerUser(username="admin", role="admin"))
+    client.cookies.set("_token", token)
+    page = client.get("/marketmap/clients/sample/review")
+    assert page.status_code == 200 and f'id="pair-{merge_id}"' in page.text and "Patterson-Hansen" in page.text
+    csrf = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page.text).group(1)
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    bad = client.post(f"/marketmap/clients/sample/review/{merge_id}", content="decision=merge&csrf_token=x",
+                      headers=form)  # fmt: skip
+    assert bad.status_code == 403 and bad.json()["detail"] == "missing or invalid CSRF token: reload the review page"
+    cross = client.post(f"/marketmap/clients/sample/review/{merge_id}", content=f"decision=merge&csrf_token={csrf}",
+                        headers={**form, "Origin": "https://evil.example"})  # fmt: skip
+    assert cross.status_code == 403 and cross.json()["detail"] == "cross-site request refused"
+    ok = client.post(f"/marketmap/clients/sample/review/{merge_id}", content=f"decision=merge&csrf_token={csrf}",
+                     headers=form, follow_redirects=True)  # fmt: skip
+    assert ok.status_code == 200
+    assert "Patterson Hansen Inc / Patterson-Hansen: merge (merged on the next build)" in ok.text
+    assert f'id="pair-{merge_id}"' not in ok.text  # decided: no longer listed
+    again = client.post(f"/marketmap/api/clients/sample/review/{merge_id}", json={"decision": "keep_apart"})
+    assert again.status_code == 409
+    assert again.json()["detail"] == f"review pair {merge_id} (Patterson Hansen Inc / Patterson-Hansen) was already decided: merge"
+
+    # the other pair is kept apart from the CLI
+    capsys.readouterr()  # the api-server's log lines
+    assert main(["review", "--client", "sample", "--keep-apart", apart_id]) == 0
+    assert capsys.readouterr().out == f"{apart_id}: keep apart — Ryan Avila LLC / Ryan-Avila (never asked again)\n"
+    assert main(["review", "--client", "sample", "--merge", "nosuchpair"]) == 1
+    assert capsys.readouterr().err == ("error: no review pair 'nosuchpair' for client sample (marketmap review "
+                                       "--client sample lists the open pairs and their ids)\n")  # fmt: skip
+
+    # the next build applies both decisions
+    run = run_build("sample", retries=0, conf=OVERRIDE)
+    assert str(run.state).endswith("success")
+    capsys.readouterr()
+    after = _state(url)
+    assert after["keys"] == before["keys"] - {"id:001LOOK00000000001"}  # merged into patterson-hansen.com
+    assert after["ids"]["001LOOK00000000001"] == "patterson-hansen.com"
+    assert after["industry"] is not None  # the survivor's value or, if it had none, the merged record's
+    assert "id:001LOOK00000000001" not in after["scored"]
+    assert after["queue"] == {("id:001LOOK00000000001", "patterson-hansen.com"): "same",
+                              ("id:001LOOK00000000002", "ryan-avila.com"): "different"}  # not re-queued  # fmt: skip
+    assert main(["review", "--client", "sample"]) == 0
+    assert capsys.readouterr().out == "No open review pairs for sample.\n"
