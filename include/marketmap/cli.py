@@ -298,7 +298,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
     try:
         cfg = load_effective(args.client)  # with any applied valuation calibration
         result, html = run_preview(
-            cfg, warehouse(cfg), Path(args.rubric) if args.rubric else None, args.output
+            cfg, warehouse(cfg), Path(args.rubric) if args.rubric else None, args.output, suggest=args.suggest
         )
     except ConfigError as e:
         for f, key, msg in e.problems:
@@ -426,6 +426,8 @@ def main(argv: list[str] | None = None) -> int:
         help="folder for the HTML report (default: $MARKETMAP_HOME/reports/<client>/preview-<time>/)",
     )
     p.add_argument("--json", action="store_true", help="print the preview as JSON instead of text")
+    p.add_argument("--suggest", action="store_true",
+                   help="also suggest a rubric learned from the client's outcomes, back-tested out of sample")
     p.set_defaults(func=cmd_preview)
 
     p = sub.add_parser("review", help="the review queue: open look-alike pairs side by side; decide them")
