@@ -265,7 +265,8 @@ def normalise_and_dedupe(cfg: ClientConfig, run_id: str, engine: Engine) -> dict
     return {
         "records": len(frame),
         "accounts": len(result.accounts),
-        "duplicates_merged": len(result.merges),
+        "duplicates_merged": int((~result.merges["reason"].str.startswith("review decision")).sum())
+        if len(result.merges) else 0,
         "without_domain": int(result.accounts["domain"].isna().sum()),
         "review_pairs": len(result.review),
         "shared_domain_held_for_review": int((result.review["kind"] == "account_domain").sum()),
