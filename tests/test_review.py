@@ -153,6 +153,16 @@ def test_decided_in_the_portfolio_and_the_cli_then_applied_by_the_next_build(
     run = run_build("sample", retries=0, conf=OVERRIDE)
     assert str(run.state).endswith("success")
     capsys.readouterr()
+    from sqlalchemy import create_engine, select
+
+    from marketmap.warehouse import schema as t
+
+    eng = create_engine(url)
+    with eng.connect() as conn:
+        summary = conn.execute(select(t.runs.c.summary).where(t.runs.c.run_id == run.run_id)).scalar_one()
+    eng.dispose()
+    dedupe = summary["steps"]["dedupe"]
+    assert (dedupe["merged_by_review_decision"], dedupe["duplicates_merged"], dedupe["review_pairs"]) == (1, 1, 0)
     after = _state(url)
     assert after["keys"] == before["keys"] - {"id:001LOOK00000000001"}  # merged into patterson-hansen.com
     assert after["ids"]["001LOOK00000000001"] == "patterson-hansen.com"
