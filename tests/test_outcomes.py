@@ -138,3 +138,25 @@ def test_executive_report_on_opportunities_created(mm_home, monkeypatch):
     assert report.sections[0].findings[0].text == (
         f"T1 accounts get opportunities {lift:.1f}x as often as T3 accounts (2-3x expected)"
     )
+
+
+def test_preview_back_tests_the_opportunity_created_outcome(mm_home, monkeypatch):
+    from report_support import CLIENTS_DIR, RUN_DATE, seed_client
+
+    from marketmap.config import OutcomeConfig
+    from marketmap.reports.preview import build_report, format_preview, preview
+    from marketmap.warehouse import get_engine
+
+    monkeypatch.setenv("MARKETMAP_CLIENTS_DIR", str(CLIENTS_DIR))
+    engine = get_engine()
+    cfg = seed_client(engine, "acme")["cfg"]
+    cfg = cfg.model_copy(update={"maintenance": cfg.maintenance.model_copy(
+        update={"outcome": OutcomeConfig(kind="opportunity_created")})})  # fmt: skip
+    p = preview(cfg, engine, None, RUN_DATE)
+    bt = p["current"]["backtest"]
+    assert bt["outcome"] == "opportunity_created" and bt["closed_deals"] == 120
+    text = format_preview(p)
+    assert "Tier distribution, valuation and back-test opportunity-created rate" in text
+    assert f"Back-test (current): 120 scored accounts, {bt['won_deals']:,} with an opportunity created" in text
+    titles = [s.title for s in build_report(p, "preview-x").sections]
+    assert "Back-test against opportunities created" in titles

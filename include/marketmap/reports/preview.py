@@ -219,8 +219,11 @@ def format_preview(p: dict) -> str:
     if not p["accounts"]:
         lines.append("  no accounts in the warehouse yet: run the client's build first")
         return "\n".join(lines)
-    header = f"  {'tier':<5}" + "".join(f"{n + ' accts':>17}{n + ' ARR':>16}{n + ' win':>15}" for n in names)
-    lines += ["", "Tier distribution, valuation and back-test win rate", header]
+    created = p["current"]["backtest"].get("outcome") == "opportunity_created"
+    short = "opp" if created else "win"
+    header = f"  {'tier':<5}" + "".join(f"{n + ' accts':>17}{n + ' ARR':>16}{n + ' ' + short:>15}" for n in names)
+    rate = "opportunity-created rate" if created else "win rate"
+    lines += ["", f"Tier distribution, valuation and back-test {rate}", header]
     for t in TIER_ORDER:
         row = f"  {t:<5}"
         for n in names:
@@ -232,7 +235,8 @@ def format_preview(p: dict) -> str:
         if bt.get("status") != "ok":
             lines.append(f"Back-test ({n}): {bt.get('message')}")
         else:
-            lines.append(f"Back-test ({n}): {bt['closed_deals']:,} closed deals, {bt['won_deals']:,} won")
+            lines.append(f"Back-test ({n}): {bt['closed_deals']:,} scored accounts, {bt['won_deals']:,} with an opportunity created"
+                         if created else f"Back-test ({n}): {bt['closed_deals']:,} closed deals, {bt['won_deals']:,} won")  # fmt: skip
             for check in ("won_in_t1", "lift_t1_t3", "t3_losses", "t2_vs_t1", "recall_precision"):
                 c = bt[check]
                 mark = {True: "PASS", False: "FAIL", None: "  ? "}[c["passed"]]
@@ -364,10 +368,12 @@ def build_report(p: dict, run_id: str) -> Report:
         )
 
     bt_charts, findings = [], []
+    created = p["current"]["backtest"].get("outcome") == "opportunity_created"
+    rate = "opportunity-created rate" if created else "win rate"
     ok = [n for n in names if p[n]["backtest"].get("status") == "ok"]
     if ok:
         bt_charts.append(charts.grouped_bar(TIER_ORDER, {n: [p[n]["backtest"]["by_tier"][t]["win_rate"] or 0 for t in TIER_ORDER] for n in ok},
-                                            title="Back-test: win rate by tier", xlabel="tier", ylabel="win rate (%)", unit="pct"))  # fmt: skip
+                                            title=f"Back-test: {rate} by tier", xlabel="tier", ylabel=f"{rate} (%)", unit="pct"))  # fmt: skip
     for n in names:
         bt = p[n]["backtest"]
         if bt.get("status") != "ok":
@@ -378,7 +384,8 @@ def build_report(p: dict, run_id: str) -> Report:
             findings.append(
                 Finding(f"{n}: {c['verdict']}", {True: "pass", False: "fail", None: "info"}[c["passed"]])
             )
-    report.sections.append(Section("Back-test against closed deals", charts=bt_charts, findings=findings))
+    report.sections.append(Section("Back-test against opportunities created" if created else "Back-test against closed deals",
+                                   charts=bt_charts, findings=findings))  # fmt: skip
 
     qa = [Finding(f"{n}: {g['name']}: {g['message']}", "pass" if g["passed"] else ("fail" if g["severity"] == "error" else "warn"))
           for n in names for g in p[n]["qa"]["gates"]]  # fmt: skip
