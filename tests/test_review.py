@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import getpass
 import re
 
 import pandas as pd
@@ -79,13 +80,14 @@ def _state(url: str) -> dict:
         keys = set(conn.execute(select(t.accounts.c.account_key).where(t.accounts.c.client_id == "sample")).scalars())
         queue = {(r.left_key, r.right_key): r.status for r in conn.execute(
             select(t.review_queue.c.left_key, t.review_queue.c.right_key, t.review_queue.c.status))}  # fmt: skip
+        deciders = dict(conn.execute(select(t.review_queue.c.left_key, t.review_queue.c.decided_by)).all())
         ids = dict(conn.execute(select(t.account_crm_ids.c.crm_id, t.account_crm_ids.c.account_key)).all())
         industry = conn.execute(
             select(t.accounts.c.industry).where(t.accounts.c.account_key == "patterson-hansen.com")
         ).scalar_one()
         scored = set(conn.execute(select(t.account_scores.c.account_key)).scalars())
     engine.dispose()
-    return {"keys": keys, "queue": queue, "ids": ids, "industry": industry, "scored": scored}
+    return {"keys": keys, "queue": queue, "deciders": deciders, "ids": ids, "industry": industry, "scored": scored}
 
 
 def test_decided_in_the_portfolio_and_the_cli_then_applied_by_the_next_build(
@@ -137,9 +139,10 @@ def test_decided_in_the_portfolio_and_the_cli_then_applied_by_the_next_build(
     assert ok.status_code == 200
     assert "Patterson Hansen Inc / Patterson-Hansen: merge (merged on the next build)" in ok.text
     assert f'id="pair-{merge_id}"' not in ok.text  # decided: no longer listed
+    assert re.search(r"<td>merge</td><td>admin</td>\s*<td>\d{4}-\d\d-\d\d \d\d:\d\d</td>", ok.text)  # who and when
     again = client.post(f"/marketmap/api/clients/sample/review/{merge_id}", json={"decision": "keep_apart"})
     assert again.status_code == 409
-    assert again.json()["detail"] == f"review pair {merge_id} (Patterson Hansen Inc / Patterson-Hansen) was already decided: merge"
+    assert again.json()["detail"] == f"review pair {merge_id} (Patterson Hansen Inc / Patterson-Hansen) was already decided by admin: merge"
 
     # the other pair is kept apart from the CLI
     capsys.readouterr()  # the api-server's log lines
@@ -172,3 +175,5 @@ def test_decided_in_the_portfolio_and_the_cli_then_applied_by_the_next_build(
                               ("id:001LOOK00000000002", "ryan-avila.com"): "different"}  # not re-queued  # fmt: skip
     assert main(["review", "--client", "sample"]) == 0
     assert capsys.readouterr().out == "No open review pairs for sample.\n"
+    assert after["deciders"] == {"id:001LOOK00000000001": "admin",
+                                 "id:001LOOK00000000002": f"{getpass.getuser()} (marketmap review)"}  # fmt: skip

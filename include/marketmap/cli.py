@@ -315,6 +315,8 @@ def cmd_preview(args: argparse.Namespace) -> int:
 def cmd_review(args: argparse.Namespace) -> int:
     """The client's review queue: list open look-alike pairs side by side, or decide one."""
     _default_env()
+    import getpass
+
     from marketmap.config import ConfigError
     from marketmap.ingest.review import DECIDED, ReviewError, decide, format_pairs, pairs
     from marketmap.orchestration.resources import load_effective, warehouse
@@ -338,7 +340,7 @@ def cmd_review(args: argparse.Namespace) -> int:
     failed = 0
     for decision, pid in todo:
         try:
-            p = decide(engine, cfg.client_id, pid, decision)
+            p = decide(engine, cfg.client_id, pid, decision, by=f"{getpass.getuser()} (marketmap review)")
         except ReviewError as e:
             print(f"error: {e}", file=sys.stderr)
             failed += 1

@@ -19,6 +19,7 @@ client's queue, is an error that says so.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from dataclasses import dataclass
 
@@ -60,6 +61,8 @@ class Pair:
     run_id: str
     left: dict
     right: dict
+    decided_by: str | None = None
+    decided_at: dt.datetime | None = None
 
     @property
     def kind_label(self) -> str:
@@ -99,9 +102,8 @@ def _records(engine: Engine, client_id: str, keys: set[str]) -> dict[str, dict]:
 def pairs(engine: Engine, client_id: str, status: str | None = "open") -> list[Pair]:
     """The client's queued pairs (open ones by default), best match first, with both records."""
     q = t.review_queue.c
-    stmt = select(q.kind, q.left_key, q.right_key, q.left_name, q.right_name, q.score, q.status, q.run_id).where(
-        q.client_id == client_id
-    )
+    stmt = select(q.kind, q.left_key, q.right_key, q.left_name, q.right_name, q.score, q.status, q.run_id,
+                  q.decided_by, q.decided_at).where(q.client_id == client_id)  # fmt: skip
     if status is not None:
         stmt = stmt.where(q.status == status)
     with engine.connect() as conn:
@@ -110,15 +112,27 @@ def pairs(engine: Engine, client_id: str, status: str | None = "open") -> list[P
     out = [
         Pair(pair_id(r.kind, r.left_key, r.right_key), r.kind, r.left_key, r.right_key, r.left_name, r.right_name,
              r.score, r.status, r.run_id, records.get(r.left_key, {"name": r.left_name}),
-             records.get(r.right_key, {"name": r.right_name}))
+             records.get(r.right_key, {"name": r.right_name}), r.decided_by, r.decided_at)
         for r in rows
     ]  # fmt: skip
     out.sort(key=lambda p: (-(p.score or 0), p.kind, p.left_key, p.right_key))
     return out
 
 
-def decide(engine: Engine, client_id: str, pid: str, decision: str) -> Pair:
-    """Record a person's decision on one pair: ``merge`` or ``keep_apart``.
+def decided_pairs(engine: Engine, client_id: str, limit: int = 50) -> list[Pair]:
+    """The latest decisions (who, when), newest first."""
+    done = [p for p in pairs(engine, client_id, status=None) if p.status != "open"]
+    far = dt.datetime.min.replace(tzinfo=dt.UTC)
+    done.sort(key=lambda p: (_aware(p.decided_at) or far, p.id), reverse=True)
+    return done[:limit]
+
+
+def _aware(when: dt.datetime | None) -> dt.datetime | None:
+    return when.replace(tzinfo=dt.UTC) if when is not None and when.tzinfo is None else when
+
+
+def decide(engine: Engine, client_id: str, pid: str, decision: str, by: str | None = None) -> Pair:
+    """Record a person's decision on one pair: ``merge`` or ``keep_apart``, with who and when.
 
     Raises:
         ReviewError: unknown decision, no pair with that id in the client's queue, or the
@@ -132,7 +146,8 @@ def decide(engine: Engine, client_id: str, pid: str, decision: str) -> Pair:
                           "lists the open pairs and their ids)")  # fmt: skip
     p = found[0]
     if p.status != "open":
-        raise ReviewError(f"review pair {pid} ({p.left_name} / {p.right_name}) was already decided: "
+        who = f" by {p.decided_by}" if p.decided_by else ""
+        raise ReviewError(f"review pair {pid} ({p.left_name} / {p.right_name}) was already decided{who}: "
                           f"{DECIDED.get(p.status, p.status)}")  # fmt: skip
     q = t.review_queue.c
     with engine.begin() as conn:
@@ -140,11 +155,11 @@ def decide(engine: Engine, client_id: str, pid: str, decision: str) -> Pair:
             update(t.review_queue)
             .where(q.client_id == client_id, q.kind == p.kind, q.left_key == p.left_key,
                    q.right_key == p.right_key, q.status == "open")
-            .values(status=DECISIONS[decision])
+            .values(status=DECISIONS[decision], decided_by=by, decided_at=dt.datetime.now(dt.UTC))
         ).rowcount  # fmt: skip
     if n != 1:  # decided by someone else in between
         raise ReviewError(f"review pair {pid} was decided by someone else meanwhile")
-    p.status = DECISIONS[decision]
+    p.status, p.decided_by = DECISIONS[decision], by
     return p
 
 

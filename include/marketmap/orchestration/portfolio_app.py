@@ -335,11 +335,13 @@ def add_review_routes(app: FastAPI, client_or_404) -> None:
     """The review page, its form POST and the JSON API (see the section comment)."""
 
     def _page(user: Any, cfg, message: str | None = None, error: bool = False, status: int = 200) -> HTMLResponse:
-        from marketmap.ingest.review import FIELDS, pairs
+        from marketmap.ingest.review import DECIDED, FIELDS, decided_pairs, pairs
         from marketmap.reports.render import render_template
 
-        items = pairs(_engine(cfg), cfg.client_id)
+        engine = _engine(cfg)
+        items = pairs(engine, cfg.client_id)
         html = render_template("review.html.j2", pairs=items, fields=FIELDS, client_id=cfg.client_id,
+                               decided=decided_pairs(engine, cfg.client_id), decided_label=DECIDED,
                                cfg_name=cfg.name, prefix=PREFIX, csrf_token=csrf_token(user, cfg.client_id),
                                message=message, error=error)  # fmt: skip
         return HTMLResponse(html, status_code=status)
@@ -363,7 +365,7 @@ def add_review_routes(app: FastAPI, client_or_404) -> None:
         if not hmac.compare_digest(form.get("csrf_token", ""), csrf_token(user, client_id)):
             raise HTTPException(status_code=403, detail="missing or invalid CSRF token: reload the review page")
         try:
-            p = decide(_engine(cfg), client_id, pair_id, form.get("decision", ""))
+            p = decide(_engine(cfg), client_id, pair_id, form.get("decision", ""), by=_user_name(user))
         except ReviewError as e:
             return _page(user, cfg, str(e), error=True, status=409)
         log.info("review pair %s of %s decided by %s: %s", p.id, client_id, _user_name(user), p.status)
@@ -390,7 +392,8 @@ def add_review_routes(app: FastAPI, client_or_404) -> None:
             raise HTTPException(status_code=415, detail='send JSON: {"decision": "merge" | "keep_apart"}')
         body = await request.json()
         try:
-            p = decide(_engine(cfg), client_id, pair_id, (body or {}).get("decision", "") if isinstance(body, dict) else "")
+            decision = body.get("decision", "") if isinstance(body, dict) else ""
+            p = decide(_engine(cfg), client_id, pair_id, decision, by=_user_name(user))
         except ReviewError as e:
             raise HTTPException(status_code=409, detail=str(e)) from None
         log.info("review pair %s of %s decided by %s: %s", p.id, client_id, _user_name(user), p.status)
