@@ -177,3 +177,29 @@ def test_decided_in_the_portfolio_and_the_cli_then_applied_by_the_next_build(
     assert capsys.readouterr().out == "No open review pairs for sample.\n"
     assert after["deciders"] == {"id:001LOOK00000000001": "admin",
                                  "id:001LOOK00000000002": f"{getpass.getuser()} (marketmap review)"}  # fmt: skip
+
+
+def test_interactive_review_asks_pair_by_pair(fixture_clients, mm_home, monkeypatch, capsys):
+    from test_build_dag_run import fill_inbox
+
+    from marketmap.cli import main
+    from marketmap.config import load_client
+    from marketmap.ingest import pipeline as ingest
+    from marketmap.ingest.review import pairs
+    from marketmap.warehouse import get_engine
+
+    _add_lookalikes(fill_inbox(mm_home))
+    cfg, engine = load_client("sample"), get_engine()
+    for step in (ingest.extract_exports, ingest.normalise_and_dedupe, ingest.load_warehouse):
+        step(cfg, "r1", engine)
+    first, second = pairs(engine, "sample")
+    answers = iter(["k", "q"])
+    monkeypatch.setattr("builtins.input", lambda prompt: next(answers))
+    assert main(["review", "--client", "sample", "-i"]) == 0
+    out = capsys.readouterr().out
+    assert out.index(f"[{first.id}]") < out.index(f"[{second.id}]")  # kept apart, then quit at the second
+    assert out.endswith(f"{first.id}: keep apart — {first.left_name} / {first.right_name} (never asked again)\n")
+    assert [p.id for p in pairs(engine, "sample")] == [second.id]
+    # the next dedupe does not ask again
+    ingest.extract_exports(cfg, "r2", engine)
+    assert ingest.normalise_and_dedupe(cfg, "r2", engine)["review_pairs"] == 1
