@@ -414,8 +414,12 @@ def refinement_checkins(client_id: str) -> dict:
     r = _Run(client_id, "drift")
     deals = _drift(r)
     rates = tier_rates(window(deals, r.as_of, 180), r.cfg.maintenance.confidence, deals.attrs.get("tier_totals"))
-    numbers = {f"{t.lower()}_win_rate_180d": v["win_rate"] for t, v in rates.items()}
-    numbers |= {f"{t.lower()}_closed_180d": v["closed"] for t, v in rates.items()}
+    if deals.attrs.get("tier_totals") is None:
+        numbers = {f"{t.lower()}_win_rate_180d": v["win_rate"] for t, v in rates.items()}
+        numbers |= {f"{t.lower()}_closed_180d": v["closed"] for t, v in rates.items()}
+    else:  # maintenance.outcome: opportunity_created
+        numbers = {f"{t.lower()}_opportunity_created_rate_180d": v["win_rate"] for t, v in rates.items()}
+        numbers |= {f"{t.lower()}_accounts_with_opportunity_180d": v["won"] for t, v in rates.items()}
     scores = _primary_scores(r)
     numbers |= {f"{t.lower()}_accounts": int((scores["tier"] == t).sum()) for t in ("T1", "T2", "T3")}
     numbers["total_valuation"] = round(float(scores["valuation"].fillna(0).sum()), 2)
