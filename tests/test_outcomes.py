@@ -160,3 +160,51 @@ def test_preview_back_tests_the_opportunity_created_outcome(mm_home, monkeypatch
     assert f"Back-test (current): 120 scored accounts, {bt['won_deals']:,} with an opportunity created" in text
     titles = [s.title for s in build_report(p, "preview-x").sections]
     assert "Back-test against opportunities created" in titles
+
+
+def test_drift_dag_runs_on_the_opportunity_created_outcome(airflow_db, mm_home, tmp_path, monkeypatch):
+    """The real build and drift DAGs (dag.test) for a client whose outcome is opportunity_created."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    import pendulum
+    import yaml
+    from test_build_dag_run import OVERRIDE, fill_inbox, run_build
+
+    from marketmap.orchestration.factory import build_client_dags, dag_id
+
+    clients = tmp_path / "clients"
+    clients.mkdir()
+    src = Path(__file__).parent / "fixtures" / "clients"
+    shutil.copy(src / "_defaults.yaml", clients / "_defaults.yaml")
+    sample = yaml.safe_load((src / "sample.yaml").read_text())
+    sample["maintenance"] = {"outcome": {"kind": "opportunity_created", "since": "2026-01-01"}}
+    (clients / "sample.yaml").write_text(yaml.safe_dump(sample))
+    monkeypatch.setenv("MARKETMAP_CLIENTS_DIR", str(clients))
+    opps = fill_inbox(mm_home) / "Opportunity.csv"  # the real export's opportunities, created in March 2026
+    opps.write_text(opps.read_text(encoding="utf-8-sig").replace("2024-01-22T", "2026-03-10T"), encoding="utf-8-sig")
+    assert str(run_build("sample", retries=0, conf=OVERRIDE).state).endswith("success")
+
+    cfg = load_client("sample")
+    dag = build_client_dags(cfg, only=dag_id("sample", "drift"))[dag_id("sample", "drift")]
+    for task in dag.tasks:
+        task.retries = 0
+    run = dag.test(logical_date=pendulum.datetime(2026, 4, 6, 7, tz="Europe/London"))
+    states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+    assert str(run.state).endswith("success") and set(states.values()) == {"success"}, states
+    (path,) = (mm_home / "reports" / "sample").glob("*/drift.json")
+    summary = json.loads(path.read_text())
+    assert summary["outcome"] == "opportunity_created"
+    long = summary["long"]
+    from sqlalchemy import select
+
+    from marketmap.warehouse import get_engine
+    from marketmap.warehouse import schema as t
+
+    with get_engine().connect() as conn:
+        tiers = dict(conn.execute(select(t.account_scores.c.account_key, t.account_scores.c.tier)).all())
+        with_opp = set(conn.execute(select(t.opportunities.c.account_key)).scalars())
+    assert {k: r["closed"] for k, r in long.items()} == {x: sum(v == x for v in tiers.values()) for x in ("T1", "T2", "T3")}
+    assert sum(r["won"] for r in long.values()) == sum(tiers.get(k) in ("T1", "T2", "T3") for k in with_opp) > 0
+    assert summary["short"] == long  # all created within the last 60 days
