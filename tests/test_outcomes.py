@@ -16,7 +16,9 @@ def test_outcome_defaults_to_closed_won_and_is_validated(fixture_clients):
     cfg = load_client("sample")
     assert cfg.maintenance.outcome.kind == "closed_won" and cfg.maintenance.outcome.since is None
     base = cfg.model_dump(mode="json", exclude_none=True)
-    ok = parse_client({"maintenance": {"outcome": {"kind": "opportunity_created", "since": "2026-01-01"}}}, "x.yaml", base)
+    ok = parse_client(
+        {"maintenance": {"outcome": {"kind": "opportunity_created", "since": "2026-01-01"}}}, "x.yaml", base
+    )
     assert ok.maintenance.outcome.since == dt.date(2026, 1, 1)
     with pytest.raises(ConfigError) as e:
         parse_client({"maintenance": {"outcome": {"since": "2026-01-01"}}}, "acme.yaml", base)
@@ -54,16 +56,31 @@ def test_backtest_on_opportunities_created():
     closed_won = backtest(accounts, opps)  # no closed deal at all: the old outcome cannot back-test
     assert closed_won["message"] == "0 closed deals at scored accounts: a back-test needs at least 30"
     bt = backtest(accounts, opps, outcome="opportunity_created")
-    assert bt["status"] == "ok" and bt["outcome"] == "opportunity_created" and bt["rate_label"] == "opportunity-created rate"
-    assert (bt["closed_deals"], bt["won_deals"]) == (1000, 100)  # scored accounts, accounts with an opportunity
+    assert (
+        bt["status"] == "ok"
+        and bt["outcome"] == "opportunity_created"
+        and bt["rate_label"] == "opportunity-created rate"
+    )
+    assert (bt["closed_deals"], bt["won_deals"]) == (
+        1000,
+        100,
+    )  # scored accounts, accounts with an opportunity
     assert bt["by_tier"]["T1"]["win_rate"] == 0.6 and bt["by_tier"]["T3"]["win_rate"] == 0.025
     assert bt["won_in_t1"]["verdict"] == "only 60% of accounts with an opportunity created are T1 (target 70%+): " \
         "T1 is too narrow or weighted on the wrong vectors"  # fmt: skip
     assert bt["lift_t1_t3"]["verdict"] == "strongly discriminating: 24.00x, above the 2-3x expected"
-    assert bt["t3_losses"]["verdict"] == "T3 accounts get opportunities less often than average, as they should"
+    assert (
+        bt["t3_losses"]["verdict"] == "T3 accounts get opportunities less often than average, as they should"
+    )
     assert bt["t2_vs_t1"]["verdict"] == "T1 accounts get opportunities at least as often as T2"
-    assert bt["recall_precision"]["verdict"] == "T1+T2 are 30% of accounts and capture 90% of accounts with an opportunity created"
-    assert bt["cycle_t1_vs_t3"]["verdict"] == "no sales cycle for an opportunity-created outcome (T1 vs T3 not compared)"
+    assert (
+        bt["recall_precision"]["verdict"]
+        == "T1+T2 are 30% of accounts and capture 90% of accounts with an opportunity created"
+    )
+    assert (
+        bt["cycle_t1_vs_t3"]["verdict"]
+        == "no sales cycle for an opportunity-created outcome (T1 vs T3 not compared)"
+    )
     inverted = backtest(*_world({"T1": 5, "T3": 80}, {"T1": 100, "T3": 400}), outcome="opportunity_created")
     assert inverted["lift_t1_t3"]["verdict"] == (
         "inverted: T3 accounts get opportunities more often than T1 (0.25x); ICP assumptions are wrong, re-score"
@@ -94,7 +111,9 @@ def test_drift_fires_on_the_opportunity_created_rate(fixture_clients):
     deals = closed_deals_by_tier(opps, tiers, outcome)
     assert deals.attrs["tier_totals"] == {"T1": 200, "T2": 0, "T3": 300}
     alerts, rules, summary = drift_alerts(cfg, deals, AS_OF)
-    assert summary["outcome"] == "opportunity_created" and "t1_cycle_not_shortest" not in {a.rule for a in alerts}
+    assert summary["outcome"] == "opportunity_created" and "t1_cycle_not_shortest" not in {
+        a.rule for a in alerts
+    }
     fired = {a.rule: a for a in alerts}
     t3 = fired["t3_beats_t1"]
     assert t3.firing
@@ -157,7 +176,9 @@ def test_preview_back_tests_the_opportunity_created_outcome(mm_home, monkeypatch
     assert bt["outcome"] == "opportunity_created" and bt["closed_deals"] == 120
     text = format_preview(p)
     assert "Tier distribution, valuation and back-test opportunity-created rate" in text
-    assert f"Back-test (current): 120 scored accounts, {bt['won_deals']:,} with an opportunity created" in text
+    assert (
+        f"Back-test (current): 120 scored accounts, {bt['won_deals']:,} with an opportunity created" in text
+    )
     titles = [s.title for s in build_report(p, "preview-x").sections]
     assert "Back-test against opportunities created" in titles
 
@@ -183,7 +204,9 @@ def test_drift_dag_runs_on_the_opportunity_created_outcome(airflow_db, mm_home, 
     (clients / "sample.yaml").write_text(yaml.safe_dump(sample))
     monkeypatch.setenv("MARKETMAP_CLIENTS_DIR", str(clients))
     opps = fill_inbox(mm_home) / "Opportunity.csv"  # the real export's opportunities, created in March 2026
-    opps.write_text(opps.read_text(encoding="utf-8-sig").replace("2024-01-22T", "2026-03-10T"), encoding="utf-8-sig")
+    opps.write_text(
+        opps.read_text(encoding="utf-8-sig").replace("2024-01-22T", "2026-03-10T"), encoding="utf-8-sig"
+    )
     assert str(run_build("sample", retries=0, conf=OVERRIDE).state).endswith("success")
 
     cfg = load_client("sample")
@@ -205,6 +228,10 @@ def test_drift_dag_runs_on_the_opportunity_created_outcome(airflow_db, mm_home, 
     with get_engine().connect() as conn:
         tiers = dict(conn.execute(select(t.account_scores.c.account_key, t.account_scores.c.tier)).all())
         with_opp = set(conn.execute(select(t.opportunities.c.account_key)).scalars())
-    assert {k: r["closed"] for k, r in long.items()} == {x: sum(v == x for v in tiers.values()) for x in ("T1", "T2", "T3")}
-    assert sum(r["won"] for r in long.values()) == sum(tiers.get(k) in ("T1", "T2", "T3") for k in with_opp) > 0
+    assert {k: r["closed"] for k, r in long.items()} == {
+        x: sum(v == x for v in tiers.values()) for x in ("T1", "T2", "T3")
+    }
+    assert (
+        sum(r["won"] for r in long.values()) == sum(tiers.get(k) in ("T1", "T2", "T3") for k in with_opp) > 0
+    )
     assert summary["short"] == long  # all created within the last 60 days

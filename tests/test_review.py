@@ -77,7 +77,9 @@ def _state(url: str) -> dict:
 
     engine = create_engine(url)
     with engine.connect() as conn:
-        keys = set(conn.execute(select(t.accounts.c.account_key).where(t.accounts.c.client_id == "sample")).scalars())
+        keys = set(
+            conn.execute(select(t.accounts.c.account_key).where(t.accounts.c.client_id == "sample")).scalars()
+        )
         queue = {(r.left_key, r.right_key): r.status for r in conn.execute(
             select(t.review_queue.c.left_key, t.review_queue.c.right_key, t.review_queue.c.status))}  # fmt: skip
         deciders = dict(conn.execute(select(t.review_queue.c.left_key, t.review_queue.c.decided_by)).all())
@@ -87,7 +89,14 @@ def _state(url: str) -> dict:
         ).scalar_one()
         scored = set(conn.execute(select(t.account_scores.c.account_key)).scalars())
     engine.dispose()
-    return {"keys": keys, "queue": queue, "deciders": deciders, "ids": ids, "industry": industry, "scored": scored}
+    return {
+        "keys": keys,
+        "queue": queue,
+        "deciders": deciders,
+        "ids": ids,
+        "industry": industry,
+        "scored": scored,
+    }
 
 
 def test_decided_in_the_portfolio_and_the_cli_then_applied_by_the_next_build(
@@ -125,12 +134,17 @@ def test_decided_in_the_portfolio_and_the_cli_then_applied_by_the_next_build(
     token = get_auth_manager().generate_jwt(SimpleAuthManagerUser(username="admin", role="admin"))
     client.cookies.set("_token", token)
     page = client.get("/marketmap/clients/sample/review")
-    assert page.status_code == 200 and f'id="pair-{merge_id}"' in page.text and "Patterson-Hansen" in page.text
+    assert (
+        page.status_code == 200 and f'id="pair-{merge_id}"' in page.text and "Patterson-Hansen" in page.text
+    )
     csrf = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page.text).group(1)
     form = {"Content-Type": "application/x-www-form-urlencoded"}
     bad = client.post(f"/marketmap/clients/sample/review/{merge_id}", content="decision=merge&csrf_token=x",
                       headers=form)  # fmt: skip
-    assert bad.status_code == 403 and bad.json()["detail"] == "missing or invalid CSRF token: reload the review page"
+    assert (
+        bad.status_code == 403
+        and bad.json()["detail"] == "missing or invalid CSRF token: reload the review page"
+    )
     cross = client.post(f"/marketmap/clients/sample/review/{merge_id}", content=f"decision=merge&csrf_token={csrf}",
                         headers={**form, "Origin": "https://evil.example"})  # fmt: skip
     assert cross.status_code == 403 and cross.json()["detail"] == "cross-site request refused"
@@ -139,15 +153,23 @@ def test_decided_in_the_portfolio_and_the_cli_then_applied_by_the_next_build(
     assert ok.status_code == 200
     assert "Patterson Hansen Inc / Patterson-Hansen: merge (merged on the next build)" in ok.text
     assert f'id="pair-{merge_id}"' not in ok.text  # decided: no longer listed
-    assert re.search(r"<td>merge</td><td>admin</td>\s*<td>\d{4}-\d\d-\d\d \d\d:\d\d</td>", ok.text)  # who and when
+    assert re.search(
+        r"<td>merge</td><td>admin</td>\s*<td>\d{4}-\d\d-\d\d \d\d:\d\d</td>", ok.text
+    )  # who and when
     again = client.post(f"/marketmap/api/clients/sample/review/{merge_id}", json={"decision": "keep_apart"})
     assert again.status_code == 409
-    assert again.json()["detail"] == f"review pair {merge_id} (Patterson Hansen Inc / Patterson-Hansen) was already decided by admin: merge"
+    assert (
+        again.json()["detail"]
+        == f"review pair {merge_id} (Patterson Hansen Inc / Patterson-Hansen) was already decided by admin: merge"
+    )
 
     # the other pair is kept apart from the CLI
     capsys.readouterr()  # the api-server's log lines
     assert main(["review", "--client", "sample", "--keep-apart", apart_id]) == 0
-    assert capsys.readouterr().out == f"{apart_id}: keep apart — Ryan Avila LLC / Ryan-Avila (never asked again)\n"
+    assert (
+        capsys.readouterr().out
+        == f"{apart_id}: keep apart — Ryan Avila LLC / Ryan-Avila (never asked again)\n"
+    )
     assert main(["review", "--client", "sample", "--merge", "nosuchpair"]) == 1
     assert capsys.readouterr().err == ("error: no review pair 'nosuchpair' for client sample (marketmap review "
                                        "--client sample lists the open pairs and their ids)\n")  # fmt: skip
@@ -165,7 +187,11 @@ def test_decided_in_the_portfolio_and_the_cli_then_applied_by_the_next_build(
         summary = conn.execute(select(t.runs.c.summary).where(t.runs.c.run_id == run.run_id)).scalar_one()
     eng.dispose()
     dedupe = summary["steps"]["dedupe"]
-    assert (dedupe["merged_by_review_decision"], dedupe["duplicates_merged"], dedupe["review_pairs"]) == (1, 1, 0)
+    assert (dedupe["merged_by_review_decision"], dedupe["duplicates_merged"], dedupe["review_pairs"]) == (
+        1,
+        1,
+        0,
+    )
     after = _state(url)
     assert after["keys"] == before["keys"] - {"id:001LOOK00000000001"}  # merged into patterson-hansen.com
     assert after["ids"]["001LOOK00000000001"] == "patterson-hansen.com"
@@ -198,7 +224,9 @@ def test_interactive_review_asks_pair_by_pair(fixture_clients, mm_home, monkeypa
     assert main(["review", "--client", "sample", "-i"]) == 0
     out = capsys.readouterr().out
     assert out.index(f"[{first.id}]") < out.index(f"[{second.id}]")  # kept apart, then quit at the second
-    assert out.endswith(f"{first.id}: keep apart — {first.left_name} / {first.right_name} (never asked again)\n")
+    assert out.endswith(
+        f"{first.id}: keep apart — {first.left_name} / {first.right_name} (never asked again)\n"
+    )
     assert [p.id for p in pairs(engine, "sample")] == [second.id]
     # the next dedupe does not ask again
     ingest.extract_exports(cfg, "r2", engine)

@@ -66,7 +66,9 @@ def test_suggestion_on_the_demo_data_is_a_valid_rubric_back_tested_out_of_sample
     path = tmp_path / "suggested.yaml"
     path.write_text(s["yaml"])
     cand = load_candidate(cfg, path)
-    assert cand.icp.version == "2026.03-suggested" and len(cand.icp.rubrics[0].vectors) == len(rubric["vectors"])
+    assert cand.icp.version == "2026.03-suggested" and len(cand.icp.rubrics[0].vectors) == len(
+        rubric["vectors"]
+    )
     assert cand.icp.rubrics[0].negative_indicators == cfg.icp.rubrics[0].negative_indicators  # policy is kept
     # out of sample: every deal tiered by a rubric learned without its account; same deals as the current rubric
     assert s["cross_validation"] == {"folds": 5, "method": "5-fold cross-validation grouped by account"}
@@ -89,7 +91,10 @@ def test_suggestion_beats_a_wrong_rubric_out_of_sample(demo):
         "thresholds": {"T1": 90, "T2": 50, "T3": 20}}]})  # fmt: skip
     s = _suggest(cfg.model_copy(update={"icp": wrong}), demo)
     assert s["current"]["lift_t1_t3"] < 1  # small companies first: inverted on the demo's history
-    assert s["suggested"]["lift_t1_t3"] > 2 and s["comparison"] == {"lift_t1_t3": "better", "share_in_t1": "better"}
+    assert s["suggested"]["lift_t1_t3"] > 2 and s["comparison"] == {
+        "lift_t1_t3": "better",
+        "share_in_t1": "better",
+    }
 
 
 def test_caveat_under_the_seeds_minimum_and_nothing_under_30(demo):
@@ -116,9 +121,19 @@ def test_cli_preview_suggest_prints_the_comparison_and_the_yaml(demo, monkeypatc
     monkeypatch.setenv("MARKETMAP_HOME", str(demo["home"]))
     assert main(["preview", "--client", "demo", "--suggest", "-o", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "Suggested rubric, learned from 494 closed deals (120 won; overall win rate 24%) — nothing is written:" in out
-    assert "Back-test out of sample (5-fold cross-validation grouped by account) vs the current rubric, same deals:" in out
+    assert (
+        "Suggested rubric, learned from 494 closed deals (120 won; overall win rate 24%) — nothing is written:"
+        in out
+    )
+    assert (
+        "Back-test out of sample (5-fold cross-validation grouped by account) vs the current rubric, same deals:"
+        in out
+    )
     assert "Suggested rubric as YAML (copy what you accept into the client file):" in out
-    assert yaml.safe_load(out.split("copy what you accept into the client file):\n", 1)[1].split("\nHTML report:")[0])
+    assert yaml.safe_load(
+        out.split("copy what you accept into the client file):\n", 1)[1].split("\nHTML report:")[0]
+    )
     html = (tmp_path / "preview.html").read_text()
-    assert "Suggested rubric from history" in html and "Back-test: suggested (out of sample) vs current" in html
+    assert (
+        "Suggested rubric from history" in html and "Back-test: suggested (out of sample) vs current" in html
+    )

@@ -70,7 +70,9 @@ def created_events(opportunities: pd.DataFrame, since: dt.date | None = None) ->
 
     o = opportunities
     if o.empty or "created_date" not in o:
-        return pd.DataFrame({"account_key": [], "created": pd.Series([], dtype="datetime64[ns]"), "amount": []})
+        return pd.DataFrame(
+            {"account_key": [], "created": pd.Series([], dtype="datetime64[ns]"), "amount": []}
+        )
     created = pd.to_datetime(o["created_date"], errors="coerce", utc=True).dt.tz_localize(None).dt.normalize()
     kind = deal_kind(o["opp_type"] if "opp_type" in o else pd.Series(None, index=o.index, dtype=object))
     keep = created.notna() & (kind == "new") & o["account_key"].notna()
@@ -100,9 +102,7 @@ def outcome_rows(opportunities: pd.DataFrame, accounts: pd.Series | None, outcom
 
     if kind_of(outcome) == CLOSED_WON:
         deals = prepare_deals(opportunities)
-        deals["event_date"] = pd.to_datetime(
-            opportunities.get("close_date"), errors="coerce"
-        )
+        deals["event_date"] = pd.to_datetime(opportunities.get("close_date"), errors="coerce")
         return deals[deals["closed"] & (deals["kind"] == "new")].reset_index(drop=True)
     keys = pd.Series(pd.unique(pd.Series(accounts, dtype=object).dropna()), dtype=object)
     ev = created_events(opportunities, _since(outcome))

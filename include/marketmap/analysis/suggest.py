@@ -103,7 +103,9 @@ def segments(accounts: pd.DataFrame, field: str, run_date: dt.date) -> pd.DataFr
     else:
         seg = col.astype(object).map(lambda v: v.strip() if isinstance(v, str) and v.strip() else None)
         return _one_spelling(pd.DataFrame({"account_key": keys, "segment": seg}).dropna(subset=["segment"]))
-    return pd.DataFrame({"account_key": keys, "segment": seg}).dropna(subset=["segment"]).reset_index(drop=True)
+    return (
+        pd.DataFrame({"account_key": keys, "segment": seg}).dropna(subset=["segment"]).reset_index(drop=True)
+    )
 
 
 def _one_spelling(frame: pd.DataFrame) -> pd.DataFrame:
@@ -112,7 +114,9 @@ def _one_spelling(frame: pd.DataFrame) -> pd.DataFrame:
     fold = frame["segment"].astype(str).str.casefold()
     counts = pd.DataFrame({"fold": fold.to_numpy(), "spelling": frame["segment"].to_numpy()})
     counts = counts.groupby(["fold", "spelling"]).size().reset_index(name="n")
-    best = counts.sort_values(["fold", "n", "spelling"], ascending=[True, False, True]).drop_duplicates("fold")
+    best = counts.sort_values(["fold", "n", "spelling"], ascending=[True, False, True]).drop_duplicates(
+        "fold"
+    )
     spelling = dict(zip(best["fold"], best["spelling"], strict=True))
     out = frame.assign(segment=fold.map(spelling).to_numpy())
     return out.drop_duplicates(["account_key", "segment"]).reset_index(drop=True)
@@ -131,8 +135,11 @@ def _field_stats(rows: pd.DataFrame, seg: pd.DataFrame, p0: float) -> dict:
     known = rows["account_key"].isin(seg["account_key"]).mean()
     dev = (n[eligible] * (rate[eligible] - p0).abs()).sum() / max(n[eligible].sum(), 1)
     return {
-        "segments": {s: {"rows": int(n[s]), "positives": int(k[s]), "rate": float(rate[s])}
-                     for s in n.index if eligible[s]},  # fmt: skip
+        "segments": {
+            s: {"rows": int(n[s]), "positives": int(k[s]), "rate": float(rate[s])}
+            for s in n.index
+            if eligible[s]
+        },  # fmt: skip
         "strength": float(known * dev / p0),
         "coverage": float(known),
     }
@@ -189,7 +196,9 @@ def learn(rows: pd.DataFrame, segs: dict[str, pd.DataFrame]) -> tuple[list[dict]
         return [], stats
     total = sum(strong.values())
     strong = {f: v for f, v in strong.items() if v / total >= MIN_WEIGHT_SHARE}
-    strong = dict(sorted(strong.items(), key=lambda kv: (-kv[1], list(CANDIDATES).index(kv[0])))[:MAX_VECTORS])
+    strong = dict(
+        sorted(strong.items(), key=lambda kv: (-kv[1], list(CANDIDATES).index(kv[0])))[:MAX_VECTORS]
+    )
     weights = _whole_weights(strong)
     vectors = [v for f in strong if (v := _vector(f, weights[f], stats[f])) is not None]
     if vectors and sum(v["weight"] for v in vectors) != 100:  # a field lost all its points: re-spread
@@ -314,7 +323,12 @@ def suggest_rubric(cfg, accounts: pd.DataFrame, opportunities: pd.DataFrame, run
         r_f, _, scored = fit_rubric(base, accounts, train, segs, run_date)
         if r_f is None:
             continue
-        tiers = pd.DataFrame({"account_key": accounts["account_key"].to_numpy(), "tier": scored["tier"].astype(object).to_numpy()})
+        tiers = pd.DataFrame(
+            {
+                "account_key": accounts["account_key"].to_numpy(),
+                "tier": scored["tier"].astype(object).to_numpy(),
+            }
+        )
         held.append(tiers[tiers["account_key"].isin(in_fold)])
     held_tiers = pd.concat(held, ignore_index=True) if held else pd.DataFrame(columns=["account_key", "tier"])
     bt_kw = {"min_sample": m.drift_min_deals, "lift_min": m.lift_min, "outcome": m.outcome}

@@ -163,7 +163,9 @@ def decide(engine: Engine, client_id: str, pid: str, decision: str, by: str | No
     return p
 
 
-def decided(engine: Engine, client_id: str, kinds: tuple[str, ...] = ("account_name", "account_domain")) -> dict:
+def decided(
+    engine: Engine, client_id: str, kinds: tuple[str, ...] = ("account_name", "account_domain")
+) -> dict:
     """``{(kind, left_key, right_key): status}`` of every decided pair of ``kinds``."""
     q = t.review_queue.c
     with engine.connect() as conn:
