@@ -137,3 +137,26 @@ def test_cli_preview_suggest_prints_the_comparison_and_the_yaml(demo, monkeypatc
     assert (
         "Suggested rubric from history" in html and "Back-test: suggested (out of sample) vs current" in html
     )
+
+
+def test_suggestion_learns_from_opportunities_created(demo):
+    from marketmap.config import OutcomeConfig
+
+    cfg = demo["cfg"]
+    created = cfg.model_copy(update={"maintenance": cfg.maintenance.model_copy(
+        update={"outcome": OutcomeConfig(kind="opportunity_created")})})  # fmt: skip
+    s = _suggest(created, demo)
+    assert s["status"] == "ok" and s["outcome"] == "opportunity_created"
+    assert s["rate_label"] == "opportunity-created rate"
+    assert s["rows"] == len(
+        demo["accounts"]
+    )  # every account is a row; the outcome: an opportunity was created
+    with_opp = demo["opps"]["account_key"].dropna().unique()
+    assert 30 <= s["positives"] <= len(with_opp)
+    assert sum(v["weight"] for v in s["rubric"]["vectors"]) == 100
+    assert s["suggested"]["rows"] == s["current"]["rows"] == s["rows"]
+    assert s["suggested"]["lift_t1_t3"] is not None and s["comparison"]["lift_t1_t3"] in (
+        "better",
+        "worse",
+        "same",
+    )
