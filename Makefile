@@ -55,6 +55,8 @@ ui: $(STAMP)
 	@echo "Airflow UI: http://localhost:$(PORT) — the admin password is printed below and kept in $(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated"
 	$(BIN)/airflow db migrate > /dev/null
 	$(BIN)/python -c "import os, marketmap.settings as s; s.airflow_sqlite_wal(os.environ['AIRFLOW_HOME'])"
+	@# pools first: a task in a pool that does not exist is never scheduled
+	$(BIN)/marketmap pools --apply
 	PATH="$(BIN):$$PATH" $(BIN)/airflow standalone
 
 bench: $(STAMP)

@@ -1,14 +1,14 @@
 """review_queue: who decided a pair and when (the review queue is worked by people)
 
 Revision ID: 0010_review_decisions
-Revises: 0008
+Revises: 0012_client_status
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0010_review_decisions"
-down_revision = "0008"
+down_revision = "0012_client_status"
 branch_labels = None
 depends_on = None
 
