@@ -5,15 +5,15 @@ Text, not JSON: the value is written canonically (sorted keys, compact), so the 
 type has no equality operator.
 
 Revision ID: 0009_custom_fields
-Revises: 0012_client_status (main's head when this branch last merged main; the brief's 0008 was
-the head when the work started — chained after it so there is one head)
+Revises: 0010_review_decisions (main's head when this branch last merged main; the brief's 0008 was
+the head when the work started — chained after main's head so there is one head)
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0009_custom_fields"
-down_revision = "0012_client_status"
+down_revision = "0010_review_decisions"
 branch_labels = None
 depends_on = None
 
