@@ -9,6 +9,8 @@ marketmap build --client X [--dry-run] [--override-qa] [--param K=V]
                                  a failure prints which step failed, why, and where the log is
 marketmap run --client X --pipeline monthly --date 2027-01-01
                                  run any pipeline once, as scheduled on that date
+marketmap fields --client X [--json]   every account field a rubric can use: built-in, band range or
+                                 custom; type, fill rate, example values (warehouse, else the export)
 marketmap preview --client X [--rubric FILE]   score the warehouse TAM with the current or a
                                  candidate rubric: tiers, valuation, back-test, QA, tier moves (read-only)
 marketmap access sync            (FAB auth manager) create/update one role per client, client_<id>
@@ -302,7 +304,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
     try:
         cfg = load_effective(args.client)  # with any applied valuation calibration
         result, html = run_preview(
-            cfg, warehouse(cfg), Path(args.rubric) if args.rubric else None, args.output
+            cfg, warehouse(cfg), Path(args.rubric) if args.rubric else None, args.output, suggest=args.suggest
         )
     except ConfigError as e:
         for f, key, msg in e.problems:
@@ -317,6 +319,72 @@ def cmd_preview(args: argparse.Namespace) -> int:
             print(format_preview(result))
     print(f"\nHTML report: {html}")
     return 0
+
+
+def cmd_fields(args: argparse.Namespace) -> int:
+    """Every account field a rubric can use, with its type, fill rate and example values."""
+    _default_env()
+    from marketmap.config import ConfigError, load_client
+    from marketmap.ingest.fields import as_dicts, field_table, format_table
+    from marketmap.ingest.reader import IngestError
+    from marketmap.warehouse import client_engine
+
+    try:
+        cfg = load_client(args.client)
+        engine = client_engine(cfg)
+        fields, origin = field_table(cfg, engine, Path(args.inbox) if args.inbox else None)
+    except ConfigError as e:
+        for f, key, msg in e.problems:
+            print(f"{f}: {key + ': ' if key else ''}{msg}", file=sys.stderr)
+        return 1
+    except (FileNotFoundError, IngestError) as e:
+        print(str(e), file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps({"origin": origin, "fields": as_dicts(fields)}, indent=2, default=str))
+    else:
+        print(format_table(fields, origin))
+    return 0
+
+
+def cmd_review(args: argparse.Namespace) -> int:
+    """The client's review queue: list open look-alike pairs side by side, or decide one."""
+    _default_env()
+    import getpass
+
+    from marketmap.config import ConfigError
+    from marketmap.ingest.review import DECIDED, ReviewError, decide, format_pairs, pairs
+    from marketmap.orchestration.resources import load_effective, warehouse
+
+    try:
+        cfg = load_effective(args.client)
+    except ConfigError as e:
+        for f, key, msg in e.problems:
+            print(f"{f}: {key + ': ' if key else ''}{msg}", file=sys.stderr)
+        return 1
+    engine = warehouse(cfg)
+    todo = [("merge", i) for i in args.merge or []] + [("keep_apart", i) for i in args.keep_apart or []]
+    if args.interactive:
+        for p in pairs(engine, cfg.client_id):
+            print(format_pairs([p], cfg.client_id).split("\n", 2)[2])
+            answer = input("merge (m), keep apart (k), skip (s), quit (q)? ").strip().lower()[:1]
+            if answer == "q":
+                break
+            if answer in ("m", "k"):
+                todo.append(("merge" if answer == "m" else "keep_apart", p.id))
+    failed = 0
+    for decision, pid in todo:
+        try:
+            p = decide(engine, cfg.client_id, pid, decision, by=f"{getpass.getuser()} (marketmap review)")
+        except ReviewError as e:
+            print(f"error: {e}", file=sys.stderr)
+            failed += 1
+            continue
+        then = "merged on the next build" if p.status == "same" else "never asked again"
+        print(f"{p.id}: {DECIDED[p.status]} — {p.left_name} / {p.right_name} ({then})")
+    if not todo and not args.interactive:
+        print(format_pairs(pairs(engine, cfg.client_id), cfg.client_id))
+    return 1 if failed else 0
 
 
 def cmd_pools(args: argparse.Namespace) -> int:
@@ -438,7 +506,22 @@ def main(argv: list[str] | None = None) -> int:
         help="folder for the HTML report (default: $MARKETMAP_HOME/reports/<client>/preview-<time>/)",
     )
     p.add_argument("--json", action="store_true", help="print the preview as JSON instead of text")
+    p.add_argument("--suggest", action="store_true",
+                   help="also suggest a rubric learned from the client's outcomes, back-tested out of sample")
     p.set_defaults(func=cmd_preview)
+
+    p = sub.add_parser("fields", help="every account field a rubric can use: type, fill rate, examples")
+    p.add_argument("--client", required=True)
+    p.add_argument("--inbox", help="folder of the export files (default: $MARKETMAP_HOME/inbox/<client>/)")
+    p.add_argument("--json", action="store_true", help="print the fields as JSON")
+    p.set_defaults(func=cmd_fields)
+
+    p = sub.add_parser("review", help="the review queue: open look-alike pairs side by side; decide them")
+    p.add_argument("--client", required=True)
+    p.add_argument("--merge", action="append", metavar="ID", help="the pair is one company: merge on the next build")
+    p.add_argument("--keep-apart", action="append", metavar="ID", help="two companies: never ask again")
+    p.add_argument("--interactive", "-i", action="store_true", help="decide the open pairs one by one")
+    p.set_defaults(func=cmd_review)
 
     p = sub.add_parser("pools", help="list (or --apply: create) the Airflow pools the clients' DAGs use")
     p.add_argument("--apply", action="store_true")
