@@ -9,8 +9,14 @@ marketmap build --client X [--dry-run] [--override-qa] [--param K=V]
                                  a failure prints which step failed, why, and where the log is
 marketmap run --client X --pipeline monthly --date 2027-01-01
                                  run any pipeline once, as scheduled on that date
+marketmap fields --client X [--json]   every account field a rubric can use: built-in, band range or
+                                 custom; type, fill rate, example values (warehouse, else the export)
 marketmap preview --client X [--rubric FILE]   score the warehouse TAM with the current or a
                                  candidate rubric: tiers, valuation, back-test, QA, tier moves (read-only)
+marketmap access sync            (FAB auth manager) create/update one role per client, client_<id>
+marketmap access add-user --client X --username U --email E [--password-stdin]
+                                 create a user who sees only client X (its DAGs, portfolio, reports);
+                                 --admin instead of --client: an architect who sees every client
 """
 
 from __future__ import annotations
@@ -298,7 +304,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
     try:
         cfg = load_effective(args.client)  # with any applied valuation calibration
         result, html = run_preview(
-            cfg, warehouse(cfg), Path(args.rubric) if args.rubric else None, args.output
+            cfg, warehouse(cfg), Path(args.rubric) if args.rubric else None, args.output, suggest=args.suggest
         )
     except ConfigError as e:
         for f, key, msg in e.problems:
@@ -313,6 +319,72 @@ def cmd_preview(args: argparse.Namespace) -> int:
             print(format_preview(result))
     print(f"\nHTML report: {html}")
     return 0
+
+
+def cmd_fields(args: argparse.Namespace) -> int:
+    """Every account field a rubric can use, with its type, fill rate and example values."""
+    _default_env()
+    from marketmap.config import ConfigError, load_client
+    from marketmap.ingest.fields import as_dicts, field_table, format_table
+    from marketmap.ingest.reader import IngestError
+    from marketmap.warehouse import client_engine
+
+    try:
+        cfg = load_client(args.client)
+        engine = client_engine(cfg)
+        fields, origin = field_table(cfg, engine, Path(args.inbox) if args.inbox else None)
+    except ConfigError as e:
+        for f, key, msg in e.problems:
+            print(f"{f}: {key + ': ' if key else ''}{msg}", file=sys.stderr)
+        return 1
+    except (FileNotFoundError, IngestError) as e:
+        print(str(e), file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps({"origin": origin, "fields": as_dicts(fields)}, indent=2, default=str))
+    else:
+        print(format_table(fields, origin))
+    return 0
+
+
+def cmd_review(args: argparse.Namespace) -> int:
+    """The client's review queue: list open look-alike pairs side by side, or decide one."""
+    _default_env()
+    import getpass
+
+    from marketmap.config import ConfigError
+    from marketmap.ingest.review import DECIDED, ReviewError, decide, format_pairs, pairs
+    from marketmap.orchestration.resources import load_effective, warehouse
+
+    try:
+        cfg = load_effective(args.client)
+    except ConfigError as e:
+        for f, key, msg in e.problems:
+            print(f"{f}: {key + ': ' if key else ''}{msg}", file=sys.stderr)
+        return 1
+    engine = warehouse(cfg)
+    todo = [("merge", i) for i in args.merge or []] + [("keep_apart", i) for i in args.keep_apart or []]
+    if args.interactive:
+        for p in pairs(engine, cfg.client_id):
+            print(format_pairs([p], cfg.client_id).split("\n", 2)[2])
+            answer = input("merge (m), keep apart (k), skip (s), quit (q)? ").strip().lower()[:1]
+            if answer == "q":
+                break
+            if answer in ("m", "k"):
+                todo.append(("merge" if answer == "m" else "keep_apart", p.id))
+    failed = 0
+    for decision, pid in todo:
+        try:
+            p = decide(engine, cfg.client_id, pid, decision, by=f"{getpass.getuser()} (marketmap review)")
+        except ReviewError as e:
+            print(f"error: {e}", file=sys.stderr)
+            failed += 1
+            continue
+        then = "merged on the next build" if p.status == "same" else "never asked again"
+        print(f"{p.id}: {DECIDED[p.status]} — {p.left_name} / {p.right_name} ({then})")
+    if not todo and not args.interactive:
+        print(format_pairs(pairs(engine, cfg.client_id), cfg.client_id))
+    return 1 if failed else 0
 
 
 def cmd_pools(args: argparse.Namespace) -> int:
@@ -330,6 +402,49 @@ def cmd_pools(args: argparse.Namespace) -> int:
             airflow = Path(sys.executable).with_name("airflow")
             cmd = [str(airflow), "pools", "set", name, str(slots), "Market Map rate limit (marketmap pools)"]
             subprocess.run(cmd, check=True, capture_output=True)
+    return 0
+
+
+def cmd_access(args: argparse.Namespace) -> int:
+    """Per-client access under the FAB auth manager: roles from the client configs, users per client."""
+    _default_env()
+    if os.environ.get("MARKETMAP_AUTH", "").lower() == "fab":  # the switch `make ui AUTH=fab` uses
+        from marketmap.orchestration.access import FAB_AUTH_MANAGER
+
+        os.environ.setdefault("AIRFLOW__CORE__AUTH_MANAGER", FAB_AUTH_MANAGER)
+    from marketmap.config import client_files
+    from marketmap.orchestration import access
+
+    clients = sorted(p.stem for p in client_files())
+    try:
+        if args.access_command == "sync":
+            for r in access.sync_roles(clients):
+                what = "created" if r.created else "updated" if r.added or r.removed else "unchanged"
+                print(f"{r.role}: {what} ({r.total} permissions, {r.added} added, {r.removed} removed)")
+            return 0
+        if args.client is not None and args.client not in clients:
+            print(f"--client {args.client!r}: no such client (clients: {', '.join(clients) or 'none'})",
+                  file=sys.stderr)  # fmt: skip
+            return 1
+        password = ""
+        if args.password_stdin:
+            password = sys.stdin.readline().rstrip("\r\n")
+        elif sys.stdin.isatty():
+            import getpass
+
+            password = getpass.getpass(f"Password for {args.username}: ")
+            if password != getpass.getpass("Repeat it: "):
+                print("the passwords do not match", file=sys.stderr)
+                return 1
+        outcome = access.add_user(args.client, args.username, args.email, password,
+                                  args.first_name or "", args.last_name or "")  # fmt: skip
+    except access.AccessError as e:
+        print(f"marketmap access: {e}", file=sys.stderr)
+        return 1
+    role = access.role_name(args.client) if args.client else access.ADMIN_ROLE
+    print({"created": f"user {args.username} created with role {role}",
+           "role added": f"user {args.username} already existed: role {role} added",
+           "unchanged": f"user {args.username} already has role {role}"}[outcome])  # fmt: skip
     return 0
 
 
@@ -391,11 +506,41 @@ def main(argv: list[str] | None = None) -> int:
         help="folder for the HTML report (default: $MARKETMAP_HOME/reports/<client>/preview-<time>/)",
     )
     p.add_argument("--json", action="store_true", help="print the preview as JSON instead of text")
+    p.add_argument("--suggest", action="store_true",
+                   help="also suggest a rubric learned from the client's outcomes, back-tested out of sample")
     p.set_defaults(func=cmd_preview)
+
+    p = sub.add_parser("fields", help="every account field a rubric can use: type, fill rate, examples")
+    p.add_argument("--client", required=True)
+    p.add_argument("--inbox", help="folder of the export files (default: $MARKETMAP_HOME/inbox/<client>/)")
+    p.add_argument("--json", action="store_true", help="print the fields as JSON")
+    p.set_defaults(func=cmd_fields)
+
+    p = sub.add_parser("review", help="the review queue: open look-alike pairs side by side; decide them")
+    p.add_argument("--client", required=True)
+    p.add_argument("--merge", action="append", metavar="ID", help="the pair is one company: merge on the next build")
+    p.add_argument("--keep-apart", action="append", metavar="ID", help="two companies: never ask again")
+    p.add_argument("--interactive", "-i", action="store_true", help="decide the open pairs one by one")
+    p.set_defaults(func=cmd_review)
 
     p = sub.add_parser("pools", help="list (or --apply: create) the Airflow pools the clients' DAGs use")
     p.add_argument("--apply", action="store_true")
     p.set_defaults(func=cmd_pools)
+
+    p = sub.add_parser("access", help="per-client access (FAB auth manager): roles and users")
+    acc = p.add_subparsers(dest="access_command", required=True)
+    a = acc.add_parser("sync", help="create or update the role client_<id> of every client")
+    a.set_defaults(func=cmd_access)
+    a = acc.add_parser("add-user", help="create a user with a client's role (or add the role to a user)")
+    who = a.add_mutually_exclusive_group(required=True)
+    who.add_argument("--client", help="the client whose role (client_<id>) the user gets")
+    who.add_argument("--admin", action="store_true", help="FAB's Admin role instead: every client (architects)")
+    a.add_argument("--username", required=True)
+    a.add_argument("--email", required=True)
+    a.add_argument("--first-name")
+    a.add_argument("--last-name")
+    a.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
+    a.set_defaults(func=cmd_access)
 
     args = parser.parse_args(argv)
     return args.func(args)

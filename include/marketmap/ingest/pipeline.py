@@ -12,6 +12,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, delete, func, select
 
@@ -19,7 +20,7 @@ from marketmap import csvsafe
 from marketmap.config import ClientConfig
 from marketmap.ingest.dedupe import dedupe_accounts
 from marketmap.ingest.reader import IngestError, ReadOptions, ReadResult, Rejected, read_export
-from marketmap.ingest.schema import ACCOUNT_FIELDS, FIELDS, column_map
+from marketmap.ingest.schema import ACCOUNT_FIELDS, FIELDS, RANGE_COLUMNS, column_map
 from marketmap.settings import inbox_dir, run_dir
 from marketmap.warehouse import insert_rows, safe_url, upsert
 from marketmap.warehouse import schema as t
@@ -48,6 +49,8 @@ def records_to_frame(records: list[dict], obj: str) -> pd.DataFrame:
                 df[field] = df[field].dt.tz_convert(None)
         elif kind in ("int", "float"):
             df[field] = pd.to_numeric(df[field], errors="coerce")
+    for field in RANGE_COLUMNS if obj == "accounts" else ():
+        df[field] = pd.to_numeric(df[field], errors="coerce") if field in df else np.nan
     return df
 
 
@@ -176,7 +179,8 @@ def extract_exports(cfg: ClientConfig, run_id: str, engine: Engine, inbox: Path 
     options = read_options(cfg)
     for obj, path in export_paths(cfg, inbox).items():
         try:
-            results[obj] = read_export(path, obj, exp.format, overrides[obj], exp.encoding, options)
+            custom = cfg.custom_fields.specs(obj, overrides[obj])
+            results[obj] = read_export(path, obj, exp.format, overrides[obj], exp.encoding, options, custom)
         except IngestError as e:
             problems.append(str(e))
     if problems:
@@ -240,8 +244,18 @@ def normalise_and_dedupe(cfg: ClientConfig, run_id: str, engine: Engine) -> dict
     frame = records_to_frame(records, "accounts")
     if "source_row" not in frame:
         frame["source_row"] = None
-    result = dedupe_accounts(frame, not_company_hosts=cfg.crm.export.not_company_hosts)
+    from marketmap.ingest.review import decided
+
+    decisions = decided(engine, cfg.client_id)  # a person's answers: merge ("same") or keep apart
+    merge_pairs = [(left, right) for (_, left, right), status in decisions.items() if status == "same"]
+    result = dedupe_accounts(frame, not_company_hosts=cfg.crm.export.not_company_hosts, merge_pairs=merge_pairs)
+    # A decided pair is never asked again (a kept-apart pair is found again, and dropped here).
+    asked = [(k, lk, rk) not in decisions for k, lk, rk in
+             zip(result.review["kind"], result.review["left_key"], result.review["right_key"], strict=True)]  # fmt: skip
+    result.review = result.review[asked] if len(result.review) else result.review
     _stage(engine, cfg.client_id, run_id, "accounts_deduped", frame_to_records(result.accounts))
+    _stage(engine, cfg.client_id, run_id, "absorbed_accounts",
+           [{"account_key": k, "into": v} for k, v in sorted((result.absorbed or {}).items())])  # fmt: skip
     _stage(engine, cfg.client_id, run_id, "account_crm_ids", frame_to_records(result.crm_ids))
     cid = cfg.client_id
     with engine.begin() as conn:
@@ -265,11 +279,13 @@ def normalise_and_dedupe(cfg: ClientConfig, run_id: str, engine: Engine) -> dict
     return {
         "records": len(frame),
         "accounts": len(result.accounts),
-        "duplicates_merged": len(result.merges),
+        "duplicates_merged": int((~result.merges["reason"].str.startswith("review decision")).sum())
+        if len(result.merges) else 0,
         "without_domain": int(result.accounts["domain"].isna().sum()),
         "review_pairs": len(result.review),
         "shared_domain_held_for_review": int((result.review["kind"] == "account_domain").sum()),
         "not_company_domains": 0 if result.warnings is None else len(result.warnings),
+        "merged_by_review_decision": len(result.absorbed or {}),
     }
 
 
@@ -278,7 +294,7 @@ def _domain_warnings(cfg: ClientConfig, warnings: pd.DataFrame | None) -> list[R
         return []
     exp = cfg.crm.export
     file = Path(exp.accounts).name if exp.accounts else "accounts"
-    col = column_map(exp.format, "accounts", exp.account_columns).get("website", "website")
+    col = column_map(exp.format, "accounts", exp.account_columns, _header_of(cfg)).get("website", "website")
     return [
         Rejected(file, int(r.source_row) if pd.notna(r.source_row) else 0, col, str(r.website)[:200],
                  f"{col} {str(r.website)[:80]!r}: {r.reason}; the account is kept without a domain")
@@ -286,11 +302,26 @@ def _domain_warnings(cfg: ClientConfig, warnings: pd.DataFrame | None) -> list[R
     ]  # fmt: skip
 
 
+def _header_of(cfg: ClientConfig) -> list[str] | None:
+    """The account export's header (a HubSpot web-app export names its columns by label), if readable."""
+    import csv
+
+    path = export_paths(cfg).get("accounts")
+    if cfg.crm.kind != "csv" or path is None or not path.exists():
+        return None
+    try:
+        with open(path, encoding=cfg.crm.export.encoding, newline="") as fh:
+            return [h.strip().lstrip("\ufeff") for h in next(csv.reader(fh), [])]
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None
+
+
 # What ingest owns in the accounts table: the export's fields plus the dedupe results.
-ACCOUNT_COLUMNS = ["account_key", *ACCOUNT_FIELDS, "name_norm", "domain", "source_row", "last_seen_run"]
+ACCOUNT_COLUMNS = ["account_key", *ACCOUNT_FIELDS, *RANGE_COLUMNS, "custom", "name_norm", "domain", "source_row",
+                   "last_seen_run"]  # fmt: skip
 # A blank in the export never erases a value the warehouse already has (e.g. one filled by
 # enrichment); a changed value does overwrite it.
-KEEP_WHEN_BLANK = [f for f in ACCOUNT_FIELDS if f not in ("crm_id", "name")]
+KEEP_WHEN_BLANK = [f for f in ACCOUNT_FIELDS if f not in ("crm_id", "name")] + [*RANGE_COLUMNS, "custom"]
 
 
 # Columns that record where and when a row was last seen: a change in them alone is not a change.
@@ -304,6 +335,7 @@ def load_warehouse(cfg: ClientConfig, run_id: str, engine: Engine) -> dict:
     crm_ids = pd.DataFrame.from_records(_staged(engine, cid, run_id, "account_crm_ids"))
     contacts = records_to_frame(_staged(engine, cid, run_id, "contacts"), "contacts")
     opps = records_to_frame(_staged(engine, cid, run_id, "opportunities"), "opportunities")
+    absorbed = [r["account_key"] for r in _staged(engine, cid, run_id, "absorbed_accounts")]
     now = _now()
 
     for col in ("last_funding_date",):
@@ -373,6 +405,12 @@ def load_warehouse(cfg: ClientConfig, run_id: str, engine: Engine) -> dict:
             skip_unchanged=BOOKKEEPING,
         )
         upsert(conn, t.reps, rep_rows)
+        # Accounts a review decision merged into another are retired with their scores: their
+        # CRM ids, contacts and deals now point at the account they joined.
+        for part in range(0, len(absorbed), 500):
+            keys = absorbed[part : part + 500]
+            for table in (t.account_scores, t.accounts):
+                conn.execute(delete(table).where(table.c.client_id == cid, table.c.account_key.in_(keys)))
         # Staged copies are only needed until the load succeeds.
         conn.execute(
             delete(t.staged_records).where(
@@ -389,6 +427,7 @@ def load_warehouse(cfg: ClientConfig, run_id: str, engine: Engine) -> dict:
         "opportunities_closed": int(opps["is_closed"].sum()),
         "opportunities_won": int(opps["is_won"].sum()),
         "reps": len(rep_rows),
+        "accounts_retired_by_merge": len(absorbed),
     }
 
 

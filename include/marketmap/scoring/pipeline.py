@@ -19,6 +19,7 @@ from marketmap.config import ClientConfig
 from marketmap.versions import persona_version, rubric_version
 from marketmap.warehouse import schema as t
 from marketmap.warehouse import upsert
+from marketmap.warehouse.custom import expand
 from marketmap.warehouse.queries import (
     BOOKKEEPING,
     columns_of,
@@ -114,7 +115,8 @@ def score_accounts(
     tiers: Counter[str] = Counter()
     now = dt.datetime.now(dt.UTC)
     for accounts in iter_frames(engine, query, chunk):
-        w, counts = _score_chunk(cfg, engine, accounts.reset_index(drop=True), version, run_id, run_date, now)
+        accounts = expand(accounts.reset_index(drop=True))  # custom fields as columns
+        w, counts = _score_chunk(cfg, engine, accounts, version, run_id, run_date, now)
         accounts_n, written = accounts_n + len(accounts), written + w
         tiers.update(counts)
     return {
@@ -163,7 +165,7 @@ VALUATION_COLUMNS = ("account_key", "employees", "annual_revenue", "industry", "
 def _valuation_columns(cfg: ClientConfig) -> list[str]:
     field = cfg.valuation.product_field
     if field and field not in t.accounts.c:
-        return columns_of(t.accounts, without=BOOKKEEPING)  # a field we cannot name: read them all
+        return [*VALUATION_COLUMNS, "custom"]  # a custom field: expanded from the custom column
     return [*VALUATION_COLUMNS, *([field] if field and field not in VALUATION_COLUMNS else [])]
 
 

@@ -24,6 +24,7 @@ import pandas as pd
 from sqlalchemy import Engine, Table, select, text
 
 from marketmap.warehouse import schema as t
+from marketmap.warehouse.custom import expand
 
 # Where and when a row was last seen: nothing computes with these.
 BOOKKEEPING = ("source_file", "source_row", "first_seen_run", "last_seen_run", "updated_at")
@@ -69,12 +70,14 @@ def iter_frames(engine: Engine, query, chunk: int = 50_000) -> Iterator[pd.DataF
 
 
 def read_accounts(engine: Engine, client_id: str, columns: Iterable[str] | None = None) -> pd.DataFrame:
-    """A client's accounts (``columns``, default all but ``client_id``)."""
-    return read_frame(engine, _select(t.accounts, client_id, columns))
+    """A client's accounts (``columns``, default all but ``client_id``); custom fields, when the
+    ``custom`` column is read, as columns of their own (:func:`marketmap.warehouse.custom.expand`)."""
+    return expand(read_frame(engine, _select(t.accounts, client_id, columns)))
 
 
 def read_opportunities(engine: Engine, client_id: str, columns: Iterable[str] | None = None) -> pd.DataFrame:
-    return read_frame(engine, _select(t.opportunities, client_id, columns))
+    """A client's deals; custom fields as columns of their own (like :func:`read_accounts`)."""
+    return expand(read_frame(engine, _select(t.opportunities, client_id, columns)))
 
 
 def read_reps(engine: Engine, client_id: str, columns: Iterable[str] | None = None) -> pd.DataFrame:
@@ -82,7 +85,8 @@ def read_reps(engine: Engine, client_id: str, columns: Iterable[str] | None = No
 
 
 def read_contacts(engine: Engine, client_id: str, columns: Iterable[str] | None = None) -> pd.DataFrame:
-    return read_frame(engine, _select(t.contacts, client_id, columns))
+    """A client's contacts; custom fields as columns of their own (like :func:`read_accounts`)."""
+    return expand(read_frame(engine, _select(t.contacts, client_id, columns)))
 
 
 def read_scores(
