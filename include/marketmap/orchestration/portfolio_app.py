@@ -276,16 +276,24 @@ def create_app() -> FastAPI:
         return HTMLResponse(html)
 
     @app.get("/clients/{client_id}/reports/{run_id}/{filename}")
-    async def report_file(request: Request, client_id: str, run_id: str, filename: str) -> FileResponse:
-        from marketmap.reports.render import report_dir
+    async def report_file(request: Request, client_id: str, run_id: str, filename: str) -> Response:
+        """A report file, read from storage (whichever worker wrote it; see marketmap.storage)."""
+        import os
+
+        from marketmap import storage
+        from marketmap.reports.render import report_dir, safe_name
 
         user = await current_user(request)
         _client_or_404(user, client_id)
-        base = report_dir(client_id, run_id).resolve()
-        path = (base / filename).resolve()
-        if path.parent != base or path.suffix not in MEDIA or not path.is_file():
+        # Names the reports are written under only: no separators, no "..", a known type.
+        if safe_name(filename) != filename or safe_name(run_id) != run_id or run_id.startswith("."):
+            raise HTTPException(status_code=404, detail="no such report")
+        path = report_dir(client_id, run_id) / filename
+        if path.suffix not in MEDIA or not path.is_file():
             raise HTTPException(status_code=404, detail="no such report")
         media = MEDIA[path.suffix]
-        return FileResponse(Path(path), media_type=media)
+        if storage.is_local(path):
+            return FileResponse(Path(os.fspath(path)), media_type=media)
+        return Response(path.read_bytes(), media_type=media)
 
     return app
