@@ -1149,6 +1149,11 @@ def _write_csv(path: Path, header: list[str], rows: list[list[str]], bom: bool) 
     writer.writerow(header)
     writer.writerows(rows)
     data = buf.getvalue().encode("utf-8-sig" if bom else "utf-8")
+    from marketmap import storage
+
+    if not storage.is_local(path):  # an object-store inbox: one PUT is all or nothing
+        path.write_bytes(data)
+        return
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:

@@ -441,7 +441,7 @@ def summarise(cfg: ClientConfig, run_id: str, engine: Engine, steps: dict | None
             .values(finished_at=_now(), status="success", summary=summary)
         )
     for name, rows in (("rejected_rows.csv", rejected), ("warnings.csv", warnings)):
-        with open(out / name, "w", newline="", encoding="utf-8") as fh:
+        with (out / name).open("w", newline="", encoding="utf-8") as fh:
             w = csvsafe.writer(fh)  # values straight from the export: never formulas
             w.writerow(["file", "row", "field", "value", "reason"])
             w.writerows(rows)

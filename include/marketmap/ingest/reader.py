@@ -488,7 +488,9 @@ def read_export(
     options: ReadOptions | None = None,
 ) -> ReadResult:
     """Read one export file of ``obj`` (accounts, contacts, opportunities) into canonical columns."""
-    path = Path(path)
+    from marketmap.storage import path as storage_path
+
+    path = storage_path(path)  # a local path or an object-store path (the inbox lives in storage)
     opts = options or ReadOptions()
     if not path.exists():
         raise IngestError(f"{path}: file not found (expected the {obj} export here)")
