@@ -99,7 +99,7 @@ BUILD_DOC = """The initial build of the client's market map, triggered by hand f
 5. **enrich_accounts** — fill the fields the rubric and the push need, only for accounts that can
    still reach the configured tier, T1 candidates first, within the monthly credit budget; every
    paid call in the credit ledger, every answer cached (a re-run pays nothing). Clients with Clay
-   also wait for its callbacks (rescheduling sensor) and run a second, free pass.
+   also wait for its callbacks (deferred to the triggerer: no worker slot while Clay works) and run a second, free pass.
 6. **score_accounts** — fit score 0-100 per product rubric, tier T1/T2/T3/OUT, per-vector points,
    unknown values and the highest score still attainable; stored per rubric version.
 7. **enrich_personas** — people search at T1 accounts for the personas they lack (GDPR setting respected).
@@ -144,7 +144,11 @@ def build_dag(cfg: ClientConfig) -> DAG:
         chain(validated, ingested, deduped, loaded, enriched)
         if any(p.kind == "clay" for p in cfg.enrichment.providers):
             # Clay answers asynchronously: wait for its callbacks, settle, then a second (free) pass.
-            waited = et.wait_for_clay(client_id=cid, enriched=enriched)
+            from marketmap.orchestration.clay_wait import ClayWaitOperator
+
+            # Deferred to the triggerer while Clay works: no worker slot, no task process.
+            waited = ClayWaitOperator(task_id="wait_for_clay", client_id=cid, enriched=enriched)
+            enriched >> waited
             closed = et.close_clay(client_id=cid, enriched=enriched)
             enriched = et.enrich_accounts_resume.override(**pool)(client_id=cid)
             chain(waited, closed, enriched)
