@@ -679,7 +679,9 @@ def generate_demo_export(
     """
     if n_accounts < 500:
         raise ValueError(f"n_accounts must be at least 500, got {n_accounts}")
-    out_dir = Path(out_dir)
+    from marketmap.storage import path as storage_path
+
+    out_dir = storage_path(out_dir)  # the inbox may be an object store
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     r = random.Random(int(rng.integers(2**62)))

@@ -39,7 +39,7 @@ class _Run:
         self.as_of: dt.date = end.astimezone(self.cfg.tz).date()
 
     def report_dir(self):
-        """The run's report folder (``$MARKETMAP_HOME/reports/<client>/<run_id>/``, created), which
+        """The run's report folder (``<storage root>/reports/<client>/<run_id>/``, created), which
         the portfolio app serves: alerts link to the page, never to the file."""
         from marketmap.reports.render import report_dir
 
@@ -246,7 +246,8 @@ def stale_account_round_robin(client_id: str) -> dict:
              for k, o, p, s in stale[["account_key", "owner_id", "proposed_owner", "owner_since"]].itertuples(index=False)]  # fmt: skip
     pid = store_proposal(r.engine, cid, "stale", r.run_id, r.now, r.as_of, moves, {"accounts": len(stale)})
     path = r.report_dir() / "stale_accounts_round_robin.csv"
-    csvsafe.safe_frame(stale.assign(proposal_id=pid)).to_csv(path, index=False)
+    with path.open("w", newline="", encoding="utf-8") as fh:  # the report folder lives in storage
+        csvsafe.safe_frame(stale.assign(proposal_id=pid)).to_csv(fh, index=False)
     alerts = []
     if len(stale):
         alerts.append(Alert(client_id=cid, rule="stale_accounts", role="revops", severity="info",
@@ -554,7 +555,8 @@ def territory_check(client_id: str) -> dict:
                          columns=["account_key", "from_rep", "to_rep", "value", "tier", "reason"])  # fmt: skip
     moves.insert(2, "from_rep_name", moves["from_rep"].map(lambda x: names.get(x, x)))
     moves.insert(4, "to_rep_name", moves["to_rep"].map(lambda x: names.get(x, x)))
-    moves.assign(proposal_id=pid).pipe(csvsafe.safe_frame).to_csv(csv_path, index=False)
+    with csv_path.open("w", newline="", encoding="utf-8") as fh:  # the report folder lives in storage
+        moves.assign(proposal_id=pid).pipe(csvsafe.safe_frame).to_csv(fh, index=False)
     alerts, checked = territory_alerts(r.cfg, frame, active, left, str(csv_path), names=names,
                                        values=ctx["values"], owners=ctx["owners"], proposal=rb)  # fmt: skip
     summary = {"basis": r.cfg.maintenance.territory_value, "values_by_basis": ctx["values"],
