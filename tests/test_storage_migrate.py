@@ -77,18 +77,24 @@ def test_reports_outbox_and_crm_files_go_through_storage(memory_root, mm_home):
     assert not (mm_home / "reports").exists() and not (mm_home / "outbox").exists() and not (mm_home / "runs").exists()
 
 
-def test_ingest_reads_the_inbox_from_storage(memory_root, mm_home, tmp_path):
-    """The export files are read from a non-local storage root (downloaded to a temp file once)."""
+def test_demo_export_written_to_and_read_from_storage(memory_root, mm_home):
+    """The demo generator writes the inbox in storage; ingest and the export-file provider read it."""
     from marketmap import storage
+    from marketmap.config import load_client
+    from marketmap.demo.generate import generate_demo_export
+    from marketmap.enrichment.providers import providers_for
+    from marketmap.ingest.pipeline import export_paths
     from marketmap.ingest.reader import read_export
 
-    src = ROOT / "tests" / "fixtures"
-    account = next(p for p in sorted(src.rglob("Account*.csv")))
-    dest = storage.inbox_dir("sample") / account.name
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.write_bytes(account.read_bytes())
-    res = read_export(dest, "accounts", "salesforce")
-    assert len(res.frame) > 0
+    counts = generate_demo_export(storage.inbox_dir("demo"), seed=7, n_accounts=500)
+    cfg = load_client("demo")
+    paths = export_paths(cfg)
+    assert str(paths["accounts"]) == "memory://mm-test-root/inbox/demo/Account.csv"
+    res = read_export(paths["accounts"], "accounts", "salesforce")
+    assert len(res.frame) + len(res.rejected) == counts["Account.csv"]
+    files = [p for p in providers_for(cfg) if p.kind == "export_file"]
+    assert files and files[0]._table()  # the bought data file, read from storage
+    assert not (mm_home / "inbox").exists()
 
 
 def test_task_engine_checks_schema_and_names_the_fix(tmp_path, monkeypatch):
