@@ -55,6 +55,8 @@ ui: $(STAMP)
 	@echo "Airflow UI: http://localhost:$(PORT) — the admin password is printed below and kept in $(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated"
 	@# Deploy-time migration (Airflow's DB when needed, every client warehouse): the tasks only check.
 	$(BIN)/marketmap migrate
+	@# pools first: a task in a pool that does not exist is never scheduled
+	$(BIN)/marketmap pools --apply
 	PATH="$(BIN):$$PATH" $(BIN)/airflow standalone
 
 bench: $(STAMP)

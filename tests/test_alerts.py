@@ -240,3 +240,27 @@ def test_slack_text_escapes_data_so_names_cannot_ping_or_disguise_links():
     )
     rtext, rblocks = render(evil, resolved, {})
     assert "<!channel>" not in rtext + json.dumps(rblocks)
+
+
+def test_messages_say_when_they_were_raised_and_a_catch_up_says_for_which_date(env, mm_home):
+    """A catch-up run for July, raised in December, must not read as December's numbers."""
+    cfg, engine = env
+    tz = cfg.tz
+    raised = dt.datetime(2026, 12, 5, 9, 30, tzinfo=dt.UTC)
+    july = dt.datetime(2026, 7, 31, 23, 0, tzinfo=dt.UTC)
+    report = "http://localhost:8080/marketmap/clients/sample/reports/r/drift.html"
+    process_alerts(cfg, engine, "catchup", july, [lift_alert(cfg, report=report)], {"lift_below_min"},
+                   raised=raised)  # fmt: skip
+    other = Alert(client_id=cfg.client_id, rule="duplicates", role="revops", title="dupes", key="x",
+                  numbers={"pairs": 3}, material={"pairs": 3})  # fmt: skip
+    process_alerts(cfg, engine, "today", raised, [other], {"duplicates"},
+                   raised=raised + dt.timedelta(minutes=5))  # fmt: skip
+    first, second = outbox(mm_home)[0], outbox(mm_home)[-1]
+    context = " ".join(e["text"] for b in first["blocks"] if b["type"] == "context" for e in b["elements"])
+    local = raised.astimezone(tz)
+    assert f"raised Sat 5 Dec 2026 {local:%H:%M}" in context
+    july_local = july.astimezone(tz)
+    assert f"by a catch-up run for {july_local:%a} {july_local.day} {july_local:%b %Y}: the numbers are as of" in context
+    assert f"<{report}|Open the report>" in context  # a link a leader can click, not a path in backticks
+    context2 = " ".join(e["text"] for b in second["blocks"] if b["type"] == "context" for e in b["elements"])
+    assert "raised Sat 5 Dec 2026" in context2 and "catch-up" not in context2

@@ -141,7 +141,7 @@ class Cluster:
             AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=meta,
             AIRFLOW__CELERY__BROKER_URL=REDIS,
             AIRFLOW__CELERY__RESULT_BACKEND="db+" + meta,
-            AIRFLOW__CELERY__WORKER_CONCURRENCY="1",
+            AIRFLOW__CELERY__WORKER_CONCURRENCY="2",
             AIRFLOW__OPERATORS__DEFAULT_QUEUE=self.queues[0],
             AIRFLOW__API_AUTH__JWT_SECRET=self.jwt_secret,
             AIRFLOW__API__SECRET_KEY=self.jwt_secret,
@@ -297,7 +297,7 @@ def test_demo_build_and_monthly_run_on_two_celery_workers_without_shared_files(c
                   "--workers", "1")  # fmt: skip
     cluster.start("scheduler", "core", airflow, "scheduler")
     for node, queue in zip(("worker-a", "worker-b"), cluster.queues, strict=True):
-        cluster.start(node, node, airflow, "celery", "worker", "--queues", queue, "--concurrency", "1",
+        cluster.start(node, node, airflow, "celery", "worker", "--queues", queue, "--concurrency", "2",
                       "--celery-hostname", f"{node}@%h", "--skip-serve-logs")  # fmt: skip
 
     meta = create_engine(cluster.meta_url)

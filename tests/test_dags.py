@@ -228,3 +228,46 @@ def test_credential_in_a_client_file_never_reaches_doc_md(tmp_path):
     assert "`crm.api_key`: looks like a credential (api_key)" in doc
     assert "`slack.channels.revops`: looks like a credential (token, API key or password in a URL)" in doc
     assert "sk-fake" not in doc and "xoxb" not in doc and "placeholder" not in doc
+
+
+def test_each_dag_doc_states_its_schedule_in_the_clients_local_time(bag):
+    """The UI shows UTC; the doc says the client's timezone and the next runs in local time."""
+    import datetime as dt
+
+    from marketmap.orchestration.factory import schedule_doc
+
+    for dag_id, dag in bag.dags.items():
+        if dag_id != PORTFOLIO:
+            assert "## Schedule" in dag.doc_md, dag_id
+    cfg = load_all()["demo"]
+    cfg = cfg.model_copy(update={"timezone": "America/New_York",
+                                 "schedules": cfg.schedules.model_copy(update={"monthly": "15 6 1 * *"})})  # fmt: skip
+    now = dt.datetime(2026, 10, 20, 12, tzinfo=dt.UTC)
+    text = schedule_doc(cfg, "monthly", now)
+    assert "`15 6 1 * *` in the client's timezone **America/New_York**" in text
+    # 06:15 New York is 10:15 UTC in summer time and 11:15 UTC after the clocks change
+    assert "Sun 1 Nov 2026 06:15 EST (11:15 UTC); Tue 1 Dec 2026 06:15 EST (11:15 UTC)" in text
+    assert "The Airflow UI shows times in UTC" in text
+    assert schedule_doc(cfg, "build", now).startswith("No schedule: runs only when triggered")
+
+
+def test_tasks_of_an_embedded_sqlite_client_queue_in_one_pool(bag, monkeypatch):
+    """SQLite has one writer: every task of a client on it holds the warehouse pool (or its
+    provider/CRM pool), so overlapping DAGs queue instead of failing with "database is locked"."""
+    from marketmap.config import load_all
+    from marketmap.pools import SQLITE_WAREHOUSE_POOL, all_pools, crm_pool, pools_for, warehouse_pool
+
+    configs = load_all()
+    own = {SQLITE_WAREHOUSE_POOL}
+    for cfg in configs.values():
+        own |= set(pools_for(cfg)) | ({crm_pool(cfg)} if crm_pool(cfg) else set())
+    for dag_id, dag in bag.dags.items():
+        if dag_id == PORTFOLIO:
+            continue
+        for task in dag.tasks:
+            assert task.pool in own, (dag_id, task.task_id, task.pool)
+    assert all_pools(configs)[SQLITE_WAREHOUSE_POOL] == 1
+    cfg = configs["demo"]
+    monkeypatch.setenv("MARKETMAP_WAREHOUSE_URL", "postgresql+psycopg://postgres@127.0.0.1/test")
+    assert warehouse_pool(cfg) is None  # PostgreSQL takes concurrent writers
+    assert warehouse_pool(cfg.model_copy(update={"warehouse_conn_id": "wh"})) is None

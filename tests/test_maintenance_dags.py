@@ -73,7 +73,7 @@ def test_pools_for_crm_and_providers(fixture_clients):
     assert m.get_task("extract_changes").pool == "crm_sample"
     assert m.get_task("crm_push").pool == "crm_sample"
     assert m.get_task("enrich_gaps").pool == "mm_conn_apollo"
-    assert m.get_task("data_quality_audit").pool == "default_pool"
+    assert m.get_task("data_quality_audit").pool == "marketmap_sqlite_warehouse"  # embedded warehouse: queued
     assert quarterly_personas_dag(cfg).get_task("enrich_gap_personas").pool == "mm_conn_apollo"
 
 

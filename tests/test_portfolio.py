@@ -175,6 +175,30 @@ def test_paused_or_never_run_maintenance_is_not_ok(seeded):
     assert acme["never_run"] == [] and any("paused in Airflow (monthly)" in a for a in acme["attention"])
 
 
+def test_a_pipeline_that_stopped_running_is_late_even_where_paused_dags_are_invisible(seeded):
+    """The daily digest has no Airflow metadata (no paused flags): a maintenance pipeline that ran
+    before but not since its schedule fired (paused after running, switched off) is still named."""
+    from marketmap.portfolio.data import portfolio
+    from marketmap.warehouse import get_engine
+
+    def row(now):
+        rows = portfolio(_configs(), lambda cfg: get_engine(), now=now)  # no dags: the digest's view
+        return next(r for r in rows if r["client_id"] == "globex")
+
+    _ran(seeded, "monthly", dt.datetime(2026, 4, 1, 6, 30, tzinfo=dt.UTC))
+    _ran(seeded, "drift", dt.datetime(2026, 3, 30, 7, 30, tzinfo=dt.UTC))  # a Monday; weekly
+    assert row(dt.datetime(2026, 4, 6, 12, tzinfo=dt.UTC))["overdue"] == []  # within the grace
+    late = row(dt.datetime(2026, 4, 8, 9, tzinfo=dt.UTC))
+    assert [o["pipeline"] for o in late["overdue"]] == ["drift"]
+    assert any(
+        a.startswith("1 maintenance pipeline late: drift (due 2026-04-06, last ran 2026-03-30)")
+        and a.endswith("paused, switched off or stuck in Airflow?")
+        for a in late["attention"]
+    ), late["attention"]
+    _ran(seeded, "drift", dt.datetime(2026, 4, 8, 9, 30, tzinfo=dt.UTC))  # resumed: fine again
+    assert row(dt.datetime(2026, 4, 8, 10, tzinfo=dt.UTC))["overdue"] == []
+
+
 def test_running_pipelines_are_shown_with_a_readable_run(seeded):
     from marketmap.portfolio.data import portfolio
     from marketmap.warehouse import get_engine
@@ -494,3 +518,36 @@ def test_portfolio_dag_runs_through_airflow(airflow_db, seeded, mm_home):
     assert len(sent) == 1 and "Acme Robotics" in json.loads(sent[0])["text"]
     assert str(dag.test().state).endswith("success")
     assert outbox_path("_portfolio").read_text().splitlines() == sent  # nothing changed, nothing sent
+
+
+def test_tier_counts_come_from_the_status_row_of_the_current_scores(seeded):
+    """The portfolio reads one small row per client (written after every run that published scores),
+    not a count over the client's whole score table; a row of older scores is not trusted."""
+    from sqlalchemy import select, update
+
+    from marketmap.portfolio.data import count_tiers, portfolio, refresh_status
+    from marketmap.reports.data import current_version
+    from marketmap.warehouse import get_engine
+    from marketmap.warehouse import schema as t
+
+    configs = {c.client_id: c for c in _configs()}
+    acme = configs["acme"]
+    live = count_tiers(acme, seeded, current_version(acme, seeded))
+    assert refresh_status(acme, seeded, "r1", NOW) == live and sum(live.values()) == 120
+    with seeded.connect() as conn:
+        stored = conn.execute(select(t.client_status).where(t.client_status.c.client_id == "acme")).one()
+    assert stored.run_id == "r1" and stored.tiers == live
+
+    def tiers():
+        rows = portfolio(list(configs.values()), lambda cfg: get_engine(), now=NOW)
+        return next(r for r in rows if r["client_id"] == "acme")["tiers"]
+
+    assert tiers() == {k: live[k] for k in ("T1", "T2", "T3", "OUT") if k in live}
+    # The page shows the stored row: proven by a row that says something else for the same version.
+    with seeded.begin() as conn:
+        conn.execute(update(t.client_status).values(tiers={"T1": 1, "T2": 2, "T3": 3}))
+    assert tiers() == {"T1": 1, "T2": 2, "T3": 3}
+    # Scores of another rubric version: the row is stale, the page counts live again.
+    with seeded.begin() as conn:
+        conn.execute(update(t.client_status).values(rubric_version="older#0000"))
+    assert tiers() == {k: live[k] for k in ("T1", "T2", "T3", "OUT") if k in live}

@@ -115,7 +115,21 @@ def test_reps_are_named_in_alerts(cfg):
     alerts, _ = territory_alerts(cfg, f, ["r1", "r2"], {"r3"}, names=names)
     titles = [a.title for a in alerts]
     assert titles[0].startswith("Territories are unbalanced: Ann Lee holds 3.0× the value of Bo Chen;")
-    assert titles[1] == "r3 has left but still owns 2 accounts worth 200."  # no name anywhere: the id
+    assert titles[1] == "r3 has left but still owns 2 accounts worth $200."  # no name anywhere: the id
+    assert alerts[1].numbers["value"] == "$200" and alerts[0].numbers["mean_value"] == "$400"
+
+
+def test_amounts_in_alerts_are_in_the_clients_currency(cfg):
+    eur = cfg.model_copy(update={"crm": cfg.crm.model_copy(update={
+        "export": cfg.crm.export.model_copy(update={"currency": "EUR"})})})  # fmt: skip
+    sek = cfg.model_copy(update={"crm": cfg.crm.model_copy(update={
+        "export": cfg.crm.export.model_copy(update={"currency": "SEK"})})})  # fmt: skip
+    f = frame(["r1"] * 6 + ["r2"] * 2 + ["r3"] * 2, [1500] * 10)
+    eur_alerts, _ = territory_alerts(eur, f, ["r1", "r2"], {"r3"})
+    sek_alerts, _ = territory_alerts(sek, f, ["r1", "r2"], {"r3"})
+    assert eur_alerts[1].title == "r3 has left but still owns 2 accounts worth €3.0k."
+    assert sek_alerts[1].title == "r3 has left but still owns 2 accounts worth SEK 3.0k."
+    assert eur_alerts[0].numbers["max_value"] == "€9.0k"
 
 
 def test_one_account_larger_than_the_band_says_so_and_moves_little(cfg):
@@ -123,7 +137,7 @@ def test_one_account_larger_than_the_band_says_so_and_moves_little(cfg):
     values = [2000.0] + [100.0] * 20
     f = frame(["r1"] * 11 + ["r2"] * 5 + ["r3"] * 5, values)
     rb = rebalance(f, ["r1", "r2", "r3"], 0.2)
-    assert not rb.reachable and "a000 alone is worth 2,000, 50% above the mean territory (1,333)" in rb.reason
+    assert not rb.reachable and "a000 alone is worth $2.0k, 50% above the mean territory ($1.3k)" in rb.reason
     # best reachable is 2,000 / 1,000 / 1,000 (±50%): keeping the big account costs 10 moves (r1's
     # small ones); handing it to the lightest rep (r2) and 5 of r2's small ones to r3 costs 6
     assert len(rb.moves) == 6 and (rb.moves[0].account_key, rb.moves[0].to_rep) == ("a000", "r2")

@@ -384,7 +384,10 @@ def cmd_preview(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, indent=2, default=str))
     else:
-        print(format_preview(result))
+        from marketmap import units
+
+        with units.use_currency(units.client_currency(cfg)):
+            print(format_preview(result))
     print(f"\nHTML report: {html}")
     return 0
 

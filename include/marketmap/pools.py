@@ -1,6 +1,6 @@
-"""Airflow pools that rate-limit calls to paid providers and CRMs (no heavy imports: used at parse time).
+"""Airflow pools: rate limits for paid providers and CRMs, a queue for the SQLite warehouse (parse-time safe).
 
-A pool stands for one API account, so it is keyed by the Airflow connection that holds the
+A rate-limit pool stands for one API account, so it is keyed by the Airflow connection that holds the
 account's credentials: ``mm_conn_<conn_id>``. Two clients sharing an Apollo account (one
 connection) take turns in one pool; two clients with their own accounts never wait for each
 other. A provider without a connection gets a pool of its own per client
@@ -11,6 +11,8 @@ need no pool. ``marketmap pools --apply`` creates or updates them in Airflow.
 """
 
 from __future__ import annotations
+
+import os
 
 from marketmap.config import ClientConfig
 
@@ -63,11 +65,29 @@ def crm_pool(cfg: ClientConfig) -> str | None:
     return conn_pool(cfg.crm.conn_id) if cfg.crm.conn_id else f"mm_{cfg.client_id}_crm"
 
 
+SQLITE_WAREHOUSE_POOL = "marketmap_sqlite_warehouse"
+
+
+def warehouse_pool(cfg: ClientConfig) -> str | None:
+    """The pool every task of a client on the embedded SQLite warehouse runs in (one slot).
+
+    SQLite has one writer at a time: two DAGs scoring at once would wait on each other's lock
+    and fail after the busy timeout. In one pool they queue instead (tasks that already hold a
+    provider or CRM pool keep theirs; their writes are short). PostgreSQL needs no such pool.
+    """
+    if cfg.warehouse_conn_id:
+        return None
+    url = os.environ.get("MARKETMAP_WAREHOUSE_URL", "")
+    return SQLITE_WAREHOUSE_POOL if not url or url.startswith("sqlite") else None
+
+
 def all_pools(configs: dict[str, ClientConfig]) -> dict[str, int]:
     """Every pool the clients' DAGs use, with its slots (a pool shared by clients that ask for
     different slot counts gets the smallest: the account's rate limit is the tightest one)."""
     pools: dict[str, int] = {}
     for cfg in configs.values():
+        if warehouse_pool(cfg):
+            pools[SQLITE_WAREHOUSE_POOL] = 1
         wanted = dict(pools_for(cfg))
         if crm_pool(cfg):
             wanted.setdefault(crm_pool(cfg), 1)

@@ -61,8 +61,20 @@ def _fields(numbers: dict) -> list[dict]:
     ][:MAX_FIELDS]
 
 
-def render(client_name: str, d: Decision, links: dict[str, str | None]) -> tuple[str, list[dict]]:
-    """Text and Block Kit blocks of one decision (fired, updated or resolved)."""
+def _report_link(report: str) -> str:
+    """A report URL as a Slack link; anything else (never expected) stays inert text."""
+    if report.startswith(("https://", "http://")) and not any(c in report for c in "<>|"):
+        return f"<{report}|Open the report>"
+    return f"report: `{escape(report)}`"
+
+
+def render(
+    client_name: str, d: Decision, links: dict[str, str | None], when: str | None = None
+) -> tuple[str, list[dict]]:
+    """Text and Block Kit blocks of one decision (fired, updated or resolved).
+
+    ``when`` says when the alert was raised (and for which run, when a catch-up run raised it).
+    """
     name, title = escape(client_name), escape(d.title)
     payload = d.payload
     if d.event == "resolved":
@@ -83,6 +95,8 @@ def render(client_name: str, d: Decision, links: dict[str, str | None]) -> tuple
             blocks.append({"type": "context", "elements": [{"type": "mrkdwn",
                            "text": f"Was: {escape(payload['fired_title'])}"[:3000]}]})  # fmt: skip
         context = [f"rule `{escape(d.rule)}`", f"fingerprint `{escape(d.fingerprint)}`"]
+        if when:
+            context.insert(0, escape(when))
         if links.get("run"):
             context.append(f"<{links['run']}|Airflow run>")
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(context)}]})
@@ -117,10 +131,12 @@ def render(client_name: str, d: Decision, links: dict[str, str | None]) -> tuple
         blocks.append({"type": "section", "text": {"type": "mrkdwn",
                        "text": ("*What to do next*\n" + "\n".join(f"• {escape(s)}" for s in steps))[:3000]}})  # fmt: skip
     context = [f"severity {d.severity}", f"rule `{escape(d.rule)}`", f"fingerprint `{escape(d.fingerprint)}`"]
+    if when:
+        context.insert(0, escape(when))
     if links.get("run"):
         context.append(f"<{links['run']}|Airflow run>")
     report = payload.get("report") or links.get("report")
     if report:
-        context.append(f"report: `{escape(report)}`")
+        context.append(_report_link(str(report)))
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(context)[:3000]}]})
     return text, blocks

@@ -14,6 +14,7 @@ import logging
 
 from sqlalchemy import Engine
 
+from marketmap import units
 from marketmap.alerts import store
 from marketmap.alerts.blocks import render
 from marketmap.alerts.delivery import Sender, deliver, routed_channels
@@ -32,6 +33,7 @@ def process_alerts(
     rules: set[str],
     links: dict[str, str | None] | None = None,
     sender: Sender | None = None,
+    raised: dt.datetime | None = None,
 ) -> dict:
     """Decide, deliver and record this run's alerts.
 
@@ -41,6 +43,8 @@ def process_alerts(
         now: the run's logical date (re-runs of the interval decide the same).
         links: ``run`` (Airflow run URL) and ``report`` (report path) for the messages.
         sender: a Slack sender (tests); default from ``slack.conn_id``, else the outbox.
+        raised: the wall-clock time the alerts go out (default: now); messages say it, and say
+            when a catch-up run raised them for an earlier date.
 
     Returns:
         counts per event and the fingerprints sent: ``{"fired", "updated", "resolved",
@@ -50,6 +54,7 @@ def process_alerts(
         if a.client_id != cfg.client_id:  # one client's run never writes to another's channels
             raise ValueError(f"alert {a.rule} belongs to {a.client_id}, not {cfg.client_id}")
     links = links or {}
+    when = units.raised_line(raised or dt.datetime.now(dt.UTC), now, cfg.tz)
     decisions = store.decide(engine, cfg.client_id, candidates, rules, now, cfg.maintenance.alert_snooze_days)
     counts = {"fired": 0, "updated": 0, "resolved": 0}
     sent = []
@@ -57,7 +62,7 @@ def process_alerts(
         if d.event == "resolved" and not d.payload.get("resolve_notice", True):
             store.record(engine, cfg.client_id, d, run_id, now, [])  # a past reminder closes silently
             continue
-        text, blocks = render(cfg.name, d, links)
+        text, blocks = render(cfg.name, d, links, when)
         channels = routed_channels(dict(cfg.slack.channels), d.role)
         deliveries = [
             deliver(

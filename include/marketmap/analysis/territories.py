@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from marketmap import units
 from marketmap.alerts.rules import Alert
 from marketmap.config import ClientConfig
 
@@ -167,7 +168,8 @@ def values_by_rep(
 
 
 def rebalance(
-    frame: pd.DataFrame, reps: list[str], band: float, left: set[str] | frozenset = frozenset()
+    frame: pd.DataFrame, reps: list[str], band: float, left: set[str] | frozenset = frozenset(),
+    currency: str | None = None,
 ) -> Rebalance:
     """Moves that bring every active rep within ``band * GOAL_SHARE`` of the mean value.
 
@@ -180,8 +182,9 @@ def rebalance(
         reps: the active reps.
         band: the alert band (0.2 = ±20%).
         left: reps who left: all their (unlocked) accounts are reassigned.
+        currency: the client's currency, for amounts in the reason text.
     """
-    rb = _rebalance(frame, reps, band, left)
+    rb = _rebalance(frame, reps, band, left, currency)
     if rb.reachable or not reps or not len(frame):
         return rb
     free = frame[~frame["locked"].astype(bool)]
@@ -194,7 +197,7 @@ def rebalance(
         return rb
     f2 = frame.copy()
     f2.at[i, "owner_id"], f2.at[i, "locked"] = lightest, True
-    alt = _rebalance(f2, reps, band, left)
+    alt = _rebalance(f2, reps, band, left, currency)
     first = Move(str(frame.at[i, "account_key"]), owner, lightest, float(frame.at[i, "value"]),
                  frame.at[i, "tier"], "balance")  # fmt: skip
     if (
@@ -207,7 +210,8 @@ def rebalance(
 
 
 def _rebalance(
-    frame: pd.DataFrame, reps: list[str], band: float, left: set[str] | frozenset = frozenset()
+    frame: pd.DataFrame, reps: list[str], band: float, left: set[str] | frozenset = frozenset(),
+    currency: str | None = None,
 ) -> Rebalance:
     if not reps:
         return Rebalance([], {}, {}, {}, {})
@@ -259,8 +263,8 @@ def _rebalance(
         reachable = False
         need = vals[big] / target - 1
         reason = (
-            f"account {keys[big]} alone is worth {vals[big]:,.0f}, {need:.0%} above the mean territory "
-            f"({target:,.0f}): no assignment brings every rep within ±{band:.0%}"
+            f"account {keys[big]} alone is worth {units.money(float(vals[big]), currency)}, {need:.0%} above the mean "
+            f"territory ({units.money(float(target), currency)}): no assignment brings every rep within ±{band:.0%}"
         )
         goal = need * 1.01
     lo, hi = target * (1 - goal), target * (1 + goal)
@@ -468,6 +472,7 @@ def territory_alerts(
         proposal: the rebalancing proposal, whose reach the imbalance alert states.
     """
     m = cfg.maintenance
+    cur = units.client_currency(cfg)
     by_owner, counts, t1 = values_by_rep(frame, reps)
     values = by_owner if values is None else values
     stats = balance_stats(values)
@@ -523,8 +528,8 @@ def territory_alerts(
                 else f"holds {ratio:.1f}× the value of {_name(names, light)}")  # fmt: skip
         title = (f"Territories are unbalanced: {_name(names, heavy)} {held}; the largest deviation from the "
                  f"mean is {dev:.0%} (limits {m.territory_max_ratio:g}×, ±{m.territory_band:.0%}).")  # fmt: skip
-        numbers = {"reps": len(reps), "territory_value": basis, "mean_value": stats["mean"], "max_value": stats["max"],
-                   "min_value": stats["min"], "max_min_ratio": ratio, "max_deviation": dev,
+        numbers = {"reps": len(reps), "territory_value": basis, "mean_value": units.money(stats["mean"], cur),
+                   "max_value": units.money(stats["max"], cur), "min_value": units.money(stats["min"], cur), "max_min_ratio": ratio, "max_deviation": dev,
                    "reps_outside_band": sorted(_name(names, r) for r in reps if stats["mean"] and
                                                abs(values[r] - stats["mean"]) / stats["mean"] > m.territory_band)}  # fmt: skip
         evidence = f"exact: computed from every in-scope account ({basis})."
@@ -562,7 +567,7 @@ def territory_alerts(
             key="balance", cleared=True, report=report,
             title=(f"Territories are balanced: every rep is within {dev:.0%} of the mean; {_name(names, heavy)} "
                    f"holds {ratio or 1:.1f}× the value of {_name(names, light)}."),
-            numbers={"reps": len(reps), "territory_value": basis, "mean_value": stats["mean"],
+            numbers={"reps": len(reps), "territory_value": basis, "mean_value": units.money(stats["mean"], cur),
                      "max_min_ratio": ratio, "max_deviation": dev},
             material={"max_min_ratio": ratio if ratio is not None else 1e9, "max_deviation": dev},
             confidence=f"exact: computed from every in-scope account ({basis}).",
@@ -573,9 +578,9 @@ def territory_alerts(
             alerts.append(Alert(
                 client_id=cfg.client_id, rule="inactive_rep_owns_accounts", role="leadership", severity="warning",
                 key=rep, report=report,
-                title=f"{_name(names, rep)} has left but still owns {len(owned):,} accounts worth {owned['value'].sum():,.0f}.",
+                title=f"{_name(names, rep)} has left but still owns {len(owned):,} accounts worth {units.money(float(owned['value'].sum()), cur)}.",
                 numbers={"rep": _name(names, rep), "rep_id": rep, "accounts": len(owned),
-                         "value": round(float(owned["value"].sum()), 2), "t1_accounts": int((owned["tier"] == "T1").sum())},
+                         "value": units.money(float(owned["value"].sum()), cur), "t1_accounts": int((owned["tier"] == "T1").sum())},
                 material={"accounts": len(owned)},
                 confidence="exact: the rep is inactive in the config or the CRM",
             ))  # fmt: skip

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, select
 
+from marketmap import units
 from marketmap.alerts.rules import Alert
 from marketmap.config import ClientConfig
 from marketmap.warehouse import schema as t
@@ -231,7 +232,8 @@ def valuation_alerts(cfg: ClientConfig, report: dict, report_path: str | None = 
     ins, ho = fit.get("in_sample") or {}, fit.get("held_out") or {}
     numbers = {"won_deals": n, "median_error_current": report["mdape"],
                "median_error_interval": f"{lo:.0%}–{hi:.0%}", "bias": report["bias"],
-               "median_won_value": report["median_actual"], "median_valuation": report["median_valuation"]}  # fmt: skip
+               "median_won_value": units.money(report["median_actual"], units.client_currency(cfg)),
+               "median_valuation": units.money(report["median_valuation"], units.client_currency(cfg))}  # fmt: skip
     if report["mdape"] <= limit:
         return [Alert(
             client_id=cfg.client_id, rule="valuation_divergence", role="leadership", severity="warning",

@@ -11,6 +11,8 @@ import logging
 
 from airflow.sdk import get_current_context, task
 
+from marketmap import units
+
 log = logging.getLogger(__name__)
 
 
@@ -94,7 +96,7 @@ def value_accounts(client_id: str) -> dict:
     from marketmap.scoring.pipeline import value_accounts as value
 
     cfg = load_effective(client_id)
-    return value(cfg, warehouse(cfg), _run_id())
+    return value(cfg, warehouse(cfg), _run_id()) | {"currency": units.client_currency(cfg)}
 
 
 @task(multiple_outputs=False)  # one small summary dict per task
@@ -187,7 +189,8 @@ def format_summary(s: dict) -> str:
         )
     if val:
         lines.append(
-            f"  valuation      {val['valued']:,} accounts valued, total potential ARR {val['valuation_total']:,.0f}"
+            f"  valuation      {val['valued']:,} accounts valued, total potential ARR "
+            f"{units.money(val['valuation_total'], val.get('currency'))}"
         )
     if con and con.get("contacts"):
         shares = con["distribution"].get("shares", {})

@@ -31,7 +31,7 @@ from marketmap.orchestration import crm_tasks as ct
 from marketmap.orchestration import enrichment_tasks as et
 from marketmap.orchestration import report_tasks as rt
 from marketmap.orchestration.callbacks import failure_callback
-from marketmap.pools import crm_pool, task_pool
+from marketmap.pools import crm_pool, task_pool, warehouse_pool
 
 TAG_PREFIXES = ("client:", "pipeline:")
 PIPELINES: dict[str, Callable[[ClientConfig], DAG]] = {}
@@ -61,14 +61,39 @@ def default_args(cfg: ClientConfig) -> dict:
         # A hung task (a CRM that never answers) fails and alerts instead of holding a slot for ever.
         "execution_timeout": dt.timedelta(hours=cfg.maintenance.task_timeout_hours),
         "on_failure_callback": failure_callback(cfg.client_id),
-    }
+    } | ({"pool": warehouse_pool(cfg)} if warehouse_pool(cfg) else {})
 
 
-def doc(cfg: ClientConfig, title: str, purpose: str) -> str:
+def schedule_doc(cfg: ClientConfig, pipeline_name: str, now: dt.datetime | None = None) -> str:
+    """The schedule in the client's local time, with the next runs (the UI shows UTC by default)."""
+    cron = getattr(cfg.schedules, pipeline_name, None)
+    if not cron:
+        if pipeline_name == "reports":
+            return "Runs when a pipeline publishes new scores (the client's scores Asset); never on a clock."
+        return "No schedule: runs only when triggered (the Trigger button, the REST API or `marketmap run`)."
+    from croniter import croniter
+
+    tz = cfg.tz
+    start = (now or dt.datetime.now(dt.UTC)).astimezone(tz).replace(second=0, microsecond=0)
+    it = croniter(cron, start)
+    runs = [it.get_next(dt.datetime) for _ in range(3)]
+    shown = "; ".join(
+        f"{r:%a} {r.day} {r:%b %Y %H:%M} {r.tzname()} ({r.astimezone(dt.UTC):%H:%M} UTC)" for r in runs
+    )
+    return (
+        f"Runs on the cron `{cron}` in the client's timezone **{cfg.timezone}** (daylight saving "
+        "followed). The Airflow UI shows times in UTC unless you pick another timezone in your user "
+        f"menu. Next runs (when this file was parsed): {shown}."
+    )
+
+
+def doc(cfg: ClientConfig, title: str, purpose: str, pipeline_name: str | None = None) -> str:
+    schedule = f"## Schedule\n\n{schedule_doc(cfg, pipeline_name)}\n\n" if pipeline_name else ""
     return (
         f"# {cfg.name} — {title}\n\n{purpose}\n\n"
         f"Client `{cfg.client_id}`, timezone `{cfg.timezone}`, owner `{cfg.owner}`, CRM `{cfg.crm.kind}`. "
         "Failures (after retries) are reported to the client's RevOps channel.\n\n"
+        f"{schedule}"
         "## Effective client config\n\nThe client file merged over the firm-wide defaults:\n\n"
         f"```yaml\n{effective_yaml(cfg)}```\n"
     )
@@ -84,7 +109,7 @@ def common_dag_kwargs(cfg: ClientConfig, pipeline_name: str, title: str, purpose
         "max_active_runs": 1,
         "default_args": default_args(cfg),
         "tags": [f"client:{cfg.client_id}", f"pipeline:{pipeline_name}"],
-        "doc_md": doc(cfg, title, purpose),
+        "doc_md": doc(cfg, title, purpose, pipeline_name),
     }
 
 

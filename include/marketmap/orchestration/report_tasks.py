@@ -84,4 +84,11 @@ def publish_scores(client_id: str, steps: list[dict]) -> dict:
                   for k in ("written", "scores_written", "values_written", "contacts_written"))  # fmt: skip
     if not written:
         raise AirflowSkipException("no score changed: the reports are current")
-    return {"client_id": client_id, "rows_written": written}
+    import datetime as dt
+
+    from marketmap.orchestration.resources import load_effective, warehouse
+    from marketmap.portfolio.data import refresh_status
+
+    cfg = load_effective(client_id)
+    tiers = refresh_status(cfg, warehouse(cfg), get_current_context()["run_id"], dt.datetime.now(dt.UTC))
+    return {"client_id": client_id, "rows_written": written, "tiers": tiers}

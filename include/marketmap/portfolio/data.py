@@ -34,11 +34,16 @@ WEIGHTS = {
     "warning": 5,
     "paused": 25,
     "never_run": 25,
+    "overdue": 25,
 }
 # The pipelines that keep a live client healthy after its build (SPEC §10): paused or never
 # run while their schedule is due, the client is not "OK".
 MAINTENANCE = ("monthly", "quarterly_personas", "drift", "valuation", "territories")
 NEVER_RUN_GRACE = dt.timedelta(hours=1)  # the scheduler creates a run at its time; an hour is ample
+# A pipeline that ran before but not since its schedule last fired: paused, switched off or stuck
+# in a queue. Visible without Airflow's metadata (the daily digest has none); half a day of grace
+# so a run waiting in a pool is not called late.
+OVERDUE_GRACE = dt.timedelta(hours=12)
 RUN_KINDS = {
     "scheduled": "scheduled",
     "manual": "manual",
@@ -121,7 +126,9 @@ def review_count(engine: Engine, client_id: str) -> int:
         )
 
 
-def _first_due(cron: str, tz: dt.tzinfo, since: dt.datetime, now: dt.datetime) -> dt.datetime | None:
+def _first_due(
+    cron: str, tz: dt.tzinfo, since: dt.datetime, now: dt.datetime, grace: dt.timedelta = NEVER_RUN_GRACE
+) -> dt.datetime | None:
     """The first time after ``since`` at which ``cron`` (client's local time) fired, if that
     is more than the grace ago. Stable from day to day, so the digest does not repeat itself."""
     from croniter import croniter
@@ -129,7 +136,7 @@ def _first_due(cron: str, tz: dt.tzinfo, since: dt.datetime, now: dt.datetime) -
     if not croniter.is_valid(cron):  # "@once" and the like: Airflow decides, no claim here
         return None
     first = croniter(cron, since.astimezone(tz)).get_next(dt.datetime)
-    return first if first <= now - NEVER_RUN_GRACE else None
+    return first if first <= now - grace else None
 
 
 def _runs(engine: Engine, client_id: str) -> list[dict]:
@@ -144,12 +151,8 @@ def _runs(engine: Engine, client_id: str) -> list[dict]:
     return [dict(row._mapping) for row in rows]
 
 
-def _tiers(cfg: ClientConfig, engine: Engine) -> dict[str, int]:
-    from marketmap.reports.data import current_version
-
-    version = current_version(cfg, engine)
-    if version is None:
-        return {}
+def count_tiers(cfg: ClientConfig, engine: Engine, version: str) -> dict[str, int]:
+    """Accounts per tier of the client's current scores (first product), counted in SQL."""
     s = t.account_scores.c
     with engine.connect() as conn:
         rows = conn.execute(
@@ -162,6 +165,41 @@ def _tiers(cfg: ClientConfig, engine: Engine) -> dict[str, int]:
             .group_by(s.tier)
         ).all()
     return {tier: int(n) for tier, n in rows if tier}
+
+
+def refresh_status(cfg: ClientConfig, engine: Engine, run_id: str, now: dt.datetime) -> dict[str, int]:
+    """Store the client's tier counts for the portfolio pages (after every run that wrote scores)."""
+    from marketmap.reports.data import current_version
+    from marketmap.warehouse import upsert
+
+    version = current_version(cfg, engine)
+    if version is None:
+        return {}
+    tiers = count_tiers(cfg, engine, version)
+    with engine.begin() as conn:
+        upsert(conn, t.client_status, [{"client_id": cfg.client_id, "rubric_version": version,
+                                        "product": cfg.icp.rubrics[0].product, "tiers": tiers,
+                                        "run_id": run_id, "updated_at": now}])  # fmt: skip
+    return tiers
+
+
+def _tiers(cfg: ClientConfig, engine: Engine) -> dict[str, int]:
+    """The stored counts when they are of the current scores (one row read), else a live count."""
+    from marketmap.reports.data import current_version
+
+    version = current_version(cfg, engine)
+    if version is None:
+        return {}
+    c = t.client_status.c
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(c.tiers).where(
+                c.client_id == cfg.client_id,
+                c.rubric_version == version,
+                c.product == cfg.icp.rubrics[0].product,
+            )
+        ).first()
+    return {k: int(v) for k, v in row.tiers.items()} if row else count_tiers(cfg, engine, version)
 
 
 def _credits(cfg: ClientConfig, engine: Engine, today: dt.date) -> dict:
@@ -236,11 +274,15 @@ def client_status(
     last_success: dict[str, dt.datetime] = {}
     first_success: dict[str, dt.datetime] = {}
     ran: set[str] = set()  # pipelines with any run at all, in the warehouse or in Airflow
+    last_start: dict[str, dt.datetime] = {}  # the latest run of each pipeline, whatever its outcome
     running: dict[str, dict] = {}
     failed: list[dict] = []
     for r in runs:
         at = _utc(r["finished_at"] or r["started_at"])
         ran.add(r["pipeline"])
+        start = _utc(r["started_at"])
+        if start and (r["pipeline"] not in last_start or start > last_start[r["pipeline"]]):
+            last_start[r["pipeline"]] = start
         if r["status"] == "success":
             if r["pipeline"] not in last_success or at > last_success[r["pipeline"]]:
                 last_success[r["pipeline"]] = at
@@ -269,6 +311,9 @@ def client_status(
         pipeline = d["dag_id"].split("__", 1)[-1]
         end = _utc(d.get("end_date"))
         ran.add(pipeline)
+        seen = _utc(d.get("at")) or end
+        if seen and (pipeline not in last_start or seen > last_start[pipeline]):
+            last_start[pipeline] = seen
         latest_by_dag.setdefault(d["dag_id"], d)
         if d["state"] == "success" and end and (pipeline not in last_success or end > last_success[pipeline]):
             last_success[pipeline] = end
@@ -328,14 +373,21 @@ def client_status(
     paused = sorted(d.split("__", 1)[-1] for d, info in (dags or {}).items() if info.get("paused"))
     paused_maintenance = [p for p in MAINTENANCE if p in paused]
     never_run: list[dict] = []
+    overdue: list[dict] = []
     built = first_success.get("build")
     for p in MAINTENANCE if built else ():  # before the first build there is nothing to maintain
         cron = getattr(cfg.schedules, p, None)
-        if not cron or p in ran or p in paused_maintenance:
+        if not cron or p in paused_maintenance:
             continue
-        due = _first_due(cron, tz, built, now)
-        if due is not None:
-            never_run.append({"pipeline": p, "due": due})
+        if p not in ran:
+            due = _first_due(cron, tz, built, now)
+            if due is not None:
+                never_run.append({"pipeline": p, "due": due})
+        elif p in last_start:
+            # a run up to a day before a scheduled time (a manual run that morning) counts for it
+            due = _first_due(cron, tz, last_start[p] + dt.timedelta(days=1), now, OVERDUE_GRACE)
+            if due is not None:
+                overdue.append({"pipeline": p, "due": due, "last": last_start[p].astimezone(tz)})
     reviews = review_count(engine, cfg.client_id)
 
     reasons: list[tuple[str, str]] = []
@@ -363,6 +415,18 @@ def client_status(
             (
                 "never_run",
                 f"{k} maintenance pipeline{'s' if k > 1 else ''} never ran although scheduled: {words}",
+            )
+        )
+    if overdue:
+        words = ", ".join(
+            f"{o['pipeline']} (due {o['due']:%Y-%m-%d}, last ran {o['last']:%Y-%m-%d})" for o in overdue
+        )
+        k = len(overdue)
+        reasons.append(
+            (
+                "overdue",
+                f"{k} maintenance pipeline{'s' if k > 1 else ''} late: {words} — paused, switched off "
+                "or stuck in Airflow?",
             )
         )
     if credits["share"] is not None and credits["share"] > 1:
@@ -396,6 +460,7 @@ def client_status(
         "running": [running[p] for p in sorted(running)],
         "paused": paused,
         "never_run": never_run,
+        "overdue": overdue,
         "review_queue": reviews,
         "timezone": cfg.timezone,
         "open_alerts": by_severity,

@@ -23,5 +23,8 @@ def generate(kind: str, cfg: Any, engine: Any, run_id: str, **kwargs: Any) -> Pa
 
     if kind not in KINDS:
         raise ValueError(f"unknown report kind {kind!r} (known: {', '.join(KINDS)})")
+    from marketmap import units
+
     module = importlib.import_module(f"marketmap.reports.{kind}")
-    return write_report(module.build(cfg, engine, run_id, **kwargs))
+    with units.use_currency(units.client_currency(cfg)):
+        return write_report(module.build(cfg, engine, run_id, **kwargs))

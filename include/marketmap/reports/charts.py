@@ -23,6 +23,8 @@ import matplotlib.pyplot as plt  # noqa: E402 - after choosing the backend
 import numpy as np  # noqa: E402
 from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
+from marketmap import units  # noqa: E402
+
 TIER_COLORS = {"T1": "#1f4e79", "T2": "#2e86c1", "T3": "#85c1e9", "OUT": "#b3b6b7", "none": "#d5d8dc"}
 PALETTE = ["#1f4e79", "#e67e22", "#27ae60", "#8e44ad", "#c0392b", "#16a085", "#7f8c8d", "#d4ac0d"]
 MAX_LABEL = 28
@@ -50,19 +52,11 @@ matplotlib.rcParams.update(
 
 
 def money(v: float) -> str:
-    """``$1.2M``-style amount (currency-agnostic units are the client's CRM currency)."""
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "–"
-    a = abs(v)
-    for div, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if a >= div:
-            return _nozero(f"${v / div:,.1f}{suffix}".replace("$-", "-$"))
-    return _nozero(f"${v:,.0f}".replace("$-", "-$"))
+    """``$1.2M``-style amount in the report's currency (see :func:`marketmap.units.use_currency`)."""
+    return units.money(v)
 
 
-def _nozero(text: str) -> str:
-    """``-0%`` / ``-$0`` / ``-0`` (a tiny negative rounded away) read as zero."""
-    return text[1:] if text.startswith("-") and not any(ch in "123456789" for ch in text) else text
+_nozero = units._nozero
 
 
 def pct(v: float) -> str:

@@ -7,7 +7,7 @@ missing table row never raises, it yields an empty frame the report shows as "no
 from __future__ import annotations
 
 import pandas as pd
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select
 
 from marketmap.config import ClientConfig
 from marketmap.warehouse import schema as t
@@ -27,9 +27,9 @@ def current_version(cfg: ClientConfig, engine: Engine) -> str | None:
     wanted = rubric_version(cfg)
     s = t.account_scores.c
     with engine.connect() as conn:
-        has = conn.execute(
-            select(func.count()).where(s.client_id == cfg.client_id, s.rubric_version == wanted)
-        ).scalar_one()
+        has = conn.execute(  # one index probe, not a count of the client's whole score table
+            select(s.rubric_version).where(s.client_id == cfg.client_id, s.rubric_version == wanted).limit(1)
+        ).first()
         if has:
             return wanted
         row = conn.execute(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pandas as pd
 from sqlalchemy import Engine
 
+from marketmap import units
 from marketmap.config import ClientConfig
 from marketmap.reports import charts
 from marketmap.reports.data import contact_scores, rep_names, reps, scored_accounts
@@ -45,7 +46,7 @@ def territory_section(cfg: ClientConfig, engine: Engine, frame: pd.DataFrame) ->
         return empty_section(title, "no in-scope account is assigned to a rep")
     m = cfg.maintenance
     mean = float(table["potential ARR"].mean())
-    value_chart = charts.bar(table["rep"], table["potential ARR"], title="Potential ARR by rep", xlabel="potential ARR ($)",
+    value_chart = charts.bar(table["rep"], table["potential ARR"], title="Potential ARR by rep", xlabel=f"potential ARR ({units.currency_label()})",
                              ylabel="rep", unit="money", horizontal=True, reference=mean, reference_label="average")  # fmt: skip
     tiers_chart = charts.stacked_bar(table["rep"], {t: table[t] for t in IN_SCOPE}, title="In-scope accounts per rep by tier",
                                      xlabel="accounts", ylabel="rep", horizontal=True)  # fmt: skip

@@ -8,6 +8,7 @@ from __future__ import annotations
 import pandas as pd
 from sqlalchemy import Engine
 
+from marketmap import units
 from marketmap.config import ClientConfig
 from marketmap.reports import charts
 from marketmap.reports.data import TIER_ORDER, opportunities, scored_accounts
@@ -146,7 +147,7 @@ def build(cfg: ClientConfig, engine: Engine, run_id: str) -> Report:
     conversion = charts.bar(t["tier"], t["win rate"], title="Conversion (win rate) by tier", xlabel="account tier",
                             ylabel="win rate (%)", unit="pct", reference=overall, reference_label="all tiers")  # fmt: skip
     revenue = charts.bar(t["tier"], t["revenue"], title="Closed-won revenue by tier", xlabel="account tier",
-                         ylabel="revenue ($)", unit="money")  # fmt: skip
+                         ylabel=f"revenue ({units.currency_label()})", unit="money")  # fmt: skip
     t1, t3 = t.set_index("tier").loc["T1"], t.set_index("tier").loc["T3"]
     findings = []
     if t1["closed"] and t3["closed"] and t3["win rate"]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 from sqlalchemy import Engine
 
+from marketmap import units
 from marketmap.config import ClientConfig
 from marketmap.reports import charts
 from marketmap.reports.data import TIER_ORDER, opportunities, scored_accounts
@@ -79,7 +80,7 @@ def valuation_section(frame: pd.DataFrame, deals: pd.DataFrame) -> Section:
     if cal["customers"]:
         c = pd.DataFrame(cal["customers"])
         section.charts.append(charts.scatter(c["actual"], c["estimate"], title="Estimated vs actual ARR of customers",
-                                             xlabel="actual ARR ($)", ylabel="estimated potential ARR ($)"))  # fmt: skip
+                                             xlabel=f"actual ARR ({units.currency_label()})", ylabel=f"estimated potential ARR ({units.currency_label()})"))  # fmt: skip
         section.tables.append(
             Table(
                 "calibration",
@@ -101,7 +102,7 @@ def valuation_section(frame: pd.DataFrame, deals: pd.DataFrame) -> Section:
                 {"average won deal": won["won_avg"], "average estimate": won["predicted_avg"]},
                 title="Won deal size vs estimate by tier",
                 xlabel="account tier",
-                ylabel="amount ($)",
+                ylabel=f"amount ({units.currency_label()})",
                 unit="money",
             )  # fmt: skip
         )

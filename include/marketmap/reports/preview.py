@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine
 
+from marketmap import units
 from marketmap.config import ClientConfig, ConfigError, _read_yaml, parse_client
 from marketmap.reports import charts
 from marketmap.reports.data import TIER_ORDER
@@ -281,7 +282,7 @@ def build_report(p: dict, run_id: str) -> Report:
     dist = charts.grouped_bar(TIER_ORDER, {n: [p[n]["counts"][t] for t in TIER_ORDER] for n in names},
                               title="Accounts by tier", xlabel="tier", ylabel="accounts")  # fmt: skip
     value = charts.grouped_bar(TIER_ORDER[:3], {n: [p[n]["valuation"][t] for t in TIER_ORDER[:3]] for n in names},
-                               title="Potential ARR by tier", xlabel="tier", ylabel="potential ARR ($)", unit="money")  # fmt: skip
+                               title="Potential ARR by tier", xlabel="tier", ylabel=f"potential ARR ({units.currency_label()})", unit="money")  # fmt: skip
     tiers = pd.DataFrame({"tier": TIER_ORDER} | {f"{n} accounts": [p[n]["counts"][t] for t in TIER_ORDER] for n in names}
                          | {f"{n} potential ARR": [p[n]["valuation"][t] for t in TIER_ORDER] for n in names})  # fmt: skip
     fmt = {c: ("money" if "ARR" in c else "count") for c in tiers.columns if c != "tier"}
@@ -379,6 +380,7 @@ def run_preview(cfg: ClientConfig, engine: Engine, candidate_path: Path | None =
     candidate = load_candidate(cfg, candidate_path) if candidate_path else None
     p = preview(cfg, engine, candidate, run_date)
     run_id = "preview-" + dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
-    report = build_report(p, run_id)
-    directory = Path(output) if output else report_dir(cfg.client_id, run_id)
-    return p, write_report(report, directory)
+    with units.use_currency(units.client_currency(cfg)):
+        report = build_report(p, run_id)
+        directory = Path(output) if output else report_dir(cfg.client_id, run_id)
+        return p, write_report(report, directory)

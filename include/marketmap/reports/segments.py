@@ -16,6 +16,7 @@ from __future__ import annotations
 import pandas as pd
 from sqlalchemy import Engine
 
+from marketmap import units
 from marketmap.config import ClientConfig
 from marketmap.reports import charts
 from marketmap.reports.render import Finding, Report, Section, Table, empty_section
@@ -93,7 +94,7 @@ def sections(result: dict) -> list[Section]:
                     [_num(s["avg_deal_size"]) or 0 for s in segs],
                     title=f"Average won deal by {words}",
                     xlabel=words,
-                    ylabel="average won deal ($)",
+                    ylabel=f"average won deal ({units.currency_label()})",
                     unit="money",
                 )  # fmt: skip
             )
@@ -152,4 +153,5 @@ def write(cfg: ClientConfig, engine: Engine, run_id: str, directory) -> str:
     """Write ``segments.html`` (+ CSVs) into ``directory``; return the HTML path."""
     from marketmap.reports.render import write_report
 
-    return str(write_report(build(cfg, engine, run_id), directory))
+    with units.use_currency(units.client_currency(cfg)):
+        return str(write_report(build(cfg, engine, run_id), directory))

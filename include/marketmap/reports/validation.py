@@ -8,6 +8,7 @@ import datetime as dt
 import pandas as pd
 from sqlalchemy import Engine, select
 
+from marketmap import units
 from marketmap.config import ClientConfig
 from marketmap.reports import charts
 from marketmap.reports.data import TIER_ORDER, scored_accounts, tier_counts, valuation_by_tier
@@ -105,7 +106,7 @@ def valuation_section(frame: pd.DataFrame) -> Section:
     totals = valuation_by_tier(frame)
     counts = frame[frame["valuation"].notna()].groupby("tier").size().reindex(totals.index, fill_value=0)
     chart = charts.bar(totals.index.tolist(), totals.tolist(), title="Potential ARR by tier",
-                       xlabel="tier", ylabel="potential ARR ($)", unit="money")  # fmt: skip
+                       xlabel="tier", ylabel=f"potential ARR ({units.currency_label()})", unit="money")  # fmt: skip
     table = pd.DataFrame(
         {
             "tier": totals.index,

@@ -521,3 +521,20 @@ proposal_moves = Table(
     Column("pushed_at", DateTime(timezone=True)),
     PrimaryKeyConstraint("client_id", "proposal_id", "account_key", name="pk_proposal_moves"),
 )
+
+# --------------------------------------------------------------------------- client status (migration 0012)
+
+# One small row per client that the portfolio pages read instead of counting a client's whole
+# score table on every page view: the tier counts of the current rubric version, refreshed by
+# every pipeline that publishes new scores.
+client_status = Table(
+    "client_status",
+    metadata,
+    _client(),
+    Column("rubric_version", String(KEY), nullable=False),
+    Column("product", String(KEY), nullable=False),
+    Column("tiers", JSON, nullable=False),
+    Column("run_id", String(KEY)),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("client_id", name="pk_client_status"),
+)
