@@ -1,4 +1,4 @@
-"""Benchmark: parse time of each loader file (dags/marketmap_clients_<0-3>.py) with 100 and 1,000 clients.
+"""Benchmark: parse time of each loader file (dags/marketmap_clients_<k>.py) with 100 and 1,000 clients.
 
 The DAG processor parses every file of the DAG folder on its own, in a child process, and gives
 up on a file after ``[core] dagbag_import_timeout`` (30 s by default). So what matters is the
@@ -7,7 +7,8 @@ demo.yaml with other ids) are generated; each loader file is parsed by ``DagBag`
 interpreter (Airflow's import paid before the clock starts, as in the processor's child).
 
 Peer, in the same run: one hand-written DAG file per client (a 9-task chain with the same
-default_args and tags kind), spread over four folders by the same hash, each folder parsed by
+default_args and tags kind), spread over as many folders as there are loader files by the same
+hash, each folder parsed by
 ``DagBag`` the same way. The ratio is per DAG: a client has 7 DAGs in Market Map and 1 in the peer.
 
     python bench/bench_parse.py [--clients 100 1000]
@@ -30,7 +31,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIENTS = ROOT / "include" / "clients"
-SHARDS = 4
+LOADERS = sorted(ROOT.joinpath("dags").glob("marketmap_clients_*.py"), key=lambda f: int(f.stem.rsplit("_", 1)[-1]))
+SHARDS = len(LOADERS)  # as marketmap.orchestration.factory.SHARDS
 
 PARSE = textwrap.dedent(
     """
@@ -118,20 +120,23 @@ def main() -> None:
         for n in args.clients:
             ids = make_clients(tmp / f"clients_{n}", n)
             peer_root = tmp / f"peer_{n}"
+            for k in range(SHARDS):
+                (peer_root / str(k)).mkdir(parents=True)
             for cid in ids:
-                folder = peer_root / str(shard_of(cid))
-                folder.mkdir(parents=True, exist_ok=True)
-                (folder / f"{cid}.py").write_text(PEER.format(cid=cid))
+                (peer_root / str(shard_of(cid)) / f"{cid}.py").write_text(PEER.format(cid=cid))
             e = {**env, "MARKETMAP_CLIENTS_DIR": str(tmp / f"clients_{n}")}
             print(f"{n} clients")
             worst = 0.0
-            for k in range(SHARDS):
-                loader = run(ROOT / "dags" / f"marketmap_clients_{k}.py", e)
+            for k, loader_file in enumerate(LOADERS):
+                loader = run(loader_file, e)
                 peer = run(peer_root / str(k), env)
+                if not loader["dags"] or not peer["dags"]:
+                    print(f"  {loader_file.name}: no clients in this shard")
+                    continue
                 per_dag, peer_per_dag = loader["parse_s"] / loader["dags"], peer["parse_s"] / peer["dags"]
                 worst = max(worst, loader["parse_s"] / loader["timeout_s"])
                 print(
-                    f"  marketmap_clients_{k}.py: {loader['dags']:>5} DAGs {loader['parse_s']:6.2f} s "
+                    f"  {loader_file.name:<24} {loader['dags']:>5} DAGs {loader['parse_s']:6.2f} s "
                     f"({loader['parse_s'] / loader['timeout_s']:4.0%} of the {loader['timeout_s']:.0f} s timeout), "
                     f"{per_dag * 1000:5.1f} ms/DAG | peer {peer['dags']:>4} files {peer['parse_s']:6.2f} s, "
                     f"{peer_per_dag * 1000:5.1f} ms/DAG | ratio per DAG {per_dag / peer_per_dag:4.2f}x, "
