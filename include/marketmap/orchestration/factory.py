@@ -272,9 +272,10 @@ def config_error_dag(client_id: str, error: ConfigError) -> DAG:
     return dag
 
 
-# Loader files in dags/: marketmap_clients_0.py … marketmap_clients_15.py. Sixteen keep each file
-# well inside the DAG processor's 30 s import timeout at 1,000 clients (bench/bench_parse.py).
-SHARDS = 16
+# Loader files in dags/: marketmap_clients_0.py … marketmap_clients_31.py. 32 keep each file well
+# inside the DAG processor's 30 s import timeout at 1,000 clients, even on a busy machine
+# (bench/bench_parse.py: with 16, ~430 DAGs a file took 8-29 s on the shared 2-core machine).
+SHARDS = 32
 
 
 def shard_of(client_id: str, shards: int = SHARDS) -> int:
