@@ -167,6 +167,7 @@ def test_pools_are_keyed_by_connection_not_provider_name():
         "mm_conn_apollo_c": 1,
         "mm_conn_hs_a": 1,
         "mm_conn_hs_b": 1,
+        "marketmap_sqlite_warehouse": 1,  # the embedded SQLite warehouse's queue (no warehouse_conn_id)
     }
 
 
