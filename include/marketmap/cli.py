@@ -375,7 +375,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
     try:
         cfg = load_effective(args.client)  # with any applied valuation calibration
         result, html = run_preview(
-            cfg, warehouse(cfg), Path(args.rubric) if args.rubric else None, args.output
+            cfg, warehouse(cfg), Path(args.rubric) if args.rubric else None, args.output, suggest=args.suggest
         )
     except ConfigError as e:
         for f, key, msg in e.problems:
@@ -390,6 +390,46 @@ def cmd_preview(args: argparse.Namespace) -> int:
             print(format_preview(result))
     print(f"\nHTML report: {html}")
     return 0
+
+
+def cmd_review(args: argparse.Namespace) -> int:
+    """The client's review queue: list open look-alike pairs side by side, or decide one."""
+    _default_env()
+    import getpass
+
+    from marketmap.config import ConfigError
+    from marketmap.ingest.review import DECIDED, ReviewError, decide, format_pairs, pairs
+    from marketmap.orchestration.resources import load_effective, warehouse
+
+    try:
+        cfg = load_effective(args.client)
+    except ConfigError as e:
+        for f, key, msg in e.problems:
+            print(f"{f}: {key + ': ' if key else ''}{msg}", file=sys.stderr)
+        return 1
+    engine = warehouse(cfg)
+    todo = [("merge", i) for i in args.merge or []] + [("keep_apart", i) for i in args.keep_apart or []]
+    if args.interactive:
+        for p in pairs(engine, cfg.client_id):
+            print(format_pairs([p], cfg.client_id).split("\n", 2)[2])
+            answer = input("merge (m), keep apart (k), skip (s), quit (q)? ").strip().lower()[:1]
+            if answer == "q":
+                break
+            if answer in ("m", "k"):
+                todo.append(("merge" if answer == "m" else "keep_apart", p.id))
+    failed = 0
+    for decision, pid in todo:
+        try:
+            p = decide(engine, cfg.client_id, pid, decision, by=f"{getpass.getuser()} (marketmap review)")
+        except ReviewError as e:
+            print(f"error: {e}", file=sys.stderr)
+            failed += 1
+            continue
+        then = "merged on the next build" if p.status == "same" else "never asked again"
+        print(f"{p.id}: {DECIDED[p.status]} — {p.left_name} / {p.right_name} ({then})")
+    if not todo and not args.interactive:
+        print(format_pairs(pairs(engine, cfg.client_id), cfg.client_id))
+    return 1 if failed else 0
 
 
 def cmd_pools(args: argparse.Namespace) -> int:
@@ -468,6 +508,8 @@ def main(argv: list[str] | None = None) -> int:
         help="folder for the HTML report (default: $MARKETMAP_HOME/reports/<client>/preview-<time>/)",
     )
     p.add_argument("--json", action="store_true", help="print the preview as JSON instead of text")
+    p.add_argument("--suggest", action="store_true",
+                   help="also suggest a rubric learned from the client's outcomes, back-tested out of sample")
     p.set_defaults(func=cmd_preview)
 
     p = sub.add_parser(
@@ -477,6 +519,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warehouse-only", action="store_true", help="leave Airflow's metadata DB alone")
     p.add_argument("--force-airflow", action="store_true", help="run `airflow db migrate` even if stamped")
     p.set_defaults(func=cmd_migrate)
+
+    p = sub.add_parser("review", help="the review queue: open look-alike pairs side by side; decide them")
+    p.add_argument("--client", required=True)
+    p.add_argument("--merge", action="append", metavar="ID", help="the pair is one company: merge on the next build")
+    p.add_argument("--keep-apart", action="append", metavar="ID", help="two companies: never ask again")
+    p.add_argument("--interactive", "-i", action="store_true", help="decide the open pairs one by one")
+    p.set_defaults(func=cmd_review)
 
     p = sub.add_parser("pools", help="list (or --apply: create) the Airflow pools the clients' DAGs use")
     p.add_argument("--apply", action="store_true")

@@ -567,6 +567,33 @@ class QaConfig(Strict):
                 "rep_warn": self.accounts_per_rep_warn, "rep_max": self.accounts_per_rep_max}  # fmt: skip
 
 
+class OutcomeConfig(Strict):
+    """The outcome the back-test, executive report, preview, suggestion and drift rules measure.
+
+    ``closed_won`` (the default): closed new-business deals, won or lost — win rate by tier.
+    ``opportunity_created``: for a client without enough closed deals, whether an account had
+    a new-business opportunity created (on or after ``since``) — opportunity-created rate by tier.
+    """
+
+    kind: Literal["closed_won", "opportunity_created"] = Field(
+        "closed_won",
+        description="closed_won: win rate of closed new-business deals by tier; opportunity_created: "
+        "share of accounts with a new-business opportunity created, by tier",
+    )
+    since: dt.date | None = Field(
+        None, description="opportunity_created only: count opportunities created on or after this date"
+    )
+
+    @model_validator(mode="after")
+    def _since_needs_created(self) -> OutcomeConfig:
+        if self.since is not None and self.kind != "opportunity_created":
+            raise ValueError(
+                f"since only applies to kind opportunity_created (got kind {self.kind}); remove since "
+                "or set kind: opportunity_created"
+            )
+        return self
+
+
 class MaintenanceConfig(Strict):
     blank_tier_max_share: float = Field(0.05, ge=0, le=1)
     untiered_days: int = Field(30, ge=1)
@@ -588,6 +615,9 @@ class MaintenanceConfig(Strict):
     alert_snooze_days: int = Field(7, ge=0)
     task_timeout_hours: float = Field(6, gt=0, description="execution_timeout of every task")
     confidence: float = Field(0.95, gt=0.5, lt=1)
+    outcome: OutcomeConfig = Field(
+        OutcomeConfig(), description="what counts as success in back-tests, reports and drift rules"
+    )
 
 
 class RetentionConfig(Strict):

@@ -15,13 +15,20 @@ joined to the current tier of their account, then checked against the seeds' tar
   target applied to T1+T2) with a capture ratio (recall / flagged share) of at least 2.
 
 Fewer than ``min_sample`` (30) closed deals at scored accounts gives "not enough data".
+
+With ``maintenance.outcome.kind: opportunity_created`` (see :mod:`marketmap.analysis.outcomes`)
+the same checks run on accounts instead of deals: the opportunity-created rate by tier, the
+T1/T3 lift of that rate, the share of accounts with an opportunity created that are T1, T3
+below the average rate, T2 above T1, recall and capture; the cycle checks do not apply, and
+"not enough data" means fewer than ``min_sample`` accounts with an opportunity created.
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
-from marketmap.analysis.correlation import NOT_ENOUGH, deal_metrics, num, prepare_deals
+from marketmap.analysis.correlation import NOT_ENOUGH, deal_metrics, num
+from marketmap.analysis.outcomes import CLOSED_WON, Words, kind_of, outcome_rows, words
 
 TIERS = ("T1", "T2", "T3", "OUT")
 FLAGGED = ("T1", "T2")
@@ -37,7 +44,7 @@ def _tier_of(accounts: pd.DataFrame, tier_field: str) -> pd.Series:
     return pd.Series(t.where(t.isin(TIERS), None).to_numpy(), index=accounts["account_key"].astype(object))
 
 
-def _lift(t1: dict, t3: dict, lift_min: float) -> dict:
+def _lift(t1: dict, t3: dict, lift_min: float, w: Words) -> dict:
     out = {
         "t1_win_rate": t1["win_rate"],
         "t3_win_rate": t3["win_rate"],
@@ -46,16 +53,17 @@ def _lift(t1: dict, t3: dict, lift_min: float) -> dict:
     }
     if not t1["closed_deals"] or not t3["closed_deals"]:
         missing = "T1" if not t1["closed_deals"] else "T3"
-        return {**out, "value": None, "passed": None, "verdict": f"no closed {missing} deals: lift unknown"}
+        return {**out, "value": None, "passed": None, "verdict": f"no {missing} {w.unit}: lift unknown"}
     if not t3["win_rate"]:
         passed = bool(t1["win_rate"])
-        verdict = "T3 has no wins: discriminating" if passed else "neither T1 nor T3 has wins: lift unknown"
+        verdict = (f"T3 has no {w.positive}: discriminating" if passed
+                   else f"neither T1 nor T3 has {w.positive}: lift unknown")  # fmt: skip
         return {**out, "value": None, "passed": passed if passed else None, "verdict": verdict}
     lift = t1["win_rate"] / t3["win_rate"]
     if lift < 1:
-        verdict = f"inverted: T3 wins more often than T1 ({lift:.2f}x); ICP assumptions are wrong, re-score"
+        verdict = f"inverted: T3 {w.verb3} more often than T1 ({lift:.2f}x); ICP assumptions are wrong, re-score"
     elif lift < lift_min:
-        verdict = f"not discriminating: T1 wins {lift:.2f}x as often as T3 (under {lift_min:g}x)"
+        verdict = f"not discriminating: T1 {w.verb3} {lift:.2f}x as often as T3 (under {lift_min:g}x)"
     elif lift < LIFT_EXPECTED[0]:
         verdict = f"weakly discriminating: {lift:.2f}x (2-3x expected)"
     elif lift <= LIFT_EXPECTED[1]:
@@ -83,14 +91,20 @@ def _cycle(t1: dict, other: dict, label: str) -> dict:
     return {**out, "reduction": num(r), "passed": r >= lo, "verdict": verdict}
 
 
+def _no_cycle(label: str) -> dict:
+    return {"reduction": None, "passed": None,
+            "verdict": f"no sales cycle for an opportunity-created outcome (T1 vs {label} not compared)"}  # fmt: skip
+
+
 def backtest(
     accounts_with_tier: pd.DataFrame,
     opportunities: pd.DataFrame,
     min_sample: int = 30,
     lift_min: float = 1.5,
     tier_field: str = "tier",
+    outcome=None,
 ) -> dict:
-    """Check how well the current tiers explain past wins and losses.
+    """Check how well the current tiers explain past wins and losses (or opportunities created).
 
     Args:
         accounts_with_tier: accounts with ``account_key`` and ``tier`` (T1/T2/T3/OUT).
@@ -98,6 +112,7 @@ def backtest(
         min_sample: closed deals needed (seed 004: 30).
         lift_min: minimum T1/T3 win-rate lift (``MaintenanceConfig.lift_min``).
         tier_field: the tier column (multi-product clients have one per product).
+        outcome: ``MaintenanceConfig.outcome`` (or its kind); None is closed_won.
 
     Returns:
         ``{"status": "ok", "closed_deals", "won_deals", "win_rate", "unscored_deals",
@@ -106,23 +121,37 @@ def backtest(
         "t3_losses", "t2_vs_t1", "recall_precision", "verdicts": [failed checks]}``; each
         check is a dict with its numbers, ``passed`` (None when unknown) and ``verdict``.
         With too few deals: ``{"status": "not enough data", "closed_deals", "min_sample",
-        "message"}``.
+        "message"}``. Every result carries ``outcome`` (the kind) and ``rate_label``; with
+        opportunity_created, ``closed_deals`` counts scored accounts, ``won_deals`` (and the
+        tiers' ``wins``) accounts with an opportunity created and ``win_rate`` their share.
     """
+    kind, w = kind_of(outcome), words(outcome)
     tier_of = _tier_of(accounts_with_tier, tier_field)
     tier_of = tier_of[~tier_of.index.duplicated()]
-    deals = prepare_deals(opportunities)
-    deals = deals[deals["closed"] & (deals["kind"] == "new")].copy()
+    deals = outcome_rows(opportunities, tier_of.dropna().index.to_series(), outcome).copy()
     deals["tier"] = deals["account_key"].map(tier_of)
     scored = deals[deals["tier"].notna()]
     n, wins = int(len(scored)), int(scored["won"].sum())
     unscored = int(len(deals) - n)
-    if n < min_sample:
+    label = {"outcome": kind, "rate_label": w.rate}
+    if kind == CLOSED_WON and n < min_sample:
         return {
             "status": NOT_ENOUGH,
+            **label,
             "closed_deals": n,
             "unscored_deals": unscored,
             "min_sample": min_sample,
             "message": f"{n} closed deals at scored accounts: a back-test needs at least {min_sample}",
+        }
+    if kind != CLOSED_WON and wins < min_sample:
+        return {
+            "status": NOT_ENOUGH,
+            **label,
+            "closed_deals": n,
+            "won_deals": wins,
+            "unscored_deals": 0,
+            "min_sample": min_sample,
+            "message": f"{wins} scored accounts with an opportunity created: a back-test needs at least {min_sample}",
         }
 
     by_tier = {}
@@ -141,38 +170,41 @@ def backtest(
         "t1_wins": t1["wins"],
     }
     if share_t1 is None:
-        won_in_t1 |= {"passed": None, "verdict": "no won deals"}
+        won_in_t1 |= {"passed": None, "verdict": f"no {w.positive}"}
     elif share_t1 >= T1_WIN_SHARE_TARGET:
-        won_in_t1 |= {"passed": True, "verdict": f"{share_t1:.0%} of closed-won deals are T1 (target 70%+)"}
+        won_in_t1 |= {"passed": True, "verdict": f"{share_t1:.0%} of {w.positive_at} are T1 (target 70%+)"}
     else:
         won_in_t1 |= {
             "passed": False,
-            "verdict": f"only {share_t1:.0%} of closed-won deals are T1 (target 70%+): "
+            "verdict": f"only {share_t1:.0%} of {w.positive_at} are T1 (target 70%+): "
             "T1 is too narrow or weighted on the wrong vectors",
         }
 
     t3_losses: dict = {"t3_win_rate": t3["win_rate"], "overall_win_rate": num(overall_wr)}
     if not t3["closed_deals"]:
-        t3_losses |= {"passed": None, "verdict": "no closed T3 deals"}
+        t3_losses |= {"passed": None, "verdict": f"no T3 {w.unit}"}
     elif t3["win_rate"] < overall_wr:
-        t3_losses |= {"passed": True, "verdict": "T3 loses more often than average, as it should"}
+        t3_losses |= {"passed": True, "verdict": "T3 loses more often than average, as it should" if kind == CLOSED_WON
+                      else "T3 accounts get opportunities less often than average, as they should"}  # fmt: skip
     else:
         t3_losses |= {
             "passed": False,
-            "verdict": "T3 wins at or above the average rate: negative indicators "
-            "or thresholds are not filtering",
+            "verdict": ("T3 wins" if kind == CLOSED_WON else "T3 accounts get opportunities")
+            + " at or above the average rate: negative indicators or thresholds are not filtering",
         }
 
     t2_vs_t1: dict = {"t1_win_rate": t1["win_rate"], "t2_win_rate": t2["win_rate"]}
     if not t1["closed_deals"] or not t2["closed_deals"]:
-        t2_vs_t1 |= {"passed": None, "verdict": "no closed T1 or T2 deals"}
+        t2_vs_t1 |= {"passed": None, "verdict": f"no T1 or T2 {w.unit}"}
     elif t2["win_rate"] > t1["win_rate"]:
         t2_vs_t1 |= {
             "passed": False,
-            "verdict": "T2 converts better than T1: T1 may be aspirational, consider flipping tiers",
-        }
+            "verdict": ("T2 converts better than T1" if kind == CLOSED_WON else "T2 accounts get opportunities more often than T1")
+            + ": T1 may be aspirational, consider flipping tiers",
+        }  # fmt: skip
     else:
-        t2_vs_t1 |= {"passed": True, "verdict": "T1 converts at least as well as T2"}
+        t2_vs_t1 |= {"passed": True, "verdict": "T1 converts at least as well as T2" if kind == CLOSED_WON
+                     else "T1 accounts get opportunities at least as often as T2"}  # fmt: skip
 
     # MadKudu-style recall/precision over every scored account, not only those with deals.
     n_accounts = int(len(tier_of.dropna()))
@@ -194,11 +226,12 @@ def backtest(
         "capture_ratio_min": CAPTURE_RATIO_MIN,
     }
     if recall is None or capture is None:
-        rp |= {"passed": None, "verdict": "no won deals or no flagged accounts"}
+        rp |= {"passed": None, "verdict": f"no {w.positive} or no flagged accounts"}
     else:
-        summary = f"T1+T2 are {flagged_share:.0%} of accounts and capture {recall:.0%} of won deals"
+        summary = f"T1+T2 are {flagged_share:.0%} of accounts and capture {recall:.0%} of {w.positive}"
         if recall < RECALL_MIN:
-            rp |= {"passed": False, "verdict": f"{summary}: tiers miss too many wins (70%+ expected)"}
+            rp |= {"passed": False, "verdict": f"{summary}: tiers miss too many "
+                   + ("wins" if kind == CLOSED_WON else "opportunities") + " (70%+ expected)"}  # fmt: skip
         elif capture < CAPTURE_RATIO_MIN:
             rp |= {"passed": False, "verdict": f"{summary}: T1+T2 are too broad to focus reps"}
         else:
@@ -206,15 +239,16 @@ def backtest(
 
     checks = {
         "won_in_t1": won_in_t1,
-        "lift_t1_t3": _lift(t1, t3, lift_min),
-        "cycle_t1_vs_t3": _cycle(t1, t3, "T3"),
-        "cycle_t1_vs_t2": _cycle(t1, t2, "T2"),
+        "lift_t1_t3": _lift(t1, t3, lift_min, w),
+        "cycle_t1_vs_t3": _cycle(t1, t3, "T3") if kind == CLOSED_WON else _no_cycle("T3"),
+        "cycle_t1_vs_t2": _cycle(t1, t2, "T2") if kind == CLOSED_WON else _no_cycle("T2"),
         "t3_losses": t3_losses,
         "t2_vs_t1": t2_vs_t1,
         "recall_precision": rp,
     }
     return {
         "status": "ok",
+        **label,
         "closed_deals": n,
         "won_deals": wins,
         "win_rate": num(overall_wr),

@@ -32,6 +32,12 @@ compares (and ``MIN_PER_TIER`` in each). Win rates are shown with Wilson interva
 lift as a multiple with its Katz log interval.
 
 Tiers are the accounts' current tiers (as in the back-test).
+
+With ``maintenance.outcome.kind: opportunity_created`` the same rules and the same
+repeated-looks levels run on the opportunity-created rate: per tier, the share of its
+accounts that had a new-business opportunity created in the window (the tier's accounts are
+the denominator, accounts with an opportunity created in the window the numerator). The
+minimum sample counts accounts with an opportunity created; the cycle rule does not apply.
 """
 
 from __future__ import annotations
@@ -127,14 +133,31 @@ def mann_whitney(a: pd.Series, b: pd.Series) -> tuple[float, float]:
 # --------------------------------------------------------------------------- data
 
 
-def closed_deals_by_tier(opportunities: pd.DataFrame, tiers: pd.DataFrame) -> pd.DataFrame:
+def closed_deals_by_tier(opportunities: pd.DataFrame, tiers: pd.DataFrame, outcome=None) -> pd.DataFrame:
     """Closed new-business deals with their account's tier and close date.
+
+    With an opportunity_created ``outcome``: one row per account and day a new-business
+    opportunity was created there (``close_date`` holds the created day, ``won`` is true), and
+    ``attrs["tier_totals"]`` holds the accounts per tier, the rates' denominator.
 
     Args:
         opportunities: canonical opportunities (warehouse rows).
         tiers: ``account_key``, ``tier``.
+        outcome: ``MaintenanceConfig.outcome`` (None: closed_won).
     """
     from marketmap.analysis.correlation import prepare_deals
+    from marketmap.analysis.outcomes import CLOSED_WON, created_events, kind_of
+
+    if kind_of(outcome) != CLOSED_WON:
+        tier_of = tiers.drop_duplicates("account_key").set_index("account_key")["tier"]
+        ev = created_events(opportunities, outcome.since if hasattr(outcome, "since") else None)
+        ev = ev.assign(tier=ev["account_key"].map(tier_of)).drop_duplicates(["account_key", "created"])
+        ev = ev[ev["tier"].isin(["T1", "T2", "T3"])]
+        out = pd.DataFrame({"account_key": ev["account_key"].to_numpy(), "won": True, "closed": True,
+                            "cycle_days": float("nan"), "tier": ev["tier"].to_numpy(),
+                            "close_date": pd.to_datetime(ev["created"]).dt.date.to_numpy()})  # fmt: skip
+        out.attrs["tier_totals"] = {t: int((tier_of == t).sum()) for t in ("T1", "T2", "T3")}
+        return out
 
     deals = prepare_deals(opportunities)
     deals["close_date"] = pd.to_datetime(opportunities["close_date"], errors="coerce").dt.date
@@ -153,8 +176,12 @@ def window(deals: pd.DataFrame, as_of: dt.date, days: int) -> pd.DataFrame:
     return deals[(d > end - pd.Timedelta(days=days)) & (d <= end)]
 
 
-def tier_rates(deals: pd.DataFrame, confidence: float) -> dict[str, dict]:
-    """Closed deals, wins, win rate and its Wilson interval per tier."""
+def tier_rates(deals: pd.DataFrame, confidence: float, totals: dict[str, int] | None = None) -> dict[str, dict]:
+    """Closed deals, wins, win rate and its Wilson interval per tier.
+
+    With ``totals`` (opportunity_created): ``closed`` is the tier's accounts and ``won`` the
+    tier's accounts with an opportunity created among ``deals``.
+    """
     out = {}
     tiers = deals["tier"].to_numpy()
     won = deals["won"].to_numpy(dtype=bool)
@@ -162,6 +189,8 @@ def tier_rates(deals: pd.DataFrame, confidence: float) -> dict[str, dict]:
     for tier in ("T1", "T2", "T3"):
         m = tiers == tier
         n, k = int(m.sum()), int((m & won).sum())
+        if totals is not None:
+            n, k = int(totals.get(tier, 0)), int(deals.loc[m, "account_key"].nunique())
         lo, hi = wilson(k, n, confidence)
         c = cycle[m & won]
         c = c[~np.isnan(c)]
@@ -209,16 +238,20 @@ def _evidence(test: str, p: float, fire_p: float, hold_p: float, state: str) -> 
     )
 
 
-def _counts(tier: str, r: dict) -> str:
+def _counts(tier: str, r: dict, created: bool = False) -> str:
     if not r["closed"]:
-        return f"{tier}: no closed deals"
+        return f"{tier}: no accounts" if created else f"{tier}: no closed deals"
     lo, hi = r["ci"]
+    if created:
+        return (f"{tier}: {r['won']} of {r['closed']} accounts had an opportunity created "
+                f"({r['win_rate']:.1%}, 95% CI {lo:.1%}–{hi:.1%})")  # fmt: skip
     return f"{tier} won {r['won']} of {r['closed']} ({r['win_rate']:.0%}, 95% CI {lo:.0%}–{hi:.0%})"
 
 
-def _window_text(as_of: dt.date, days: int) -> str:
+def _window_text(as_of: dt.date, days: int, created: bool = False) -> str:
     start = as_of - dt.timedelta(days=days - 1)
-    return f"deals closed {start.isoformat()} to {as_of.isoformat()} ({days} days)"
+    what = "opportunities created" if created else "deals closed"
+    return f"{what} {start.isoformat()} to {as_of.isoformat()} ({days} days)"
 
 
 def _rate_rule(
@@ -231,21 +264,27 @@ def _rate_rule(
     days: int,
     severity: str,
     persist: bool,
+    totals: dict[str, int] | None = None,
 ) -> Alert | None:
-    """``hi_tier`` wins more often than ``lo_tier`` (which should win more): firing, holding or cleared."""
+    """``hi_tier`` wins more often than ``lo_tier`` (which should win more): firing, holding or cleared.
+
+    With ``totals`` the rates are opportunity-created rates (see the module docstring).
+    """
     m = cfg.maintenance
-    rates = tier_rates(window(deals, as_of, days), m.confidence)
+    created = totals is not None
+    rates = tier_rates(window(deals, as_of, days), m.confidence, totals)
     a, b = rates[hi_tier], rates[lo_tier]
     if not a["closed"] or not b["closed"]:
         return None  # nothing to compare: an open alert resolves without numbers
     z, p = two_proportion_test(a["won"], a["closed"], b["won"], b["closed"])
-    enough = a["closed"] + b["closed"] >= m.drift_min_deals and min(a["closed"], b["closed"]) >= MIN_PER_TIER
+    sample = a["won"] + b["won"] if created else a["closed"] + b["closed"]
+    enough = sample >= m.drift_min_deals and min(a["closed"], b["closed"]) >= MIN_PER_TIER
     above = a["win_rate"] > b["win_rate"]
     halves = []
     if persist:
         half = days // 2
         for end, length in ((as_of, half), (as_of - dt.timedelta(days=half), days - half)):
-            hr = tier_rates(window(deals, end, length), m.confidence)
+            hr = tier_rates(window(deals, end, length), m.confidence, totals)
             x, y = hr[hi_tier], hr[lo_tier]
             halves.append(bool(x["closed"] and y["closed"] and x["win_rate"] > y["win_rate"]))
     persistent = all(halves)
@@ -258,36 +297,50 @@ def _rate_rule(
     else:
         state = "cleared"
     ha, lb = SENTENCE[hi_tier], SENTENCE[lo_tier]
+    if created:
+        pa, pb = f"{a['win_rate']:.1%}", f"{b['win_rate']:.1%}"
+        of = f"of accounts had a new-business opportunity created in the last {days} days."
+        verb, ing = "get opportunities", "getting opportunities"
+    else:
+        pa, pb = f"{a['win_rate']:.0%}", f"{b['win_rate']:.0%}"
+        of = f"of deals closed in the last {days} days."
+        verb, ing = "win", "winning"
     if state == "cleared":
         clearly = "clearly " if above else ""
-        title = (
-            f"{ha} no longer {clearly}win more often than {lb}: {a['win_rate']:.0%} vs {b['win_rate']:.0%} "
-            f"of deals closed in the last {days} days."
-        )
+        title = f"{ha} no longer {clearly}{verb} more often than {lb}: {pa} vs {pb} {of}"
     else:
-        title = (
-            f"{ha} are winning more often than {lb}: {a['win_rate']:.0%} vs {b['win_rate']:.0%} "
-            f"of deals closed in the last {days} days."
-        )
+        title = f"{ha} are {ing} more often than {lb}: {pa} vs {pb} {of}"
     if rule == "t2_beats_t1" and state != "cleared":
         title = title[:-1] + ", six months after launch: consider flipping the tiers."
-    numbers = {
-        f"{hi_tier.lower()}_won_of_closed": f"{a['won']} of {a['closed']}",
-        f"{lo_tier.lower()}_won_of_closed": f"{b['won']} of {b['closed']}",
-        f"{hi_tier.lower()}_win_rate": a["win_rate"],
-        f"{lo_tier.lower()}_win_rate": b["win_rate"],
-        "window": _window_text(as_of, days),
-        "p_value": round(p, 6),
-    }
+    if created:
+        numbers = {
+            f"{hi_tier.lower()}_accounts_with_opportunity": f"{a['won']} of {a['closed']}",
+            f"{lo_tier.lower()}_accounts_with_opportunity": f"{b['won']} of {b['closed']}",
+            f"{hi_tier.lower()}_created_rate": a["win_rate"],
+            f"{lo_tier.lower()}_created_rate": b["win_rate"],
+        }
+    else:
+        numbers = {
+            f"{hi_tier.lower()}_won_of_closed": f"{a['won']} of {a['closed']}",
+            f"{lo_tier.lower()}_won_of_closed": f"{b['won']} of {b['closed']}",
+            f"{hi_tier.lower()}_win_rate": a["win_rate"],
+            f"{lo_tier.lower()}_win_rate": b["win_rate"],
+        }
+    numbers |= {"window": _window_text(as_of, days, created), "p_value": round(p, 6)}
     if persist:
         numbers["ahead_in_both_halves"] = persistent
     evidence = (
         _evidence("one-sided two-proportion z-test, z = " + f"{z:.2f}", p, fire_p, hold_p, state)
-        + f" {_counts(hi_tier, a)}; {_counts(lo_tier, b)}; {_window_text(as_of, days)}."
+        + f" {_counts(hi_tier, a, created)}; {_counts(lo_tier, b, created)}; {_window_text(as_of, days, created)}."
     )
     if persist and not persistent and state != "cleared":
         evidence += f" {hi_tier} was not ahead in both {days // 2}-day halves of the window."
-    if not enough:
+    if not enough and created:
+        evidence += (
+            f" Too few opportunities to alert: {sample} accounts with an opportunity created "
+            f"(needs {m.drift_min_deals}, and {MIN_PER_TIER} accounts per tier)."
+        )
+    elif not enough:
         evidence += (
             f" Too few deals to alert: {a['closed'] + b['closed']} closed "
             f"(needs {m.drift_min_deals}, and {MIN_PER_TIER} per tier)."
@@ -296,14 +349,17 @@ def _rate_rule(
         client_id=cfg.client_id, rule=rule, role="leadership", severity=severity,  # type: ignore[arg-type]
         key=f"{hi_tier}>{lo_tier}", holding=state == "holding", cleared=state == "cleared",
         title=title, numbers=numbers,
-        material={f"{hi_tier.lower()}_win_rate": a["win_rate"], f"{lo_tier.lower()}_win_rate": b["win_rate"]},
+        material={f"{hi_tier.lower()}_{'created' if created else 'win'}_rate": a["win_rate"],
+                  f"{lo_tier.lower()}_{'created' if created else 'win'}_rate": b["win_rate"]},
         confidence=evidence,
     )  # fmt: skip
 
 
-def _lift_rule(cfg: ClientConfig, deals: pd.DataFrame, as_of: dt.date) -> Alert | None:
+def _lift_rule(cfg: ClientConfig, deals: pd.DataFrame, as_of: dt.date,
+               totals: dict[str, int] | None = None) -> Alert | None:  # fmt: skip
     m = cfg.maintenance
-    rl = tier_rates(window(deals, as_of, LONG_WINDOW_DAYS), m.confidence)
+    created = totals is not None
+    rl = tier_rates(window(deals, as_of, LONG_WINDOW_DAYS), m.confidence, totals)
     t1, t3 = rl["T1"], rl["T3"]
     if not t1["closed"] or not t3["closed"]:
         return None
@@ -311,38 +367,46 @@ def _lift_rule(cfg: ClientConfig, deals: pd.DataFrame, as_of: dt.date) -> Alert 
     rr, _, hi_fire = rate_ratio_ci(t1["won"], t1["closed"], t3["won"], t3["closed"], 1 - 2 * fire_p)
     _, lo, hi = rate_ratio_ci(t1["won"], t1["closed"], t3["won"], t3["closed"], m.confidence)
     _, _, hi_hold = rate_ratio_ci(t1["won"], t1["closed"], t3["won"], t3["closed"], 1 - 2 * hold_p)
-    enough = (
-        t1["closed"] + t3["closed"] >= m.drift_min_deals and min(t1["closed"], t3["closed"]) >= MIN_PER_TIER
-    )
+    sample = t1["won"] + t3["won"] if created else t1["closed"] + t3["closed"]
+    enough = sample >= m.drift_min_deals and min(t1["closed"], t3["closed"]) >= MIN_PER_TIER
     if enough and hi_fire < m.lift_min:
         state = "firing"
     elif rr < m.lift_min and hi_hold < m.lift_min:
         state = "holding"
     else:
         state = "cleared"
+    verb, rate = ("get opportunities", "opportunity-created-rate") if created else ("win", "win-rate")
     if state == "cleared":
         title = (
-            f"T1 accounts win {rr:.1f}× as often as T3 accounts over the last {LONG_WINDOW_DAYS} days, "
+            f"T1 accounts {verb} {rr:.1f}× as often as T3 accounts over the last {LONG_WINDOW_DAYS} days, "
             f"no longer clearly below the {m.lift_min:g}× minimum."
         )
     else:
         title = (
-            f"T1 accounts win only {rr:.1f}× as often as T3 accounts over the last {LONG_WINDOW_DAYS} days "
+            f"T1 accounts {verb} only {rr:.1f}× as often as T3 accounts over the last {LONG_WINDOW_DAYS} days "
             f"(minimum {m.lift_min:g}×, 2–3× expected)."
         )
+    if created:
+        counts = {"t1_accounts_with_opportunity": f"{t1['won']} of {t1['closed']}",
+                  "t3_accounts_with_opportunity": f"{t3['won']} of {t3['closed']}",
+                  "t1_created_rate": t1["win_rate"], "t3_created_rate": t3["win_rate"]}  # fmt: skip
+        too_few = (f" Too few opportunities to alert (needs {m.drift_min_deals} accounts with an opportunity "
+                   f"created, {MIN_PER_TIER} accounts per tier).")  # fmt: skip
+    else:
+        counts = {"t1_won_of_closed": f"{t1['won']} of {t1['closed']}", "t3_won_of_closed": f"{t3['won']} of {t3['closed']}",
+                  "t1_win_rate": t1["win_rate"], "t3_win_rate": t3["win_rate"]}  # fmt: skip
+        too_few = f" Too few deals to alert (needs {m.drift_min_deals}, {MIN_PER_TIER} per tier)."
     return Alert(
         client_id=cfg.client_id, rule="lift_below_min", role="leadership", severity="warning",
         key="T1/T3", holding=state == "holding", cleared=state == "cleared", title=title,
         numbers={"lift": f"{rr:.2f}×", "lift_95_interval": f"{lo:.2f}×–{hi:.2f}×", "minimum": f"{m.lift_min:g}×",
-                 "t1_won_of_closed": f"{t1['won']} of {t1['closed']}", "t3_won_of_closed": f"{t3['won']} of {t3['closed']}",
-                 "t1_win_rate": t1["win_rate"], "t3_win_rate": t3["win_rate"],
-                 "window": _window_text(as_of, LONG_WINDOW_DAYS)},
+                 **counts, "window": _window_text(as_of, LONG_WINDOW_DAYS, created)},
         material={"lift": round(rr, 3)},
-        confidence=(f"Lift {rr:.2f}×, 95% interval {lo:.2f}×–{hi:.2f}× (Katz log interval of the win-rate ratio); "
+        confidence=(f"Lift {rr:.2f}×, 95% interval {lo:.2f}×–{hi:.2f}× (Katz log interval of the {rate} ratio); "
                     f"an alert needs the {1 - 2 * fire_p:.1%} interval (corrected for a year of weekly looks, "
-                    f"upper end {hi_fire:.2f}×) wholly below {m.lift_min:g}×. {_counts('T1', t1)}; {_counts('T3', t3)}; "
-                    f"{_window_text(as_of, LONG_WINDOW_DAYS)}."
-                    + ("" if enough else f" Too few deals to alert (needs {m.drift_min_deals}, {MIN_PER_TIER} per tier).")),
+                    f"upper end {hi_fire:.2f}×) wholly below {m.lift_min:g}×. {_counts('T1', t1, created)}; "
+                    f"{_counts('T3', t3, created)}; {_window_text(as_of, LONG_WINDOW_DAYS, created)}."
+                    + ("" if enough else too_few)),
     )  # fmt: skip
 
 
@@ -397,26 +461,32 @@ def drift_alerts(
     Returns:
         ``(alerts, rules evaluated, summary)``: alerts are firing, holding or cleared
         candidates (a cleared one resolves an open alert with the current numbers); the
-        summary holds win rates per tier and window.
+        summary holds win rates per tier and window. With the opportunity-created outcome
+        (``deals.attrs["tier_totals"]`` set by :func:`closed_deals_by_tier`) the rates are
+        opportunity-created rates and the cycle rule does not apply.
     """
     m = cfg.maintenance
+    totals = deals.attrs.get("tier_totals")
     if not pd.api.types.is_datetime64_any_dtype(deals["close_date"]):
         deals = deals.assign(close_date=pd.to_datetime(deals["close_date"]))  # once, not per window
     short, long_ = window(deals, as_of, m.drift_window_days), window(deals, as_of, LONG_WINDOW_DAYS)
-    rs, rl = tier_rates(short, m.confidence), tier_rates(long_, m.confidence)
+    rs, rl = tier_rates(short, m.confidence, totals), tier_rates(long_, m.confidence, totals)
     rules = {"t3_beats_t1", "lift_below_min", "t1_cycle_not_shortest"}
-    found = [_rate_rule(cfg, "t3_beats_t1", "T3", "T1", deals, as_of, m.drift_window_days, "critical", True)]
+    found = [_rate_rule(cfg, "t3_beats_t1", "T3", "T1", deals, as_of, m.drift_window_days, "critical", True, totals)]
     launch = cfg.launch_date
     if launch and as_of >= launch + dt.timedelta(days=ASPIRATIONAL_AFTER_DAYS):
         rules.add("t2_beats_t1")
         found.append(
-            _rate_rule(cfg, "t2_beats_t1", "T2", "T1", deals, as_of, LONG_WINDOW_DAYS, "warning", False)
+            _rate_rule(cfg, "t2_beats_t1", "T2", "T1", deals, as_of, LONG_WINDOW_DAYS, "warning", False, totals)
         )
-    found += [_lift_rule(cfg, deals, as_of), _cycle_rule(cfg, deals, as_of)]
+    found.append(_lift_rule(cfg, deals, as_of, totals))
+    if totals is None:  # opportunities created have no sales cycle; an open cycle alert resolves
+        found.append(_cycle_rule(cfg, deals, as_of))
     alerts = [a for a in found if a is not None]
     for x in alerts:
         x.report = report
-    summary = {"as_of": as_of.isoformat(), "window_days": m.drift_window_days, "short": rs,
+    summary = {"as_of": as_of.isoformat(), "outcome": "closed_won" if totals is None else "opportunity_created",
+               "window_days": m.drift_window_days, "short": rs,
                "long_window_days": LONG_WINDOW_DAYS, "long": rl,
                "states": {a.rule: "cleared" if a.cleared else "holding" if a.holding else "firing" for a in alerts}}  # fmt: skip
     return alerts, rules, summary

@@ -11,6 +11,13 @@ site, a bit.ly link …, see ``ingest/data/not_company_hosts.txt``) gives no dom
 warning. Records that share a domain but whose names clearly differ are not merged: the
 record goes to the review queue (kind ``account_domain``) next to the domain's account.
 
+A person's decisions on queued pairs (``ingest/review.py``) come back in as ``merge_pairs``:
+each pair decided "same" is merged into one account with the same survivor rules (most
+complete record first, then the oldest in the CRM, then the earliest row; its blanks filled
+from the other); the merged account keeps a domain key when either side has one, every CRM id
+is kept in ``account_crm_ids`` and ``account_merges`` records "review decision". The absorbed
+account keys are returned in ``DedupeResult.absorbed`` so the load can retire them.
+
 Look-alike names are found by blocking on each name's rarest words (and their first four
 letters, so a typo in one word still meets), then scoring within each block in bounded
 chunks; placeholder names (Unknown, N/A, Test Account, Customer 001) are never queued.
@@ -46,6 +53,7 @@ class DedupeResult:
     merges: pd.DataFrame  # account_key, kept_crm_id, merged_crm_id, reason
     review: pd.DataFrame  # left_key, right_key, left_name, right_name, score, kind
     warnings: pd.DataFrame | None = None  # source_row, crm_id, website, reason
+    absorbed: dict[str, str] | None = None  # account key merged by a review decision -> the key it joined
 
 
 def _completeness(df: pd.DataFrame) -> np.ndarray:
@@ -102,8 +110,13 @@ def dedupe_accounts(
     records: pd.DataFrame,
     fuzzy_threshold: float = FUZZY_THRESHOLD,
     not_company_hosts: list[str] | tuple[str, ...] = (),
+    merge_pairs: list[tuple[str, str]] | tuple = (),
 ) -> DedupeResult:
-    """Merge account records by normalised domain and queue fuzzy name matches for review."""
+    """Merge account records by normalised domain and queue fuzzy name matches for review.
+
+    ``merge_pairs``: (left_key, right_key) pairs a person decided are the same company; both
+    accounts are merged (pairs whose accounts are no longer in the export are ignored).
+    """
     df = records.copy(deep=False)  # new columns only: the caller's frame stays as it is
     if "website" in df and len(df):
         df["domain"], dropped = company_domains(df["website"], df["name"].fillna(""), not_company_hosts)
@@ -171,12 +184,72 @@ def dedupe_accounts(
     # The same CRM id twice in one export (a re-exported row) is one record, not a duplicate.
     crm_ids = crm_ids.drop_duplicates("crm_id")
 
+    absorbed: dict[str, str] = {}
+    if len(merge_pairs):
+        accounts, crm_ids, decided_merges, absorbed = apply_merge_decisions(accounts, crm_ids, merge_pairs)
+        merges = pd.concat([merges, decided_merges], ignore_index=True)
     review = fuzzy_review(accounts, fuzzy_threshold)
     if domain_review:
         review = pd.concat(
             [review, pd.DataFrame(domain_review, columns=review.columns)], ignore_index=True
         ).drop_duplicates(["left_key", "right_key"])
-    return DedupeResult(accounts, crm_ids, merges, review, warnings)
+    if absorbed:  # a pair with an absorbed side cannot be asked about any more
+        review = review[~review["left_key"].isin(absorbed) & ~review["right_key"].isin(absorbed)]
+    return DedupeResult(accounts, crm_ids, merges, review, warnings, absorbed)
+
+
+def apply_merge_decisions(
+    accounts: pd.DataFrame, crm_ids: pd.DataFrame, merge_pairs
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, str]]:
+    """Merge the accounts of each decided pair (transitively): ``(accounts, crm_ids, merges, absorbed)``."""
+    keys = set(accounts["account_key"])
+    parent: dict[str, str] = {}
+
+    def root(k: str) -> str:
+        while parent.get(k, k) != k:
+            k = parent[k]
+        return k
+
+    for a, b in merge_pairs:
+        if a in keys and b in keys and a != b:
+            ra, rb = root(a), root(b)
+            if ra != rb:
+                parent[max(ra, rb)] = min(ra, rb)
+    empty = pd.DataFrame(columns=["account_key", "kept_crm_id", "merged_crm_id", "reason"])
+    if not parent:
+        return accounts, crm_ids, empty, {}
+    group = accounts["account_key"].map(lambda k: root(k) if k in parent or k in parent.values() else None)
+    inside = group.notna().to_numpy()
+    sub = accounts[inside]
+    nothing = pd.Series(None, index=sub.index, dtype=object)
+    rows = sub.assign(
+        _group=group[inside].to_numpy(),
+        _complete=_completeness(sub.drop(columns=["source_row", "account_key"], errors="ignore")),
+        _created=pd.to_datetime(sub.get("crm_created", nothing), utc=True).fillna(pd.Timestamp.max.tz_localize("UTC")),
+        _row=pd.to_numeric(sub.get("source_row", nothing), errors="coerce").fillna(np.inf),
+    )  # fmt: skip
+    rows = rows.sort_values(["_group", "_complete", "_created", "_row"], ascending=[True, False, True, True], kind="stable")
+    merged = rows.groupby("_group", sort=False).first()  # survivor's values, blanks filled from the other
+    absorbed: dict[str, str] = {}
+    out_merges = []
+    for g, members in rows.groupby("_group", sort=False):
+        with_domain = members[members["domain"].notna() & (members["account_key"] == members["domain"])]
+        key = with_domain["account_key"].iat[0] if len(with_domain) else members["account_key"].iat[0]
+        merged.loc[g, "account_key"] = key
+        kept = merged.loc[g, "crm_id"]
+        for r in members.itertuples():
+            if r.account_key != key:
+                absorbed[r.account_key] = key
+            if r.crm_id != kept:
+                out_merges.append((key, kept, r.crm_id, f"review decision: same company as {key}"))
+    merged = merged.reset_index(drop=True).drop(columns=["_complete", "_created", "_row"])
+    accounts = pd.concat([accounts[~inside], merged], ignore_index=True)
+    crm_ids = crm_ids.copy()
+    moved = crm_ids["account_key"].isin(absorbed)
+    crm_ids.loc[moved, "account_key"] = crm_ids.loc[moved, "account_key"].map(absorbed)
+    merges = pd.DataFrame(out_merges, columns=list(empty.columns))
+    crm_ids["is_survivor"] = crm_ids["is_survivor"] & ~crm_ids["crm_id"].isin(merges["merged_crm_id"])
+    return accounts, crm_ids, merges, absorbed
 
 
 def block_keys(names: pd.Series, rare: int = 2, prefix: int = 4) -> pd.DataFrame:

@@ -230,8 +230,18 @@ def normalise_and_dedupe(cfg: ClientConfig, run_id: str, engine: Engine) -> dict
     frame = records_to_frame(records, "accounts")
     if "source_row" not in frame:
         frame["source_row"] = None
-    result = dedupe_accounts(frame, not_company_hosts=cfg.crm.export.not_company_hosts)
+    from marketmap.ingest.review import decided
+
+    decisions = decided(engine, cfg.client_id)  # a person's answers: merge ("same") or keep apart
+    merge_pairs = [(left, right) for (_, left, right), status in decisions.items() if status == "same"]
+    result = dedupe_accounts(frame, not_company_hosts=cfg.crm.export.not_company_hosts, merge_pairs=merge_pairs)
+    # A decided pair is never asked again (a kept-apart pair is found again, and dropped here).
+    asked = [(k, lk, rk) not in decisions for k, lk, rk in
+             zip(result.review["kind"], result.review["left_key"], result.review["right_key"], strict=True)]  # fmt: skip
+    result.review = result.review[asked] if len(result.review) else result.review
     _stage(engine, cfg.client_id, run_id, "accounts_deduped", frame_to_records(result.accounts))
+    _stage(engine, cfg.client_id, run_id, "absorbed_accounts",
+           [{"account_key": k, "into": v} for k, v in sorted((result.absorbed or {}).items())])  # fmt: skip
     _stage(engine, cfg.client_id, run_id, "account_crm_ids", frame_to_records(result.crm_ids))
     cid = cfg.client_id
     with engine.begin() as conn:
@@ -255,11 +265,13 @@ def normalise_and_dedupe(cfg: ClientConfig, run_id: str, engine: Engine) -> dict
     return {
         "records": len(frame),
         "accounts": len(result.accounts),
-        "duplicates_merged": len(result.merges),
+        "duplicates_merged": int((~result.merges["reason"].str.startswith("review decision")).sum())
+        if len(result.merges) else 0,
         "without_domain": int(result.accounts["domain"].isna().sum()),
         "review_pairs": len(result.review),
         "shared_domain_held_for_review": int((result.review["kind"] == "account_domain").sum()),
         "not_company_domains": 0 if result.warnings is None else len(result.warnings),
+        "merged_by_review_decision": len(result.absorbed or {}),
     }
 
 
@@ -294,6 +306,7 @@ def load_warehouse(cfg: ClientConfig, run_id: str, engine: Engine) -> dict:
     crm_ids = pd.DataFrame.from_records(_staged(engine, cid, run_id, "account_crm_ids"))
     contacts = records_to_frame(_staged(engine, cid, run_id, "contacts"), "contacts")
     opps = records_to_frame(_staged(engine, cid, run_id, "opportunities"), "opportunities")
+    absorbed = [r["account_key"] for r in _staged(engine, cid, run_id, "absorbed_accounts")]
     now = _now()
 
     for col in ("last_funding_date",):
@@ -363,6 +376,12 @@ def load_warehouse(cfg: ClientConfig, run_id: str, engine: Engine) -> dict:
             skip_unchanged=BOOKKEEPING,
         )
         upsert(conn, t.reps, rep_rows)
+        # Accounts a review decision merged into another are retired with their scores: their
+        # CRM ids, contacts and deals now point at the account they joined.
+        for part in range(0, len(absorbed), 500):
+            keys = absorbed[part : part + 500]
+            for table in (t.account_scores, t.accounts):
+                conn.execute(delete(table).where(table.c.client_id == cid, table.c.account_key.in_(keys)))
         # Staged copies are only needed until the load succeeds.
         conn.execute(
             delete(t.staged_records).where(
@@ -379,6 +398,7 @@ def load_warehouse(cfg: ClientConfig, run_id: str, engine: Engine) -> dict:
         "opportunities_closed": int(opps["is_closed"].sum()),
         "opportunities_won": int(opps["is_won"].sum()),
         "reps": len(rep_rows),
+        "accounts_retired_by_merge": len(absorbed),
     }
 
 

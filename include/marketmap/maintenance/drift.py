@@ -6,12 +6,14 @@ from marketmap.maintenance.run import MaintenanceRun, Outcome
 
 
 def closed_deals(r: MaintenanceRun):
-    """Closed deals with the tier of their account (first product)."""
+    """Closed deals with the tier of their account (first product); with the opportunity-created
+    outcome (``maintenance.outcome``), opportunities created, with the tiers' account counts."""
     from marketmap.analysis.drift import closed_deals_by_tier
     from marketmap.scoring.pipeline import read_opportunities
 
     return closed_deals_by_tier(
-        read_opportunities(r.engine, r.cfg.client_id), r.primary_scores()[["account_key", "tier"]]
+        read_opportunities(r.engine, r.cfg.client_id), r.primary_scores()[["account_key", "tier"]],
+        r.cfg.maintenance.outcome,
     )
 
 
@@ -32,9 +34,15 @@ def refinement_checkins(r: MaintenanceRun) -> Outcome:
     from marketmap.analysis.checkins import RULES, checkin_alerts
     from marketmap.analysis.drift import tier_rates, window
 
-    rates = tier_rates(window(closed_deals(r), r.as_of, 180), r.cfg.maintenance.confidence)
-    numbers = {f"{t.lower()}_win_rate_180d": v["win_rate"] for t, v in rates.items()}
-    numbers |= {f"{t.lower()}_closed_180d": v["closed"] for t, v in rates.items()}
+    deals = closed_deals(r)
+    totals = deals.attrs.get("tier_totals")
+    rates = tier_rates(window(deals, r.as_of, 180), r.cfg.maintenance.confidence, totals)
+    if totals is None:
+        numbers = {f"{t.lower()}_win_rate_180d": v["win_rate"] for t, v in rates.items()}
+        numbers |= {f"{t.lower()}_closed_180d": v["closed"] for t, v in rates.items()}
+    else:  # maintenance.outcome: opportunity_created
+        numbers = {f"{t.lower()}_opportunity_created_rate_180d": v["win_rate"] for t, v in rates.items()}
+        numbers |= {f"{t.lower()}_accounts_with_opportunity_180d": v["won"] for t, v in rates.items()}
     scores = r.primary_scores()
     numbers |= {f"{t.lower()}_accounts": int((scores["tier"] == t).sum()) for t in ("T1", "T2", "T3")}
     numbers["total_valuation"] = round(float(scores["valuation"].fillna(0).sum()), 2)

@@ -152,6 +152,9 @@ def format_summary(s: dict) -> str:
             f"({ded['duplicates_merged']:,} duplicates merged by domain, {ded['without_domain']:,} without a domain, "
             f"{ded['review_pairs']:,} look-alike name pairs queued for review)"
         )
+        if ded.get("merged_by_review_decision"):
+            lines.append(f"                 {ded['merged_by_review_decision']:,} accounts merged as a person decided "
+                         "in the review queue")  # fmt: skip
         if ded.get("shared_domain_held_for_review") or ded.get("not_company_domains"):
             lines.append(
                 f"                 {ded.get('shared_domain_held_for_review', 0):,} records on a shared domain with a "

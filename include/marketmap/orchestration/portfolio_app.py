@@ -296,4 +296,113 @@ def create_app() -> FastAPI:
             return FileResponse(Path(os.fspath(path)), media_type=media)
         return Response(path.read_bytes(), media_type=media)
 
+    add_review_routes(app, _client_or_404)
     return app
+
+
+# --------------------------------------------------------------------------- review queue
+#
+# A person decides look-alike pairs (marketmap.ingest.review): the page lists the open pairs
+# side by side; a decision is a POST, either a form from that page (with a CSRF token bound to
+# the user and the client, and a same-origin check) or JSON (``/api/…``, which a cross-site
+# page cannot send without a CORS preflight this app never grants). Only users who can see the
+# client (the same visibility check as the client page) can list or decide its pairs.
+
+
+def _user_name(user: Any) -> str:
+    return str(getattr(user, "get_name", lambda: "")() or getattr(user, "username", ""))
+
+
+def _csrf_key() -> bytes:
+    from airflow.configuration import conf
+
+    key = conf.get("api", "secret_key", fallback="") or conf.get("api_auth", "jwt_secret", fallback="")
+    if not key:
+        raise HTTPException(status_code=503, detail="set [api] secret_key to decide review pairs")
+    return key.encode()
+
+
+def csrf_token(user: Any, client_id: str) -> str:
+    """The review form's token: an HMAC of the user and the client under Airflow's secret key."""
+    import hashlib
+    import hmac
+
+    return hmac.new(_csrf_key(), f"review|{_user_name(user)}|{client_id}".encode(), hashlib.sha256).hexdigest()
+
+
+def _same_origin(request: Request) -> None:
+    """Refuse a POST whose Origin (or Referer) names another site."""
+    from urllib.parse import urlsplit
+
+    source = request.headers.get("origin") or request.headers.get("referer")
+    if source and source != "null" and urlsplit(source).netloc != request.headers.get("host", request.url.netloc):
+        raise HTTPException(status_code=403, detail="cross-site request refused")
+
+
+def add_review_routes(app: FastAPI, client_or_404) -> None:
+    """The review page, its form POST and the JSON API (see the section comment)."""
+
+    def _page(user: Any, cfg, message: str | None = None, error: bool = False, status: int = 200) -> HTMLResponse:
+        from marketmap.ingest.review import DECIDED, FIELDS, decided_pairs, pairs
+        from marketmap.reports.render import render_template
+
+        engine = _engine(cfg)
+        items = pairs(engine, cfg.client_id)
+        html = render_template("review.html.j2", pairs=items, fields=FIELDS, client_id=cfg.client_id,
+                               decided=decided_pairs(engine, cfg.client_id), decided_label=DECIDED,
+                               cfg_name=cfg.name, prefix=PREFIX, csrf_token=csrf_token(user, cfg.client_id),
+                               message=message, error=error)  # fmt: skip
+        return HTMLResponse(html, status_code=status)
+
+    @app.get("/clients/{client_id}/review", response_class=HTMLResponse)
+    async def review_page(request: Request, client_id: str) -> HTMLResponse:
+        user = await current_user(request)
+        return _page(user, client_or_404(user, client_id), request.query_params.get("saved"))
+
+    @app.post("/clients/{client_id}/review/{pair_id}", response_class=HTMLResponse)
+    async def review_form(request: Request, client_id: str, pair_id: str) -> Response:
+        import hmac
+        from urllib.parse import parse_qs, quote
+
+        from marketmap.ingest.review import DECIDED, ReviewError, decide
+
+        user = await current_user(request)
+        cfg = client_or_404(user, client_id)
+        _same_origin(request)
+        form = {k: v[0] for k, v in parse_qs((await request.body()).decode("utf-8", "replace")).items()}
+        if not hmac.compare_digest(form.get("csrf_token", ""), csrf_token(user, client_id)):
+            raise HTTPException(status_code=403, detail="missing or invalid CSRF token: reload the review page")
+        try:
+            p = decide(_engine(cfg), client_id, pair_id, form.get("decision", ""), by=_user_name(user))
+        except ReviewError as e:
+            return _page(user, cfg, str(e), error=True, status=409)
+        log.info("review pair %s of %s decided by %s: %s", p.id, client_id, _user_name(user), p.status)
+        then = "merged on the next build" if p.status == "same" else "never asked again"
+        note = quote(f"{p.left_name} / {p.right_name}: {DECIDED[p.status]} ({then})")
+        return RedirectResponse(f"{PREFIX}/clients/{client_id}/review?saved={note}", status_code=303)
+
+    @app.get("/api/clients/{client_id}/review")
+    async def review_json(request: Request, client_id: str) -> JSONResponse:
+        from marketmap.ingest.review import pairs
+
+        user = await current_user(request)
+        cfg = client_or_404(user, client_id)
+        return JSONResponse(_jsonable([p.to_dict() for p in pairs(_engine(cfg), client_id)]))
+
+    @app.post("/api/clients/{client_id}/review/{pair_id}")
+    async def review_decide_json(request: Request, client_id: str, pair_id: str) -> JSONResponse:
+        from marketmap.ingest.review import ReviewError, decide
+
+        user = await current_user(request)
+        cfg = client_or_404(user, client_id)
+        _same_origin(request)
+        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+            raise HTTPException(status_code=415, detail='send JSON: {"decision": "merge" | "keep_apart"}')
+        body = await request.json()
+        try:
+            decision = body.get("decision", "") if isinstance(body, dict) else ""
+            p = decide(_engine(cfg), client_id, pair_id, decision, by=_user_name(user))
+        except ReviewError as e:
+            raise HTTPException(status_code=409, detail=str(e)) from None
+        log.info("review pair %s of %s decided by %s: %s", p.id, client_id, _user_name(user), p.status)
+        return JSONResponse(_jsonable(p.to_dict()))

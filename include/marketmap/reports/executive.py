@@ -1,5 +1,7 @@
 """Executive report: closed won/lost by tier, conversion by tier, revenue by tier, win rate
-by segment. The tier and segment views count closed new-business deals only, as in the
+by segment — or, when the client's outcome is ``opportunity_created`` (``maintenance.outcome``),
+the opportunity-created rate by tier, its T1/T3 lift, the share in T1, pipeline created by
+tier and the rate by segment. The tier and segment views count closed new-business deals only, as in the
 back-test; every deal type (new business, renewal, expansion) is shown in its own section so
 the report reconciles with the CRM's closed-deal totals."""
 
@@ -115,9 +117,104 @@ def _kind_section(kinds: pd.DataFrame) -> Section:
     )
 
 
+def created_by_account(cfg: ClientConfig, frame: pd.DataFrame, opps: pd.DataFrame) -> pd.DataFrame:
+    """Every scored account with ``won`` = a new-business opportunity was created there (on or
+    after ``outcome.since``) and ``amount`` = the pipeline created; tier, employees, industry."""
+    from marketmap.analysis.outcomes import outcome_rows
+
+    rows = outcome_rows(opps, frame["account_key"], cfg.maintenance.outcome)
+    acc = frame[["account_key", "tier", "employees", "industry"]].drop_duplicates("account_key")
+    return rows.merge(acc, on="account_key", how="inner")
+
+
+def created_by_tier(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per tier: accounts, accounts with an opportunity created, rate, share of them, pipeline created."""
+    g = rows.groupby("tier")
+    out = pd.DataFrame({"accounts": g.size(), "with opportunity": g["won"].sum(),
+                        "pipeline created": g["amount"].sum(min_count=1)}).reindex(TIER_ORDER).fillna(0)  # fmt: skip
+    out = out.astype({"accounts": int, "with opportunity": int})
+    out["opportunity-created rate"] = (out["with opportunity"] / out["accounts"]).where(out["accounts"] > 0)
+    total = out["with opportunity"].sum()
+    out["share of accounts with an opportunity"] = out["with opportunity"] / total if total else None
+    return out.rename_axis("tier").reset_index()
+
+
+def _build_created(cfg: ClientConfig, engine: Engine, report: Report) -> Report:
+    """The executive report when the client's outcome is "an opportunity was created"."""
+    from marketmap.analysis.correlation import EMPLOYEE_BUCKETS, employee_bucket
+
+    since = cfg.maintenance.outcome.since
+    when = f" since {since.isoformat()}" if since else ""
+    report.subtitle = f"outcome: a new-business opportunity created{when} (maintenance.outcome)"
+    frame = scored_accounts(cfg, engine)
+    if frame.empty:
+        report.sections = [empty_section("Opportunities created by tier", "no scored accounts")]
+        return report
+    rows = created_by_account(cfg, frame, opportunities(cfg, engine))
+    t = created_by_tier(rows)
+    overall = rows["won"].mean()
+    by = t.set_index("tier")
+    report.kpis = [
+        ("scored accounts", charts.count(len(rows))),
+        ("accounts with an opportunity created", charts.count(int(rows["won"].sum()))),
+        ("opportunity-created rate", charts.pct(overall)),
+        ("T1 opportunity-created rate", charts.pct(by.loc["T1", "opportunity-created rate"])),
+    ]
+    rate = charts.bar(t["tier"], t["opportunity-created rate"], title="Opportunity-created rate by tier",
+                      xlabel="account tier", ylabel="accounts with an opportunity (%)", unit="pct",
+                      reference=overall, reference_label="all tiers")  # fmt: skip
+    share = charts.bar(t["tier"], t["share of accounts with an opportunity"], title="Where the opportunities are: share by tier",
+                       xlabel="account tier", ylabel="share (%)", unit="pct", reference=0.7, reference_label="T1 target 70%")  # fmt: skip
+    pipeline = charts.bar(t["tier"], t["pipeline created"], title="Pipeline created by tier", xlabel="account tier",
+                          ylabel="pipeline ($)", unit="money")  # fmt: skip
+    findings = []
+    t1, t3 = by.loc["T1"], by.loc["T3"]
+    if t1["accounts"] and t3["accounts"] and t3["opportunity-created rate"]:
+        lift = t1["opportunity-created rate"] / t3["opportunity-created rate"]
+        findings.append(Finding(f"T1 accounts get opportunities {lift:.1f}x as often as T3 accounts (2-3x expected)",
+                                "pass" if lift >= cfg.maintenance.lift_min else "fail"))  # fmt: skip
+    if t["with opportunity"].sum():
+        sh = t1["with opportunity"] / t["with opportunity"].sum()
+        findings.append(Finding(f"{sh:.0%} of accounts with an opportunity created are T1 ({int(t1['with opportunity'])} of "
+                                f"{int(t['with opportunity'].sum())}; target 70%+)", "pass" if sh >= 0.7 else "warn"))  # fmt: skip
+    report.sections.append(Section(
+        "Opportunities created by tier",
+        lead=f"Share of each tier's scored accounts at which a new-business opportunity was created{when}.",
+        charts=[rate, share, pipeline], findings=findings,
+        tables=[Table("by_tier", "Opportunities created by tier", t,
+                      {"accounts": "count", "with opportunity": "count", "pipeline created": "money",
+                       "opportunity-created rate": "pct", "share of accounts with an opportunity": "pct"})],
+    ))  # fmt: skip
+    rows = rows.assign(employee_bucket=employee_bucket(rows["employees"]))
+    seg_charts, seg_tables = [], []
+    for column, label in (("employee_bucket", "employees"), ("industry", "industry")):
+        seg = segment_rates(rows, column).rename(columns={"closed": "accounts", "won": "with opportunity",
+                                                          "win rate": "opportunity-created rate"})  # fmt: skip
+        if column == "employee_bucket":
+            seg = seg.sort_values("segment", key=lambda x: x.map(EMPLOYEE_BUCKETS.index))
+        if seg.empty:
+            continue
+        seg_charts.append(charts.bar(seg["segment"], seg["opportunity-created rate"], title=f"Opportunity-created rate by {label}",
+                                     xlabel="accounts with an opportunity (%)", ylabel=label, unit="pct", horizontal=True,
+                                     reference=overall, reference_label="all accounts"))  # fmt: skip
+        seg_tables.append(Table(f"segment_{label}", f"Opportunity-created rate by {label}", seg,
+                                {"accounts": "count", "with opportunity": "count", "opportunity-created rate": "pct"}))  # fmt: skip
+    report.sections.append(
+        Section("Opportunity-created rate by segment", charts=seg_charts, tables=seg_tables,
+                lead=f"Segments with fewer than {MIN_SEGMENT_DEALS} accounts are flagged.")  # fmt: skip
+        if seg_tables else empty_section("Opportunity-created rate by segment", "no segment data on the accounts")
+    )
+    every = closed_deals(cfg, engine, frame, kinds=tuple(KIND_LABELS))
+    if not every.empty:
+        report.sections.append(_kind_section(by_kind(every)))
+    return report
+
+
 def build(cfg: ClientConfig, engine: Engine, run_id: str) -> Report:
     from marketmap.analysis.correlation import EMPLOYEE_BUCKETS, employee_bucket
 
+    if cfg.maintenance.outcome.kind == "opportunity_created":
+        return _build_created(cfg, engine, Report("executive", "Executive report", cfg.client_id, cfg.name, run_id))
     deals = closed_deals(cfg, engine)
     every = closed_deals(cfg, engine, kinds=tuple(KIND_LABELS))
     report = Report("executive", "Executive report", cfg.client_id, cfg.name, run_id)

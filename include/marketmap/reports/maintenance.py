@@ -15,31 +15,42 @@ _STATUS = {True: "pass", False: "fail", None: "info"}
 
 
 def backtest_section(result: dict, title: str = "Back-test against closed deals") -> Section:
-    """Charts and verdicts of :func:`marketmap.analysis.backtest.backtest`."""
+    """Charts and verdicts of :func:`marketmap.analysis.backtest.backtest` (either outcome)."""
+    from marketmap.analysis.outcomes import CLOSED_WON, words
+
+    created = result.get("outcome", CLOSED_WON) != CLOSED_WON
+    if created and title == "Back-test against closed deals":
+        title = "Back-test against opportunities created"
     if result.get("status") != "ok":
         return empty_section(title, result.get("message", "not enough closed deals"))
+    w = words(result.get("outcome"))
     by = pd.DataFrame(result["by_tier"]).T.reindex(TIER_ORDER).rename_axis("tier").reset_index()
-    win = charts.bar(by["tier"], by["win_rate"], title="Win rate by tier (back-test)", xlabel="account tier",
-                     ylabel="win rate (%)", unit="pct", reference=result["win_rate"], reference_label="all tiers")  # fmt: skip
-    share = charts.bar(by["tier"], by["share_of_wins"], title="Share of closed-won deals by tier", xlabel="account tier",
-                       ylabel="share of wins (%)", unit="pct", reference=0.7, reference_label="T1 target 70%")  # fmt: skip
+    win = charts.bar(by["tier"], by["win_rate"], title=f"{w.rate.capitalize()} by tier (back-test)", xlabel="account tier",
+                     ylabel=f"{w.rate} (%)", unit="pct", reference=result["win_rate"], reference_label="all tiers")  # fmt: skip
+    share = charts.bar(by["tier"], by["share_of_wins"], title=f"Share of {w.positive_at} by tier", xlabel="account tier",
+                       ylabel="share (%)" if created else "share of wins (%)", unit="pct", reference=0.7,
+                       reference_label="T1 target 70%")  # fmt: skip
     checks = ("won_in_t1", "lift_t1_t3", "cycle_t1_vs_t3", "t3_losses", "t2_vs_t1", "recall_precision")
-    findings = [Finding(result[c]["verdict"], _STATUS[result[c]["passed"]]) for c in checks if c in result]
-    table = by.rename(columns={"closed_deals": "closed", "win_rate": "win rate", "avg_deal_size": "average won deal",
-                               "avg_cycle_days": "cycle (days)", "share_of_wins": "share of wins"})  # fmt: skip
+    findings = [Finding(result[c]["verdict"], _STATUS[result[c]["passed"]]) for c in checks if c in result
+                and not (created and c == "cycle_t1_vs_t3")]  # fmt: skip
+    if created:
+        table = by[["tier", "closed_deals", "wins", "win_rate", "avg_deal_size", "share_of_wins"]].rename(
+            columns={"closed_deals": "accounts", "wins": "with an opportunity", "win_rate": "rate",
+                     "avg_deal_size": "average pipeline", "share_of_wins": "share"})  # fmt: skip
+        lead = (f"{result['closed_deals']:,} scored accounts, {result['won_deals']:,} with a new-business "
+                "opportunity created.")  # fmt: skip
+        fmt = {"rate": "pct", "average pipeline": "money", "share": "pct"}
+    else:
+        table = by.rename(columns={"closed_deals": "closed", "win_rate": "win rate", "avg_deal_size": "average won deal",
+                                   "avg_cycle_days": "cycle (days)", "share_of_wins": "share of wins"})  # fmt: skip
+        lead = f"{result['closed_deals']:,} closed new-business deals at scored accounts, {result['won_deals']:,} won."
+        fmt = {"win rate": "pct", "average won deal": "money", "share of wins": "pct"}
     return Section(
         title,
-        lead=f"{result['closed_deals']:,} closed new-business deals at scored accounts, {result['won_deals']:,} won.",
+        lead=lead,
         charts=[win, share],
         findings=findings,
-        tables=[
-            Table(
-                "backtest",
-                "Deals by tier",
-                table,
-                {"win rate": "pct", "average won deal": "money", "share of wins": "pct"},
-            )
-        ],
+        tables=[Table("backtest", "Accounts by tier" if created else "Deals by tier", table, fmt)],
     )
 
 
@@ -132,7 +143,7 @@ def build(
     for view in views:
         if view == "backtest":
             result = (backtest(frame[["account_key", "tier"]], opportunities(cfg, engine), min_sample=cfg.maintenance.drift_min_deals,
-                               lift_min=cfg.maintenance.lift_min) if not frame.empty else {"message": "no scored accounts"})  # fmt: skip
+                               lift_min=cfg.maintenance.lift_min, outcome=cfg.maintenance.outcome) if not frame.empty else {"message": "no scored accounts"})  # fmt: skip
             s = backtest_section(result)
         elif view == "drift":
             s = drift_section(deals)

@@ -125,9 +125,14 @@ def tier_moves(
 
 
 def preview(
-    cfg: ClientConfig, engine: Engine, candidate: ClientConfig | None = None, run_date: dt.date | None = None
+    cfg: ClientConfig, engine: Engine, candidate: ClientConfig | None = None, run_date: dt.date | None = None,
+    suggest: bool = False,
 ) -> dict:
-    """Everything the ICP review meeting looks at, as a JSON-serialisable dict (read-only)."""
+    """Everything the ICP review meeting looks at, as a JSON-serialisable dict (read-only).
+
+    With ``suggest``: also a rubric learned from the client's outcomes, back-tested out of
+    sample next to the current one (``result["suggestion"]``, see ``analysis.suggest``).
+    """
     from marketmap.analysis.approach import recommend_approach
     from marketmap.analysis.backtest import backtest
     from marketmap.analysis.calibration import suggest_thresholds
@@ -171,7 +176,8 @@ def preview(
         )
         result[name].update(_tier_table(frame))
         result[name]["backtest"] = backtest(
-            frame[["account_key", "tier"]], opps, min_sample=m.drift_min_deals, lift_min=m.lift_min
+            frame[["account_key", "tier"]], opps, min_sample=m.drift_min_deals, lift_min=m.lift_min,
+            outcome=m.outcome,
         )
         result[name]["qa"] = gates_summary(qa_gates(gate_input, reps=reps, **cfg.qa.bounds()))
     focus = frames.get("candidate", frames["current"])
@@ -184,6 +190,10 @@ def preview(
     from marketmap.analysis.correlation import segment_analysis
 
     result["segments"] = segment_analysis(accounts, opps, min_sample=m.drift_min_deals)
+    if suggest:
+        from marketmap.analysis.suggest import suggest_rubric
+
+        result["suggestion"] = suggest_rubric(cfg, accounts, opps, run_date, frames["current"][["account_key", "tier"]])
     return result
 
 
@@ -210,8 +220,11 @@ def format_preview(p: dict) -> str:
     if not p["accounts"]:
         lines.append("  no accounts in the warehouse yet: run the client's build first")
         return "\n".join(lines)
-    header = f"  {'tier':<5}" + "".join(f"{n + ' accts':>17}{n + ' ARR':>16}{n + ' win':>15}" for n in names)
-    lines += ["", "Tier distribution, valuation and back-test win rate", header]
+    created = p["current"]["backtest"].get("outcome") == "opportunity_created"
+    short = "opp" if created else "win"
+    header = f"  {'tier':<5}" + "".join(f"{n + ' accts':>17}{n + ' ARR':>16}{n + ' ' + short:>15}" for n in names)
+    rate = "opportunity-created rate" if created else "win rate"
+    lines += ["", f"Tier distribution, valuation and back-test {rate}", header]
     for t in TIER_ORDER:
         row = f"  {t:<5}"
         for n in names:
@@ -223,7 +236,8 @@ def format_preview(p: dict) -> str:
         if bt.get("status") != "ok":
             lines.append(f"Back-test ({n}): {bt.get('message')}")
         else:
-            lines.append(f"Back-test ({n}): {bt['closed_deals']:,} closed deals, {bt['won_deals']:,} won")
+            lines.append(f"Back-test ({n}): {bt['closed_deals']:,} scored accounts, {bt['won_deals']:,} with an opportunity created"
+                         if created else f"Back-test ({n}): {bt['closed_deals']:,} closed deals, {bt['won_deals']:,} won")  # fmt: skip
             for check in ("won_in_t1", "lift_t1_t3", "t3_losses", "t2_vs_t1", "recall_precision"):
                 c = bt[check]
                 mark = {True: "PASS", False: "FAIL", None: "  ? "}[c["passed"]]
@@ -255,7 +269,46 @@ def format_preview(p: dict) -> str:
         f"Recommended approach: {a['approach']}" + (f" (also: {', '.join(a['also'])})" if a["also"] else "")
     )
     lines += [f"  - {r}" for r in a["reasons"]]
+    if p.get("suggestion") is not None:
+        lines += ["", *format_suggestion(p["suggestion"])]
     return "\n".join(lines)
+
+
+def _pct(v) -> str:
+    return "–" if v is None else f"{v:.0%}"
+
+
+def _x(v) -> str:
+    return "–" if v is None else f"{v:.2f}x"
+
+
+def format_suggestion(s: dict) -> list[str]:
+    """The suggested rubric for the terminal: weights, the out-of-sample back-test next to the
+    current rubric's, the caveat, and the YAML to copy."""
+    if s["status"] != "ok":
+        return [f"Suggested rubric: {s['message']}"]
+    lines = [f"Suggested rubric, learned from {s['rows']:,} {('closed deals' if s['outcome'] == 'closed_won' else 'accounts')} "
+             f"({s['positives']:,} {'won' if s['outcome'] == 'closed_won' else 'with an opportunity created'}; "
+             f"overall {s['rate_label']} {_pct(s['overall_rate'])}) — nothing is written:"]  # fmt: skip
+    if s["caveat"]:
+        lines.append(f"  CAVEAT: {s['caveat']}")
+    for f in s["fields"]:
+        top = ", ".join(f"{t['segment']} {_pct(t['rate'])}" for t in f["top_segments"])
+        lines.append(f"  {f['vector']:<16}{f['weight']:>4} points  ({f['field']}, known for {_pct(f['coverage'])}; best: {top})")
+    th = s["rubric"]["thresholds"]
+    lines.append(f"  thresholds T1 {th['T1']} / T2 {th['T2']} / T3 {th['T3']} (for a 10%/25%/35% tier mix)")
+    lines.append(f"Back-test out of sample ({s['cross_validation']['method']}) vs the current rubric, same deals:")
+    lines.append(f"  {'':<34}{'suggested':>12}{'current':>12}")
+    rows = [(f"T1 {s['rate_label']}", "t1_rate", _pct), (f"T3 {s['rate_label']}", "t3_rate", _pct),
+            ("T1/T3 lift", "lift_t1_t3", _x), ("share of outcomes in T1", "share_in_t1", _pct),
+            ("captured by T1+T2", "recall_t1_t2", _pct), ("capture ratio (T1+T2)", "capture_ratio", _x)]  # fmt: skip
+    for label, key, fmt in rows:
+        lines.append(f"  {label:<34}{fmt(s['suggested'].get(key)):>12}{fmt(s['current'].get(key)):>12}")
+    c = s["comparison"]
+    lines.append(f"  the suggestion's lift is {c['lift_t1_t3'] or 'not comparable'} and its T1 share "
+                 f"{c['share_in_t1'] or 'not comparable'} than the current rubric's (out of sample)")  # fmt: skip
+    lines += ["", "Suggested rubric as YAML (copy what you accept into the client file):", s["yaml"].rstrip()]
+    return lines
 
 
 # --------------------------------------------------------------------------- HTML
@@ -316,10 +369,12 @@ def build_report(p: dict, run_id: str) -> Report:
         )
 
     bt_charts, findings = [], []
+    created = p["current"]["backtest"].get("outcome") == "opportunity_created"
+    rate = "opportunity-created rate" if created else "win rate"
     ok = [n for n in names if p[n]["backtest"].get("status") == "ok"]
     if ok:
         bt_charts.append(charts.grouped_bar(TIER_ORDER, {n: [p[n]["backtest"]["by_tier"][t]["win_rate"] or 0 for t in TIER_ORDER] for n in ok},
-                                            title="Back-test: win rate by tier", xlabel="tier", ylabel="win rate (%)", unit="pct"))  # fmt: skip
+                                            title=f"Back-test: {rate} by tier", xlabel="tier", ylabel=f"{rate} (%)", unit="pct"))  # fmt: skip
     for n in names:
         bt = p[n]["backtest"]
         if bt.get("status") != "ok":
@@ -330,7 +385,8 @@ def build_report(p: dict, run_id: str) -> Report:
             findings.append(
                 Finding(f"{n}: {c['verdict']}", {True: "pass", False: "fail", None: "info"}[c["passed"]])
             )
-    report.sections.append(Section("Back-test against closed deals", charts=bt_charts, findings=findings))
+    report.sections.append(Section("Back-test against opportunities created" if created else "Back-test against closed deals",
+                                   charts=bt_charts, findings=findings))  # fmt: skip
 
     qa = [Finding(f"{n}: {g['name']}: {g['message']}", "pass" if g["passed"] else ("fail" if g["severity"] == "error" else "warn"))
           for n in names for g in p[n]["qa"]["gates"]]  # fmt: skip
@@ -361,6 +417,8 @@ def build_report(p: dict, run_id: str) -> Report:
         from marketmap.reports.segments import sections as segment_sections
 
         report.sections.extend(segment_sections(p["segments"]))
+    if p.get("suggestion") is not None:
+        report.sections.append(suggestion_section(p["suggestion"]))
     a = p["approach"]
     report.sections.append(
         Section(
@@ -373,14 +431,48 @@ def build_report(p: dict, run_id: str) -> Report:
 
 
 def run_preview(cfg: ClientConfig, engine: Engine, candidate_path: Path | None = None, output: Path | None = None,
-                run_date: dt.date | None = None) -> tuple[dict, Path]:  # fmt: skip
+                run_date: dt.date | None = None, suggest: bool = False) -> tuple[dict, Path]:  # fmt: skip
     """Compute the preview and write its HTML report; return the result and the HTML path."""
     from marketmap.reports.render import report_dir, write_report
 
     candidate = load_candidate(cfg, candidate_path) if candidate_path else None
-    p = preview(cfg, engine, candidate, run_date)
+    p = preview(cfg, engine, candidate, run_date, suggest=suggest)
     run_id = "preview-" + dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
     with units.use_currency(units.client_currency(cfg)):
         report = build_report(p, run_id)
         directory = Path(output) if output else report_dir(cfg.client_id, run_id)
         return p, write_report(report, directory)
+
+
+def suggestion_section(s: dict) -> Section:
+    """The suggested rubric: weights by field, its out-of-sample back-test next to the current
+    rubric's, the caveat and the YAML (as a table of lines, so the CSV holds it too)."""
+    title = "Suggested rubric from history"
+    if s["status"] != "ok":
+        return empty_section(title, s["message"])
+    fields = pd.DataFrame([{"vector": f["vector"], "field": f["field"], "weight": f["weight"], "known for": f["coverage"],
+                            "best segments": ", ".join(t["segment"] for t in f["top_segments"])} for f in s["fields"]])  # fmt: skip
+    weights = charts.bar(fields["vector"], fields["weight"], title="Suggested weights (points out of 100)",
+                         xlabel="points", ylabel="vector", unit="count", horizontal=True)  # fmt: skip
+    keys = [("t1_rate", f"T1 {s['rate_label']}"), ("t3_rate", f"T3 {s['rate_label']}"), ("lift_t1_t3", "T1/T3 lift"),
+            ("share_in_t1", "share of outcomes in T1"), ("recall_t1_t2", "captured by T1+T2")]  # fmt: skip
+    compare = pd.DataFrame({"measure": [label for _, label in keys],
+                            "suggested (out of sample)": [s["suggested"].get(k) for k, _ in keys],
+                            "current": [s["current"].get(k) for k, _ in keys]})  # fmt: skip
+    findings = [Finding(s["caveat"], "warn")] if s["caveat"] else []
+    c = s["comparison"]
+    findings.append(Finding(f"out of sample ({s['cross_validation']['method']}), the suggestion's T1/T3 lift is "
+                            f"{c['lift_t1_t3'] or 'not comparable'} and its T1 share {c['share_in_t1'] or 'not comparable'} "
+                            "than the current rubric's", "info"))  # fmt: skip
+    findings.append(Finding("nothing is written: copy what you accept into the client YAML", "info"))
+    yaml_lines = pd.DataFrame({"yaml": s["yaml"].rstrip().splitlines()})
+    return Section(
+        title,
+        lead=f"Learned from {s['rows']:,} rows ({s['positives']:,} positive outcomes); weights proportional to how much "
+        f"each field's segments lift the {s['rate_label']}; thresholds for a 10%/25%/35% tier mix.",
+        charts=[weights],
+        findings=findings,
+        tables=[Table("suggested_weights", "Suggested weights", fields, {"weight": "count", "known for": "pct"}),
+                Table("suggested_vs_current", "Back-test: suggested (out of sample) vs current", compare, {}),
+                Table("suggested_yaml", "Suggested rubric (YAML)", yaml_lines, {})],
+    )  # fmt: skip

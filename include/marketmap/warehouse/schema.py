@@ -124,6 +124,9 @@ review_queue = Table(
     Column("right_name", Text),
     Column("score", Float),
     Column("status", String(20), nullable=False, default="open"),
+    # a person's decision (status "same" / "different"): who and when
+    Column("decided_by", Text),
+    Column("decided_at", DateTime(timezone=True)),
     PrimaryKeyConstraint("client_id", "kind", "left_key", "right_key", name="pk_review_queue"),
 )
 
