@@ -9,7 +9,7 @@ so peak memory (ru_maxrss) is its own.
 About 1% of the rows are bad, of several kinds, and the generator writes down its answers:
 half are rows without a usable key or of the wrong shape (blank, ``#N/A`` or Excel-mangled
 Id, blank Name, a field too many, a NUL byte) that must be rejected alone with their line;
-half are usable rows with a bad optional value (``50-200``, ``N/A``, ``1.2M``, ``-5``
+half are usable rows with a bad optional value (``about 50``, ``N/A``, ``1.2M``, ``-5``
 employees, ``n/a`` website, ``2026-02-30`` created date) that must be kept with a warning.
 Both sides must keep and reject exactly the generator's rows and find the same accounts.
 
@@ -46,7 +46,7 @@ SUFFIXES = [".com", ".io", ".co.uk", ".de", ".com.au", ".net"]
 
 REJECT_KINDS = ("blank id", "#N/A id", "excel id", "extra field", "nul byte", "blank name")
 WARN_KINDS = (
-    "employees range",
+    "employees words",  # a band such as 50-200 is a range now (issue 14), not a bad value
     "employees N/A",
     "employees 1.2M",
     "employees -5",
@@ -99,7 +99,7 @@ def make_file(path: Path, rows: int, seed: int = 1, bad_share: float = 0.01) -> 
                     warned_ids.append(row[0])
                     k -= len(REJECT_KINDS)
                     if k < 4:
-                        row[4] = ("50-200", "N/A", "1.2M", "-5")[k]
+                        row[4] = ("about 50", "N/A", "1.2M", "-5")[k]
                     elif k == 4:
                         row[2] = "n/a"
                     else:

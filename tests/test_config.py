@@ -160,9 +160,9 @@ def test_every_fixture_config_validates():
 # --------------------------------------------------------------------------- what `marketmap validate` catches
 
 ACCOUNT_NAMES = (
-    "account_type, annual_revenue, city, country, crm_created, crm_id, crm_last_modified, current_arr, domain, "
-    "employees, funding_stage, industry, intent_score, is_partner, last_funding_date, name, owner_id, "
-    "prevent_override, state, tech_stack, website"
+    "account_type, annual_revenue, annual_revenue_high, annual_revenue_low, city, country, crm_created, crm_id, "
+    "crm_last_modified, current_arr, domain, employees, employees_high, employees_low, funding_stage, industry, "
+    "intent_score, is_partner, last_funding_date, name, owner_id, prevent_override, state, tech_stack, website"
 )
 
 
@@ -203,7 +203,7 @@ def test_push_source_that_does_not_exist_lists_the_sources_that_do(tmp_path, cap
         "account fields account_key, crm_id, name, name_norm, domain, website, industry, employees, "
         "annual_revenue, country, state, city, owner_id, account_type, tech_stack, funding_stage, "
         "last_funding_date, current_arr, is_partner, prevent_override, intent_score, crm_created, "
-        "crm_last_modified)"
+        "crm_last_modified, employees_low, employees_high, annual_revenue_low, annual_revenue_high)"
     )
 
 
@@ -216,14 +216,17 @@ def test_unknown_column_mapping_names(tmp_path, capsys):
         "the values the export's columns (e.g. employees: NumberOfEmployees). Valid names: crm_id, name, website, "
         "industry, employees, annual_revenue, country, state, city, owner_id, account_type, tech_stack, "
         "funding_stage, last_funding_date, current_arr, is_partner, prevent_override, intent_score, crm_created, "
-        "crm_last_modified"
+        "crm_last_modified. A column that is no built-in field is declared in custom_fields.accounts "
+        "(e.g. {name: region, type: text, column: Region__c})"
     )
     data = acme()
     data["crm"]["export"]["contact_columns"]["linkedin"] = "LinkedIn_URL__c"
     [line] = validate(tmp_path, capsys, yaml.safe_dump(data))
     assert line.startswith("crm.export: contact_columns maps unknown field(s) ['linkedin']; ")
     assert line.endswith("Valid names: crm_id, account_crm_id, first_name, last_name, title, department, email, "
-                         "linkedin_url, country, role_start_date, owner_id, opted_in, crm_last_modified")  # fmt: skip
+                         "linkedin_url, country, role_start_date, owner_id, opted_in, crm_last_modified. A column that is no "
+                         "built-in field is declared in custom_fields.contacts (e.g. {name: region, type: text, "
+                         "column: Region__c})")  # fmt: skip
 
 
 def test_invalid_cron_expression(tmp_path, capsys):

@@ -33,7 +33,8 @@ def excel_save(path: Path, lines: list[str]) -> Path:
 # --------------------------------------------------------------------------- 1. tolerant / strict rows
 
 
-BAD_OPTIONAL = ["50-200", "N/A", "None", "1.2M", "€2.5M", "USD 3,000,000", "-5", "1e309"]
+# "50-200" is a band now (issue 14: ingest/bands.py); "about 50" is still no number.
+BAD_OPTIONAL = ["about 50", "N/A", "None", "1.2M", "€2.5M", "USD 3,000,000", "-5", "1e309"]
 
 
 def test_bad_optional_values_are_left_blank_and_the_account_kept(tmp_path):
@@ -267,7 +268,7 @@ def test_build_path_keeps_the_exact_rows_links_15_char_ids_and_reports_warnings(
     acc18 = accounts["Id"].iloc[0]
     _append(inbox / "Account.csv", [
         {"Id": "001Zz0000000001AAA", "Name": "=HYPERLINK(\"http://evil\",\"x\")", "Website": "hyper.example",
-         "NumberOfEmployees": "50-200"},
+         "NumberOfEmployees": "about 50"},
         {"Id": "001Zz0000000002AAA", "Name": "Apple", "Website": "https://www.apple.com"},
         {"Id": "001Zz0000000003AAA", "Name": "Two Guys Apps", "Website": "https://apps.apple.com/us/app/x/id1"},
         {"Id": "#N/A", "Name": "Lost in Excel", "Website": "lost.example"},
@@ -290,13 +291,13 @@ def test_build_path_keeps_the_exact_rows_links_15_char_ids_and_reports_warnings(
     assert domains["Apple"] == "apple.com" and domains["Two Guys Apps"] is None  # not merged into Apple
     assert "Lost in Excel" not in names and len(names) == 22 + 3
     summary = pipeline.summarise(cfg, "r1", engine, steps)
-    assert summary["rows_rejected"] == 1 and summary["warnings"] == 2  # employees range, app-store host
+    assert summary["rows_rejected"] == 1 and summary["warnings"] == 2  # employees "about 50", app-store host
     out = Path(summary["outputs"])
     rejected = (out / "rejected_rows.csv").read_text(encoding="utf-8")
     assert "#N/A" in rejected and "is not a record id" in rejected
     warnings = list(csv.DictReader((out / "warnings.csv").open(encoding="utf-8")))
     assert {(w["field"], w["value"]) for w in warnings} == {
-        ("NumberOfEmployees", "50-200"), ("Website", "https://apps.apple.com/us/app/x/id1")}  # fmt: skip
+        ("NumberOfEmployees", "about 50"), ("Website", "https://apps.apple.com/us/app/x/id1")}  # fmt: skip
     text = format_summary(summary)
     assert "values left blank (warnings)" in text and "warnings       2 on 2 kept rows" in text
 

@@ -9,6 +9,8 @@ marketmap build --client X [--dry-run] [--override-qa] [--param K=V]
                                  a failure prints which step failed, why, and where the log is
 marketmap run --client X --pipeline monthly --date 2027-01-01
                                  run any pipeline once, as scheduled on that date
+marketmap fields --client X [--json]   every account field a rubric can use: built-in, band range or
+                                 custom; type, fill rate, example values (warehouse, else the export)
 marketmap preview --client X [--rubric FILE]   score the warehouse TAM with the current or a
                                  candidate rubric: tiers, valuation, back-test, QA, tier moves (read-only)
 """
@@ -392,6 +394,32 @@ def cmd_preview(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fields(args: argparse.Namespace) -> int:
+    """Every account field a rubric can use, with its type, fill rate and example values."""
+    _default_env()
+    from marketmap.config import ConfigError, load_client
+    from marketmap.ingest.fields import as_dicts, field_table, format_table
+    from marketmap.ingest.reader import IngestError
+    from marketmap.warehouse import client_engine
+
+    try:
+        cfg = load_client(args.client)
+        engine = client_engine(cfg)
+        fields, origin = field_table(cfg, engine, Path(args.inbox) if args.inbox else None)
+    except ConfigError as e:
+        for f, key, msg in e.problems:
+            print(f"{f}: {key + ': ' if key else ''}{msg}", file=sys.stderr)
+        return 1
+    except (FileNotFoundError, IngestError) as e:
+        print(str(e), file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps({"origin": origin, "fields": as_dicts(fields)}, indent=2, default=str))
+    else:
+        print(format_table(fields, origin))
+    return 0
+
+
 def cmd_review(args: argparse.Namespace) -> int:
     """The client's review queue: list open look-alike pairs side by side, or decide one."""
     _default_env()
@@ -519,6 +547,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warehouse-only", action="store_true", help="leave Airflow's metadata DB alone")
     p.add_argument("--force-airflow", action="store_true", help="run `airflow db migrate` even if stamped")
     p.set_defaults(func=cmd_migrate)
+
+    p = sub.add_parser("fields", help="every account field a rubric can use: type, fill rate, examples")
+    p.add_argument("--client", required=True)
+    p.add_argument("--inbox", help="folder of the export files (default: the client's inbox in storage)")
+    p.add_argument("--json", action="store_true", help="print the fields as JSON")
+    p.set_defaults(func=cmd_fields)
 
     p = sub.add_parser("review", help="the review queue: open look-alike pairs side by side; decide them")
     p.add_argument("--client", required=True)

@@ -103,17 +103,22 @@ class CsvSource(Strict):
         return v
 
     @model_validator(mode="after")
-    def _known_column_names(self) -> CsvSource:
+    def _known_column_names(self, info: ValidationInfo) -> CsvSource:
         from marketmap.ingest.schema import FIELDS  # a dict of names: light enough for parse time
 
+        # custom field names (custom_fields.<object>[].name) may be mapped too: the column overrides theirs
+        custom = (info.context or {}).get("custom_fields", {}) if info is not None else {}
         problems = []
         for key, obj in (("account_columns", "accounts"), ("contact_columns", "contacts"),
                          ("opportunity_columns", "opportunities")):  # fmt: skip
-            unknown = [k for k in getattr(self, key) if k not in FIELDS[obj]]
+            extra = sorted(set(custom.get(obj, ())) - set(FIELDS[obj]))
+            unknown = [k for k in getattr(self, key) if k not in FIELDS[obj] and k not in extra]
             if unknown:
                 problems.append(
                     f"{key} maps unknown field(s) {unknown}; the keys are Market Map field names, the values "
                     f"the export's columns (e.g. employees: NumberOfEmployees). Valid names: {', '.join(FIELDS[obj])}"
+                    f"{', '.join(['', *extra])}. A column that is no built-in field is declared in "
+                    f"custom_fields.{obj} (e.g. {{name: region, type: text, column: Region__c}})"
                 )
         if problems:
             raise ValueError("; ".join(problems))
@@ -707,6 +712,77 @@ class ScopingFacts(Strict):
     urgent: bool | None = None
 
 
+# --------------------------------------------------------------------------- custom fields
+
+CUSTOM_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+# vector kind -> custom field types it can score (built-in fields have their own types)
+VECTOR_TYPES = {
+    "bands": ("number",),
+    "categorical": ("text", "number", "boolean"),
+    "any_of": ("text", "list"),
+    "recency": ("date",),
+    "boolean": ("boolean",),
+}
+
+
+class CustomField(Strict):
+    """A column of an export (or a CRM field on extract) kept in the warehouse as a typed attribute.
+
+    Stored per record in the ``custom`` JSON column; rubric vectors, negative indicators,
+    reports and push mappings use it by ``name`` like a built-in field.
+    """
+
+    name: str = Field(description="Market Map name (lower case, digits, _), used by vectors and push sources")
+    type: Literal["text", "number", "date", "boolean", "list"]
+    column: str = Field(min_length=1, description="the export's column (a Salesforce API name, HubSpot property)")
+    crm_field: str | None = Field(None, description="the CRM field read on an API extract, if not `column`")
+    separator: str = Field(";", min_length=1, description="list: what separates the values in one cell")
+    description: str = ""
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not CUSTOM_NAME.match(v):
+            suggestion = re.sub(r"[^a-z0-9_]+", "_", v.lower()).strip("_") or "field"
+            if not suggestion[0].isalpha():
+                suggestion = f"f_{suggestion}"
+            raise ValueError(
+                f"custom field name '{v}' must be lower-case letters, digits and _ starting with a letter "
+                f"(at most 63), e.g. {suggestion[:63]}; the export's column goes in `column`"
+            )
+        return v
+
+    @property
+    def source_field(self) -> str:
+        return self.crm_field or self.column
+
+
+COLUMNS_KEY = {"accounts": "account_columns", "contacts": "contact_columns", "opportunities": "opportunity_columns"}
+
+
+class CustomFields(Strict):
+    """``custom_fields:`` per object; each name is new for its object (not a built-in field)."""
+
+    accounts: list[CustomField] = []
+    contacts: list[CustomField] = []
+    opportunities: list[CustomField] = []
+
+    def of(self, obj: str) -> list[CustomField]:
+        """The custom fields of ``obj`` (accounts/contacts/opportunities or account/contact/opportunity)."""
+        plural = {"account": "accounts", "contact": "contacts", "opportunity": "opportunities"}.get(obj, obj)
+        return list(getattr(self, plural))
+
+    def specs(self, obj: str, columns: dict[str, str] | None = None, crm: bool = False) -> list:
+        """Reader specs of ``obj``'s custom fields; ``columns`` (crm.export.*_columns) may move a column."""
+        from marketmap.ingest.schema import CustomSpec
+
+        columns = columns or {}
+        return [
+            CustomSpec(f.name, f.type, columns.get(f.name) or (f.source_field if crm else f.column), f.separator)
+            for f in self.of(obj)
+        ]
+
+
 # --------------------------------------------------------------------------- the client
 
 
@@ -729,6 +805,7 @@ class ClientConfig(Strict):
     schedules: ScheduleConfig = Field(default_factory=ScheduleConfig, validate_default=True)
     slack: SlackConfig
     scoping: ScopingFacts = ScopingFacts()
+    custom_fields: CustomFields = CustomFields()
     warehouse_conn_id: str | None = Field(
         None, description="Airflow connection of the warehouse, if not default"
     )
@@ -760,24 +837,76 @@ class ClientConfig(Strict):
 
 
 def account_field_names(cfg: ClientConfig) -> set[str]:
-    """Account fields a rubric can use: the canonical account fields, the domain and every mapped column."""
-    from marketmap.ingest.schema import ACCOUNT_FIELDS
+    """Account fields a rubric can use: the canonical account fields, the domain, the band ranges,
+    every mapped column and the custom account fields."""
+    from marketmap.ingest.schema import ACCOUNT_FIELDS, RANGE_COLUMNS
 
-    return {*ACCOUNT_FIELDS, "domain", *cfg.crm.export.account_columns}
+    return {*ACCOUNT_FIELDS, "domain", *RANGE_COLUMNS, *cfg.crm.export.account_columns,
+            *(f.name for f in cfg.custom_fields.accounts)}  # fmt: skip
 
 
 def field_problems(cfg: ClientConfig, source: str) -> list[tuple[str, str, str]]:
-    """Rubric vectors and negative indicators that name an account field that does not exist."""
+    """Rubric vectors and negative indicators that name an account field that does not exist, or a
+    custom field of a type the vector cannot score."""
     known = account_field_names(cfg)
     names = ", ".join(sorted(known))
+    custom = {f.name: f for f in cfg.custom_fields.accounts}
     out = []
     for r, rubric in enumerate(cfg.icp.rubrics):
         for kind, items in (("vectors", rubric.vectors), ("negative_indicators", rubric.negative_indicators)):
             for i, item in enumerate(items):
+                key = f"icp.rubrics[{r}].{kind}[{i}].field"
                 if item.field not in known:
-                    out.append((source, f"icp.rubrics[{r}].{kind}[{i}].field",
-                                f"unknown account field '{item.field}' ({item.name}); known fields: {names}"))  # fmt: skip
+                    elsewhere = [o for o in ("contacts", "opportunities")
+                                 if item.field in {f.name for f in cfg.custom_fields.of(o)}]  # fmt: skip
+                    hint = (f" ('{item.field}' is a custom field of {elsewhere[0]}: a rubric scores accounts, "
+                            "declare it under custom_fields.accounts if the account export has it)") if elsewhere else ""  # fmt: skip
+                    out.append((source, key,
+                                f"unknown account field '{item.field}' ({item.name}){hint}; known fields: {names}"))  # fmt: skip
+                elif kind == "vectors" and item.field in custom:
+                    out.extend((source, key, m) for m in _custom_vector_problems(item, custom[item.field]))
     return out
+
+
+def custom_field_problems(cfg: ClientConfig, source: str) -> list[tuple[str, str, str]]:
+    """Custom fields named like a built-in field, names that repeat, one column feeding two fields."""
+    from marketmap.ingest.schema import RESERVED  # a dict of names: light enough for parse time
+
+    out = []
+    for obj in ("accounts", "contacts", "opportunities"):
+        fields = cfg.custom_fields.of(obj)
+        seen: dict[str, int] = {}
+        columns: dict[str, int] = {}
+        for i, f in enumerate(fields):
+            key = f"custom_fields.{obj}[{i}]"
+            if f.name in RESERVED[obj]:
+                out.append((source, f"{key}.name",
+                            f"'{f.name}' is a built-in {obj} field; give the custom field another name (or map "
+                            f"the built-in field's column with crm.export.{COLUMNS_KEY[obj]})"))  # fmt: skip
+            elif f.name in seen:
+                out.append((source, f"{key}.name", f"'{f.name}' is custom_fields.{obj}[{seen[f.name]}] too; "
+                            "each custom field needs its own name"))  # fmt: skip
+            if f.column in columns:
+                out.append((source, f"{key}.column",
+                            f"column '{f.column}' feeds custom_fields.{obj}[{columns[f.column]}] already; "
+                            "one column is one field (a vector can use it under that name)"))  # fmt: skip
+            seen.setdefault(f.name, i)
+            columns.setdefault(f.column, i)
+    return out
+
+
+def _custom_vector_problems(vector, field: CustomField) -> list[str]:
+    allowed = VECTOR_TYPES[vector.kind]
+    if field.type not in allowed:
+        fits = sorted(k for k, types in VECTOR_TYPES.items() if field.type in types)
+        return [f"vector '{vector.name}' is {vector.kind} but custom field '{vector.field}' is {field.type}; "
+                f"a {vector.kind} vector scores {' or '.join(allowed)} fields, a {field.type} field is scored by "
+                f"{' or '.join(fits)} vectors (or change the field's type in custom_fields.accounts)"]  # fmt: skip
+    if vector.kind == "any_of" and field.type == "list" and vector.separator != ";":
+        return [f"vector '{vector.name}' splits on '{vector.separator}' but list field '{vector.field}' reaches "
+                "vectors joined by ';' (the file's separator is custom_fields.accounts[].separator); "
+                "drop the vector's separator"]  # fmt: skip
+    return []
 
 
 def push_source_problems(cfg: ClientConfig, source: str = "") -> list[tuple[str, str, str]]:
@@ -788,7 +917,7 @@ def push_source_problems(cfg: ClientConfig, source: str = "") -> list[tuple[str,
     from marketmap.crm.mapping import CONTACT_SCORE_SOURCES, SCORE_SOURCES, resolve_source
     from marketmap.warehouse import schema as t
 
-    skip = {"client_id", "updated_at", "last_seen_run", "first_seen_run", "source_row", "source_file"}
+    skip = {"client_id", "updated_at", "last_seen_run", "first_seen_run", "source_row", "source_file", "custom"}
     out = []
     for i, push in enumerate(cfg.push):
         for j, f in enumerate(push.fields):
@@ -800,9 +929,11 @@ def push_source_problems(cfg: ClientConfig, source: str = "") -> list[tuple[str,
             else:
                 scores = [*CONTACT_SCORE_SOURCES, "years_experience"]
                 columns = [c.name for c in t.contacts.columns if c.name not in skip]
+            custom = [c.name for c in cfg.custom_fields.of(push.object)]
             out.append((source, f"push[{i}].fields[{j}].source",
                         f"unknown source '{f.source}' for {push.object}s (known: score outputs "
-                        f"{', '.join(scores)}; {push.object} fields {', '.join(columns)})"))  # fmt: skip
+                        f"{', '.join(scores)}; {push.object} fields {', '.join(columns)}"
+                        f"{'; custom fields ' + ', '.join(custom) if custom else ''})"))  # fmt: skip
     return out
 
 
@@ -966,15 +1097,27 @@ def parse_client(data: dict, source: str, defaults: dict | None = None) -> Clien
         raise ConfigError(secrets)
     merged = _deep_merge(defaults or {}, data)
     try:
-        cfg = ClientConfig.model_validate(merged)
+        cfg = ClientConfig.model_validate(merged, context={"custom_fields": _custom_names(merged)})
     except ValidationError as e:
         raise ConfigError(
             [(source, _loc(err["loc"]), redact(_expected(err))) for err in e.errors()]
         ) from None
-    unknown = field_problems(cfg, source)
+    unknown = custom_field_problems(cfg, source) + field_problems(cfg, source)
     if unknown:
         raise ConfigError(unknown)
     return cfg
+
+
+def _custom_names(data: dict) -> dict[str, set[str]]:
+    """Custom field names per object as written (before validation), for the column-mapping check."""
+    section = data.get("custom_fields") if isinstance(data, dict) else None
+    if not isinstance(section, dict):
+        return {}
+    return {
+        obj: {f["name"] for f in fields if isinstance(f, dict) and isinstance(f.get("name"), str)}
+        for obj, fields in section.items()
+        if isinstance(fields, list)
+    }
 
 
 def load_defaults(directory: Path | None = None) -> dict:

@@ -103,13 +103,16 @@ def extract(
             fields = list(dict.fromkeys([id_field, *identity_fields(cfg, obj).values()]))
         else:
             fields = snapshot.read_fields(cfg, obj, id_field)
+        # custom fields (config custom_fields.<object>): their CRM field is read as well
+        custom = cfg.custom_fields.specs(CANONICAL[obj], overrides[obj], crm=True)
+        fields = list(dict.fromkeys([*fields, *(c.column for c in custom)]))
         records = list(adapter.extract(obj, fields, since_ts, until_ts))
         path = out_dir / f"{obj}.csv"
         header = list(dict.fromkeys(fields + [k for r in records[:1] for k in r]))
         _write_csv(path, header, records)
         staged = 0
         if records:
-            res = read_export(path, CANONICAL[obj], fmt, overrides[obj], "utf-8", pipeline.read_options(cfg))
+            res = read_export(path, CANONICAL[obj], fmt, overrides[obj], "utf-8", pipeline.read_options(cfg), custom)
             pipeline._stage(engine, cid, run_id, CANONICAL[obj], pipeline.frame_to_records(res.frame))
             staged = len(res.frame)
             rejected_rows += [{"client_id": cid, "run_id": run_id, **r.__dict__} for r in res.rejected]

@@ -109,7 +109,7 @@ def effective_fields(cfg: ClientConfig, push: PushConfig) -> list[PushField]:
 class Source:
     """Where one source value comes from: a score table (with product) or a warehouse column."""
 
-    kind: str  # "score", "contact_score", "column", "derived"
+    kind: str  # "score", "contact_score", "column", "derived", "custom" (a key of the custom column)
     column: str
     product: str | None = None
 
@@ -139,13 +139,24 @@ def resolve_source(cfg: ClientConfig, obj: str, source: str) -> Source | None:
             return Source("contact_score", CONTACT_SCORE_SOURCES[source])
         if source == "years_experience":
             return Source("derived", "role_start_date")
-    if source in table.c and source != "client_id":
+    if source in table.c and source not in ("client_id", "custom"):
         return Source("column", source)
+    if source in {f.name for f in cfg.custom_fields.of(obj)}:
+        return Source("custom", source)
     return None
 
 
-def source_type(source: str) -> str:
-    """Market Map's type of a source value: ``picklist``, ``number``, ``boolean`` or ``string``."""
+CUSTOM_SOURCE_TYPES = {"number": "number", "boolean": "boolean"}  # text, date, list: string
+
+
+def source_type(source: str, cfg: ClientConfig | None = None, obj: str | None = None) -> str:
+    """Market Map's type of a source value: ``picklist``, ``number``, ``boolean`` or ``string``.
+
+    With ``cfg`` and ``obj``, a custom field has its configured type."""
+    if cfg is not None and obj is not None:
+        custom = {f.name: f.type for f in cfg.custom_fields.of(obj)}
+        if source in custom:
+            return CUSTOM_SOURCE_TYPES.get(custom[source], "string")
     name = source.split(".", 1)[-1]
     if name in NUMBER_SOURCES:
         return "number"
@@ -187,7 +198,7 @@ def load_records(cfg: ClientConfig, engine: Engine, obj: str, fields: list[PushF
             a = t.accounts.c
             rows = conn.execute(
                 select(
-                    a.account_key, a.crm_id, a.name, a.domain, a.website, a.prevent_override,
+                    a.account_key, a.crm_id, a.name, a.domain, a.website, a.prevent_override, a.custom,
                     *[t.accounts.c[s.column] for s in sources.values() if s and s.kind == "column"],
                 ).where(a.client_id == cid).order_by(a.account_key)
             ).mappings().all()  # fmt: skip
@@ -202,13 +213,15 @@ def load_records(cfg: ClientConfig, engine: Engine, obj: str, fields: list[PushF
                         rec[f"src:{src}"] = None
                     elif s.kind == "score":
                         rec[f"src:{src}"] = (scores.get((rec["key"], s.product)) or {}).get(s.column)
+                    elif s.kind == "custom":
+                        rec[f"src:{src}"] = custom_value(rec.get("custom"), s.column)
                     else:
                         rec[f"src:{src}"] = rec.get(s.column)
         else:
             c = t.contacts.c
             extra = {s.column for s in sources.values() if s and s.kind in ("column", "derived")}
             base = ["contact_key", "crm_id", "account_key", "account_crm_id", "first_name", "last_name",
-                    "title", "email", "linkedin_url"]  # fmt: skip
+                    "title", "email", "linkedin_url", "custom"]  # fmt: skip
             cols = base + sorted(extra - set(base))
             rows = (
                 conn.execute(select(*[c[x] for x in cols]).where(c.client_id == cid).order_by(c.contact_key))
@@ -226,9 +239,19 @@ def load_records(cfg: ClientConfig, engine: Engine, obj: str, fields: list[PushF
                         rec[f"src:{src}"] = (scores.get(rec["key"]) or {}).get(s.column)
                     elif s.kind == "derived":
                         rec[f"src:{src}"] = _years_since(rec.get(s.column), today)
+                    elif s.kind == "custom":
+                        rec[f"src:{src}"] = custom_value(rec.get("custom"), s.column)
                     else:
                         rec[f"src:{src}"] = rec.get(s.column)
     return records
+
+
+def custom_value(stored, name: str):
+    """A custom field's value for the CRM: lists as ``a;b`` (a multi-select's wire form)."""
+    from marketmap.ingest.custom import LIST_JOIN, decode
+
+    v = decode(stored).get(name)
+    return LIST_JOIN.join(map(str, v)) if isinstance(v, list) else v
 
 
 def _scores(conn, cid: str, version: str, products: set[str]) -> dict[tuple[str, str], dict]:

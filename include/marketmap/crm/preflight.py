@@ -166,7 +166,7 @@ def _check_push(
     for f in fields:
         where = f"{crm_obj}.{f.crm_field}"
         report.checked.append(where)
-        want = source_type(f.source)
+        want = source_type(f.source, cfg, obj)
         m = meta.get(f.crm_field)
         if m is None and create_missing:
             m = _create(adapter, obj, f, push, want, report)

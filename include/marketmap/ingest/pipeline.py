@@ -12,6 +12,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, delete, func, select
 
@@ -19,7 +20,7 @@ from marketmap import csvsafe
 from marketmap.config import ClientConfig
 from marketmap.ingest.dedupe import dedupe_accounts
 from marketmap.ingest.reader import IngestError, ReadOptions, ReadResult, Rejected, read_export
-from marketmap.ingest.schema import ACCOUNT_FIELDS, FIELDS, column_map
+from marketmap.ingest.schema import ACCOUNT_FIELDS, FIELDS, RANGE_COLUMNS, column_map
 from marketmap.settings import inbox_dir, run_dir
 from marketmap.warehouse import safe_url, upsert
 from marketmap.warehouse import schema as t
@@ -48,6 +49,8 @@ def records_to_frame(records: list[dict], obj: str) -> pd.DataFrame:
                 df[field] = df[field].dt.tz_convert(None)
         elif kind in ("int", "float"):
             df[field] = pd.to_numeric(df[field], errors="coerce")
+    for field in RANGE_COLUMNS if obj == "accounts" else ():
+        df[field] = pd.to_numeric(df[field], errors="coerce") if field in df else np.nan
     return df
 
 
@@ -166,7 +169,8 @@ def extract_exports(cfg: ClientConfig, run_id: str, engine: Engine, inbox: Path 
     options = read_options(cfg)
     for obj, path in export_paths(cfg, inbox).items():
         try:
-            results[obj] = read_export(path, obj, exp.format, overrides[obj], exp.encoding, options)
+            custom = cfg.custom_fields.specs(obj, overrides[obj])
+            results[obj] = read_export(path, obj, exp.format, overrides[obj], exp.encoding, options, custom)
         except IngestError as e:
             problems.append(str(e))
     if problems:
@@ -280,7 +284,7 @@ def _domain_warnings(cfg: ClientConfig, warnings: pd.DataFrame | None) -> list[R
         return []
     exp = cfg.crm.export
     file = Path(exp.accounts).name if exp.accounts else "accounts"
-    col = column_map(exp.format, "accounts", exp.account_columns).get("website", "website")
+    col = column_map(exp.format, "accounts", exp.account_columns, _header_of(cfg)).get("website", "website")
     return [
         Rejected(file, int(r.source_row) if pd.notna(r.source_row) else 0, col, str(r.website)[:200],
                  f"{col} {str(r.website)[:80]!r}: {r.reason}; the account is kept without a domain")
@@ -288,11 +292,26 @@ def _domain_warnings(cfg: ClientConfig, warnings: pd.DataFrame | None) -> list[R
     ]  # fmt: skip
 
 
+def _header_of(cfg: ClientConfig) -> list[str] | None:
+    """The account export's header (a HubSpot web-app export names its columns by label), if readable."""
+    import csv
+
+    path = export_paths(cfg).get("accounts")
+    if cfg.crm.kind != "csv" or path is None or not path.exists():
+        return None
+    try:
+        with path.open(encoding=cfg.crm.export.encoding, newline="") as fh:  # the inbox is in storage
+            return [h.strip().lstrip("\ufeff") for h in next(csv.reader(fh), [])]
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None
+
+
 # What ingest owns in the accounts table: the export's fields plus the dedupe results.
-ACCOUNT_COLUMNS = ["account_key", *ACCOUNT_FIELDS, "name_norm", "domain", "source_row", "last_seen_run"]
+ACCOUNT_COLUMNS = ["account_key", *ACCOUNT_FIELDS, *RANGE_COLUMNS, "custom", "name_norm", "domain", "source_row",
+                   "last_seen_run"]  # fmt: skip
 # A blank in the export never erases a value the warehouse already has (e.g. one filled by
 # enrichment); a changed value does overwrite it.
-KEEP_WHEN_BLANK = [f for f in ACCOUNT_FIELDS if f not in ("crm_id", "name")]
+KEEP_WHEN_BLANK = [f for f in ACCOUNT_FIELDS if f not in ("crm_id", "name")] + [*RANGE_COLUMNS, "custom"]
 
 
 # Columns that record where and when a row was last seen: a change in them alone is not a change.

@@ -43,7 +43,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from marketmap.ingest.schema import AUX_FIELDS, CURRENCY_COLUMNS, FIELDS, REQUIRED, column_map
+from marketmap.ingest.bands import parse_bands, representative
+from marketmap.ingest.schema import (
+    AUX_FIELDS,
+    CURRENCY_COLUMNS,
+    FIELDS,
+    MULTI_ID_FIELDS,
+    RANGE_FIELDS,
+    REQUIRED,
+    CustomSpec,
+    column_map,
+)
 
 TRUE_VALUES = {"1", "true", "t", "yes", "y", "x"}
 FALSE_VALUES = {"0", "false", "f", "no", "n"}
@@ -486,8 +496,12 @@ def read_export(
     overrides: dict[str, str] | None = None,
     encoding: str = "utf-8-sig",
     options: ReadOptions | None = None,
+    custom: list[CustomSpec] | tuple[CustomSpec, ...] = (),
 ) -> ReadResult:
-    """Read one export file of ``obj`` (accounts, contacts, opportunities) into canonical columns."""
+    """Read one export file of ``obj`` (accounts, contacts, opportunities) into canonical columns.
+
+    ``custom`` fields are read into one ``custom`` column: a JSON object of the row's typed values.
+    """
     from marketmap.storage import path as storage_path
 
     path = storage_path(path)  # a local path or an object-store path (the inbox lives in storage)
@@ -498,12 +512,15 @@ def read_export(
     delimiter = _delimiter(text, opts.delimiter)
     header = _header(text, path, delimiter)
     overrides = overrides or {}
-    mapping = column_map(fmt, obj, overrides)
+    custom_names = {c.name for c in custom}
+    overrides = {k: v for k, v in overrides.items() if k not in custom_names}  # a custom field's column
+    mapping = column_map(fmt, obj, overrides, header)
     mapping.setdefault("currency", CURRENCY_COLUMNS.get(fmt, "CurrencyIsoCode"))
     required = REQUIRED[obj]
 
     missing_required = [f"{mapping[f]} (for {f})" for f in required if mapping.get(f) not in header]
     missing_override = [f"{col} (for {f})" for f, col in overrides.items() if col not in header]
+    missing_override += [f"{c.column} (for custom field {c.name})" for c in custom if c.column not in header]
     if missing_required or missing_override:
         missing = missing_required + [m for m in missing_override if m not in missing_required]
         raise IngestError(
@@ -543,7 +560,8 @@ def read_export(
         bad_row |= nul
 
     decimal = opts.decimal if opts.decimal != "auto" else ("," if delimiter == ";" else ".")
-    date_order = _decide_date_order(df, mapping, obj, path, opts.date_order)
+    date_cols = [c.column for c in custom if c.type == "date"]
+    date_order = _decide_date_order(df, mapping, obj, path, opts.date_order, date_cols)
     currency = _row_currency(df, mapping, opts.currency)
 
     out = pd.DataFrame(index=df.index)
@@ -559,6 +577,11 @@ def read_export(
         blank = _blank(raw).to_numpy()
         is_key = fld in KEY_FIELDS or fld in required
         values, bad, why = _parse_field(raw, fld, kind, blank, decimal, date_order, currency, opts, fmt)
+        if fld in RANGE_FIELDS:
+            values, bad, why, low, high = _ranges(raw, fld, values, bad, why, blank, currency, opts)
+            out[RANGE_FIELDS[fld][0]], out[RANGE_FIELDS[fld][1]] = low, high
+        if fld in MULTI_ID_FIELDS:  # HubSpot web-app exports: "123;456" when associated with several
+            values = values.str.split(";").str[0].str.strip().where(values.notna(), None)
         if fld == "close_date":  # a key date: an impossible close date cannot be guessed around
             is_key = True
         if is_key:
@@ -579,6 +602,11 @@ def read_export(
             values = values.where(~bad, None if kind in ("str", "bool") else np.nan)
         out[fld] = values
 
+    for fld, (lo, hi) in RANGE_FIELDS.items():
+        if fld in FIELDS[obj] and lo not in out:
+            out[lo], out[hi] = np.nan, np.nan
+    if custom:
+        out["custom"] = _custom_values(df, custom, decimal, date_order, opts, issues, bad_row)
     if obj == "opportunities":
         bad_row |= _check_opportunity(out, df, mapping, issues, bad_row)
     out["source_row"] = lines
@@ -590,14 +618,16 @@ def read_export(
                       issues.warnings, delimiter, date_order, blank_rows)  # fmt: skip
 
 
-def _decide_date_order(df: pd.DataFrame, mapping: dict, obj: str, path: Path, wanted: str) -> str | None:
+def _decide_date_order(
+    df: pd.DataFrame, mapping: dict, obj: str, path: Path, wanted: str, extra: list[str] = ()
+) -> str | None:
     if wanted in ("dmy", "mdy"):
         return wanted
     dmy = mdy = amb = 0
     dotted = True
-    for fld, kind in FIELDS[obj].items():
-        col = mapping.get(fld)
-        if kind in ("date", "datetime") and col in df.columns:
+    cols = [mapping.get(f) for f, kind in FIELDS[obj].items() if kind in ("date", "datetime")] + list(extra)
+    for col in dict.fromkeys(cols):
+        if col in df.columns:
             d, m, a, dots = date_evidence(df[col].dropna())
             if d or m or a:
                 dotted = dotted and dots
@@ -786,3 +816,114 @@ def _duplicate_ids(out: pd.DataFrame, issues: _Issues, bad_row: np.ndarray, id_c
                              "values; the most recently modified record is kept, this one is not loaded")
                 )  # fmt: skip
     return reject
+
+
+# --------------------------------------------------------------------------- bands and custom fields
+
+
+def band_why(what: str = "a plain number") -> str:
+    return (f"is neither {what} nor a band like 20 - 49, 1,000 - 4,999, 10,000+ or $1M-$5M "
+            "(units like M or k on a single number, and words are not guessed)")  # fmt: skip
+
+
+def _ranges(raw, fld, values, bad, why, blank, currency, opts: ReadOptions, money: bool | None = None):
+    """A band in a range field (``20 - 49``): the representative value, and its low and high ends.
+
+    A plain number is its own range (low = high = value).
+    """
+    v = values.to_numpy(dtype="float64", na_value=np.nan).copy()
+    low, high = v.copy(), v.copy()
+    if "currency" not in why:  # a currency without a rate says so; anything else may have been a band
+        what = "a whole, non-negative number" if fld == "employees" else \
+            "a non-negative number" if fld in NON_NEGATIVE else "a plain number"  # fmt: skip
+        why = band_why(what)
+    todo = bad & ~blank
+    if todo.any():
+        sub = raw[todo]
+        ok, lo, hi, tag = parse_bands(sub)
+        lo_s = pd.Series(lo, index=sub.index)
+        hi_s = pd.Series(hi, index=sub.index)
+        if money if money is not None else fld in AMOUNT_FIELDS:
+            row_cur = currency[todo]
+            lo_s, lo_bad = _convert(lo_s, tag, row_cur, opts)
+            hi_s, hi_bad = _convert(hi_s, tag, row_cur, opts)
+            ok &= ~(lo_bad | hi_bad)
+        else:
+            ok &= tag.isna().to_numpy()  # a currency on a head count is no band
+        where = np.flatnonzero(todo)[ok]
+        lo_v, hi_v = lo_s.to_numpy()[ok], hi_s.to_numpy()[ok]
+        low[where], high[where] = lo_v, hi_v
+        v[where] = [representative(a, None if np.isnan(b) else b) for a, b in zip(lo_v, hi_v, strict=True)]
+        bad = bad.copy()
+        bad[where] = False
+    rep = pd.Series(v, index=values.index, dtype="float64")
+    low[bad | blank] = np.nan
+    high[bad | blank] = np.nan
+    return rep, bad, why, low, high
+
+
+def _custom_values(df, custom, decimal, date_order, opts: ReadOptions, issues, bad_row) -> pd.Series:
+    """One JSON object per row (sorted keys, compact; None when the row has no value): the typed values
+    of the custom fields. A value that is not of the field's type is left out with a warning.
+
+    Each column is parsed and encoded once per distinct value (exports repeat picklist values,
+    bands and dates), and the rows' objects are joined from those fragments.
+    """
+    import json
+
+    frags: dict[str, np.ndarray] = {}
+    for spec in custom:  # warnings in the config's order
+        raw = df[spec.column]
+        codes, uniques = pd.factorize(raw.to_numpy(dtype=object, na_value=""))
+        distinct = pd.Series(uniques, dtype="object")
+        blank_u = _blank(distinct).to_numpy()
+        values, bad_u, why = _custom_parse(distinct, spec, blank_u, decimal, date_order, opts)
+        key = json.dumps(spec.name) + ":"
+        frag_u = np.array(
+            ["" if (b or k or v is None) else key + json.dumps(v, separators=(",", ":"), ensure_ascii=False)
+             for v, b, k in zip(values, bad_u, blank_u, strict=True)] + [""],
+            dtype=object,
+        )  # fmt: skip
+        bad_u = np.append(np.asarray(bad_u, dtype=bool), False)
+        codes = np.where(codes < 0, len(uniques), codes)
+        bad = bad_u[codes]
+        if bad.any():
+            issues.add("warn", bad & ~bad_row, spec.column, raw,
+                       lambda v, c=spec.column, w=why: f"{c} {_shown(v)} {w}; the value is left blank, the row is kept")  # fmt: skip
+        frags[spec.name] = frag_u[codes]
+    joined = np.full(len(df), "", dtype=object)
+    for name in sorted(frags):  # sorted keys, as json.dumps(sort_keys=True)
+        frag = frags[name]
+        has, had = frag != "", joined != ""
+        joined = np.where(has & had, joined + "," + frag, np.where(had, joined, frag))
+    out = np.where(joined == "", None, "{" + joined + "}")
+    return pd.Series(out, index=df.index, dtype="object")
+
+
+def _custom_parse(raw, spec: CustomSpec, blank, decimal, date_order, opts: ReadOptions):
+    """(JSON-ready values, bad mask, what was expected) of one custom column."""
+    if spec.type == "text":
+        return raw.str.strip().tolist(), np.zeros(len(raw), dtype=bool), ""
+    if spec.type == "list":
+        parts = [[p.strip() for p in str(v).split(spec.separator) if p.strip()] for v in raw]
+        return [p or None for p in parts], np.zeros(len(raw), dtype=bool), ""
+    if spec.type == "number":
+        values, tag = _parse_numbers(raw, decimal)
+        target = pd.Series(opts.currency.upper(), index=raw.index, dtype="object")
+        values, cur_bad = _convert(values, tag, target, opts)
+        v = values.to_numpy(dtype="float64", na_value=np.nan)
+        bad = ~blank & (np.isnan(v) | ~np.isfinite(v) | cur_bad)
+        values, bad, why, _, _ = _ranges(raw, spec.name, pd.Series(v, index=raw.index), bad, "", blank, target, opts, True)
+        return [None if np.isnan(x) else (int(x) if float(x).is_integer() and abs(x) < 2**53 else float(x))
+                for x in values.to_numpy()], bad, why  # fmt: skip
+    if spec.type == "date":
+        values = _parse_dates(raw.where(~blank, None).astype("object"), "date", date_order)
+        bad = ~blank & values.isna().to_numpy()
+        iso = [None if pd.isna(x) else x.date().isoformat() for x in values]
+        return iso, bad, "is not a real date (expected ISO 8601, an Excel serial or the file's d/m/y order)"
+    if spec.type == "boolean":
+        low = raw.str.strip().str.lower()
+        values = [True if x in TRUE_VALUES else False if x in FALSE_VALUES else None for x in low]
+        bad = ~blank & np.array([x is None for x in values], dtype=bool)
+        return values, bad, "is not a boolean (1/0, true/false, yes/no)"
+    raise ValueError(spec.type)

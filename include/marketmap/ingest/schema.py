@@ -7,6 +7,7 @@ Each canonical field has a type that the reader checks row by row.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 FieldType = Literal["str", "int", "float", "date", "datetime", "bool"]
@@ -166,11 +167,109 @@ PRESETS: dict[str, dict[str, dict[str, str]]] = {
 }
 
 
-def column_map(fmt: str, obj: str, overrides: dict[str, str]) -> dict[str, str]:
-    """canonical -> export column for one object: the preset with the client's overrides on top."""
-    mapping = dict(PRESETS[fmt][obj])
+# HubSpot exports saved from the web app (Export in a companies/contacts/deals view) head their
+# columns with property *labels*, not internal names. Where HubSpot has used more than one label
+# (or the export holds an association column in two spellings), the first one present wins.
+# The primary company first: "Associated Company IDs" lists every associated company.
+PRIMARY_COMPANY = ("Associated Company IDs (Primary)", "Primary Associated Company ID", "Associated Company IDs",
+                   "Associated Company ID")  # fmt: skip
+HUBSPOT_UI: dict[str, dict[str, tuple[str, ...]]] = {
+    "accounts": {
+        "crm_id": ("Record ID", "Company ID"),
+        "name": ("Company name", "Name"),
+        "website": ("Company Domain Name", "Website URL"),
+        "industry": ("Industry",),
+        "employees": ("Number of Employees",),
+        "annual_revenue": ("Annual Revenue",),
+        "country": ("Country/Region", "Country"),
+        "state": ("State/Region", "State"),
+        "city": ("City",),
+        "owner_id": ("Company owner",),
+        "account_type": ("Type",),
+        "crm_created": ("Create Date",),
+        "crm_last_modified": ("Last Modified Date",),
+    },
+    "contacts": {
+        "crm_id": ("Record ID", "Contact ID"),
+        "account_crm_id": PRIMARY_COMPANY,
+        "first_name": ("First Name",),
+        "last_name": ("Last Name",),
+        "title": ("Job Title",),
+        "email": ("Email",),
+        "country": ("Country/Region", "Country"),
+        "owner_id": ("Contact owner",),
+        "linkedin_url": ("LinkedIn URL",),
+        "crm_last_modified": ("Last Modified Date",),
+    },
+    "opportunities": {
+        "crm_id": ("Record ID", "Deal ID"),
+        "account_crm_id": PRIMARY_COMPANY,
+        "name": ("Deal Name",),
+        "stage": ("Deal Stage",),
+        "amount": ("Amount",),
+        "is_closed": ("Is Closed",),
+        "is_won": ("Is Closed Won",),
+        "created_date": ("Create Date",),
+        "close_date": ("Close Date",),
+        "owner_id": ("Deal owner",),
+        "opp_type": ("Deal Type",),
+        "crm_last_modified": ("Last Modified Date",),
+    },
+}  # fmt: skip
+# Fields whose HubSpot web-app export may hold several ids in one cell ("123;456"): the first is used.
+MULTI_ID_FIELDS = ("account_crm_id",)
+
+
+def is_hubspot_ui(obj: str, header: list[str]) -> bool:
+    """A HubSpot file with web-app labels (``Record ID``), not internal names (``hs_object_id``)."""
+    return PRESETS["hubspot"][obj]["crm_id"] not in header and any(
+        c in header for c in HUBSPOT_UI[obj]["crm_id"]
+    )
+
+
+def column_map(fmt: str, obj: str, overrides: dict[str, str], header: list[str] | None = None) -> dict[str, str]:
+    """canonical -> export column for one object: the preset with the client's overrides on top.
+
+    With the file's ``header``, a HubSpot export saved from the web app is recognised by its labels.
+    """
+    if fmt == "hubspot" and header is not None and is_hubspot_ui(obj, header):
+        present = set(header)
+        mapping = {
+            f: next((c for c in labels if c in present), labels[0]) for f, labels in HUBSPOT_UI[obj].items()
+        }
+    else:
+        mapping = dict(PRESETS[fmt][obj])
     mapping.update(overrides)
     return mapping
+
+
+# --------------------------------------------------------------------------- custom fields and ranges
+
+# Custom field type (config) -> how the reader parses it.
+CUSTOM_TYPES: dict[str, FieldType | str] = {
+    "text": "str",
+    "number": "float",
+    "date": "date",
+    "boolean": "bool",
+    "list": "list",
+}
+# Built-in fields that also accept bands (``20 - 49``, ``10,000+``, ``$1M-$5M``): the range is stored
+# in ``<field>_low`` / ``<field>_high``; the field itself keeps the representative value
+# (see ingest/bands.py for the rule).
+RANGE_FIELDS = {
+    "employees": ("employees_low", "employees_high"),
+    "annual_revenue": ("annual_revenue_low", "annual_revenue_high"),
+}
+RANGE_COLUMNS = [c for pair in RANGE_FIELDS.values() for c in pair]
+# Names a custom field may not take: the warehouse's own columns of each object.
+RESERVED = {
+    "accounts": {*ACCOUNT_FIELDS, *RANGE_COLUMNS, "client_id", "account_key", "name_norm", "domain", "custom",
+                 "source_file", "source_row", "first_seen_run", "last_seen_run", "updated_at"},
+    "contacts": {*CONTACT_FIELDS, "client_id", "contact_key", "account_key", "custom", "source_row",
+                 "last_seen_run", "updated_at"},
+    "opportunities": {*OPPORTUNITY_FIELDS, "client_id", "account_key", "custom", "source_row", "last_seen_run",
+                      "updated_at"},
+}  # fmt: skip
 
 
 # Columns the reader uses but does not load: the currency of a row's amounts (multi-currency
@@ -178,3 +277,13 @@ def column_map(fmt: str, obj: str, overrides: dict[str, str]) -> dict[str, str]:
 # ``currency`` in ``crm.export.*_columns``.
 AUX_FIELDS = ("currency",)
 CURRENCY_COLUMNS = {"salesforce": "CurrencyIsoCode", "hubspot": "deal_currency_code"}
+
+
+@dataclass(frozen=True)
+class CustomSpec:
+    """A custom field as the reader needs it: its name, type and the column that holds it."""
+
+    name: str
+    type: str  # text | number | date | boolean | list
+    column: str
+    separator: str = ";"

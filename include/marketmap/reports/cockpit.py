@@ -7,6 +7,7 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from marketmap.config import ClientConfig
+from marketmap.ingest.custom import rubric_fields
 from marketmap.reports import charts
 from marketmap.reports.data import contact_scores, rep_names, scored_accounts
 from marketmap.reports.render import Finding, Report, Section, Table, empty_section
@@ -35,12 +36,14 @@ def best_contacts(contacts: pd.DataFrame) -> pd.DataFrame:
     return best
 
 
-def rep_accounts(frame: pd.DataFrame, best: pd.DataFrame, rep_id: str, tier: str = "T1") -> pd.DataFrame:
-    """A rep's accounts of ``tier``: Tier-1 personas first, then by valuation."""
+def rep_accounts(
+    frame: pd.DataFrame, best: pd.DataFrame, rep_id: str, tier: str = "T1", extra: list[str] = ()
+) -> pd.DataFrame:
+    """A rep's accounts of ``tier``: Tier-1 personas first, then by valuation. ``extra``: columns shown
+    after the score (the custom fields the rubric uses)."""
     mine = frame[(frame["rep_id"] == rep_id) & (frame["tier"] == tier)]
-    out = mine[["account_key", "name", "domain", "score", "valuation"]].merge(
-        best, on="account_key", how="left"
-    )
+    shown = ["account_key", "name", "domain", "score", *[c for c in extra if c in mine], "valuation"]
+    out = mine[shown].merge(best, on="account_key", how="left")
     out["p1_contacts"] = out["p1_contacts"].fillna(0).astype(int)
     out["next step"] = out["next step"].fillna(NO_PERSONA)
     out = out.sort_values(["p1_contacts", "valuation"], ascending=[False, False])
@@ -89,9 +92,10 @@ def build(cfg: ClientConfig, engine: Engine, run_id: str) -> Report:
         )  # fmt: skip
     )
     fmt = {"fit score": "count", "valuation": "money", "Tier-1 personas": "count"}
+    extra = rubric_fields(cfg)  # custom fields that drive the score: a rep sees why
     for rep in order:
-        accounts = rep_accounts(frame, best, rep)
-        t2_p1 = rep_accounts(frame, best, rep, "T2")
+        accounts = rep_accounts(frame, best, rep, extra=extra)
+        t2_p1 = rep_accounts(frame, best, rep, "T2", extra=extra)
         t2_p1 = t2_p1[t2_p1["Tier-1 personas"] > 0]
         findings = [
             Finding(f"{int(with_p1[rep])} T1 accounts with a Tier-1 persona: AE immediate outreach", "info"),

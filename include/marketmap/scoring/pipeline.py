@@ -17,6 +17,7 @@ import pandas as pd
 from sqlalchemy import Engine, select
 
 from marketmap.config import ClientConfig
+from marketmap.ingest.custom import expand
 from marketmap.warehouse import schema as t
 from marketmap.warehouse import upsert
 
@@ -40,13 +41,15 @@ def persona_version(cfg: ClientConfig) -> str:
 
 
 def read_accounts(engine: Engine, client_id: str) -> pd.DataFrame:
+    """The client's accounts, custom fields as columns of their own (``ingest.custom.expand``)."""
     with engine.connect() as conn:
-        return pd.read_sql(select(t.accounts).where(t.accounts.c.client_id == client_id), conn)
+        return expand(pd.read_sql(select(t.accounts).where(t.accounts.c.client_id == client_id), conn))
 
 
 def read_opportunities(engine: Engine, client_id: str) -> pd.DataFrame:
+    """The client's opportunities, custom fields as columns of their own (``ingest.custom.expand``)."""
     with engine.connect() as conn:
-        return pd.read_sql(select(t.opportunities).where(t.opportunities.c.client_id == client_id), conn)
+        return expand(pd.read_sql(select(t.opportunities).where(t.opportunities.c.client_id == client_id), conn))
 
 
 def read_reps(engine: Engine, client_id: str) -> pd.DataFrame:
@@ -55,8 +58,9 @@ def read_reps(engine: Engine, client_id: str) -> pd.DataFrame:
 
 
 def read_contacts(engine: Engine, client_id: str) -> pd.DataFrame:
+    """The client's contacts, custom fields as columns of their own (``ingest.custom.expand``)."""
     with engine.connect() as conn:
-        return pd.read_sql(select(t.contacts).where(t.contacts.c.client_id == client_id), conn)
+        return expand(pd.read_sql(select(t.contacts).where(t.contacts.c.client_id == client_id), conn))
 
 
 def read_scores(engine: Engine, client_id: str, version: str, product: str | None = None) -> pd.DataFrame:

@@ -3,7 +3,10 @@
 Methods (SPEC section 5), each a column ``val_<method>`` (NaN when its inputs are unknown):
 
 * ``revenue``: ``annual_revenue * revenue_coefficient``;
-* ``headcount``: ``employees * seat_price * penetration``;
+* ``headcount``: ``employees * seat_price * penetration``; a head count or revenue the export gave
+  as a band (``20 - 49``, ``10,000+``, ``$1M-$5M``) enters as its representative value: the
+  midpoint of a closed band, the low end of an open-ended one (ingest/bands.py; the band's ends
+  are kept in ``employees_low/high``, ``annual_revenue_low/high``);
 * ``product``: ``accounts[product_field] * product_coefficient`` (a numeric volume);
 * ``like_accounts``: median ``current_arr`` of the k most similar existing customers
   (``current_arr > 0``), never counting the account itself;

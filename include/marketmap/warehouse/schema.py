@@ -79,6 +79,14 @@ accounts = Table(
     Column("intent_score", Float),
     Column("crm_created", DateTime(timezone=True)),
     Column("crm_last_modified", DateTime(timezone=True)),
+    # a band in the export (20 - 49, 10,000+, $1M-$5M) as a range; employees / annual_revenue hold
+    # its representative value (ingest/bands.py). A plain number is its own range.
+    Column("employees_low", Float),
+    Column("employees_high", Float),
+    Column("annual_revenue_low", Float),
+    Column("annual_revenue_high", Float),
+    # custom fields (config custom_fields.accounts): one JSON object, sorted keys, typed values
+    Column("custom", Text),
     Column("source_file", Text),
     Column("source_row", Integer),
     Column("first_seen_run", String(KEY)),
@@ -189,6 +197,7 @@ contacts = Table(
     Column("owner_id", String(KEY)),
     Column("opted_in", Boolean),
     Column("crm_last_modified", DateTime(timezone=True)),
+    Column("custom", Text),  # custom_fields.contacts, as for accounts
     Column("source_row", Integer),
     Column("last_seen_run", String(KEY)),
     Column("updated_at", DateTime(timezone=True)),
@@ -213,6 +222,7 @@ opportunities = Table(
     Column("owner_id", String(KEY)),
     Column("opp_type", Text),
     Column("crm_last_modified", DateTime(timezone=True)),
+    Column("custom", Text),  # custom_fields.opportunities, as for accounts
     Column("source_row", Integer),
     Column("last_seen_run", String(KEY)),
     Column("updated_at", DateTime(timezone=True)),
