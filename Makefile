@@ -20,6 +20,13 @@ PORT ?= 8080
 export AIRFLOW__API__PORT ?= $(PORT)
 export AIRFLOW__API__BASE_URL ?= http://localhost:$(PORT)
 export AIRFLOW__CORE__EXECUTION_API_SERVER_URL ?= http://localhost:$(PORT)/execution/
+# Auth manager of `make ui`: the SimpleAuthManager (every user sees every client), or with
+# `make ui AUTH=fab` (or MARKETMAP_AUTH=fab) the FAB auth manager with one role per client.
+AUTH ?= $(MARKETMAP_AUTH)
+ifeq ($(AUTH),fab)
+export MARKETMAP_AUTH := fab
+export AIRFLOW__CORE__AUTH_MANAGER := airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager
+endif
 # A 2-core laptop does not need 32 idle LocalExecutor workers.
 export AIRFLOW__CORE__PARALLELISM ?= 4
 # Airflow's SQLite metadata DB: wait for locks instead of failing after 5 s (see marketmap.settings).
@@ -52,12 +59,16 @@ lint: $(STAMP)
 
 ui: $(STAMP)
 	$(BIN)/marketmap demo-data
-	@echo "Airflow UI: http://localhost:$(PORT) — the admin password is printed below and kept in $(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated"
 	@# Deploy-time migration (Airflow's DB when needed, every client warehouse): the tasks only check.
 	$(BIN)/marketmap migrate
 	@# pools first: a task in a pool that does not exist is never scheduled
 	$(BIN)/marketmap pools --apply
+ifeq ($(AUTH),fab)
+	PATH="$(BIN):$$PATH" BIN="$(BIN)" PORT="$(PORT)" bash scripts/ui-fab.sh
+else
+	@echo "Airflow UI: http://localhost:$(PORT) — the admin password is printed below and kept in $(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated"
 	PATH="$(BIN):$$PATH" $(BIN)/airflow standalone
+endif
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_ingest.py

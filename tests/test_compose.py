@@ -481,5 +481,22 @@ def test_init_migrates_the_warehouse_and_creates_the_pools():
     """airflow-init prepares what the DAGs need before the scheduler starts them."""
     compose = yaml.safe_load((Path(__file__).resolve().parents[1] / "docker-compose.yaml").read_text())
     script = "\n".join(compose["services"]["airflow-init"]["command"])
-    assert "marketmap migrate" in script and "marketmap pools --apply" in script
+    assert "marketmap.cli migrate" in script and "marketmap.cli pools --apply" in script
     assert compose["services"]["airflow-init"]["environment"]["_AIRFLOW_DB_MIGRATE"] == "true"
+
+
+def test_fab_auth_manager_with_per_client_roles(services):
+    """Production default: the FAB auth manager (provider pinned) and the roles synced at init."""
+    fab = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
+    for name, svc in airflow_services(services).items():
+        assert env_of(svc).get("AIRFLOW__CORE__AUTH_MANAGER") == fab, name
+    assert pinned_version("apache-airflow-providers-fab")
+    init = services["airflow-init"]
+    script = "\n".join(init["command"]) if isinstance(init["command"], list) else init["command"]
+    assert env_of(init).get("_AIRFLOW_DB_MIGRATE") == "true"  # FAB's tables exist before the sync
+    lines = [line.strip() for line in script.splitlines()]
+    assert "/entrypoint python -m marketmap.cli access sync" in lines, "airflow-init does not create the roles"
+    # The image's entrypoint passes any first word but bash/python to `airflow` (`airflow marketmap …`).
+    for line in lines:
+        if line.startswith("/entrypoint "):
+            assert line.split()[1] in {"airflow", "bash", "python"}, f"airflow-init: {line!r} would run as airflow …"

@@ -13,6 +13,10 @@ marketmap fields --client X [--json]   every account field a rubric can use: bui
                                  custom; type, fill rate, example values (warehouse, else the export)
 marketmap preview --client X [--rubric FILE]   score the warehouse TAM with the current or a
                                  candidate rubric: tiers, valuation, back-test, QA, tier moves (read-only)
+marketmap access sync            (FAB auth manager) create/update one role per client, client_<id>
+marketmap access add-user --client X --username U --email E [--password-stdin]
+                                 create a user who sees only client X (its DAGs, portfolio, reports);
+                                 --admin instead of --client: an architect who sees every client
 """
 
 from __future__ import annotations
@@ -103,14 +107,16 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
 
 def _airflow_db_stamp() -> tuple[Path, str]:
     """Where the CLI notes that Airflow's metadata DB was migrated, and what it notes: the Airflow
-    version and the database URL's hash (a new version or another database migrates again)."""
+    version and a hash of the database URL and the auth manager (FAB migrates its own tables), so a
+    new version, another database or another auth manager migrates again."""
     import hashlib
     from importlib.metadata import version
 
     conn = os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN") or "sqlite:///" + str(
         Path(os.environ["AIRFLOW_HOME"]) / "airflow.db"
     )
-    digest = hashlib.sha256(conn.encode()).hexdigest()[:16]
+    auth = os.environ.get("AIRFLOW__CORE__AUTH_MANAGER", "")
+    digest = hashlib.sha256(f"{conn}|{auth}".encode()).hexdigest()[:16]
     return Path(os.environ["AIRFLOW_HOME"]) / ".marketmap-db-migrated", f"airflow {version('apache-airflow-core')} db {digest}"
 
 
@@ -478,6 +484,49 @@ def cmd_pools(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_access(args: argparse.Namespace) -> int:
+    """Per-client access under the FAB auth manager: roles from the client configs, users per client."""
+    _default_env()
+    if os.environ.get("MARKETMAP_AUTH", "").lower() == "fab":  # the switch `make ui AUTH=fab` uses
+        from marketmap.orchestration.access import FAB_AUTH_MANAGER
+
+        os.environ.setdefault("AIRFLOW__CORE__AUTH_MANAGER", FAB_AUTH_MANAGER)
+    from marketmap.config import client_files
+    from marketmap.orchestration import access
+
+    clients = sorted(p.stem for p in client_files())
+    try:
+        if args.access_command == "sync":
+            for r in access.sync_roles(clients):
+                what = "created" if r.created else "updated" if r.added or r.removed else "unchanged"
+                print(f"{r.role}: {what} ({r.total} permissions, {r.added} added, {r.removed} removed)")
+            return 0
+        if args.client is not None and args.client not in clients:
+            print(f"--client {args.client!r}: no such client (clients: {', '.join(clients) or 'none'})",
+                  file=sys.stderr)  # fmt: skip
+            return 1
+        password = ""
+        if args.password_stdin:
+            password = sys.stdin.readline().rstrip("\r\n")
+        elif sys.stdin.isatty():
+            import getpass
+
+            password = getpass.getpass(f"Password for {args.username}: ")
+            if password != getpass.getpass("Repeat it: "):
+                print("the passwords do not match", file=sys.stderr)
+                return 1
+        outcome = access.add_user(args.client, args.username, args.email, password,
+                                  args.first_name or "", args.last_name or "")  # fmt: skip
+    except access.AccessError as e:
+        print(f"marketmap access: {e}", file=sys.stderr)
+        return 1
+    role = access.role_name(args.client) if args.client else access.ADMIN_ROLE
+    print({"created": f"user {args.username} created with role {role}",
+           "role added": f"user {args.username} already existed: role {role} added",
+           "unchanged": f"user {args.username} already has role {role}"}[outcome])  # fmt: skip
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="marketmap", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -564,6 +613,21 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("pools", help="list (or --apply: create) the Airflow pools the clients' DAGs use")
     p.add_argument("--apply", action="store_true")
     p.set_defaults(func=cmd_pools)
+
+    p = sub.add_parser("access", help="per-client access (FAB auth manager): roles and users")
+    acc = p.add_subparsers(dest="access_command", required=True)
+    a = acc.add_parser("sync", help="create or update the role client_<id> of every client")
+    a.set_defaults(func=cmd_access)
+    a = acc.add_parser("add-user", help="create a user with a client's role (or add the role to a user)")
+    who = a.add_mutually_exclusive_group(required=True)
+    who.add_argument("--client", help="the client whose role (client_<id>) the user gets")
+    who.add_argument("--admin", action="store_true", help="FAB's Admin role instead: every client (architects)")
+    a.add_argument("--username", required=True)
+    a.add_argument("--email", required=True)
+    a.add_argument("--first-name")
+    a.add_argument("--last-name")
+    a.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
+    a.set_defaults(func=cmd_access)
 
     args = parser.parse_args(argv)
     return args.func(args)

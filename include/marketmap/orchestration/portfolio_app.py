@@ -10,7 +10,9 @@
 Authentication is Airflow's own (the JWT cookie the UI sets, or a bearer token), through
 ``airflow.api_fastapi.core_api.security.get_user``. Authorisation follows DAG access: a user
 sees a client only if the auth manager lets them read at least one of its DAGs
-(``<client>__*``). Creating the app costs nothing: configs, the warehouse and Airflow's
+(``<client>__*``), through ``filter_authorized_dag_ids`` — every DAG under the SimpleAuthManager,
+the DAGs of the user's ``client_<id>`` roles under FAB (``orchestration.access``). Another
+client's page, reports and JSON answer 404, exactly like a client that does not exist. Creating the app costs nothing: configs, the warehouse and Airflow's
 database are read per request.
 """
 
