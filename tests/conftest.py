@@ -26,6 +26,10 @@ os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] = "True"
 os.environ.pop("MARKETMAP_WAREHOUSE_URL", None)
+os.environ.pop("MARKETMAP_STORAGE_URL", None)
+# Deployments migrate once at deploy time and tasks only check the schema (marketmap.warehouse);
+# the tests' throw-away warehouses migrate on first use. tests/test_storage_migrate.py unsets it.
+os.environ["MARKETMAP_MIGRATE_ON_CONNECT"] = "1"
 # `make test` exports the UI settings of `make ui` (base URL, port); tests that need links set their own.
 os.environ.pop("AIRFLOW__API__BASE_URL", None)
 os.environ.pop("MARKETMAP_CLIENTS_DIR", None)

@@ -481,7 +481,8 @@ def test_init_migrates_the_warehouse_and_creates_the_pools():
     """airflow-init prepares what the DAGs need before the scheduler starts them."""
     compose = yaml.safe_load((Path(__file__).resolve().parents[1] / "docker-compose.yaml").read_text())
     script = "\n".join(compose["services"]["airflow-init"]["command"])
-    assert "get_engine" in script and "marketmap.cli pools --apply" in script
+    assert "marketmap.cli migrate" in script and "marketmap.cli pools --apply" in script
+    assert compose["services"]["airflow-init"]["environment"]["_AIRFLOW_DB_MIGRATE"] == "true"
 
 
 def test_fab_auth_manager_with_per_client_roles(services):

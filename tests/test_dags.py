@@ -90,7 +90,7 @@ def test_build_dag_shape_and_params(bag):
 def test_dag_files_are_thin_loader_shards():
     from marketmap.orchestration.factory import SHARDS
 
-    files = sorted((ROOT / "dags").glob("*.py"))
+    files = sorted((ROOT / "dags").glob("*.py"), key=lambda f: int(f.stem.rsplit("_", 1)[-1]))
     assert [f.name for f in files] == [f"marketmap_clients_{i}.py" for i in range(SHARDS)]
     for i, f in enumerate(files):
         src = f.read_text()

@@ -204,3 +204,51 @@ def test_repeated_callback_changes_nothing_twice(engine):
     assert twice == {"received": 3, "unknown": 0, "duplicates": 3}
     assert sum(r["credits"] for r in ledger_rows(engine)) == 9
     assert clay_rows_status(engine, "demo", batch) == (True, [])
+
+
+def test_wait_for_clay_defers_to_a_trigger_that_fires_when_the_rows_are_back(engine):
+    """The build's wait is deferrable: it checks once, hands a serialisable trigger to the
+    triggerer, and the trigger (polling clay_rows) fires only when every row is back."""
+    import asyncio
+
+    from airflow.sdk.exceptions import TaskDeferred
+
+    from marketmap.orchestration.clay_wait import ClayRowsTrigger, ClayWaitOperator
+    from marketmap.orchestration.factory import build_client_dags
+
+    app = create_app(engine_getter=lambda cid: engine, secret_getter=lambda cid: SECRET)
+    with ClayServer() as clay, Served(app) as callback:
+        cfg = make_cfg([_clay_cfg()])
+        getter = conn_getter(clay=Credentials(host=clay.webhook_url, password=clay.token))
+        plan = plan_account_enrichment(cfg, engine, RUN_DATE, now=NOW)
+        sent = run_account_enrichment(cfg, engine, "run-1", plan, providers_for(cfg, getter), now=NOW)
+        enriched = {"clay_batches": sent.clay_batches}
+        assert sum(sent.clay_batches.values()) == 3
+
+        op = ClayWaitOperator(task_id="wait_for_clay", client_id="demo", enriched=enriched, poll_interval=0.05)
+        with pytest.raises(TaskDeferred) as deferred:
+            op.execute({})
+        trigger = deferred.value.trigger
+        assert deferred.value.method_name == "execute_complete"
+        classpath, kwargs = trigger.serialize()
+        assert classpath == "marketmap.orchestration.clay_wait.ClayRowsTrigger"
+        assert kwargs == {"client_id": "demo", "batches": sorted(sent.clay_batches), "poll_interval": 0.05}
+        trigger = ClayRowsTrigger(**kwargs)  # as the triggerer rebuilds it
+
+        async def wait_then_deliver():
+            events = trigger.run()
+            first = asyncio.ensure_future(anext(events))
+            await asyncio.sleep(0.3)
+            assert not first.done()  # rows still out: the trigger keeps polling
+            assert await asyncio.to_thread(clay.deliver, f"{callback.url}/clay/demo/rows", SECRET) == [200] * 3
+            return await asyncio.wait_for(first, 30)
+
+        event = asyncio.run(wait_then_deliver())
+        assert event.payload == {"client_id": "demo", "batches": sorted(sent.clay_batches), "missing": {}}
+        assert op.execute_complete({}, event.payload)["missing"] == {}
+        assert op.execute({})["missing"] == {}  # a retry after the rows came back does not defer
+
+    build = build_client_dags(cfg, only="demo__build")["demo__build"]
+    wait = build.get_task("wait_for_clay")
+    assert isinstance(wait, ClayWaitOperator)
+    assert wait.upstream_task_ids == {"enrich_accounts"} and wait.downstream_task_ids == {"close_clay"}

@@ -143,9 +143,32 @@ def test_pools_one_per_paid_provider():
             {"name": "zi", "kind": "zoominfo", "conn_id": "z", "fields": ["employees"]},
         ]
     )
-    assert pools_for(cfg) == {"apollo_shared": 1, "enrichment_zi": 1}
+    assert pools_for(cfg) == {"apollo_shared": 1, "mm_conn_z": 1}
     assert task_pool(cfg) == "apollo_shared"
     assert task_pool(make_cfg([])) is None
+
+
+def test_pools_are_keyed_by_connection_not_provider_name():
+    """Two clients on one Apollo account share its pool; a client with its own account does not."""
+    from marketmap.pools import all_pools, crm_pool
+
+    def client(cid: str, apollo_conn: str, crm_conn: str, slots: int = 1):
+        cfg = make_cfg([{"name": "apollo", "kind": "apollo", "conn_id": apollo_conn, "fields": ["industry"],
+                         "options": {"pool_slots": slots}}])  # fmt: skip
+        crm = cfg.crm.model_validate({"kind": "hubspot", "conn_id": crm_conn})
+        return cfg.model_copy(update={"client_id": cid, "crm": crm})
+
+    a, b, c = client("a", "apollo_agency", "hs_a", 2), client("b", "apollo_agency", "hs_b", 3), client("c", "apollo_c", "hs_a")
+    assert task_pool(a) == task_pool(b) == "mm_conn_apollo_agency"
+    assert task_pool(c) == "mm_conn_apollo_c"
+    assert crm_pool(a) == crm_pool(c) == "mm_conn_hs_a" != crm_pool(b)
+    assert all_pools({"a": a, "b": b, "c": c}) == {
+        "mm_conn_apollo_agency": 2,  # shared: the tighter of the two clients' settings
+        "mm_conn_apollo_c": 1,
+        "mm_conn_hs_a": 1,
+        "mm_conn_hs_b": 1,
+        "marketmap_sqlite_warehouse": 1,  # the embedded SQLite warehouse's queue (no warehouse_conn_id)
+    }
 
 
 MINE = {"account_field_sources", "clay_rows", "enrichment_stats", "credit_ledger", "contacts"}

@@ -72,9 +72,9 @@ def test_pools_for_crm_and_providers(fixture_clients):
     m = monthly_dag(cfg)
     assert m.get_task("extract_changes").pool == "crm_sample"
     assert m.get_task("crm_push").pool == "crm_sample"
-    assert m.get_task("enrich_gaps").pool == "enrichment_apollo"
+    assert m.get_task("enrich_gaps").pool == "mm_conn_apollo"
     assert m.get_task("data_quality_audit").pool == "marketmap_sqlite_warehouse"  # embedded warehouse: queued
-    assert quarterly_personas_dag(cfg).get_task("enrich_gap_personas").pool == "enrichment_apollo"
+    assert quarterly_personas_dag(cfg).get_task("enrich_gap_personas").pool == "mm_conn_apollo"
 
 
 def test_schedule_override_and_off(fixture_clients):

@@ -551,3 +551,40 @@ def test_tier_counts_come_from_the_status_row_of_the_current_scores(seeded):
     with seeded.begin() as conn:
         conn.execute(update(t.client_status).values(rubric_version="older#0000"))
     assert tiers() == {k: live[k] for k in ("T1", "T2", "T3", "OUT") if k in live}
+
+
+def test_page_work_runs_off_the_event_loop(api, monkeypatch):
+    """Warehouse, config and Airflow-DB work of every page runs in a worker thread: a slow client
+    never holds the api-server's event loop (and with it every other request)."""
+    import threading
+
+    from marketmap.orchestration import portfolio_app
+    from marketmap.portfolio import data
+
+    client, token = api
+    seen: dict[str, str] = {}
+    rows, status = portfolio_app._rows, data.client_status
+
+    def rows_spy(user):
+        seen["portfolio"] = threading.current_thread().name
+        return rows(user)
+
+    def status_spy(*args, **kwargs):
+        seen["client"] = threading.current_thread().name
+        return status(*args, **kwargs)
+
+    monkeypatch.setattr(portfolio_app, "_rows", rows_spy)
+    monkeypatch.setattr(data, "client_status", status_spy)
+    headers = {"Authorization": f"Bearer {token}"}
+    loop_thread = {}
+
+    @client.app.middleware("http")
+    async def where_the_loop_runs(request, call_next):  # the thread the event loop runs in
+        loop_thread["name"] = threading.current_thread().name
+        return await call_next(request)
+
+    assert client.get("/marketmap/portfolio", headers=headers).status_code == 200
+    assert client.get("/marketmap/api/portfolio", headers=headers).status_code == 200
+    assert client.get("/marketmap/clients/acme", headers=headers).status_code == 200
+    assert set(seen) == {"portfolio", "client"}
+    assert loop_thread["name"] not in seen.values(), (loop_thread, seen)

@@ -105,7 +105,35 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
     return 0
 
 
-def _airflow_db_migrate() -> None:
+def _airflow_db_stamp() -> tuple[Path, str]:
+    """Where the CLI notes that Airflow's metadata DB was migrated, and what it notes: the Airflow
+    version and a hash of the database URL and the auth manager (FAB migrates its own tables), so a
+    new version, another database or another auth manager migrates again."""
+    import hashlib
+    from importlib.metadata import version
+
+    conn = os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN") or "sqlite:///" + str(
+        Path(os.environ["AIRFLOW_HOME"]) / "airflow.db"
+    )
+    auth = os.environ.get("AIRFLOW__CORE__AUTH_MANAGER", "")
+    digest = hashlib.sha256(f"{conn}|{auth}".encode()).hexdigest()[:16]
+    return Path(os.environ["AIRFLOW_HOME"]) / ".marketmap-db-migrated", f"airflow {version('apache-airflow-core')} db {digest}"
+
+
+def _airflow_db_migrate(force: bool = False) -> bool:
+    """``airflow db migrate`` (~5 s) only when this Airflow version has not migrated this database
+    yet (stamp file in AIRFLOW_HOME; a SQLite file that disappeared counts as not migrated).
+    True when it ran."""
+    stamp, wanted = _airflow_db_stamp()
+    sqlite_file = Path(os.environ["AIRFLOW_HOME"]) / "airflow.db"
+    uses_sqlite = not os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "sqlite").startswith(("postgres", "mysql"))
+    if (
+        not force
+        and stamp.exists()
+        and stamp.read_text(encoding="utf-8") == wanted
+        and (sqlite_file.exists() or not uses_sqlite)
+    ):
+        return False
     airflow = Path(sys.executable).with_name("airflow")
     proc = subprocess.run([str(airflow), "db", "migrate"], capture_output=True, text=True, check=False)
     if proc.returncode != 0:
@@ -114,6 +142,57 @@ def _airflow_db_migrate() -> None:
     from marketmap.settings import airflow_sqlite_wal
 
     airflow_sqlite_wal(os.environ["AIRFLOW_HOME"])
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(wanted, encoding="utf-8")
+    return True
+
+
+def warehouse_urls(client_ids: list[str] | None = None) -> list[str]:
+    """Every distinct warehouse the clients use (their ``warehouse_conn_id`` or the default)."""
+    import marketmap.orchestration  # noqa: F401 - Airflow's connection lookup for warehouse_conn_id
+    from marketmap.config import ConfigError, client_files, clients_dir, load_client_file, load_defaults
+    from marketmap.warehouse import client_url, default_url
+
+    urls: list[str] = []
+    defaults = load_defaults(clients_dir())
+    for path in client_files():
+        if client_ids and path.stem not in client_ids:
+            continue
+        try:
+            cfg = load_client_file(path, defaults)
+        except ConfigError:
+            continue  # `marketmap validate` says why; its DAG is a config_error DAG that needs no warehouse
+        url = client_url(cfg) or default_url()
+        if url not in urls:
+            urls.append(url)
+    if not client_ids and default_url() not in urls:
+        urls.append(default_url())  # the portfolio digest keeps its state there
+    return urls
+
+
+def migrate_all(client_ids: list[str] | None = None, airflow_db: bool = True) -> list[str]:
+    """Deploy-time migration: Airflow's metadata DB (when needed) and every client's warehouse
+    to the migrations' head. Returns one line per database."""
+    from marketmap.warehouse import get_engine, head_revisions, safe_url, schema_revisions
+
+    lines = []
+    if airflow_db:
+        ran = _airflow_db_migrate()
+        lines.append("airflow metadata: " + ("migrated" if ran else "already migrated (stamp matches)"))
+    for url in warehouse_urls(client_ids):
+        eng = get_engine(url, migrate_schema=True)
+        lines.append(f"warehouse {safe_url(eng)}: at {', '.join(sorted(schema_revisions(eng)))} (head {', '.join(sorted(head_revisions()))})")
+    return lines
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Migrate at deploy time (docker-compose airflow-init, `make migrate`): tasks only check."""
+    _default_env()
+    if args.force_airflow:
+        _airflow_db_migrate(force=True)
+    for line in migrate_all(args.client or None, airflow_db=not args.warehouse_only):
+        print(line)
+    return 0
 
 
 def run_dag(
@@ -132,7 +211,7 @@ def run_dag(
     _default_env()
     if not verbose:  # Airflow's per-task INFO lines drown the summary; --verbose brings them back
         os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
-    _airflow_db_migrate()
+    migrate_all([client_id])  # the embedded default runs in this process: migrate before, never in a task
     from marketmap.config import load_client
     from marketmap.settings import marketmap_home
 
@@ -510,9 +589,17 @@ def main(argv: list[str] | None = None) -> int:
                    help="also suggest a rubric learned from the client's outcomes, back-tested out of sample")
     p.set_defaults(func=cmd_preview)
 
+    p = sub.add_parser(
+        "migrate", help="deploy-time migration: Airflow's metadata DB (once) and every client warehouse"
+    )
+    p.add_argument("--client", action="append", help="only this client's warehouse (repeatable)")
+    p.add_argument("--warehouse-only", action="store_true", help="leave Airflow's metadata DB alone")
+    p.add_argument("--force-airflow", action="store_true", help="run `airflow db migrate` even if stamped")
+    p.set_defaults(func=cmd_migrate)
+
     p = sub.add_parser("fields", help="every account field a rubric can use: type, fill rate, examples")
     p.add_argument("--client", required=True)
-    p.add_argument("--inbox", help="folder of the export files (default: $MARKETMAP_HOME/inbox/<client>/)")
+    p.add_argument("--inbox", help="folder of the export files (default: the client's inbox in storage)")
     p.add_argument("--json", action="store_true", help="print the fields as JSON")
     p.set_defaults(func=cmd_fields)
 

@@ -66,7 +66,7 @@ class Strict(BaseModel):
 class CsvSource(Strict):
     """CRM export files (Salesforce report/data export or HubSpot export) for the csv kind
     and for the initial build of any kind. Relative paths are resolved against
-    ``$MARKETMAP_HOME/inbox/<client>/``."""
+    ``<storage root>/inbox/<client>/`` (``marketmap.storage``; default ``$MARKETMAP_HOME``)."""
 
     format: Literal["salesforce", "hubspot"] = "salesforce"
     encoding: str = "utf-8-sig"

@@ -1,9 +1,13 @@
 """Airflow pools: rate limits for paid providers and CRMs, a queue for the SQLite warehouse (parse-time safe).
 
-One slot per provider pool: tasks that call the same provider (other DAG runs, other
-clients sharing an API account) take turns, and the in-process rate limiter is the whole
-rate limit. Free local providers (export files, simulations) and CSV "CRMs" need no pool.
-``marketmap pools`` creates or updates them in Airflow.
+A rate-limit pool stands for one API account, so it is keyed by the Airflow connection that holds the
+account's credentials: ``mm_conn_<conn_id>``. Two clients sharing an Apollo account (one
+connection) take turns in one pool; two clients with their own accounts never wait for each
+other. A provider without a connection gets a pool of its own per client
+(``mm_<client>_<provider>``); ``pool:`` in the config overrides either. One slot by default
+(``options.pool_slots``): tasks that call the same account take turns, and the in-process rate
+limiter is the whole rate limit. Free local providers (export files, simulations) and CSV "CRMs"
+need no pool. ``marketmap pools --apply`` creates or updates them in Airflow.
 """
 
 from __future__ import annotations
@@ -12,14 +16,32 @@ import os
 
 from marketmap.config import ClientConfig
 
+FREE_KINDS = ("export_file", "simulated")
+
+
+def conn_pool(conn_id: str) -> str:
+    """The pool of the API account behind an Airflow connection."""
+    return f"mm_conn_{conn_id}"
+
+
+def provider_pool(cfg: ClientConfig, provider) -> str | None:
+    """The pool a provider's calls run in (None for free local providers)."""
+    if provider.kind in FREE_KINDS:
+        return None
+    if provider.pool:
+        return provider.pool
+    if provider.conn_id:
+        return conn_pool(provider.conn_id)
+    return f"mm_{cfg.client_id}_{provider.name}"
+
 
 def pools_for(cfg: ClientConfig) -> dict[str, int]:
-    """Airflow pool name -> slots, one per paid provider (``provider.pool`` or ``enrichment_<provider>``)."""
+    """Airflow pool name -> slots, one per paid provider account of the client."""
     pools: dict[str, int] = {}
     for p in cfg.enrichment.providers:
-        if p.kind in ("export_file", "simulated"):
-            continue
-        pools[p.pool or f"enrichment_{p.name}"] = int(p.options.get("pool_slots", 1))
+        name = provider_pool(cfg, p)
+        if name:
+            pools[name] = int(p.options.get("pool_slots", 1))
     return pools
 
 
@@ -34,10 +56,13 @@ def task_pool(cfg: ClientConfig) -> str | None:
 
 
 def crm_pool(cfg: ClientConfig) -> str | None:
-    """The pool of the client's CRM API: ``crm.pool``, else ``crm_<client>``; none for CSV unless set."""
+    """The pool of the client's CRM API account: ``crm.pool``, else its connection's
+    (``mm_conn_<crm.conn_id>``); none for a CSV "CRM" unless set."""
     if cfg.crm.pool:
         return cfg.crm.pool
-    return None if cfg.crm.kind == "csv" else f"crm_{cfg.client_id}"
+    if cfg.crm.kind == "csv":
+        return None
+    return conn_pool(cfg.crm.conn_id) if cfg.crm.conn_id else f"mm_{cfg.client_id}_crm"
 
 
 SQLITE_WAREHOUSE_POOL = "marketmap_sqlite_warehouse"
@@ -57,14 +82,17 @@ def warehouse_pool(cfg: ClientConfig) -> str | None:
 
 
 def all_pools(configs: dict[str, ClientConfig]) -> dict[str, int]:
-    """Every pool the clients' DAGs use, with its slots."""
+    """Every pool the clients' DAGs use, with its slots (a pool shared by clients that ask for
+    different slot counts gets the smallest: the account's rate limit is the tightest one)."""
     pools: dict[str, int] = {}
     for cfg in configs.values():
         if warehouse_pool(cfg):
             pools[SQLITE_WAREHOUSE_POOL] = 1
-        pools.update(pools_for(cfg))
+        wanted = dict(pools_for(cfg))
         if crm_pool(cfg):
-            pools[crm_pool(cfg)] = 1
+            wanted.setdefault(crm_pool(cfg), 1)
+        for name, slots in wanted.items():
+            pools[name] = min(slots, pools.get(name, slots))
     if heavy_pool_slots() and any(heavy_pool(cfg) for cfg in configs.values()):
         pools[HEAVY_POOL] = heavy_pool_slots()
     return pools

@@ -1,4 +1,10 @@
-"""Where Market Map keeps its files: ``$MARKETMAP_HOME`` (default ``$AIRFLOW_HOME/marketmap``)."""
+"""Where Market Map keeps its files.
+
+``$MARKETMAP_HOME`` (default ``$AIRFLOW_HOME/marketmap``) holds what stays on one machine (CLI
+logs, the embedded default's SQLite warehouse). Everything tasks share — inbox, run outputs,
+reports, outbox — lives under the storage root (:mod:`marketmap.storage`,
+``MARKETMAP_STORAGE_URL``, default ``file://$MARKETMAP_HOME``).
+"""
 
 from __future__ import annotations
 
@@ -14,15 +20,18 @@ def marketmap_home() -> Path:
     return Path(airflow_home) / "marketmap"
 
 
-def inbox_dir(client_id: str) -> Path:
-    """Where a client's CRM export files are dropped."""
-    return marketmap_home() / "inbox" / client_id
+def inbox_dir(client_id: str):
+    """Where a client's CRM export files are dropped (a storage path, see :mod:`marketmap.storage`)."""
+    from marketmap import storage
+
+    return storage.inbox_dir(client_id)
 
 
-def run_dir(client_id: str, run_id: str) -> Path:
-    """Outputs of one run (summary, rejected rows, previews, reports)."""
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in run_id)
-    return marketmap_home() / "runs" / client_id / safe
+def run_dir(client_id: str, run_id: str):
+    """Outputs of one run (summary, rejected rows, previews, CRM import files), in storage."""
+    from marketmap import storage
+
+    return storage.run_dir(client_id, run_id)
 
 
 # Airflow's own metadata database in the embedded default is SQLite, shared by the api-server,

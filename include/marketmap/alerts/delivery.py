@@ -1,5 +1,6 @@
 """Deliver messages to a client's stakeholders: Slack when a connection is configured,
-otherwise a local outbox file (``$MARKETMAP_HOME/outbox/<client>.jsonl``) and the log.
+otherwise the client's outbox file (``<storage root>/outbox/<client>.jsonl``, shared by every
+worker, see :mod:`marketmap.storage`) and the log.
 
 Slack goes through slack_sdk's ``WebClient`` with its retry handlers: a 429 is retried
 after the ``Retry-After`` the server asks for, connection errors and 5xx a few times.
@@ -16,8 +17,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from marketmap import storage
 from marketmap.redact import redact
-from marketmap.settings import marketmap_home
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ class DeliveryError(Exception):
 
 
 def outbox_path(client_id: str):
-    return marketmap_home() / "outbox" / f"{client_id}.jsonl"
+    return storage.outbox_path(client_id)
 
 
 def _clean_blocks(blocks: list | None) -> list | None:
@@ -49,10 +50,7 @@ def write_outbox(
         "text": redact(text),
         "blocks": _clean_blocks(blocks),
     }
-    path = outbox_path(client_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(msg) + "\n")
+    storage.append_text(outbox_path(client_id), json.dumps(msg) + "\n")
     log.info("outbox %s %s: %s", client_id, channel, msg["text"])
     return msg
 

@@ -1,6 +1,7 @@
 """CSV "CRM" for clients without an API connection: the push writes import-ready files.
 
-Files land in ``<run folder>/crm_import/``, one per object and operation:
+Files land in ``<run folder>/crm_import/`` (in storage, so the canary's rows written on one
+worker and the rest written on another end up in the same files), one per object and operation:
 ``Account_update.csv`` (record id + changed fields), ``Account_insert.csv`` (new records,
 with a ``MarketMap_Key`` column to map or ignore) and ``Account_upsert.csv`` when an
 external id field is configured. Column names are the CRM's field names. A cell left
@@ -13,12 +14,11 @@ Writing is idempotent: a retried batch replaces its rows instead of appending th
 from __future__ import annotations
 
 import csv
-import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from marketmap import csvsafe
+from marketmap import csvsafe, storage
 from marketmap.config import ClientConfig
 from marketmap.crm.base import CrmAdapter, CrmSettings, FieldMeta, Operation, Outcome, WriteRecord
 from marketmap.crm.mapping import crm_format, crm_objects
@@ -34,7 +34,7 @@ class CsvAdapter(CrmAdapter):
         super().__init__(settings)
         self.fmt = crm_format(cfg)
         self.objects = crm_objects(cfg)
-        self.out_dir = Path(out_dir) if out_dir else None
+        self.out_dir = storage.path(out_dir) if out_dir else None
         self._fixed_dir = out_dir is not None
         self.files: dict[str, Path] = {}
 
@@ -105,7 +105,7 @@ def _cell(value: Any) -> Any:
 def _read(path: Path) -> tuple[dict[str, dict], list[str]]:
     if not path.exists():
         return {}, []
-    with open(path, newline="", encoding="utf-8") as fh:
+    with path.open("r", newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
         header = list(reader.fieldnames or [])
         return {row[header[0]]: row for row in reader}, header
@@ -113,9 +113,11 @@ def _read(path: Path) -> tuple[dict[str, dict], list[str]]:
 
 def _write(path: Path, header: list[str], rows: Iterable[dict]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
-        w = csvsafe.dict_writer(fh, fieldnames=header, extrasaction="ignore")
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, path)  # a killed task never leaves a half-written import file
+
+    def write(target) -> None:
+        with target.open("w", newline="", encoding="utf-8") as fh:
+            w = csvsafe.dict_writer(fh, fieldnames=header, extrasaction="ignore")
+            w.writeheader()
+            w.writerows(rows)
+
+    storage.replace_atomically(path, write)  # a killed task never leaves a half-written import file

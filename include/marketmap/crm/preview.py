@@ -17,11 +17,13 @@ def write_preview(plan: PushPlan, out_dir: Path | str) -> dict:
     The summary counts creates, updates by field and skips by reason; the CSV lists every
     planned field change (before -> after) and every skipped record with its reason.
     """
-    out = Path(out_dir)
+    from marketmap.storage import path as storage_path
+
+    out = storage_path(out_dir)  # the run folder lives in storage
     out.mkdir(parents=True, exist_ok=True)
     csv_path = out / f"crm_preview_{plan.object}.csv"
     json_path = out / f"crm_preview_{plan.object}_summary.json"
-    with open(csv_path, "w", newline="", encoding="utf-8") as fh:
+    with csv_path.open("w", newline="", encoding="utf-8") as fh:
         w = csvsafe.writer(fh)
         w.writerow(PREVIEW_COLUMNS)
         for i in plan.items:

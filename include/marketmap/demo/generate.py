@@ -679,7 +679,9 @@ def generate_demo_export(
     """
     if n_accounts < 500:
         raise ValueError(f"n_accounts must be at least 500, got {n_accounts}")
-    out_dir = Path(out_dir)
+    from marketmap.storage import path as storage_path
+
+    out_dir = storage_path(out_dir)  # the inbox may be an object store
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     r = random.Random(int(rng.integers(2**62)))
@@ -1149,6 +1151,11 @@ def _write_csv(path: Path, header: list[str], rows: list[list[str]], bom: bool) 
     writer.writerow(header)
     writer.writerows(rows)
     data = buf.getvalue().encode("utf-8-sig" if bom else "utf-8")
+    from marketmap import storage
+
+    if not storage.is_local(path):  # an object-store inbox: one PUT is all or nothing
+        path.write_bytes(data)
+        return
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:

@@ -124,7 +124,7 @@ def store_clay_rows(engine: Engine, client_id: str, rows: list[dict], now: dt.da
 def clay_rows_status(engine: Engine, client_id: str, batch_id: str) -> tuple[bool, list[str]]:
     """(all rows of the batch are back, account keys of the rows still missing).
 
-    For a rescheduling sensor: ``done`` ends the wait; after the sensor's timeout, call
+    For the deferrable wait (``orchestration.clay_wait``): ``done`` ends the wait; after the wait's timeout, call
     :func:`close_clay_batch` to settle and report the missing rows.
     """
     c = t.clay_rows.c

@@ -310,7 +310,7 @@ def _header_of(cfg: ClientConfig) -> list[str] | None:
     if cfg.crm.kind != "csv" or path is None or not path.exists():
         return None
     try:
-        with open(path, encoding=cfg.crm.export.encoding, newline="") as fh:
+        with path.open(encoding=cfg.crm.export.encoding, newline="") as fh:  # the inbox is in storage
             return [h.strip().lstrip("\ufeff") for h in next(csv.reader(fh), [])]
     except (OSError, UnicodeDecodeError, csv.Error):
         return None
@@ -490,7 +490,7 @@ def summarise(cfg: ClientConfig, run_id: str, engine: Engine, steps: dict | None
             .values(finished_at=_now(), status="success", summary=summary)
         )
     for name, rows in (("rejected_rows.csv", rejected), ("warnings.csv", warnings)):
-        with open(out / name, "w", newline="", encoding="utf-8") as fh:
+        with (out / name).open("w", newline="", encoding="utf-8") as fh:
             w = csvsafe.writer(fh)  # values straight from the export: never formulas
             w.writerow(["file", "row", "field", "value", "reason"])
             w.writerows(rows)

@@ -502,7 +502,9 @@ def read_export(
 
     ``custom`` fields are read into one ``custom`` column: a JSON object of the row's typed values.
     """
-    path = Path(path)
+    from marketmap.storage import path as storage_path
+
+    path = storage_path(path)  # a local path or an object-store path (the inbox lives in storage)
     opts = options or ReadOptions()
     if not path.exists():
         raise IngestError(f"{path}: file not found (expected the {obj} export here)")

@@ -157,7 +157,8 @@ def stale_round_robin(r: MaintenanceRun) -> Outcome:
              for k, o, p, s in stale[["account_key", "owner_id", "proposed_owner", "owner_since"]].itertuples(index=False)]  # fmt: skip
     pid = store_proposal(r.engine, cid, "stale", r.run_id, r.now, r.as_of, moves, {"accounts": len(stale)})
     path = r.report_dir() / "stale_accounts_round_robin.csv"
-    csvsafe.safe_frame(stale.assign(proposal_id=pid)).to_csv(path, index=False)
+    with path.open("w", newline="", encoding="utf-8") as fh:  # the report folder lives in storage
+        csvsafe.safe_frame(stale.assign(proposal_id=pid)).to_csv(fh, index=False)
     alerts = []
     if len(stale):
         alerts.append(Alert(client_id=cid, rule="stale_accounts", role="revops", severity="info",

@@ -64,7 +64,8 @@ def territory_check(r: MaintenanceRun) -> Outcome:
                          columns=["account_key", "from_rep", "to_rep", "value", "tier", "reason"])  # fmt: skip
     moves.insert(2, "from_rep_name", moves["from_rep"].map(lambda x: names.get(x, x)))
     moves.insert(4, "to_rep_name", moves["to_rep"].map(lambda x: names.get(x, x)))
-    moves.assign(proposal_id=pid).pipe(csvsafe.safe_frame).to_csv(csv_path, index=False)
+    with csv_path.open("w", newline="", encoding="utf-8") as fh:  # the report folder lives in storage
+        moves.assign(proposal_id=pid).pipe(csvsafe.safe_frame).to_csv(fh, index=False)
     alerts, checked = territory_alerts(r.cfg, frame, active, left, str(csv_path), names=names,
                                        values=ctx["values"], owners=ctx["owners"], proposal=rb)  # fmt: skip
     summary = {"basis": r.cfg.maintenance.territory_value, "values_by_basis": ctx["values"],

@@ -1,10 +1,14 @@
 """The only part of marketmap that imports Airflow: DAG building, task callables, callbacks.
 
 Importing it installs Airflow's connection lookup (metadata database, secrets backends) for
-:mod:`marketmap.connections`, so domain code reads credentials without importing Airflow.
+:mod:`marketmap.connections`, so domain code reads credentials without importing Airflow, and
+Airflow's ``ObjectStoragePath`` for :mod:`marketmap.storage` when ``MARKETMAP_STORAGE_CONN_ID``
+names the Airflow connection holding the object store's credentials.
 """
 
-from marketmap import connections
+import os
+
+from marketmap import connections, storage
 
 
 def _airflow_connection(conn_id: str) -> connections.Connection:
@@ -24,3 +28,19 @@ def _airflow_connection(conn_id: str) -> connections.Connection:
 
 
 connections.register(_airflow_connection)
+
+
+def _storage_path(url: str):
+    """Object-store paths bound to the storage connection (``MARKETMAP_STORAGE_CONN_ID``), else plain
+    universal-pathlib paths (credentials from the backend's environment)."""
+    conn_id = os.environ.get("MARKETMAP_STORAGE_CONN_ID", "").strip()
+    if not conn_id:
+        from upath import UPath
+
+        return UPath(url)
+    from airflow.sdk import ObjectStoragePath
+
+    return ObjectStoragePath(url, conn_id=conn_id)
+
+
+storage.register_factory(_storage_path)

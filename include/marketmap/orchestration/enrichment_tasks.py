@@ -2,8 +2,9 @@
 
 A run pays only for fields an account lacks, only for accounts that can still reach the
 configured tier, T1 candidates first, and never twice (cache + credit ledger). Clay
-answers asynchronously: its rows come back to the plugin's callback endpoint and a
-rescheduling sensor waits for them without holding a worker slot.
+answers asynchronously: its rows come back to the plugin's callback endpoint and
+``wait_for_clay`` (:mod:`marketmap.orchestration.clay_wait`) defers to the triggerer until they
+are all back, without holding a worker slot.
 """
 
 from __future__ import annotations
@@ -43,19 +44,6 @@ def enrich_accounts(client_id: str) -> dict:
 def enrich_accounts_resume(client_id: str) -> dict:
     """Second pass after Clay: its answers come from the cache for free; rows it never sent back go on down the waterfall."""
     return _run(client_id)
-
-
-@task.sensor(mode="reschedule", poke_interval=120, timeout=6 * 3600, soft_fail=False)
-def wait_for_clay(client_id: str, enriched: dict) -> bool:
-    """Wait (without holding a worker slot) until every row sent to Clay has come back to the callback."""
-    from marketmap.enrichment import clay_rows_status
-    from marketmap.orchestration.resources import load_effective, warehouse
-
-    engine = warehouse(load_effective(client_id))
-    waiting = {b: clay_rows_status(engine, client_id, b) for b in enriched.get("clay_batches", {})}
-    missing = {b: len(m) for b, (done, m) in waiting.items() if not done}
-    log.info("Clay batches still waiting: %s", missing or "none")
-    return not missing
 
 
 @task(multiple_outputs=False, trigger_rule="all_done")

@@ -87,6 +87,18 @@ def schedule_doc(cfg: ClientConfig, pipeline_name: str, now: dt.datetime | None 
     )
 
 
+# The effective config's YAML, once per client config object (not once per DAG: 7 DAGs share it;
+# dumping it was a quarter of the parse time, bench/bench_parse.py).
+_EFFECTIVE_YAML: dict[int, tuple[ClientConfig, str]] = {}
+
+
+def _effective_yaml(cfg: ClientConfig) -> str:
+    hit = _EFFECTIVE_YAML.get(id(cfg))
+    if hit is None or hit[0] is not cfg:
+        hit = _EFFECTIVE_YAML[id(cfg)] = (cfg, effective_yaml(cfg))
+    return hit[1]
+
+
 def doc(cfg: ClientConfig, title: str, purpose: str, pipeline_name: str | None = None) -> str:
     schedule = f"## Schedule\n\n{schedule_doc(cfg, pipeline_name)}\n\n" if pipeline_name else ""
     return (
@@ -95,7 +107,7 @@ def doc(cfg: ClientConfig, title: str, purpose: str, pipeline_name: str | None =
         "Failures (after retries) are reported to the client's RevOps channel.\n\n"
         f"{schedule}"
         "## Effective client config\n\nThe client file merged over the firm-wide defaults:\n\n"
-        f"```yaml\n{effective_yaml(cfg)}```\n"
+        f"```yaml\n{_effective_yaml(cfg)}```\n"
     )
 
 
@@ -124,7 +136,7 @@ BUILD_DOC = """The initial build of the client's market map, triggered by hand f
 5. **enrich_accounts** — fill the fields the rubric and the push need, only for accounts that can
    still reach the configured tier, T1 candidates first, within the monthly credit budget; every
    paid call in the credit ledger, every answer cached (a re-run pays nothing). Clients with Clay
-   also wait for its callbacks (rescheduling sensor) and run a second, free pass.
+   also wait for its callbacks (deferred to the triggerer: no worker slot while Clay works) and run a second, free pass.
 6. **score_accounts** — fit score 0-100 per product rubric, tier T1/T2/T3/OUT, per-vector points,
    unknown values and the highest score still attainable; stored per rubric version.
 7. **enrich_personas** — people search at T1 accounts for the personas they lack (GDPR setting respected).
@@ -170,7 +182,11 @@ def build_dag(cfg: ClientConfig) -> DAG:
         chain(validated, ingested, deduped, loaded, enriched)
         if any(p.kind == "clay" for p in cfg.enrichment.providers):
             # Clay answers asynchronously: wait for its callbacks, settle, then a second (free) pass.
-            waited = et.wait_for_clay(client_id=cid, enriched=enriched)
+            from marketmap.orchestration.clay_wait import ClayWaitOperator
+
+            # Deferred to the triggerer while Clay works: no worker slot, no task process.
+            waited = ClayWaitOperator(task_id="wait_for_clay", client_id=cid, enriched=enriched)
+            enriched >> waited
             closed = et.close_clay(client_id=cid, enriched=enriched)
             enriched = et.enrich_accounts_resume.override(**pool)(client_id=cid)
             chain(waited, closed, enriched)
@@ -257,7 +273,10 @@ def config_error_dag(client_id: str, error: ConfigError) -> DAG:
     return dag
 
 
-SHARDS = 4  # loader files in dags/: marketmap_clients_0.py … marketmap_clients_3.py
+# Loader files in dags/: marketmap_clients_0.py … marketmap_clients_31.py. 32 keep each file well
+# inside the DAG processor's 30 s import timeout at 1,000 clients, even on a busy machine
+# (bench/bench_parse.py: with 16, ~430 DAGs a file took 8-29 s on the shared 2-core machine).
+SHARDS = 32
 
 
 def shard_of(client_id: str, shards: int = SHARDS) -> int:

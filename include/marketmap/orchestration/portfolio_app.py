@@ -33,6 +33,14 @@ PREFIX = "/marketmap"
 # --------------------------------------------------------------------------- auth
 
 
+async def off_loop(fn, *args):
+    """Run blocking work (config files, the warehouse, Airflow's database, storage) in a worker
+    thread, so one slow page never holds the api-server's event loop (and every other request)."""
+    from starlette.concurrency import run_in_threadpool
+
+    return await run_in_threadpool(fn, *args)
+
+
 async def current_user(request: Request) -> Any:
     """The logged-in Airflow user (cookie or bearer token); HTTPException 401/403 otherwise."""
     from airflow.api_fastapi.core_api.security import get_user
@@ -240,7 +248,7 @@ def create_app() -> FastAPI:
         from marketmap.reports.render import render_template
 
         user = await current_user(request)
-        rows = _rows(user)
+        rows = await off_loop(_rows, user)
         html = render_template("portfolio.html.j2", rows=rows, prefix=PREFIX, now=dt.datetime.now(dt.UTC),
                                user=getattr(user, "get_name", lambda: "")())  # fmt: skip
         return HTMLResponse(html)
@@ -248,7 +256,7 @@ def create_app() -> FastAPI:
     @app.get("/api/portfolio")
     async def portfolio_json(request: Request) -> JSONResponse:
         user = await current_user(request)
-        rows = [{k: v for k, v in r.items() if k != "alerts"} for r in _rows(user)]
+        rows = [{k: v for k, v in r.items() if k != "alerts"} for r in await off_loop(_rows, user)]
         return JSONResponse(_jsonable(rows))
 
     def _client_or_404(user: Any, client_id: str):
@@ -260,10 +268,12 @@ def create_app() -> FastAPI:
 
     @app.get("/clients/{client_id}", response_class=HTMLResponse)
     async def client_page(request: Request, client_id: str) -> HTMLResponse:
+        return await off_loop(_client_page, await current_user(request), client_id)
+
+    def _client_page(user: Any, client_id: str) -> HTMLResponse:
         from marketmap.portfolio.data import alert_history, client_status, reports_by_run
         from marketmap.reports.render import list_reports, render_template
 
-        user = await current_user(request)
         cfg = _client_or_404(user, client_id)
         engine = _engine(cfg)
         now = dt.datetime.now(dt.UTC)
@@ -278,17 +288,27 @@ def create_app() -> FastAPI:
         return HTMLResponse(html)
 
     @app.get("/clients/{client_id}/reports/{run_id}/{filename}")
-    async def report_file(request: Request, client_id: str, run_id: str, filename: str) -> FileResponse:
-        from marketmap.reports.render import report_dir
+    async def report_file(request: Request, client_id: str, run_id: str, filename: str) -> Response:
+        """A report file, read from storage (whichever worker wrote it; see marketmap.storage)."""
+        return await off_loop(_report_file, await current_user(request), client_id, run_id, filename)
 
-        user = await current_user(request)
+    def _report_file(user: Any, client_id: str, run_id: str, filename: str) -> Response:
+        import os
+
+        from marketmap import storage
+        from marketmap.reports.render import report_dir, safe_name
+
         _client_or_404(user, client_id)
-        base = report_dir(client_id, run_id).resolve()
-        path = (base / filename).resolve()
-        if path.parent != base or path.suffix not in MEDIA or not path.is_file():
+        # Names the reports are written under only: no separators, no "..", a known type.
+        if safe_name(filename) != filename or safe_name(run_id) != run_id or run_id.startswith("."):
+            raise HTTPException(status_code=404, detail="no such report")
+        path = report_dir(client_id, run_id) / filename
+        if path.suffix not in MEDIA or not path.is_file():
             raise HTTPException(status_code=404, detail="no such report")
         media = MEDIA[path.suffix]
-        return FileResponse(Path(path), media_type=media)
+        if storage.is_local(path):
+            return FileResponse(Path(os.fspath(path)), media_type=media)
+        return Response(path.read_bytes(), media_type=media)
 
     add_review_routes(app, _client_or_404)
     return app
@@ -351,7 +371,8 @@ def add_review_routes(app: FastAPI, client_or_404) -> None:
     @app.get("/clients/{client_id}/review", response_class=HTMLResponse)
     async def review_page(request: Request, client_id: str) -> HTMLResponse:
         user = await current_user(request)
-        return _page(user, client_or_404(user, client_id), request.query_params.get("saved"))
+        saved = request.query_params.get("saved")
+        return await off_loop(lambda: _page(user, client_or_404(user, client_id), saved))
 
     @app.post("/clients/{client_id}/review/{pair_id}", response_class=HTMLResponse)
     async def review_form(request: Request, client_id: str, pair_id: str) -> Response:
@@ -361,15 +382,16 @@ def add_review_routes(app: FastAPI, client_or_404) -> None:
         from marketmap.ingest.review import DECIDED, ReviewError, decide
 
         user = await current_user(request)
-        cfg = client_or_404(user, client_id)
+        cfg = await off_loop(client_or_404, user, client_id)
         _same_origin(request)
         form = {k: v[0] for k, v in parse_qs((await request.body()).decode("utf-8", "replace")).items()}
         if not hmac.compare_digest(form.get("csrf_token", ""), csrf_token(user, client_id)):
             raise HTTPException(status_code=403, detail="missing or invalid CSRF token: reload the review page")
         try:
-            p = decide(_engine(cfg), client_id, pair_id, form.get("decision", ""), by=_user_name(user))
+            p = await off_loop(decide, _engine(cfg), client_id, pair_id, form.get("decision", ""), _user_name(user))
         except ReviewError as e:
-            return _page(user, cfg, str(e), error=True, status=409)
+            problem = str(e)
+            return await off_loop(lambda: _page(user, cfg, problem, error=True, status=409))
         log.info("review pair %s of %s decided by %s: %s", p.id, client_id, _user_name(user), p.status)
         then = "merged on the next build" if p.status == "same" else "never asked again"
         note = quote(f"{p.left_name} / {p.right_name}: {DECIDED[p.status]} ({then})")
@@ -380,22 +402,22 @@ def add_review_routes(app: FastAPI, client_or_404) -> None:
         from marketmap.ingest.review import pairs
 
         user = await current_user(request)
-        cfg = client_or_404(user, client_id)
-        return JSONResponse(_jsonable([p.to_dict() for p in pairs(_engine(cfg), client_id)]))
+        items = await off_loop(lambda: pairs(_engine(client_or_404(user, client_id)), client_id))
+        return JSONResponse(_jsonable([p.to_dict() for p in items]))
 
     @app.post("/api/clients/{client_id}/review/{pair_id}")
     async def review_decide_json(request: Request, client_id: str, pair_id: str) -> JSONResponse:
         from marketmap.ingest.review import ReviewError, decide
 
         user = await current_user(request)
-        cfg = client_or_404(user, client_id)
+        cfg = await off_loop(client_or_404, user, client_id)
         _same_origin(request)
         if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
             raise HTTPException(status_code=415, detail='send JSON: {"decision": "merge" | "keep_apart"}')
         body = await request.json()
         try:
             decision = body.get("decision", "") if isinstance(body, dict) else ""
-            p = decide(_engine(cfg), client_id, pair_id, decision, by=_user_name(user))
+            p = await off_loop(decide, _engine(cfg), client_id, pair_id, decision, _user_name(user))
         except ReviewError as e:
             raise HTTPException(status_code=409, detail=str(e)) from None
         log.info("review pair %s of %s decided by %s: %s", p.id, client_id, _user_name(user), p.status)

@@ -4,7 +4,9 @@ A report is a list of sections; each section leads with its charts, then its fin
 and tables. :func:`write_report` renders one self-contained HTML file (inline CSS and
 SVG, no scripts, no network) and one CSV per table next to it:
 
-``$MARKETMAP_HOME/reports/<client>/<run_id>/<report>.html`` and ``<report>__<table>.csv``.
+``<storage root>/reports/<client>/<run_id>/<report>.html`` and ``<report>__<table>.csv``
+(:mod:`marketmap.storage`: ``file://$MARKETMAP_HOME`` by default, an object store in production),
+so the api-server serves what any worker wrote.
 """
 
 from __future__ import annotations
@@ -19,9 +21,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from marketmap import csvsafe
+from marketmap import csvsafe, storage
 from marketmap.reports.charts import FORMATS
-from marketmap.settings import marketmap_home
 
 TEMPLATES = Path(__file__).parent / "templates"
 NO_DATA = "No data yet"
@@ -134,9 +135,9 @@ def safe_name(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
 
 
-def report_dir(client_id: str, run_id: str) -> Path:
-    """Where a run's reports live: ``$MARKETMAP_HOME/reports/<client>/<run_id>/``."""
-    return marketmap_home() / "reports" / safe_name(client_id) / safe_name(run_id)
+def report_dir(client_id: str, run_id: str):
+    """Where a run's reports live: ``<storage root>/reports/<client>/<run_id>/``."""
+    return storage.reports_root(client_id) / safe_name(run_id)
 
 
 def report_url(client_id: str, run_id: str, kind: str) -> str:
@@ -180,18 +181,18 @@ def render(report: Report) -> str:
     return render_template("report.html.j2", report=report)
 
 
-def write_report(report: Report, directory: Path | None = None) -> Path:
+def write_report(report: Report, directory: Path | None = None):
     """Write ``<kind>.html`` and one ``<kind>__<table>.csv`` per table; return the HTML path.
 
     Re-running overwrites the same files (a task retry leaves one copy).
     """
-    out = directory or report_dir(report.client_id, report.run_id)
+    out = storage.path(directory) if directory else report_dir(report.client_id, report.run_id)
     out.mkdir(parents=True, exist_ok=True)
     kind = safe_name(report.kind)
     for s in report.sections:
         for tbl in s.tables:
             tbl.csv_name = f"{kind}__{safe_name(tbl.slug)}.csv"
-            with open(out / tbl.csv_name, "w", newline="", encoding="utf-8") as fh:
+            with (out / tbl.csv_name).open("w", newline="", encoding="utf-8") as fh:
                 w = csvsafe.writer(fh)
                 w.writerow(tbl.header())
                 for rec in tbl.frame.itertuples(index=False, name=None):
@@ -202,15 +203,15 @@ def write_report(report: Report, directory: Path | None = None) -> Path:
                         ]
                     )
     path = out / f"{kind}.html"
-    tmp = path.with_suffix(".html.tmp")
-    tmp.write_text(render(report), encoding="utf-8")
-    tmp.replace(path)  # readers (the portfolio app) never see a half-written page
+    html = render(report)
+    # Readers (the portfolio app) never see a half-written page.
+    storage.replace_atomically(path, lambda target: target.write_text(html, encoding="utf-8"))
     return path
 
 
 def list_reports(client_id: str) -> list[dict]:
     """Every stored report of a client, newest first: ``{"run_id", "kind", "path", "modified"}``."""
-    base = marketmap_home() / "reports" / safe_name(client_id)
+    base = storage.reports_root(client_id)
     if not base.is_dir():
         return []
     found = []

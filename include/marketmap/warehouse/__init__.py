@@ -4,6 +4,12 @@ SQLite (a file under ``$MARKETMAP_HOME``) is the embedded default; PostgreSQL is
 production. The URL comes from, in order: an explicit argument, the Airflow connection
 named in the client config (resolved by the DAG layer), ``MARKETMAP_WAREHOUSE_URL``,
 then the default SQLite file.
+
+The schema is migrated at deploy time (``marketmap migrate``: the ``airflow-init`` service of
+docker-compose, ``make migrate``, ``make demo``, ``make ui``), never by a task: a task's engine
+only checks that the schema is at the migrations' head and fails with what to run otherwise
+(:class:`SchemaNotAtHead`). ``MARKETMAP_MIGRATE_ON_CONNECT=1`` migrates on first use instead —
+for tests and throw-away setups, never for a deployment with several workers.
 """
 
 from __future__ import annotations
@@ -45,15 +51,29 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.close()
 
 
-def get_engine(url: str | None = None, *, migrate_schema: bool = True) -> Engine:
-    """A cached engine for ``url``; the schema is migrated to head on first use."""
+class SchemaNotAtHead(RuntimeError):
+    """The warehouse schema is not the one this code needs: migrate at deploy time."""
+
+
+def migrate_on_connect() -> bool:
+    return os.environ.get("MARKETMAP_MIGRATE_ON_CONNECT", "").strip().lower() in ("1", "true", "yes")
+
+
+def get_engine(url: str | None = None, *, migrate_schema: bool | None = None) -> Engine:
+    """A cached engine for ``url``; on first use the schema is checked to be at head.
+
+    ``migrate_schema=True`` migrates it to head instead (what ``marketmap migrate`` does);
+    ``None`` follows ``MARKETMAP_MIGRATE_ON_CONNECT``. Raises :class:`SchemaNotAtHead`.
+    """
     url = url or default_url()
     if url not in _ENGINES:
         eng = create_engine(url, future=True, pool_pre_ping=True)
         if eng.dialect.name == "sqlite":
             event.listen(eng, "connect", _sqlite_pragmas)
-        if migrate_schema:
+        if migrate_schema if migrate_schema is not None else migrate_on_connect():
             migrate(eng)
+        else:
+            check_schema(eng)
         _ENGINES[url] = eng
     return _ENGINES[url]
 
@@ -83,16 +103,51 @@ def dispose_engines() -> None:
     _ENGINES.clear()
 
 
-def migrate(engine: Engine, revision: str = "head") -> None:
-    """Upgrade the warehouse schema with Alembic (never drops a client's data)."""
-    from alembic import command
+def _alembic_config():
     from alembic.config import Config
 
     cfg = Config()
     cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    return cfg
+
+
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Upgrade the warehouse schema with Alembic (never drops a client's data)."""
+    from alembic import command
+
+    cfg = _alembic_config()
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
+
+
+def head_revisions() -> set[str]:
+    """The revision(s) the code's migrations end at."""
+    from alembic.script import ScriptDirectory
+
+    return set(ScriptDirectory.from_config(_alembic_config()).get_heads())
+
+
+def schema_revisions(engine: Engine) -> set[str]:
+    """The revision(s) the warehouse is at (empty for a database never migrated)."""
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        ctx = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+        return set(ctx.get_current_heads())
+
+
+def check_schema(engine: Engine) -> None:
+    """Raise :class:`SchemaNotAtHead` unless the warehouse schema is at the migrations' head."""
+    current, head = schema_revisions(engine), head_revisions()
+    if current == head:
+        return
+    at = ", ".join(sorted(current)) if current else "no Market Map schema (never migrated)"
+    raise SchemaNotAtHead(
+        f"warehouse {safe_url(engine)} is at {at}; this code needs revision {', '.join(sorted(head))}. "
+        "Migrate it at deploy time: run `marketmap migrate` (the airflow-init service of "
+        "docker-compose, `make migrate`) and retry the task"
+    )
 
 
 def safe_url(engine_or_url: Engine | str) -> str:

@@ -108,13 +108,16 @@ class ExportFileProvider(_TableProvider):
             )
         stamp = (path, path.stat().st_mtime)
         if self._rows is None or self._loaded != stamp:
-            frame = pd.read_csv(
-                path,
-                dtype=str,
-                keep_default_na=False,
-                encoding=self.options.get("encoding", "utf-8-sig"),
-                sep=self.options.get("separator", ","),
-            )
+            from marketmap.storage import local_copy
+
+            with local_copy(path) as local:  # the inbox may be an object store
+                frame = pd.read_csv(
+                    local,
+                    dtype=str,
+                    keep_default_na=False,
+                    encoding=self.options.get("encoding", "utf-8-sig"),
+                    sep=self.options.get("separator", ","),
+                )
             key_col = self.options.get("key_column", self.key)
             if key_col not in frame.columns:
                 raise ValueError(f"provider '{self.name}': {path.name} has no key column {key_col!r}")
@@ -163,7 +166,10 @@ class SimulatedProvider(_TableProvider):
 
                 f = Path(self.options["file"])
                 path = f if f.is_absolute() else (self._inbox or inbox_dir(self.client_id)) / f
-                truth = pd.read_csv(path, dtype=str, keep_default_na=False).replace("", None)
+                from marketmap.storage import local_copy
+
+                with local_copy(path) as local:
+                    truth = pd.read_csv(local, dtype=str, keep_default_na=False).replace("", None)
             keys = _normalised_keys(truth[self.options.get("key_column", self.key)], self.key)
             rows: dict[str, dict[str, Any]] = {}
             cols = [f for f in self.fields if f in truth.columns]
