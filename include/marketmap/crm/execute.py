@@ -114,6 +114,15 @@ GONE_MARKERS = ("OBJECT_NOT_FOUND", "INVALID_CROSS_REFERENCE_KEY", "ENTITY_IS_DE
 RECORD_RETRIES = 2  # extra rounds for records that failed with a transient per-record error
 
 
+IN_LIST_SIZE = 5_000  # keys per IN (...) list: a 1M-key list makes PostgreSQL plan for minutes
+
+
+def _parts(keys: list, size: int = IN_LIST_SIZE):
+    """``keys`` in slices small enough for one IN list each."""
+    for i in range(0, len(keys), size):
+        yield keys[i : i + size]
+
+
 def is_gone(error: str | None) -> bool:
     return any(m in (error or "") for m in GONE_MARKERS)
 
@@ -300,29 +309,32 @@ class _Executor:
         sync = {}
         with self.engine.begin() as conn:
             c = t.crm_sync.c
-            for r in conn.execute(
-                select(t.crm_sync).where(c.client_id == cid, c.object == self.obj, c.record_key.in_(keys))
-            ).mappings():
-                sync[r["record_key"]] = dict(r)
+            for part in _parts(keys):
+                for r in conn.execute(
+                    select(t.crm_sync).where(c.client_id == cid, c.object == self.obj, c.record_key.in_(part))
+                ).mappings():
+                    sync[r["record_key"]] = dict(r)
             ok_ids = [o.crm_id for o in outcomes if o.ok and o.crm_id]
             snap = {}
             if ok_ids:
                 rc = t.crm_records.c
-                for r in conn.execute(
-                    select(t.crm_records).where(
-                        rc.client_id == cid, rc.object == self.obj, rc.crm_id.in_(ok_ids)
-                    )
-                ).mappings():
-                    snap[r["crm_id"]] = dict(r)
+                for part in _parts(ok_ids):
+                    for r in conn.execute(
+                        select(t.crm_records).where(
+                            rc.client_id == cid, rc.object == self.obj, rc.crm_id.in_(part)
+                        )
+                    ).mappings():
+                        snap[r["crm_id"]] = dict(r)
             pl = t.push_log.c
-            conn.execute(
-                delete(t.push_log).where(
-                    pl.client_id == cid,
-                    pl.run_id == self.run_id,
-                    pl.object == self.obj,
-                    pl.record_key.in_(keys),
+            for part in _parts(keys):
+                conn.execute(
+                    delete(t.push_log).where(
+                        pl.client_id == cid,
+                        pl.run_id == self.run_id,
+                        pl.object == self.obj,
+                        pl.record_key.in_(part),
+                    )
                 )
-            )
             log_rows, sync_rows, snap_rows = [], [], []
             site = self.ident.get("website") if self.obj == "account" else None
             created = [o.key for o in outcomes if o.ok and o.crm_id and o.crm_id not in snap and site]
