@@ -180,6 +180,24 @@ def test_bands_in_an_export_keep_their_range_and_a_currency_is_converted(tmp_pat
     ]  # fmt: skip
 
 
+def test_a_band_counts_once_when_choosing_which_duplicate_survives(tmp_path):
+    """The survivor of same-domain duplicates is the most complete record; a band's derived
+    _low/_high columns are the same fact as the head count, not two more filled fields."""
+    from marketmap.ingest.dedupe import dedupe_accounts
+
+    path = tmp_path / "Account.csv"
+    path.write_text(
+        "Id,Name,Website,NumberOfEmployees,Industry,BillingCountry\n"
+        "A1,Acme,acme.com,20 - 49,,\n"  # one field filled (the band)
+        "A2,Acme Inc,www.acme.com,,Software,Germany\n"  # two fields filled: the survivor
+    )
+    res = dedupe_accounts(read_export(path, "accounts", "salesforce").frame)
+    [acme] = res.accounts.to_dict("records")
+    assert acme["crm_id"] == "A2" and acme["industry"] == "Software"
+    assert (acme["employees"], acme["employees_low"], acme["employees_high"]) == (34.5, 20, 49)  # filled from A1
+    assert res.merges[["kept_crm_id", "merged_crm_id"]].values.tolist() == [["A2", "A1"]]
+
+
 # --------------------------------------------------------------------------- reader: custom values, HubSpot labels
 
 

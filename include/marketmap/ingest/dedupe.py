@@ -57,7 +57,12 @@ class DedupeResult:
 
 
 def _completeness(df: pd.DataFrame) -> np.ndarray:
-    return df.notna().sum(axis=1).to_numpy()
+    """Filled fields per record, each field counted once: a band's derived ``_low``/``_high``
+    columns are the same fact as the field itself (counting them would make a record with a
+    head count three times as "complete" and change which duplicate survives)."""
+    from marketmap.ingest.schema import RANGE_COLUMNS
+
+    return df.drop(columns=RANGE_COLUMNS, errors="ignore").notna().sum(axis=1).to_numpy()
 
 
 def _fits_domain(name: str, label: str) -> bool:
