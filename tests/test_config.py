@@ -11,6 +11,10 @@ import yaml
 from marketmap import cli
 from marketmap.config import ConfigError, clients_dir, load_all, load_client, load_client_file, parse_client
 
+# Shaped like a Slack bot token so the credential detector fires; built from parts so no
+# token-shaped literal sits in the repository.
+FAKE_SLACK_TOKEN = "-".join(["xoxb", "fake", "zq7placeholder"])
+
 DEMO = clients_dir() / "demo.yaml"
 
 
@@ -274,8 +278,8 @@ def test_file_name_that_is_not_a_client_id(tmp_path, capsys):
     [
         (("crm", "api_key"), "sk-fake-zq7placeholder", "looks like a credential (api_key)"),
         (("crm", "export", "password"), "hunter2hunter2", "looks like a credential (password)"),
-        (("slack", "token"), "xoxb-fake-zq7placeholder", "looks like a credential (token)"),
-        (("slack", "channels", "revops"), "xoxb-fake-zq7placeholder", "looks like a credential (token, API key or password in a URL)"),
+        (("slack", "token"), FAKE_SLACK_TOKEN, "looks like a credential (token)"),
+        (("slack", "channels", "revops"), FAKE_SLACK_TOKEN, "looks like a credential (token, API key or password in a URL)"),
         (("crm", "export", "accounts"), "https://bob:s3cr3tPW@files.example.com/Account.csv", "looks like a credential (token, API key or password in a URL)"),
         (("crm", "conn_id"), "pat-na1-fa7e-zq7placeholder", "looks like a credential (token, API key or password in a URL)"),
     ],

