@@ -44,6 +44,7 @@ CLIENT = "demo"
 BUILD = ["ingest", "normalise_dedupe", "load_warehouse", "score_accounts", "value_accounts",
          "score_contacts", "qa_gate", "crm_push", "validation_report"]  # fmt: skip
 MONTHLY = ["extract_changes", "score_changes", "crm_push"]
+KEEP_ROOT = "/work/bench-1m"  # --keep: the inbox lives under <this>/<accounts>/
 
 
 # --- the export ------------------------------------------------------------------------------
@@ -313,6 +314,19 @@ def main() -> int:
         "--pg",
         default=os.environ.get("MARKETMAP_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"),
     )
+    ap.add_argument(
+        "--keep",
+        metavar="DBNAME",
+        help=f"use (create if missing) and keep this database, and the inbox under {KEEP_ROOT}/<accounts>/ "
+        "(the export is generated only if its CSV files are missing)",
+    )
+    ap.add_argument(
+        "--only",
+        metavar="STEP,STEP",
+        help="run only these steps, in this order, against the --keep database (no floor, no monthly run); "
+        f"{', '.join(MONTHLY[:2])} run as the monthly pipeline, the others as the build. Without --only, "
+        "--keep runs the floor and the build (the monthly run, which edits the export, is left out)",
+    )
     ap.add_argument("--step", help=argparse.SUPPRESS)
     ap.add_argument("--run-id", default="", help=argparse.SUPPRESS)
     ap.add_argument("--pipeline", default="build", help=argparse.SUPPRESS)
@@ -322,13 +336,42 @@ def main() -> int:
         return child(args)
     if args.accounts % BASE:
         ap.error(f"--accounts must be a multiple of {BASE:,}")
+    only = [s for s in (args.only or "").split(",") if s]
+    if only and not args.keep:
+        ap.error("--only needs --keep DBNAME (the steps read the previous steps' data)")
+    if unknown := [s for s in only if s not in BUILD + MONTHLY]:
+        ap.error(f"unknown step(s) {', '.join(unknown)}; steps: {', '.join(dict.fromkeys(BUILD + MONTHLY))}")
 
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
     admin = create_engine(args.pg, isolation_level="AUTOCOMMIT")
-    db = f"mm_bench_{os.getpid()}"
+    db = args.keep or f"mm_bench_{os.getpid()}"
     url = make_url(args.pg).set(database=db).render_as_string(hide_password=False)
+    if args.keep:
+        with admin.connect() as conn:
+            if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": db}).first():
+                conn.execute(text(f'CREATE DATABASE "{db}"'))
+        root = Path(KEEP_ROOT) / str(args.accounts)
+        root.mkdir(parents=True, exist_ok=True)
+        home = root / "mm"
+        inbox = home / "inbox" / CLIENT
+        env = {**os.environ, "MARKETMAP_HOME": str(home), "MARKETMAP_WAREHOUSE_URL": url}
+        if only:
+            print(f"{', '.join(only)} on {db} ({args.accounts:,} accounts), one process per step")
+            steps = [spawn(s, env, *_run_of(s)) for s in only]
+            print()
+            print("| step | wall | CPU | peak RSS |")
+            print("|---|---:|---:|---:|")
+            for s in steps:
+                print(f"| {s['step']} | {s['wall']:.1f} s | {s['cpu']:.1f} s | {s['rss_mb']:.0f} MB |")
+            return 0
+        if all((inbox / f"{n}.csv").exists() for n in ("Account", "Contact", "Opportunity", "User")):
+            print(f"export: reusing {inbox}")
+        else:
+            spawn("export", env, str(args.accounts), inbox=str(inbox))
+        # the monthly run edits the export and the warehouse: a kept database stays as the build left it
+        return _full(url, env, inbox, args.accounts, monthly=False)
     with tempfile.TemporaryDirectory(prefix="mm-bench-1m-") as tmp, admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{db}"'))
         try:
@@ -337,28 +380,60 @@ def main() -> int:
             env = {**os.environ, "MARKETMAP_HOME": str(home), "MARKETMAP_WAREHOUSE_URL": url}
             # in a process of its own too: this driver stays small, so no step inherits its memory
             spawn("export", env, str(args.accounts), inbox=str(inbox))
-            mb = sum(f.stat().st_size for f in inbox.glob("*.csv")) / 1e6
-            print(f"export: {mb:,.0f} MB of CSV")
-
-            print("floor: raw COPY of the same CSV files into all-text tables")
-            floor = spawn("copy_floor", env, inbox=str(inbox))
-            drop_floor(url)  # not part of the warehouse's size
-            print(f"build ({args.accounts:,} accounts) on PostgreSQL, one process per step")
-            build = [spawn(s, env, "bench_build", "build") for s in BUILD]
-            size_build = db_size(url)
-
-            sys.path.insert(0, str(Path(__file__).parent))
-            from bench_monthly import change_export
-
-            edited, added = change_export(inbox)
-            print(f"monthly: {edited:,} accounts edited, {added:,} added")
-            monthly = [spawn(s, env, "bench_monthly", "monthly") for s in MONTHLY]
-            size_month = db_size(url)
+            return _full(url, env, inbox, args.accounts)
         finally:
             from marketmap.warehouse import dispose_engines
 
             dispose_engines()
             conn.execute(text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
+
+
+def _run_of(step: str) -> tuple[str, str]:
+    """(run id, pipeline) a step runs under: the monthly run's own steps, else the build's."""
+    return ("bench_monthly", "monthly") if step in MONTHLY[:2] else ("bench_build", "build")
+
+
+def _migrate(url: str) -> None:
+    """Bring the database's schema to head (as the deploy's ``marketmap migrate`` does): the steps check it."""
+    from sqlalchemy import create_engine
+
+    from marketmap.warehouse import migrate
+
+    engine = create_engine(url)
+    try:
+        migrate(engine)
+    finally:
+        engine.dispose()
+
+
+def _full(url: str, env: dict, inbox: Path, accounts: int, monthly: bool = True) -> int:
+    """The floor, the whole build and (if ``monthly``) the monthly run, then the tables of results."""
+    _migrate(url)
+    mb = sum(f.stat().st_size for f in inbox.glob("*.csv")) / 1e6
+    print(f"export: {mb:,.0f} MB of CSV")
+
+    print("floor: raw COPY of the same CSV files into all-text tables")
+    floor = spawn("copy_floor", env, inbox=str(inbox))
+    drop_floor(url)  # not part of the warehouse's size
+    print(f"build ({accounts:,} accounts) on PostgreSQL, one process per step")
+    build = [spawn(s, env, "bench_build", "build") for s in BUILD]
+    size_build = db_size(url)
+    if not monthly:
+        print()
+        print("| step | wall | CPU | peak RSS |")
+        print("|---|---:|---:|---:|")
+        for s in [floor, *build]:
+            print(f"| {s['step']} | {s['wall']:.1f} s | {s['cpu']:.1f} s | {s['rss_mb']:.0f} MB |")
+        print(f"database size after the build: {size_build[0] / 1e6:,.0f} MB")
+        return 0
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from bench_monthly import change_export
+
+    edited, added = change_export(inbox)
+    print(f"monthly: {edited:,} accounts edited, {added:,} added")
+    monthly = [spawn(s, env, "bench_monthly", "monthly") for s in MONTHLY]
+    size_month = db_size(url)
 
     tb, tm = sum(s["wall"] for s in build), sum(s["wall"] for s in monthly)
     worst = max(build + monthly, key=lambda s: s["rss_mb"])
