@@ -294,11 +294,20 @@ def persona_distribution(
         "verdict", "message"}``; verdict is "too loose", "too tight", "sweet spot",
         "outside sweet spot" or "no contacts".
     """
-    tiers = scored["persona_tier"].astype(object)
-    excluded = int((tiers == EXCLUDED).sum())
-    kept = tiers[tiers != EXCLUDED]
-    n = int(len(kept))
-    counts = {t: int((kept == t).sum()) for t in PERSONA_TIERS}
+    return distribution_of_counts(
+        scored["persona_tier"].astype(object).value_counts().to_dict(), p1_sweet, p2_sweet
+    )
+
+
+def distribution_of_counts(
+    tier_counts: Mapping[Any, int],
+    p1_sweet: tuple[float, float] = (0.15, 0.25),
+    p2_sweet: tuple[float, float] = (0.40, 0.50),
+) -> dict:
+    """:func:`persona_distribution` from contacts counted per persona tier (summed over chunks)."""
+    excluded = int(tier_counts.get(EXCLUDED, 0))
+    counts = {t: int(tier_counts.get(t, 0)) for t in PERSONA_TIERS}
+    n = sum(int(v) for k, v in tier_counts.items() if k != EXCLUDED)
     shares = {t: round(counts[t] / n, 4) if n else 0.0 for t in PERSONA_TIERS}
     p1, p2 = shares["P1"], shares["P2"]
     if n == 0:
@@ -355,11 +364,28 @@ def coverage(
         ``target_p1``, ``target_p2``, ``target_contacts``, ``gap_p1``, ``gap_p2``,
         ``gap_contacts``, ``meets_target``. Tiers without targets (OUT) get zero targets.
     """
+    return coverage_of_counts(persona_counts(scored_contacts), accounts, targets)
+
+
+def persona_counts(scored_contacts: pd.DataFrame) -> pd.DataFrame:
+    """Contacts per account and persona tier (columns P1, P2, P3; excluded personas left out).
+
+    Counts of several chunks of contacts add up: ``pd.concat(parts).groupby(level=0).sum()``.
+    """
     valid = scored_contacts[scored_contacts["persona_tier"] != EXCLUDED]
     counts = pd.crosstab(valid["account_key"], valid["persona_tier"])
     for t in PERSONA_TIERS:
         if t not in counts.columns:
             counts[t] = 0
+    return counts[list(PERSONA_TIERS)]
+
+
+def coverage_of_counts(
+    counts: pd.DataFrame,
+    accounts: pd.DataFrame,
+    targets: Mapping[str, CoverageTarget | Mapping[str, int]],
+) -> pd.DataFrame:
+    """:func:`coverage` from :func:`persona_counts` (possibly summed over chunks of contacts)."""
     per_account = pd.DataFrame(
         {"p1": counts["P1"], "p2": counts["P2"], "contacts": counts[list(PERSONA_TIERS)].sum(axis=1)}
     )

@@ -25,7 +25,6 @@ from marketmap.warehouse.queries import (
     columns_of,
     iter_frames,
     read_accounts,
-    read_contact_scores,
     read_contacts,
     read_frame,
     read_opportunities,
@@ -206,40 +205,75 @@ def value_accounts(cfg: ClientConfig, engine: Engine, run_id: str) -> dict:
     }
 
 
-def score_contacts(cfg: ClientConfig, engine: Engine, run_id: str, run_date: dt.date) -> dict:
-    """Persona score and tier for every contact, with its account tier and outreach priority."""
-    from marketmap.scoring.personas import coverage, coverage_summary, persona_distribution, priority
+# What persona scoring reads of a contact (scoring.personas.score_contacts): not names, e-mails,
+# LinkedIn URLs or custom fields, which are most of a contact row's memory.
+PERSONA_COLUMNS = ("contact_key", "account_key", "title", "department", "country", "role_start_date")
+
+
+def score_contacts(
+    cfg: ClientConfig, engine: Engine, run_id: str, run_date: dt.date, chunk: int = SCORE_CHUNK
+) -> dict:
+    """Persona score and tier for every contact, with its account tier and outreach priority.
+
+    A persona score depends on its own contact only: contacts are read, scored, compared and
+    written ``chunk`` at a time (in contact-key order); coverage adds up per-chunk counts.
+    """
+    from marketmap.scoring.personas import (
+        coverage_of_counts,
+        coverage_summary,
+        distribution_of_counts,
+        persona_counts,
+        priority,
+    )
     from marketmap.scoring.personas import score_contacts as score
 
     cid = cfg.client_id
     version = persona_version(cfg)
-    contacts = read_contacts(engine, cid)
-    if contacts.empty:
-        return {"persona_version": version, "contacts": 0, "written": 0}
-    scored = score(contacts, cfg.personas, run_date)
     primary = cfg.icp.rubrics[0].product
-    tiers = read_scores(engine, cid, rubric_version(cfg), primary)[["account_key", "tier"]]
-    scored = scored.merge(tiers.rename(columns={"tier": "account_tier"}), on="account_key", how="left")
-    scored["priority"] = priority(scored["account_tier"], scored["persona_tier"])
-
-    cols = ["contact_key", "account_key", "persona_score", "persona_tier", "seniority", "department_norm",
-            "title_match", "account_tier", "priority"]  # fmt: skip
-    new = scored[cols].rename(columns={"department_norm": "department"})
-    new.insert(1, "rubric_version", version)
-    old = read_contact_scores(
-        engine, cid, version, ["contact_key", "persona_score", "persona_tier", "account_tier", "priority"]
-    )
-    written = _write_changed(
-        engine, t.contact_scores, new, old, ["contact_key"], ("persona_score", "persona_tier", "account_tier", "priority"),
-        client_id=cid, run_id=run_id, scored_at=dt.datetime.now(dt.UTC),
-    )  # fmt: skip
-
-    cov = coverage(scored, tiers, cfg.personas.coverage_targets)
+    tiers = read_scores(engine, cid, rubric_version(cfg), primary, ["account_key", "tier"])
+    tier_of = tiers.set_index("account_key")["tier"]
+    c = t.contacts.c
+    query = select(*[c[col] for col in PERSONA_COLUMNS]).where(c.client_id == cid).order_by(c.contact_key)
+    n = written = 0
+    by_tier: Counter = Counter()
+    counts: list[pd.DataFrame] = []
+    now = dt.datetime.now(dt.UTC)
+    for contacts in iter_frames(engine, query, chunk):
+        contacts = contacts.reset_index(drop=True)
+        scored = score(contacts, cfg.personas, run_date)
+        scored["account_tier"] = scored["account_key"].map(tier_of)
+        scored["priority"] = priority(scored["account_tier"], scored["persona_tier"])
+        cols = ["contact_key", "account_key", "persona_score", "persona_tier", "seniority", "department_norm",
+                "title_match", "account_tier", "priority"]  # fmt: skip
+        new = scored[cols].rename(columns={"department_norm": "department"})
+        new.insert(1, "rubric_version", version)
+        keys = contacts["contact_key"]
+        s = t.contact_scores.c
+        old = read_frame(
+            engine,
+            select(s.contact_key, s.persona_score, s.persona_tier, s.account_tier, s.priority).where(
+                s.client_id == cid,
+                s.rubric_version == version,
+                s.contact_key.between(keys.iloc[0], keys.iloc[-1]),
+            ),
+        )
+        written += _write_changed(
+            engine, t.contact_scores, new, old, ["contact_key"],
+            ("persona_score", "persona_tier", "account_tier", "priority"),
+            client_id=cid, run_id=run_id, scored_at=now,
+        )  # fmt: skip
+        n += len(scored)
+        by_tier.update(scored["persona_tier"].astype(object).value_counts().to_dict())
+        counts.append(persona_counts(scored))
+    if not n:
+        return {"persona_version": version, "contacts": 0, "written": 0}
+    per_account = pd.concat(counts).groupby(level=0).sum() if len(counts) > 1 else counts[0]
+    cov = coverage_of_counts(per_account, tiers, cfg.personas.coverage_targets)
     summary = coverage_summary(cov, cfg.maintenance.persona_p1_coverage_min, cfg.maintenance.t1_min_contacts)
     return {
         "persona_version": version,
-        "contacts": len(scored),
+        "contacts": n,
         "written": written,
-        "distribution": persona_distribution(scored),
+        "distribution": distribution_of_counts(by_tier),
         "coverage": summary,
     }
