@@ -291,14 +291,14 @@ class QAGateFailed(Exception):
 def qa_gate(cfg: ClientConfig, engine: Engine, override: bool = False) -> dict:
     """Run the QA gates on the current scores; raise QAGateFailed on an error unless overridden."""
     from marketmap.versions import rubric_version
-    from marketmap.warehouse.queries import read_accounts, read_scores
+    from marketmap.warehouse.queries import sql_frame
 
-    primary = cfg.icp.rubrics[0].product
-    scores = read_scores(
-        engine, cfg.client_id, rubric_version(cfg), primary, ["account_key", "tier", "valuation"]
-    )
-    accounts = read_accounts(engine, cfg.client_id, ["account_key", "owner_id", "is_partner"])
-    frame = accounts.merge(scores[["account_key", "tier", "valuation"]], on="account_key", how="left")
+    # counted in SQL (one row per tier x owner x blank valuation), then one row per account again:
+    # three shared values per row instead of the accounts' and scores' keys
+    counts = sql_frame(engine, "analysis/count_accounts_by_tier_owner", client_id=cfg.client_id,
+                       rubric_version=rubric_version(cfg), product=cfg.icp.rubrics[0].product)  # fmt: skip
+    frame = counts.loc[counts.index.repeat(counts["accounts"].astype(int))].reset_index(drop=True)
+    frame["valuation"] = frame["valuation_blank"].map(lambda blank: None if blank else 1.0).astype(float)
     gates = qa_gates(frame, reps=cfg.territories.reps or None, **cfg.qa.bounds())
     errors = failed(gates, "error")
     result = gates_summary(gates)

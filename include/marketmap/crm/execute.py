@@ -146,6 +146,20 @@ class _Executor:
         self.items = {i.key: i for i in plan.items}
         self.fresh_attempted = 0  # records not failing already last run: what the halt rules judge
         self.fresh_failed = 0
+        # keys with a push_log row in this run: only their rows are replaced (a re-run after a crash,
+        # a record written twice), not probed for every key of every batch (minutes at 1M records)
+        self.logged = self._logged_keys()
+
+    def _logged_keys(self) -> set[str]:
+        pl = t.push_log.c
+        with self.engine.connect() as conn:
+            return set(
+                conn.execute(
+                    select(pl.record_key).where(
+                        pl.client_id == self.cfg.client_id, pl.run_id == self.run_id, pl.object == self.obj
+                    )
+                ).scalars()
+            )
 
     # ---- writing one batch, safely
     def _records(self, items: list[PlanItem]) -> list[WriteRecord]:
@@ -326,7 +340,7 @@ class _Executor:
                     ).mappings():
                         snap[r["crm_id"]] = dict(r)
             pl = t.push_log.c
-            for part in _parts(keys):
+            for part in _parts([k for k in keys if k in self.logged]):
                 conn.execute(
                     delete(t.push_log).where(
                         pl.client_id == cid,
@@ -379,6 +393,7 @@ class _Executor:
                                       "run_id": self.run_id, "updated_at": now})  # fmt: skip
                 self._count(o, operation)
             conn.execute(t.push_log.insert(), log_rows)
+            self.logged.update(keys)
             snapshot.upsert_many(conn, t.crm_sync, sync_rows)
             # CSV too: with no CRM to read, the snapshot is what the previous export said
             snapshot.save(conn, snap_rows)
@@ -479,13 +494,8 @@ class _Executor:
         if not items:
             return 0
         cid, now = self.cfg.client_id, snapshot.now()
-        pl = t.push_log.c
+        have = self.logged
         with self.engine.begin() as conn:
-            have = {
-                k for (k,) in conn.execute(
-                    select(pl.record_key).where(pl.client_id == cid, pl.run_id == self.run_id, pl.object == self.obj)
-                )
-            }  # fmt: skip
             rows = [
                 {"client_id": cid, "run_id": self.run_id, "object": self.obj, "record_key": i.key,
                  "crm_id": i.crm_id, "operation": i.operation if status == "not_attempted" else "none",
@@ -495,6 +505,7 @@ class _Executor:
             ]  # fmt: skip
             for part in chunks(rows, 5000):
                 conn.execute(t.push_log.insert(), part)
+        self.logged.update(r["record_key"] for r in rows)
         return len(rows)
 
     # ---- the push

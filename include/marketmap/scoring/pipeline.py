@@ -22,6 +22,7 @@ from marketmap.warehouse import upsert
 from marketmap.warehouse.custom import expand
 from marketmap.warehouse.queries import (
     BOOKKEEPING,
+    analyze,
     columns_of,
     iter_frames,
     read_accounts,
@@ -83,11 +84,18 @@ def _write_changed(
             differs |= ~np.asarray(same, dtype=bool)
         new = new[differs]
     cols = list(new.columns)
-    values = [_column(new[c]) for c in cols]  # column-wise: ~4x less CPU than per value
-    rows = [{**dict(zip(cols, rec, strict=True)), **extra} for rec in zip(*values, strict=True)]
     with engine.begin() as conn:
-        upsert(conn, table, rows, chunk=2000)
-    return len(rows)
+        # row dicts a slice at a time: a million of them at once would be a GB of Python objects
+        for start in range(0, len(new), WRITE_SLICE):
+            part = new.iloc[start : start + WRITE_SLICE]
+            values = [_column(part[c]) for c in cols]  # column-wise: ~4x less CPU than per value
+            rows = [{**dict(zip(cols, rec, strict=True)), **extra} for rec in zip(*values, strict=True)]
+            upsert(conn, table, rows, chunk=2000)
+    return len(new)
+
+
+# Rows turned into dicts and upserted at a time by _write_changed (one transaction for all).
+WRITE_SLICE = 50_000
 
 
 # Accounts scored per chunk: a fit score depends on its own account only, so score_accounts
@@ -118,6 +126,7 @@ def score_accounts(
         w, counts = _score_chunk(cfg, engine, accounts, version, run_id, run_date, now)
         accounts_n, written = accounts_n + len(accounts), written + w
         tiers.update(counts)
+    analyze(engine, t.account_scores)  # the next steps join on the scores just written
     return {
         "rubric_version": version,
         "accounts": accounts_n,
@@ -267,6 +276,7 @@ def score_contacts(
         counts.append(persona_counts(scored))
     if not n:
         return {"persona_version": version, "contacts": 0, "written": 0}
+    analyze(engine, t.contact_scores)  # the reports and the push join on the scores just written
     per_account = pd.concat(counts).groupby(level=0).sum() if len(counts) > 1 else counts[0]
     cov = coverage_of_counts(per_account, tiers, cfg.personas.coverage_targets)
     summary = coverage_summary(cov, cfg.maintenance.persona_p1_coverage_min, cfg.maintenance.t1_min_contacts)

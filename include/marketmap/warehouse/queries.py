@@ -69,6 +69,19 @@ def iter_frames(engine: Engine, query, chunk: int = 50_000) -> Iterator[pd.DataF
         yield from pd.read_sql(query, conn, chunksize=chunk)
 
 
+def analyze(engine: Engine, *tables: Table) -> None:
+    """Refresh PostgreSQL's planner statistics of ``tables`` after a step rewrote many rows.
+
+    Autovacuum gets there eventually (and may be off); until then the next step's joins are
+    planned for the table as it was (an empty table: nested loops over a million rows).
+    """
+    if engine.dialect.name != "postgresql":
+        return
+    with engine.begin() as conn:
+        for table in tables:
+            conn.exec_driver_sql(f'ANALYZE "{table.name}"')
+
+
 def read_accounts(engine: Engine, client_id: str, columns: Iterable[str] | None = None) -> pd.DataFrame:
     """A client's accounts (``columns``, default all but ``client_id``); custom fields, when the
     ``custom`` column is read, as columns of their own (:func:`marketmap.warehouse.custom.expand`)."""
