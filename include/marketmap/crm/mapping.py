@@ -201,8 +201,8 @@ def load_records(cfg: ClientConfig, engine: Engine, obj: str, fields: list[PushF
                     a.account_key, a.crm_id, a.name, a.domain, a.website, a.prevent_override, a.custom,
                     *[t.accounts.c[s.column] for s in sources.values() if s and s.kind == "column"],
                 ).where(a.client_id == cid).order_by(a.account_key)
-            ).mappings().all()  # fmt: skip
-            records = [{"key": r["account_key"], **dict(r)} for r in rows]
+            ).mappings()  # fmt: skip
+            records = [{"key": r["account_key"], **r} for r in rows]  # no second list, of Row objects
             main = default_product(cfg)
             products = {s.product for s in sources.values() if s and s.kind == "score"} | {main}
             scores = _scores(conn, cid, rubric_version(cfg), products)
@@ -223,12 +223,10 @@ def load_records(cfg: ClientConfig, engine: Engine, obj: str, fields: list[PushF
             base = ["contact_key", "crm_id", "account_key", "account_crm_id", "first_name", "last_name",
                     "title", "email", "linkedin_url", "custom"]  # fmt: skip
             cols = base + sorted(extra - set(base))
-            rows = (
-                conn.execute(select(*[c[x] for x in cols]).where(c.client_id == cid).order_by(c.contact_key))
-                .mappings()
-                .all()
-            )
-            records = [{"key": r["contact_key"], **dict(r)} for r in rows]
+            rows = conn.execute(
+                select(*[c[x] for x in cols]).where(c.client_id == cid).order_by(c.contact_key)
+            ).mappings()
+            records = [{"key": r["contact_key"], **r} for r in rows]  # no second list, of Row objects
             scores = _contact_scores(conn, cid, persona_version(cfg))
             for rec in records:
                 rec[SCOPE] = (scores.get(rec["key"]) or {}).get("persona_tier") == EXCLUDED_PERSONA

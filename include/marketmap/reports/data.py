@@ -44,19 +44,21 @@ def current_version(cfg: ClientConfig, engine: Engine) -> str | None:
 def scored_accounts(cfg: ClientConfig, engine: Engine) -> pd.DataFrame:
     """Accounts with the primary product's tier, score and valuation (empty when unscored).
 
-    Columns: every ``accounts`` column plus ``tier``, ``score``, ``valuation``,
-    ``white_space``, ``rep_id`` (latest territory assignment, else the CRM owner).
+    Columns: the ``accounts`` columns (without bookkeeping: source file and row, runs seen,
+    update time) plus ``tier``, ``score``, ``valuation``, ``white_space``, ``rep_id`` (latest
+    territory assignment, else the CRM owner).
     """
-    from marketmap.warehouse.queries import read_accounts, read_scores
+    from marketmap.warehouse.queries import BOOKKEEPING, columns_of, read_accounts, read_scores
 
-    accounts = read_accounts(engine, cfg.client_id)
+    accounts = read_accounts(engine, cfg.client_id, columns_of(t.accounts, without=BOOKKEEPING))
     version = current_version(cfg, engine)
     if accounts.empty or version is None:
         return pd.DataFrame()
     primary = cfg.icp.rubrics[0].product
-    scores = read_scores(engine, cfg.client_id, version, primary)
-    cols = ["account_key", "tier", "score", "valuation", "white_space", "explanation"]
-    frame = accounts.merge(scores[cols], on="account_key", how="inner")
+    # not the score's points or explanation: most of a score row's memory
+    cols = ["account_key", "tier", "score", "valuation", "white_space"]
+    scores = read_scores(engine, cfg.client_id, version, primary, cols)
+    frame = accounts.merge(scores, on="account_key", how="inner")
     frame["rep_id"] = frame["owner_id"]
     assigned = territory_owners(cfg, engine)
     if not assigned.empty:
