@@ -46,6 +46,7 @@ from marketmap.crm.values import domains_of, is_blank, normalise_email, normalis
 from marketmap.redact import redact
 from marketmap.warehouse import schema as t
 from marketmap.warehouse import upsert
+from marketmap.warehouse.queries import analyze
 
 
 @dataclass
@@ -114,6 +115,11 @@ GONE_MARKERS = ("OBJECT_NOT_FOUND", "INVALID_CROSS_REFERENCE_KEY", "ENTITY_IS_DE
 RECORD_RETRIES = 2  # extra rounds for records that failed with a transient per-record error
 
 
+# Tables every pushed record adds a row to, and how many records are booked before their
+# statistics are first refreshed (then each time the count doubles: a few ANALYZEs per push).
+BOOKKEEPING_TABLES = (t.push_log, t.crm_sync, t.crm_records)
+ANALYZE_AFTER = 10_000
+
 IN_LIST_SIZE = 5_000  # keys per IN (...) list: a 1M-key list makes PostgreSQL plan for minutes
 
 
@@ -149,6 +155,11 @@ class _Executor:
         # keys with a push_log row in this run: only their rows are replaced (a re-run after a crash,
         # a record written twice), not probed for every key of every batch (minutes at 1M records)
         self.logged = self._logged_keys()
+        # the bookkeeping tables grow by every record pushed: their look-ups by key use the key's
+        # index only once PostgreSQL's statistics know the tables' size (autovacuum may lag or be
+        # off), else each IN list is checked against every row of the client (quadratic)
+        analyze(engine, *BOOKKEEPING_TABLES)
+        self.booked = self.booked_at_analyze = 0
 
     def _logged_keys(self) -> set[str]:
         pl = t.push_log.c
@@ -406,6 +417,10 @@ class _Executor:
                     rc = t.crm_records.c
                     conn.execute(delete(t.crm_records).where(rc.client_id == cid, rc.object == self.obj,
                                                              rc.crm_id.in_(gone)))  # fmt: skip
+        self.booked += len(outcomes)
+        if self.booked - self.booked_at_analyze >= max(ANALYZE_AFTER, self.booked_at_analyze):
+            analyze(self.engine, *BOOKKEEPING_TABLES)  # each time the rows booked so far double
+            self.booked_at_analyze = self.booked
 
     def _follow_ids(self, conn, outcomes: list[Outcome]) -> None:
         """The warehouse follows the CRM's ids: a record created (or re-created after a person
