@@ -205,7 +205,9 @@ def load_records(cfg: ClientConfig, engine: Engine, obj: str, fields: list[PushF
             records = [{"key": r["account_key"], **r} for r in rows]  # no second list, of Row objects
             main = default_product(cfg)
             products = {s.product for s in sources.values() if s and s.kind == "score"} | {main}
-            scores = _scores(conn, cid, rubric_version(cfg), products)
+            # the score columns the push fields name (and the tier, for the scope): a dict per account
+            used = ("tier", *[s.column for s in sources.values() if s and s.kind == "score"])
+            scores = _scores(conn, cid, rubric_version(cfg), products, tuple(dict.fromkeys(used)))
             for rec in records:
                 rec[SCOPE] = (scores.get((rec["key"], main)) or {}).get("tier") == OUT_TIER
                 for src, s in sources.items():
@@ -227,7 +229,8 @@ def load_records(cfg: ClientConfig, engine: Engine, obj: str, fields: list[PushF
                 select(*[c[x] for x in cols]).where(c.client_id == cid).order_by(c.contact_key)
             ).mappings()
             records = [{"key": r["contact_key"], **r} for r in rows]  # no second list, of Row objects
-            scores = _contact_scores(conn, cid, persona_version(cfg))
+            used = ("persona_tier", *[s.column for s in sources.values() if s and s.kind == "contact_score"])
+            scores = _contact_scores(conn, cid, persona_version(cfg), tuple(dict.fromkeys(used)))
             for rec in records:
                 rec[SCOPE] = (scores.get(rec["key"]) or {}).get("persona_tier") == EXCLUDED_PERSONA
                 for src, s in sources.items():
@@ -252,21 +255,23 @@ def custom_value(stored, name: str):
     return LIST_JOIN.join(map(str, v)) if isinstance(v, list) else v
 
 
-def _scores(conn, cid: str, version: str, products: set[str]) -> dict[tuple[str, str], dict]:
+def _scores(
+    conn, cid: str, version: str, products: set[str], columns: tuple[str, ...] = SCORE_COLUMNS
+) -> dict[tuple[str, str], dict]:
     s = t.account_scores.c
     rows = conn.execute(
-        select(s.account_key, s.product, *[s[c] for c in SCORE_COLUMNS]).where(
+        select(s.account_key, s.product, *[s[c] for c in columns]).where(
             s.client_id == cid, s.product.in_(sorted(products)), s.rubric_version == version
         )
     ).mappings()
     return {(r["account_key"], r["product"]): dict(r) for r in rows}
 
 
-def _contact_scores(conn, cid: str, version: str) -> dict[str, dict]:
+def _contact_scores(
+    conn, cid: str, version: str, columns: tuple[str, ...] = CONTACT_SCORE_COLUMNS
+) -> dict[str, dict]:
     s = t.contact_scores.c
     rows = conn.execute(
-        select(s.contact_key, *[s[c] for c in CONTACT_SCORE_COLUMNS]).where(
-            s.client_id == cid, s.rubric_version == version
-        )
+        select(s.contact_key, *[s[c] for c in columns]).where(s.client_id == cid, s.rubric_version == version)
     ).mappings()
     return {r["contact_key"]: dict(r) for r in rows}

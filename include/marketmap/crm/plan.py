@@ -53,7 +53,7 @@ PARKED = "parked"  # skip reason prefix: failed run after run with the same valu
 REVIEW_KIND = "crm_match"  # review_queue.kind of name look-alikes found while planning a push
 
 
-@dataclass
+@dataclass(slots=True)  # no __dict__ per item: a plan holds one item per record (a million)
 class PlanItem:
     """One Market Map record's planned operation. ``changes``: crm_field -> (before, after)."""
 
@@ -118,10 +118,14 @@ class PushPlan:
         }
 
 
-def load_sync(engine: Engine, client_id: str, obj: str) -> dict[str, dict]:
+def load_sync(
+    engine: Engine, client_id: str, obj: str, columns: tuple[str, ...] | None = None
+) -> dict[str, dict]:
+    """record_key -> crm_sync row (only ``columns`` of it when given) for one object."""
     c = t.crm_sync.c
+    cols = [c.record_key, *[c[x] for x in columns if x != "record_key"]] if columns else [t.crm_sync]
     with engine.connect() as conn:
-        rows = conn.execute(select(t.crm_sync).where(c.client_id == client_id, c.object == obj)).mappings()
+        rows = conn.execute(select(*cols).where(c.client_id == client_id, c.object == obj)).mappings()
         return {r["record_key"]: dict(r) for r in rows}
 
 
@@ -491,7 +495,8 @@ class _Planner:
                     t.accounts.c.client_id == self.cid
                 )
             ).all()
-        account_sync = load_sync(self.engine, self.cid, "account")
+        # not what was pushed (a dict per account, most of a sync row): only the id and the status
+        account_sync = load_sync(self.engine, self.cid, "account", ("crm_id", "status"))
         # the account id a new contact hangs off: the one Market Map last wrote successfully
         # (a re-created account replaces a dead id), then the warehouse's; never a dead id
         candidates: dict[str, list[str]] = {}
