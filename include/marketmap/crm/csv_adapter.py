@@ -83,14 +83,14 @@ class CsvAdapter(CrmAdapter):
             "create": KEY_COLUMN,
             "upsert": external_id_field or KEY_COLUMN,
         }[op]
-        rows, header = _read(path)
-        header = header or [key_col]
+        header = _header(path) or [key_col]
+        batch: dict[str, dict] = {}
         for r in records:
             key = r.crm_id if op == "update" else (r.external_id or r.key)
             row = {key_col: key, **{f: _cell(v) for f, v in r.fields.items()}}
             header += [f for f in row if f not in header]
-            rows[str(key)] = row
-        _write(path, header, rows.values())
+            batch[str(key)] = row
+        _merge(path, header, batch)
         self.files[f"{obj}_{kind}"] = path
         self.stats.count("write")
         return [Outcome(r.key, True, r.crm_id, created=op != "update") for r in records]
@@ -102,22 +102,28 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def _read(path: Path) -> tuple[dict[str, dict], list[str]]:
+def _header(path: Path) -> list[str]:
     if not path.exists():
-        return {}, []
+        return []
     with path.open("r", newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        header = list(reader.fieldnames or [])
-        return {row[header[0]]: row for row in reader}, header
+        return next(csv.reader(fh), [])
 
 
-def _write(path: Path, header: list[str], rows: Iterable[dict]) -> None:
+def _merge(path: Path, header: list[str], batch: dict[str, dict]) -> None:
+    """Rewrite the file with ``batch``: a row whose key it has is replaced where it stands, the
+    others are appended. The file is streamed through, never held: its memory is the batch's."""
     path.parent.mkdir(parents=True, exist_ok=True)
 
     def write(target) -> None:
         with target.open("w", newline="", encoding="utf-8") as fh:
             w = csvsafe.dict_writer(fh, fieldnames=header, extrasaction="ignore")
             w.writeheader()
-            w.writerows(rows)
+            if path.exists():
+                with path.open("r", newline="", encoding="utf-8") as old:
+                    reader = csv.DictReader(old)
+                    key = (reader.fieldnames or [""])[0]
+                    for row in reader:
+                        w.writerow(batch.pop(row[key], None) or row)
+            w.writerows(batch.values())
 
     storage.replace_atomically(path, write)  # a killed task never leaves a half-written import file

@@ -168,17 +168,15 @@ def _review_decisions(engine: Engine, client_id: str) -> dict[tuple[str, str], s
         return {(r.left_key, r.right_key): r.status for r in rows}
 
 
-def _account_ids(engine: Engine, client_id: str) -> dict[str, list[str]]:
-    """account_key -> every CRM id folded into it (survivor first)."""
+def _account_ids(engine: Engine, client_id: str, keys: list[str] | None = None) -> dict[str, list[str]]:
+    """account_key -> every CRM id folded into it (survivor first); only ``keys``' when given."""
     c = t.account_crm_ids.c
     out: dict[str, list[str]] = defaultdict(list)
+    query = select(c.account_key, c.crm_id, c.is_survivor).where(c.client_id == client_id)
+    if keys is not None:
+        query = query.where(c.account_key.in_(keys))
     with engine.connect() as conn:
-        rows = conn.execute(
-            select(c.account_key, c.crm_id, c.is_survivor)
-            .where(c.client_id == client_id)
-            .order_by(c.account_key, c.is_survivor.desc(), c.crm_id)
-        )
-        for r in rows:
+        for r in conn.execute(query.order_by(c.account_key, c.is_survivor.desc(), c.crm_id)):
             out[r.account_key].append(r.crm_id)
     return out
 
@@ -375,17 +373,16 @@ class _Planner:
     # ---- accounts
     def plan_accounts(self) -> list[PlanItem]:
         records = load_records(self.cfg, self.engine, "account", self.fields)
-        folded = _account_ids(self.engine, self.cid)
-        ids = {
-            r["key"]: [x for x in [r["crm_id"], (self.sync.get(r["key"]) or {}).get("crm_id")] if x]
-            for r in records
-        }
-        wanted = {i for v in ids.values() for i in v}
+
+        def ids(r: dict) -> list[str]:  # computed when asked: a list per account adds up at 1M
+            return [x for x in [r["crm_id"], (self.sync.get(r["key"]) or {}).get("crm_id")] if x]
+
+        wanted = {i for r in records for i in ids(r)}
         self._read_ids(wanted if self.refresh else wanted - set(self.snap))
 
         matched: dict[str, tuple[str, str]] = {}
         for r in records:
-            hit = next((i for i in ids[r["key"]] if self.exists(i)), None)
+            hit = next((i for i in ids(r) if self.exists(i)), None)
             if hit:
                 matched[r["key"]] = (hit, "crm_id")
 
@@ -397,8 +394,11 @@ class _Planner:
                 if r["key"] not in matched and r["key"] in by_ext:
                     matched[r["key"]] = (by_ext[r["key"]], "external_id")
 
-        guessed = domains_of(r["website"] if not r["domain"] else None for r in records)
-        domain_of = {r["key"]: r["domain"] or g for r, g in zip(records, guessed, strict=True)}
+        # only unmatched records are matched by domain, checked for look-alikes or created
+        unmatched = [r for r in records if r["key"] not in matched]
+        guessed = domains_of(r["website"] if not r["domain"] else None for r in unmatched)
+        domain_of = {r["key"]: r["domain"] or g for r, g in zip(unmatched, guessed, strict=True)}
+        del unmatched, guessed
         unmatched_domains = {d for k, d in domain_of.items() if d and k not in matched}
         known = {row["domain"] for row in self.snap.values() if row.get("domain")}
         self._find("website", unmatched_domains - known)
@@ -406,8 +406,15 @@ class _Planner:
         for cid_, row in sorted(self.snap.items()):
             if row.get("domain"):
                 by_domain[row["domain"]].append(cid_)
+        # the CRM ids folded into an account matter only to the few matched by domain
+        by_domain_keys = [
+            r["key"] for r in records if r["key"] not in matched and domain_of[r["key"]] in by_domain
+        ]
+        # (account_crm_ids has no index on account_key: one IN list at most, else one read of all)
+        few = by_domain_keys if len(by_domain_keys) <= 5000 else None
+        folded = _account_ids(self.engine, self.cid, few) if by_domain_keys else {}
         for r in records:
-            d = domain_of[r["key"]]
+            d = domain_of.get(r["key"])
             if r["key"] not in matched and d in by_domain:
                 options = by_domain[d]
                 # several CRM records share the domain: prefer one already folded into this account
