@@ -196,7 +196,7 @@ def test_unreadable_file_stages_nothing(sample):
     with pytest.raises(IngestError, match="Opportunity.csv: missing column"):
         pipeline.extract_exports(cfg, "r1", engine)
     with engine.connect() as conn:
-        assert conn.execute(select(func.count()).select_from(t.staged_records)).scalar_one() == 0
+        assert conn.execute(select(func.count()).select_from(t.staged_frames)).scalar_one() == 0
 
 
 def test_failed_load_leaves_warehouse_as_it_was(sample, monkeypatch):

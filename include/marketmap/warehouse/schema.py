@@ -16,6 +16,7 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     String,
@@ -166,16 +167,18 @@ ingest_warnings = Table(
     Index("ix_ingest_warnings_run", "client_id", "run_id"),
 )
 
-# Raw-but-typed records between the extract and load steps of one run.
-staged_records = Table(
-    "staged_records",
+# Typed frames between the extract, dedupe and load steps of one run: Parquet parts (column
+# types kept, no JSON round trip; a step reads only the columns it needs).
+staged_frames = Table(
+    "staged_frames",
     metadata,
     _client(),
     Column("run_id", String(KEY), nullable=False),
     Column("object", String(40), nullable=False),
-    Column("seq", Integer, nullable=False),
-    Column("data", JSON, nullable=False),
-    PrimaryKeyConstraint("client_id", "run_id", "object", "seq", name="pk_staged_records"),
+    Column("part", Integer, nullable=False),
+    Column("rows", Integer, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    PrimaryKeyConstraint("client_id", "run_id", "object", "part", name="pk_staged_frames"),
 )
 
 contacts = Table(
