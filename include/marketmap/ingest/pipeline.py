@@ -311,11 +311,44 @@ KEEP_WHEN_BLANK = [f for f in ACCOUNT_FIELDS if f not in ("crm_id", "name")] + [
 BOOKKEEPING = ("source_file", "source_row", "first_seen_run", "last_seen_run", "updated_at", "run_id")
 
 
+# Rows turned into dicts for one upsert at a time: bounds the load's memory whatever the part size.
+WRITE_ROWS = 50_000
+
+
+def _stored_hashes(conn, table, key: str, client_id: str) -> pd.Series:
+    """``source_hash`` of every stored row of the client, by key (NA: loaded before hashes existed)."""
+    rows = conn.execute(select(table.c[key], table.c.source_hash).where(table.c.client_id == client_id)).all()
+    return pd.Series(
+        pd.array([h for _, h in rows], dtype="Int64"), index=pd.Index([k for k, _ in rows], dtype=object)
+    )
+
+
+def _hashes(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """A 64-bit hash per row of the values the load writes (pandas' fixed-key hash: stable across runs)."""
+    return pd.util.hash_pandas_object(frame[columns], index=False).to_numpy().view(np.int64)
+
+
+def _classify(frame: pd.DataFrame, key: str, stored: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(known, unchanged) masks: the key is stored, and with the same ``source_hash``."""
+    keys = frame[key].to_numpy(dtype=object)
+    known = pd.Index(keys).isin(stored.index)
+    same = (stored.reindex(keys).array == pd.array(frame["source_hash"].to_numpy(), dtype="Int64"))
+    return np.asarray(known), same.fillna(False).to_numpy(dtype=bool)
+
+
+def _write(conn, table, frame: pd.DataFrame, columns: list[str], **kw) -> None:
+    extra = kw.pop("extra", {})
+    for start in range(0, len(frame), WRITE_ROWS):
+        upsert(conn, table, _rows(frame.iloc[start : start + WRITE_ROWS], columns, **extra), **kw)
+
+
 def load_warehouse(cfg: ClientConfig, run_id: str, engine: Engine) -> dict:
     """Upsert accounts, their CRM ids, contacts, opportunities and reps in one transaction.
 
     The staged frames are walked part by part (``staging.PART_ROWS`` rows), so the step's memory
-    does not grow with the client's size.
+    does not grow with the client's size. A row whose export values hash as when it was last
+    loaded is not sent at all (a monthly re-load of a 1%-changed export writes ~1% of the rows);
+    bookkeeping alone (source row, run ids, timestamps) is no change.
     """
     cid = cfg.client_id
     now = _now()
@@ -324,33 +357,36 @@ def load_warehouse(cfg: ClientConfig, run_id: str, engine: Engine) -> dict:
          "active": r.active}
         for r in cfg.territories.reps
     ]  # fmt: skip
-    n = dict.fromkeys(("accounts", "new", "contacts", "without_account", "opps", "closed", "won"), 0)
+    n = dict.fromkeys(("accounts", "new", "unchanged", "contacts", "contacts_unchanged", "without_account",
+                       "opps", "opps_unchanged", "closed", "won"), 0)  # fmt: skip
+    hashed = [c for c in ACCOUNT_COLUMNS if c not in BOOKKEEPING]
     with engine.begin() as conn:
         crm_ids = _staged(conn, cid, run_id, "account_crm_ids", ["crm_id", "account_key", "is_survivor"])
         key_of = pd.Series(crm_ids["account_key"].to_numpy(dtype=object), index=crm_ids["crm_id"].to_numpy(dtype=object))
         key_of = key_of[~key_of.index.duplicated(keep="last")]
         absorbed = _staged(conn, cid, run_id, "absorbed_accounts", ["account_key"])["account_key"].tolist()
-        existing = {
-            k for (k,) in conn.execute(select(t.accounts.c.account_key).where(t.accounts.c.client_id == cid))
-        }
+        stored = _stored_hashes(conn, t.accounts, "account_key", cid)
         for part in staging.parts(conn, cid, run_id, "accounts_deduped"):
             accounts = typed(part, "accounts")
-            accounts["last_funding_date"] = accounts["last_funding_date"].dt.date.where(
-                accounts["last_funding_date"].notna(), None
-            )
             for col in ACCOUNT_COLUMNS:
                 if col not in accounts:
                     accounts[col] = None
+            accounts["source_hash"] = _hashes(accounts, hashed)
+            accounts["last_funding_date"] = accounts["last_funding_date"].dt.date.where(
+                accounts["last_funding_date"].notna(), None
+            )
             accounts["last_seen_run"] = run_id
-            is_new = ~accounts["account_key"].isin(existing)
-            new_rows = _rows(accounts[is_new], ACCOUNT_COLUMNS, client_id=cid, updated_at=now, first_seen_run=run_id)
-            old_rows = _rows(accounts[~is_new], ACCOUNT_COLUMNS, client_id=cid, updated_at=now)
-            upsert(conn, t.accounts, new_rows)
-            # An account, contact or deal the export repeats unchanged is not rewritten (a monthly
-            # re-load of a 1%-changed export writes ~1% of the rows); bookkeeping alone is no change.
-            upsert(conn, t.accounts, old_rows, keep_when_null=KEEP_WHEN_BLANK, skip_unchanged=BOOKKEEPING)
+            known, same = _classify(accounts, "account_key", stored)
+            cols = [*ACCOUNT_COLUMNS, "source_hash"]
+            extra = {"client_id": cid, "updated_at": now}
+            _write(conn, t.accounts, accounts[~known], cols, extra={**extra, "first_seen_run": run_id})
+            # A blank in the export never erases a stored value; a changed value overwrites it.
+            _write(conn, t.accounts, accounts[known & ~same], cols, extra=extra,
+                   keep_when_null=KEEP_WHEN_BLANK, skip_unchanged=BOOKKEEPING)  # fmt: skip
             n["accounts"] += len(accounts)
-            n["new"] += len(new_rows)
+            n["new"] += int((~known).sum())
+            n["unchanged"] += int(same.sum())
+        del stored
         if len(crm_ids):
             upsert(
                 conn,
@@ -359,40 +395,41 @@ def load_warehouse(cfg: ClientConfig, run_id: str, engine: Engine) -> dict:
                 skip_unchanged=("run_id",),
             )
         del crm_ids
+        stored = _stored_hashes(conn, t.contacts, "contact_key", cid)
         for part in staging.parts(conn, cid, run_id, "contacts"):
             contacts = typed(part, "contacts")
             contacts["account_key"] = contacts["account_crm_id"].map(key_of)
             contacts["contact_key"] = contacts["crm_id"]
+            # Only the columns an export carries: columns other steps own (enrichment, CRM sync) stay as they are.
+            cols = [c.name for c in t.contacts.columns if c.name in contacts and c.name != "client_id"]
+            contacts["source_hash"] = _hashes(contacts, [c for c in cols if c not in BOOKKEEPING])
             contacts["role_start_date"] = contacts["role_start_date"].dt.date.where(
                 contacts["role_start_date"].notna(), None
             )
-            # Only the columns an export carries: columns other steps own (enrichment, CRM sync) stay as they are.
-            cols = [c.name for c in t.contacts.columns if c.name in contacts and c.name != "client_id"]
-            upsert(
-                conn,
-                t.contacts,
-                _rows(contacts, cols, client_id=cid, last_seen_run=run_id, updated_at=now),
-                skip_unchanged=BOOKKEEPING,
-            )
+            _, same = _classify(contacts, "contact_key", stored)
+            _write(conn, t.contacts, contacts[~same], [*cols, "source_hash"],
+                   extra={"client_id": cid, "last_seen_run": run_id, "updated_at": now}, skip_unchanged=BOOKKEEPING)  # fmt: skip
             n["contacts"] += len(contacts)
+            n["contacts_unchanged"] += int(same.sum())
             n["without_account"] += int(contacts["account_key"].isna().sum())
+        stored = _stored_hashes(conn, t.opportunities, "crm_id", cid)
         for part in staging.parts(conn, cid, run_id, "opportunities"):
             opps = typed(part, "opportunities")
             opps["account_key"] = opps["account_crm_id"].map(key_of)
             stage = opps["stage"].fillna("").str.lower()
             opps["is_closed"] = opps["is_closed"].fillna(False).astype(bool) | stage.str.startswith("closed")
             opps["is_won"] = opps["is_won"].fillna(False).astype(bool) | (stage == "closed won")
-            opps["close_date"] = opps["close_date"].dt.date.where(opps["close_date"].notna(), None)
             cols = [c.name for c in t.opportunities.columns if c.name in opps and c.name != "client_id"]
-            upsert(
-                conn,
-                t.opportunities,
-                _rows(opps, cols, client_id=cid, last_seen_run=run_id, updated_at=now),
-                skip_unchanged=BOOKKEEPING,
-            )
+            opps["source_hash"] = _hashes(opps, [c for c in cols if c not in BOOKKEEPING])
+            opps["close_date"] = opps["close_date"].dt.date.where(opps["close_date"].notna(), None)
+            _, same = _classify(opps, "crm_id", stored)
+            _write(conn, t.opportunities, opps[~same], [*cols, "source_hash"],
+                   extra={"client_id": cid, "last_seen_run": run_id, "updated_at": now}, skip_unchanged=BOOKKEEPING)  # fmt: skip
             n["opps"] += len(opps)
+            n["opps_unchanged"] += int(same.sum())
             n["closed"] += int(opps["is_closed"].sum())
             n["won"] += int(opps["is_won"].sum())
+        del stored
         upsert(conn, t.reps, rep_rows)
         # Accounts a review decision merged into another are retired with their scores: their
         # CRM ids, contacts and deals now point at the account they joined.
@@ -405,9 +442,12 @@ def load_warehouse(cfg: ClientConfig, run_id: str, engine: Engine) -> dict:
         "accounts_loaded": n["accounts"],
         "accounts_new": n["new"],
         "accounts_updated": n["accounts"] - n["new"],
+        "accounts_unchanged": n["unchanged"],
         "contacts_loaded": n["contacts"],
+        "contacts_unchanged": n["contacts_unchanged"],
         "contacts_without_account": n["without_account"],
         "opportunities_loaded": n["opps"],
+        "opportunities_unchanged": n["opps_unchanged"],
         "opportunities_closed": n["closed"],
         "opportunities_won": n["won"],
         "reps": len(rep_rows),

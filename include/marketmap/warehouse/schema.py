@@ -93,6 +93,8 @@ accounts = Table(
     Column("first_seen_run", String(KEY)),
     Column("last_seen_run", String(KEY)),
     Column("updated_at", DateTime(timezone=True)),
+    # hash of the export values last loaded: an export row that repeats them is skipped unread
+    Column("source_hash", BigInteger),
     PrimaryKeyConstraint("client_id", "account_key", name="pk_accounts"),
     Index("ix_accounts_domain", "client_id", "domain"),
 )
@@ -204,6 +206,8 @@ contacts = Table(
     Column("source_row", Integer),
     Column("last_seen_run", String(KEY)),
     Column("updated_at", DateTime(timezone=True)),
+    # hash of the export values last loaded: an export row that repeats them is skipped unread
+    Column("source_hash", BigInteger),
     PrimaryKeyConstraint("client_id", "contact_key", name="pk_contacts"),
     Index("ix_contacts_account", "client_id", "account_key"),
 )
@@ -229,6 +233,8 @@ opportunities = Table(
     Column("source_row", Integer),
     Column("last_seen_run", String(KEY)),
     Column("updated_at", DateTime(timezone=True)),
+    # hash of the export values last loaded: an export row that repeats them is skipped unread
+    Column("source_hash", BigInteger),
     PrimaryKeyConstraint("client_id", "crm_id", name="pk_opportunities"),
     Index("ix_opportunities_account", "client_id", "account_key"),
 )

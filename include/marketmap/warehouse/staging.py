@@ -64,7 +64,9 @@ def decode(data: bytes, columns: list[str] | None = None) -> pd.DataFrame:
     for name in json.loads(meta.get(_JSON_COLUMNS, b"[]")):
         if name in frame:
             frame[name] = pd.Series(
-                [None if v is None else json.loads(v) for v in frame[name].tolist()], index=frame.index, dtype=object
+                [None if v is None else json.loads(v) for v in frame[name].tolist()],
+                index=frame.index,
+                dtype=object,
             )
     return frame
 
@@ -116,7 +118,9 @@ def parts(
     for n in numbers:
         with _connected(bind) as conn:
             data = conn.execute(
-                select(s.data).where(s.client_id == client_id, s.run_id == run_id, s.object == obj, s.part == n)
+                select(s.data).where(
+                    s.client_id == client_id, s.run_id == run_id, s.object == obj, s.part == n
+                )
             ).scalar_one()
         yield decode(data, columns)
 
