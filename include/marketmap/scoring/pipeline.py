@@ -9,11 +9,13 @@ unchanged data writes nothing.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, select
+from sqlalchemy import DateTime, Engine, exists, func, or_, select
 
 from marketmap.config import ClientConfig
 from marketmap.versions import persona_version, rubric_version
@@ -97,37 +99,108 @@ SCORE_CHUNK = 100_000
 
 
 def score_accounts(
-    cfg: ClientConfig, engine: Engine, run_id: str, run_date: dt.date, chunk: int = SCORE_CHUNK
+    cfg: ClientConfig,
+    engine: Engine,
+    run_id: str,
+    run_date: dt.date,
+    chunk: int = SCORE_CHUNK,
+    *,
+    incremental: bool = False,
 ) -> dict:
     """Fit score and tier of every account for every product rubric; write what changed.
 
     Accounts are read, scored, compared and written ``chunk`` at a time (in account-key order).
+    ``incremental`` (the monthly re-score): only accounts that can score differently from the last
+    complete scoring of this rubric version are read — changed or new since it started, or with a
+    recency date that crossed a window between its run date and this one. Every other account's
+    score is what a full re-score would write, so the result is the same for a fraction of the work.
     """
     cid = cfg.client_id
     version = rubric_version(cfg)
+    started = dt.datetime.now(dt.UTC)
+    changed, full_because = _may_have_changed(cfg, engine, version, run_date) if incremental else (None, "")
     a = t.accounts.c
-    query = (
-        select(*[a[c] for c in columns_of(t.accounts, without=BOOKKEEPING)])
-        .where(a.client_id == cid)
-        .order_by(a.account_key)
-    )
+    query = select(*[a[c] for c in columns_of(t.accounts, without=BOOKKEEPING)]).where(a.client_id == cid)
+    if changed is not None:
+        query = query.where(changed)
     accounts_n = written = 0
     tiers: Counter[str] = Counter()
-    now = dt.datetime.now(dt.UTC)
-    for accounts in iter_frames(engine, query, chunk):
+    for accounts in iter_frames(engine, query.order_by(a.account_key), chunk):
         accounts = expand(accounts.reset_index(drop=True))  # custom fields as columns
-        w, counts = _score_chunk(cfg, engine, accounts, version, run_id, run_date, now)
+        w, counts = _score_chunk(cfg, engine, accounts, version, run_id, run_date, started, sparse=changed is not None)
         accounts_n, written = accounts_n + len(accounts), written + w
         tiers.update(counts)
-    return {
-        "rubric_version": version,
-        "accounts": accounts_n,
-        "written": written,
-        "tiers": dict(sorted(tiers.items())),
-    }
+    out = {"rubric_version": version, "accounts": accounts_n, "written": written}
+    if changed is not None:  # the tiers of every account, not only of those re-scored
+        out["rescored"] = accounts_n
+        with engine.connect() as conn:
+            out["accounts"] = conn.execute(select(func.count()).where(a.client_id == cid)).scalar_one()
+            s = t.account_scores.c
+            tiers = Counter({
+                f"{p}:{tier}": n for p, tier, n in conn.execute(
+                    select(s.product, s.tier, func.count()).where(s.client_id == cid, s.rubric_version == version)
+                    .group_by(s.product, s.tier)
+                )
+            })  # fmt: skip
+    elif incremental:
+        out["full_rescore"] = full_because
+    _save_state(engine, cid, version, run_date, started, run_id)
+    return out | {"tiers": dict(sorted(tiers.items()))}
 
 
-def _score_chunk(cfg, engine, accounts, version, run_id, run_date, now) -> tuple[int, dict[str, int]]:
+def _code_version() -> str:
+    """A hash of the scoring code: scores kept from an older code are re-scored in full once."""
+    from marketmap.scoring import fit
+
+    return hashlib.sha256(Path(fit.__file__).read_bytes()).hexdigest()[:12]
+
+
+def _may_have_changed(cfg: ClientConfig, engine: Engine, version: str, run_date: dt.date):
+    """``(where clause, "")`` selecting the accounts that may score differently since the last complete
+    scoring of ``version``; ``(None, reason)`` when every account must be scored."""
+    from marketmap.scoring.fit import months_before
+
+    st, a, s = t.scoring_state.c, t.accounts.c, t.account_scores.c
+    with engine.connect() as conn:
+        state = conn.execute(
+            select(st.as_of, st.started_at, st.code_version).where(
+                st.client_id == cfg.client_id, st.kind == "accounts", st.rubric_version == version
+            )
+        ).first()
+    if state is None:
+        return None, "no earlier complete scoring of this rubric version"
+    if state.code_version != _code_version():
+        return None, "the scoring code changed since the last scoring"
+    if state.as_of > run_date:
+        return None, f"the last scoring was for a later date ({state.as_of})"
+    started_at = state.started_at if state.started_at.tzinfo else state.started_at.replace(tzinfo=dt.UTC)
+    scored = exists().where(s.client_id == a.client_id, s.account_key == a.account_key, s.rubric_version == version)
+    conds = [a.updated_at.is_(None), a.updated_at >= started_at, ~scored]
+    day = dt.timedelta(days=1)  # margin: a date-time field's timezone, and the cutoff's own day
+    for vector in (v for r in cfg.icp.rubrics for v in r.vectors if v.kind == "recency"):
+        if vector.field not in a:
+            return None, f"recency vector {vector.name!r} reads a custom field"
+        column = a[vector.field]
+        for w in vector.windows:
+            lo = pd.Timestamp(months_before(state.as_of, w.within_months)).to_pydatetime() - day
+            hi = pd.Timestamp(months_before(run_date, w.within_months)).to_pydatetime() + day
+            if isinstance(column.type, DateTime):
+                lo, hi = lo.replace(tzinfo=dt.UTC), hi.replace(tzinfo=dt.UTC)
+            else:
+                lo, hi = lo.date(), hi.date()
+            conds.append(column.between(lo, hi))
+    return or_(*conds), ""
+
+
+def _save_state(engine: Engine, client_id: str, version: str, run_date: dt.date, started: dt.datetime, run_id: str):
+    with engine.begin() as conn:
+        upsert(conn, t.scoring_state, [{
+            "client_id": client_id, "kind": "accounts", "rubric_version": version, "as_of": run_date,
+            "started_at": started, "code_version": _code_version(), "run_id": run_id,
+        }])  # fmt: skip
+
+
+def _score_chunk(cfg, engine, accounts, version, run_id, run_date, now, *, sparse=False) -> tuple[int, dict[str, int]]:
     from marketmap.scoring.fit import score_icp
 
     cid = cfg.client_id
@@ -142,14 +215,16 @@ def _score_chunk(cfg, engine, accounts, version, run_id, run_date, now) -> tuple
     new = scored[cols].reset_index(drop=True)
     s = t.account_scores.c
     keys = accounts["account_key"]
-    old = read_frame(
-        engine,
-        select(s.account_key, s.product, s.score, s.tier, s.explanation, s.max_attainable).where(
-            s.client_id == cid,
-            s.rubric_version == version,
-            s.account_key.between(keys.iloc[0], keys.iloc[-1]),
-        ),
-    )
+    old_cols = (s.account_key, s.product, s.score, s.tier, s.explanation, s.max_attainable)
+    mine = (s.client_id == cid, s.rubric_version == version)
+    if sparse:  # a few changed accounts spread over the key range: look up exactly those
+        old = pd.concat(
+            [read_frame(engine, select(*old_cols).where(*mine, s.account_key.in_(part)))
+             for part in (keys.iloc[i : i + 5000].tolist() for i in range(0, len(keys), 5000))],
+            ignore_index=True,
+        )  # fmt: skip
+    else:
+        old = read_frame(engine, select(*old_cols).where(*mine, s.account_key.between(keys.iloc[0], keys.iloc[-1])))
     written = _write_changed(
         engine, t.account_scores, new, old, ["account_key", "product"],
         ("score", "tier", "explanation", "max_attainable"), client_id=cid, run_id=run_id, scored_at=now,

@@ -560,3 +560,19 @@ client_status = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     PrimaryKeyConstraint("client_id", name="pk_client_status"),
 )
+
+# What the last complete scoring of a kind (accounts) and version saw: the run date its recency
+# vectors used and when it started. A monthly re-score reads only the accounts that changed since,
+# or whose recency window was crossed between the two run dates (scoring.pipeline).
+scoring_state = Table(
+    "scoring_state",
+    metadata,
+    _client(),
+    Column("kind", String(40), nullable=False),
+    Column("rubric_version", String(KEY), nullable=False),
+    Column("as_of", Date, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("code_version", String(40), nullable=False),
+    Column("run_id", String(KEY)),
+    PrimaryKeyConstraint("client_id", "kind", "rubric_version", name="pk_scoring_state"),
+)
