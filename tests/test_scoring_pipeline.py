@@ -179,7 +179,7 @@ def test_incremental_rescore_writes_what_a_full_rescore_would(mm_home, backend, 
     engine = get_engine()
     _load_demo(cfg, engine, "b1")
     first = scoring.score_accounts(cfg, engine, "b1", dt.date(2026, 6, 1), incremental=True)
-    assert first["full_rescore"] == "no earlier complete scoring of this rubric version"
+    assert first["full_rescore"] == "no earlier complete scoring of this version"
 
     # the next month's export: three accounts grew, the rest is byte for byte the same
     path = inbox / "Account.csv"

@@ -9,15 +9,14 @@ unchanged data writes nothing.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import DateTime, Engine, exists, func, or_, select
+from sqlalchemy import Engine, func, select
 
 from marketmap.config import ClientConfig
+from marketmap.scoring.incremental import accounts_to_rescore, save_state
 from marketmap.versions import persona_version, rubric_version
 from marketmap.warehouse import schema as t
 from marketmap.warehouse import upsert
@@ -118,7 +117,7 @@ def score_accounts(
     cid = cfg.client_id
     version = rubric_version(cfg)
     started = dt.datetime.now(dt.UTC)
-    changed, full_because = _may_have_changed(cfg, engine, version, run_date) if incremental else (None, "")
+    changed, full_because = accounts_to_rescore(cfg, engine, version, run_date) if incremental else (None, "")
     a = t.accounts.c
     query = select(*[a[c] for c in columns_of(t.accounts, without=BOOKKEEPING)]).where(a.client_id == cid)
     if changed is not None:
@@ -144,60 +143,8 @@ def score_accounts(
             })  # fmt: skip
     elif incremental:
         out["full_rescore"] = full_because
-    _save_state(engine, cid, version, run_date, started, run_id)
+    save_state(engine, cid, "accounts", version, run_date, started, run_id)
     return out | {"tiers": dict(sorted(tiers.items()))}
-
-
-def _code_version() -> str:
-    """A hash of the scoring code: scores kept from an older code are re-scored in full once."""
-    from marketmap.scoring import fit
-
-    return hashlib.sha256(Path(fit.__file__).read_bytes()).hexdigest()[:12]
-
-
-def _may_have_changed(cfg: ClientConfig, engine: Engine, version: str, run_date: dt.date):
-    """``(where clause, "")`` selecting the accounts that may score differently since the last complete
-    scoring of ``version``; ``(None, reason)`` when every account must be scored."""
-    from marketmap.scoring.fit import months_before
-
-    st, a, s = t.scoring_state.c, t.accounts.c, t.account_scores.c
-    with engine.connect() as conn:
-        state = conn.execute(
-            select(st.as_of, st.started_at, st.code_version).where(
-                st.client_id == cfg.client_id, st.kind == "accounts", st.rubric_version == version
-            )
-        ).first()
-    if state is None:
-        return None, "no earlier complete scoring of this rubric version"
-    if state.code_version != _code_version():
-        return None, "the scoring code changed since the last scoring"
-    if state.as_of > run_date:
-        return None, f"the last scoring was for a later date ({state.as_of})"
-    started_at = state.started_at if state.started_at.tzinfo else state.started_at.replace(tzinfo=dt.UTC)
-    scored = exists().where(s.client_id == a.client_id, s.account_key == a.account_key, s.rubric_version == version)
-    conds = [a.updated_at.is_(None), a.updated_at >= started_at, ~scored]
-    day = dt.timedelta(days=1)  # margin: a date-time field's timezone, and the cutoff's own day
-    for vector in (v for r in cfg.icp.rubrics for v in r.vectors if v.kind == "recency"):
-        if vector.field not in a:
-            return None, f"recency vector {vector.name!r} reads a custom field"
-        column = a[vector.field]
-        for w in vector.windows:
-            lo = pd.Timestamp(months_before(state.as_of, w.within_months)).to_pydatetime() - day
-            hi = pd.Timestamp(months_before(run_date, w.within_months)).to_pydatetime() + day
-            if isinstance(column.type, DateTime):
-                lo, hi = lo.replace(tzinfo=dt.UTC), hi.replace(tzinfo=dt.UTC)
-            else:
-                lo, hi = lo.date(), hi.date()
-            conds.append(column.between(lo, hi))
-    return or_(*conds), ""
-
-
-def _save_state(engine: Engine, client_id: str, version: str, run_date: dt.date, started: dt.datetime, run_id: str):
-    with engine.begin() as conn:
-        upsert(conn, t.scoring_state, [{
-            "client_id": client_id, "kind": "accounts", "rubric_version": version, "as_of": run_date,
-            "started_at": started, "code_version": _code_version(), "run_id": run_id,
-        }])  # fmt: skip
 
 
 def _score_chunk(cfg, engine, accounts, version, run_id, run_date, now, *, sparse=False) -> tuple[int, dict[str, int]]:
