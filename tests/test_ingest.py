@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import shutil
 from pathlib import Path
 
@@ -196,24 +197,42 @@ def test_unreadable_file_stages_nothing(sample):
     with pytest.raises(IngestError, match="Opportunity.csv: missing column"):
         pipeline.extract_exports(cfg, "r1", engine)
     with engine.connect() as conn:
-        assert conn.execute(select(func.count()).select_from(t.staged_records)).scalar_one() == 0
+        assert conn.execute(select(func.count()).select_from(t.staged_frames)).scalar_one() == 0
+
+
+def _bump(path, column: str) -> None:
+    """Add 1 to every number of ``column`` in an export file (the rest stays byte for byte)."""
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        rows = list(csv.reader(fh))
+    i = rows[0].index(column)
+    for r in rows[1:]:
+        if r[i].strip():
+            r[i] = str(float(r[i]) + 1)
+    with path.open("w", encoding="utf-8-sig", newline="") as fh:
+        csv.writer(fh).writerows(rows)
 
 
 def test_failed_load_leaves_warehouse_as_it_was(sample, monkeypatch):
-    cfg, _ = sample
+    cfg, inbox = sample
     engine = get_engine()
     run_steps(cfg, "r1", engine)
     before = counts(engine)
     with engine.connect() as conn:
         names_before = dict(conn.execute(select(t.accounts.c.account_key, t.accounts.c.name)).all())
 
-    # second run: a changed export, and the load dies half-way (on the opportunities)
+    # second run: a changed export (every account's headcount, every deal's amount), and the
+    # load dies half-way (on the opportunities, after the accounts were written)
+    _bump(inbox / "Account.csv", "NumberOfEmployees")
+    _bump(inbox / "Opportunity.csv", "Amount")
     pipeline.start_run(engine, cfg.client_id, "r2", "build", None)
     pipeline.extract_exports(cfg, "r2", engine)
     pipeline.normalise_and_dedupe(cfg, "r2", engine)
     real_upsert = pipeline.upsert
 
+    calls = {"accounts": 0}
+
     def failing_upsert(conn, table, rows, **kw):
+        calls["accounts"] += table is t.accounts
         if table is t.opportunities:
             raise RuntimeError("connection lost")
         return real_upsert(conn, table, [{**r, "name": "CHANGED"} if "name" in r else r for r in rows], **kw)
@@ -221,6 +240,7 @@ def test_failed_load_leaves_warehouse_as_it_was(sample, monkeypatch):
     monkeypatch.setattr(pipeline, "upsert", failing_upsert)
     with pytest.raises(RuntimeError, match="connection lost"):
         pipeline.load_warehouse(cfg, "r2", engine)
+    assert calls["accounts"] > 0  # the accounts had been written when the load died
     assert counts(engine) == before
     with engine.connect() as conn:
         assert dict(conn.execute(select(t.accounts.c.account_key, t.accounts.c.name)).all()) == names_before
@@ -242,3 +262,38 @@ def test_blank_in_a_later_export_keeps_the_known_value(sample):
             )
         ).one()
     assert tuple(row) == ("Finance", 600, "r2")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_unchanged_export_rows_are_skipped_by_hash(sample, backend, request, monkeypatch):
+    """A re-load of the same export sends no row (each row's ``source_hash`` matches); a changed
+    value is loaded, and only its row is rewritten. Staged frames keep their types through Parquet."""
+    if backend == "postgresql":
+        monkeypatch.setenv("MARKETMAP_WAREHOUSE_URL", request.getfixturevalue("pg_database"))
+    cfg, inbox = sample
+    engine = get_engine()
+    run_steps(cfg, "r1", engine)
+    a = t.accounts.c
+    with engine.connect() as conn:
+        stamps = dict(conn.execute(select(a.account_key, a.updated_at).where(a.client_id == "sample")).all())
+        hashes = conn.execute(select(func.count()).where(a.client_id == "sample", a.source_hash.is_not(None)))
+        assert hashes.scalar_one() == 22
+    again = run_steps(cfg, "r2", engine)
+    assert (again["accounts_unchanged"], again["contacts_unchanged"], again["opportunities_unchanged"]) == (22, 102, 50)
+    with engine.connect() as conn:
+        assert dict(conn.execute(select(a.account_key, a.updated_at).where(a.client_id == "sample")).all()) == stamps
+
+    text = (inbox / "Account.csv").read_text(encoding="utf-8-sig")
+    (inbox / "Account.csv").write_text(text.replace(",Finance,6759560,577,", ",Finance,6759560,600,"), encoding="utf-8-sig")
+    third = run_steps(cfg, "r3", engine)
+    assert third["accounts_unchanged"] == 21 and third["accounts_new"] == 0
+    with engine.connect() as conn:
+        now = dict(conn.execute(select(a.account_key, a.updated_at).where(a.client_id == "sample")).all())
+        row = conn.execute(
+            select(a.employees, a.last_funding_date, a.crm_created, a.last_seen_run).where(
+                a.account_key == "walkerhensonandcompton.com"
+            )
+        ).one()
+    assert [k for k in now if now[k] != stamps[k]] == ["walkerhensonandcompton.com"]
+    assert row.employees == 600 and row.last_seen_run == "r3"
+    assert row.crm_created is not None  # a timestamp came through the staged Parquet frame

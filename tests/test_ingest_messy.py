@@ -308,7 +308,7 @@ def test_a_refused_file_leaves_the_warehouse_unchanged(sample):
     _steps(cfg, "r1", engine)
     with engine.connect() as conn:
         before = {tbl.name: conn.execute(select(func.count()).select_from(tbl)).scalar_one()
-                  for tbl in (t.accounts, t.contacts, t.opportunities, t.staged_records, t.ingest_warnings)}  # fmt: skip
+                  for tbl in (t.accounts, t.contacts, t.opportunities, t.staged_frames, t.ingest_warnings)}  # fmt: skip
         names = sorted(conn.execute(select(t.accounts.c.name)).scalars())
     _append(inbox / "Account.csv", [
         {"Id": "001Zz0000000009AAA", "Name": "Late", "CreatedDate": "03/04/2024"},
@@ -318,7 +318,7 @@ def test_a_refused_file_leaves_the_warehouse_unchanged(sample):
         pipeline.extract_exports(cfg, "r2", engine)
     with engine.connect() as conn:
         after = {tbl.name: conn.execute(select(func.count()).select_from(tbl)).scalar_one()
-                 for tbl in (t.accounts, t.contacts, t.opportunities, t.staged_records, t.ingest_warnings)}  # fmt: skip
+                 for tbl in (t.accounts, t.contacts, t.opportunities, t.staged_frames, t.ingest_warnings)}  # fmt: skip
         assert sorted(conn.execute(select(t.accounts.c.name)).scalars()) == names
     assert after == before
 

@@ -186,3 +186,69 @@ def test_contacts_scored_in_chunks_as_in_one_pass(tmp_path, fixture_clients, mm_
         one_pass.sort_values("contact_key").reset_index(drop=True),
     )
     assert scoring.score_contacts(cfg, engine, "r3", RUN_DATE, chunk=7)["written"] == 0
+
+
+def _load_demo(cfg, engine, run_id: str) -> dict:
+    ingest.start_run(engine, cfg.client_id, run_id, "build", None)
+    ingest.extract_exports(cfg, run_id, engine)
+    ingest.normalise_and_dedupe(cfg, run_id, engine)
+    return ingest.load_warehouse(cfg, run_id, engine)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_incremental_rescore_writes_what_a_full_rescore_would(mm_home, backend, request, monkeypatch):
+    """The monthly re-score reads only accounts that changed, are new, or whose funding date crossed a
+    recency window between the two run dates; a full re-score right after it has nothing left to write."""
+    import csv
+
+    from marketmap.demo.generate import generate_demo_export
+
+    if backend == "postgresql":
+        monkeypatch.setenv("MARKETMAP_WAREHOUSE_URL", request.getfixturevalue("pg_database"))
+    # the demo client under an id of its own: the PostgreSQL database is shared by the session's tests
+    cfg = load_client("demo").model_copy(update={"client_id": "incremental"})
+    inbox = mm_home / "inbox" / cfg.client_id
+    generate_demo_export(inbox, n_accounts=1500)
+    engine = get_engine()
+    _load_demo(cfg, engine, "b1")
+    first = scoring.score_accounts(cfg, engine, "b1", dt.date(2026, 6, 1), incremental=True)
+    assert first["full_rescore"] == "no earlier complete scoring of this version"
+
+    # the next month's export: three accounts grew, the rest is byte for byte the same
+    path = inbox / "Account.csv"
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        rows = list(csv.reader(fh))
+    col = rows[0].index("NumberOfEmployees")
+    edited = [r for r in rows[1:] if r[col].strip()][:3]
+    for r in edited:
+        r[col] = str(int(float(r[col])) * 3 + 1000)
+    with path.open("w", encoding="utf-8-sig", newline="") as fh:
+        csv.writer(fh).writerows(rows)
+    load = _load_demo(cfg, engine, "m1")
+    assert load["accounts_loaded"] - load["accounts_unchanged"] == 3
+
+    later = dt.date(2026, 9, 1)  # three months on: some funding rounds left the 12- and 24-month windows
+    monthly = scoring.score_accounts(cfg, engine, "m1", later, incremental=True)
+    assert "full_rescore" not in monthly
+    assert 3 < monthly["rescored"] < monthly["accounts"] / 5
+    assert monthly["written"] > 3  # window crossings, not only the three edited accounts
+    assert sum(monthly["tiers"].values()) == monthly["accounts"] * len(cfg.icp.rubrics)
+    full = scoring.score_accounts(cfg, engine, "m1-full", later)
+    assert full["written"] == 0 and full["tiers"] == monthly["tiers"]
+
+    # enrichment fills a blank industry (on the run's clock, which may lie in the past): re-scored
+    from marketmap.enrichment.runner import Fill, apply_fills
+
+    a = t.accounts.c
+    with engine.begin() as conn:
+        key = conn.execute(
+            select(a.account_key).where(a.client_id == cfg.client_id, a.industry.is_(None)).limit(1)
+        ).scalar_one()
+        assert apply_fills(conn, cfg.client_id, "m2", [Fill(key, "industry", "Software", "sim")], dt.datetime(2026, 1, 1, tzinfo=dt.UTC)) == 1
+    after_fill = scoring.score_accounts(cfg, engine, "m2", later, incremental=True)
+    assert after_fill["rescored"] == 1 and after_fill["written"] == 1
+    assert scoring.score_accounts(cfg, engine, "m2-full", later)["written"] == 0
+
+    # a catch-up run for an earlier date than the last scoring re-scores everything
+    earlier = scoring.score_accounts(cfg, engine, "c1", dt.date(2026, 7, 1), incremental=True)
+    assert earlier["full_rescore"].startswith("the last scoring was for a later date")

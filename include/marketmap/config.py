@@ -917,7 +917,8 @@ def push_source_problems(cfg: ClientConfig, source: str = "") -> list[tuple[str,
     from marketmap.crm.mapping import CONTACT_SCORE_SOURCES, SCORE_SOURCES, resolve_source
     from marketmap.warehouse import schema as t
 
-    skip = {"client_id", "updated_at", "last_seen_run", "first_seen_run", "source_row", "source_file", "custom"}
+    skip = {"client_id", "updated_at", "last_seen_run", "first_seen_run", "source_row", "source_file", "custom",
+            "source_hash"}
     out = []
     for i, push in enumerate(cfg.push):
         for j, f in enumerate(push.fields):

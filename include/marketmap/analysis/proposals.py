@@ -115,7 +115,7 @@ def apply_proposal(
                 already += 1
             elif current == mv.from_rep:
                 conn.execute(update(t.accounts).where(a.client_id == client_id, a.account_key == mv.account_key)
-                             .values(owner_id=mv.to_rep))  # fmt: skip
+                             .values(owner_id=mv.to_rep, updated_at=dt.datetime.now(dt.UTC)))  # wall clock  # fmt: skip
                 history.append({"client_id": client_id, "account_key": mv.account_key, "rep_id": mv.to_rep,
                                 "source": kind, "run_id": run_id, "assigned_at": now})  # fmt: skip
                 outcome = "applied"

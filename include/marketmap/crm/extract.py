@@ -14,6 +14,7 @@ import csv
 import datetime as dt
 from typing import Any
 
+import pandas as pd
 from sqlalchemy import Engine, delete, text
 
 from marketmap.config import ClientConfig
@@ -24,7 +25,7 @@ from marketmap.ingest import pipeline
 from marketmap.ingest.reader import read_export
 from marketmap.settings import run_dir
 from marketmap.warehouse import schema as t
-from marketmap.warehouse import upsert
+from marketmap.warehouse import staging, upsert
 
 OBJECTS = ("account", "contact", "opportunity")
 
@@ -113,12 +114,12 @@ def extract(
         staged = 0
         if records:
             res = read_export(path, CANONICAL[obj], fmt, overrides[obj], "utf-8", pipeline.read_options(cfg), custom)
-            pipeline._stage(engine, cid, run_id, CANONICAL[obj], pipeline.frame_to_records(res.frame))
+            staging.stage(engine, cid, run_id, CANONICAL[obj], res.frame)
             staged = len(res.frame)
             rejected_rows += [{"client_id": cid, "run_id": run_id, **r.__dict__} for r in res.rejected]
             warnings += res.warnings
         else:
-            pipeline._stage(engine, cid, run_id, CANONICAL[obj], [])
+            staging.stage(engine, cid, run_id, CANONICAL[obj], pd.DataFrame())
         if obj in ("account", "contact"):
             rows = snapshot.snapshot_rows(
                 cfg, obj, records, id_field=id_field, run_id=run_id, source="extract"

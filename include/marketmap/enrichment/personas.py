@@ -408,7 +408,7 @@ def _contact_row(
         "source": provider,
         "needs_research": email is None,
         "last_seen_run": run_id,
-        "updated_at": now,
+        "updated_at": dt.datetime.now(dt.UTC),  # wall clock: the monthly re-score reads rows written since it ran
     }
 
 

@@ -143,7 +143,8 @@ def apply_fills(
             .where(
                 and_(t.accounts.c.client_id == client_id, t.accounts.c.account_key == bindparam("k"), blank)
             )
-            .values({name: bindparam("v")})
+            # updated_at is the wall clock, not the run's: the monthly re-score reads rows written since it last ran
+            .values({name: bindparam("v"), "updated_at": dt.datetime.now(dt.UTC)})
         )
         res = conn.execute(stmt, [{"k": f.account_key, "v": f.value} for f in items])
         written += max(res.rowcount or 0, 0)

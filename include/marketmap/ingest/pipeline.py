@@ -22,7 +22,7 @@ from marketmap.ingest.dedupe import dedupe_accounts
 from marketmap.ingest.reader import IngestError, ReadOptions, ReadResult, Rejected, read_export
 from marketmap.ingest.schema import ACCOUNT_FIELDS, FIELDS, RANGE_COLUMNS, column_map
 from marketmap.settings import inbox_dir, run_dir
-from marketmap.warehouse import insert_rows, safe_url, upsert
+from marketmap.warehouse import safe_url, staging, upsert
 from marketmap.warehouse import schema as t
 
 OBJECTS = ("accounts", "contacts", "opportunities")
@@ -32,14 +32,9 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def frame_to_records(df: pd.DataFrame) -> list[dict]:
-    """JSON-safe records (NaN → null, timestamps → ISO 8601)."""
-    return json.loads(df.to_json(orient="records", date_format="iso", date_unit="s"))
-
-
-def records_to_frame(records: list[dict], obj: str) -> pd.DataFrame:
-    """Inverse of :func:`frame_to_records` for a canonical object, restoring column types."""
-    df = pd.DataFrame.from_records(records)
+def typed(df: pd.DataFrame, obj: str) -> pd.DataFrame:
+    """A staged frame of a canonical object with every field present and of its type (a column
+    that was blank in every row comes back untyped from Parquet)."""
     for field, kind in FIELDS[obj].items():
         if field not in df:
             df[field] = None
@@ -88,38 +83,15 @@ def _rows(df: pd.DataFrame, columns: list[str], **extra) -> list[dict]:
     return [{**dict(zip(columns, rec, strict=True)), **extra} for rec in zip(*values, strict=True)]
 
 
-def _stage(engine: Engine, client_id: str, run_id: str, obj: str, records: list[dict]) -> None:
-    with engine.begin() as conn:
-        conn.execute(
-            delete(t.staged_records).where(
-                t.staged_records.c.client_id == client_id,
-                t.staged_records.c.run_id == run_id,
-                t.staged_records.c.object == obj,
-            )
-        )
-        # COPY on PostgreSQL: staging is the largest write of a build
-        insert_rows(
-            conn,
-            t.staged_records,
-            (
-                {"client_id": client_id, "run_id": run_id, "object": obj, "seq": i, "data": r}
-                for i, r in enumerate(records)
-            ),
-        )
-
-
-def _staged(engine: Engine, client_id: str, run_id: str, obj: str) -> list[dict]:
-    q = (
-        select(t.staged_records.c.data)
-        .where(
-            t.staged_records.c.client_id == client_id,
-            t.staged_records.c.run_id == run_id,
-            t.staged_records.c.object == obj,
-        )
-        .order_by(t.staged_records.c.seq)
-    )
-    with engine.connect() as conn:
-        return [r[0] for r in conn.execute(q)]
+def _staged(bind, client_id: str, run_id: str, obj: str, columns: list[str] | None = None) -> pd.DataFrame:
+    """The run's staged frame ``obj`` (empty when nothing was staged)."""
+    frame = staging.read(bind, client_id, run_id, obj, columns)
+    if frame is None:
+        return pd.DataFrame(columns=columns or [])
+    for col in columns or ():
+        if col not in frame:
+            frame[col] = None
+    return frame
 
 
 def export_paths(cfg: ClientConfig, inbox: Path | None = None) -> dict[str, Path]:
@@ -177,18 +149,24 @@ def extract_exports(cfg: ClientConfig, run_id: str, engine: Engine, inbox: Path 
     results: dict[str, ReadResult] = {}
     problems = []
     options = read_options(cfg)
+    staged: dict[str, int] = {}
+    encoded: dict[str, list] = {}  # Parquet parts: a few % of the frame's memory, so one frame at a time
     for obj, path in export_paths(cfg, inbox).items():
         try:
             custom = cfg.custom_fields.specs(obj, overrides[obj])
-            results[obj] = read_export(path, obj, exp.format, overrides[obj], exp.encoding, options, custom)
+            results[obj] = res = read_export(path, obj, exp.format, overrides[obj], exp.encoding, options, custom)
         except IngestError as e:
             problems.append(str(e))
+            continue
+        encoded[obj] = staging.encode(res.frame)
+        res.frame = res.frame.iloc[:0]  # the rows live on as Parquet only
+        staged[obj] = sum(rows for rows, _ in encoded[obj])
     if problems:
         raise IngestError("\n".join(problems))
 
-    for obj, res in results.items():
-        _stage(engine, cfg.client_id, run_id, obj, frame_to_records(res.frame))
     with engine.begin() as conn:
+        for obj, parts in encoded.items():
+            staging.put(conn, cfg.client_id, run_id, obj, parts)
         conn.execute(
             delete(t.rejected_rows).where(
                 t.rejected_rows.c.client_id == cfg.client_id, t.rejected_rows.c.run_id == run_id
@@ -208,7 +186,7 @@ def extract_exports(cfg: ClientConfig, run_id: str, engine: Engine, inbox: Path 
         obj: {
             "file": res.file,
             "rows": res.rows_read,
-            "staged": len(res.frame),
+            "staged": staged[obj],
             "rejected": len(res.rejected),
             "warnings": len(res.warnings),
             **({"blank_rows_skipped": res.blank_rows} if res.blank_rows else {}),
@@ -240,8 +218,7 @@ def save_warnings(conn, client_id: str, run_id: str, step: str, warnings: list) 
 
 def normalise_and_dedupe(cfg: ClientConfig, run_id: str, engine: Engine) -> dict:
     """Normalise domains, merge duplicates by domain and queue fuzzy-name pairs for review."""
-    records = _staged(engine, cfg.client_id, run_id, "accounts")
-    frame = records_to_frame(records, "accounts")
+    frame = typed(_staged(engine, cfg.client_id, run_id, "accounts"), "accounts")
     if "source_row" not in frame:
         frame["source_row"] = None
     from marketmap.ingest.review import decided
@@ -253,12 +230,18 @@ def normalise_and_dedupe(cfg: ClientConfig, run_id: str, engine: Engine) -> dict
     asked = [(k, lk, rk) not in decisions for k, lk, rk in
              zip(result.review["kind"], result.review["left_key"], result.review["right_key"], strict=True)]  # fmt: skip
     result.review = result.review[asked] if len(result.review) else result.review
-    _stage(engine, cfg.client_id, run_id, "accounts_deduped", frame_to_records(result.accounts))
-    _stage(engine, cfg.client_id, run_id, "absorbed_accounts",
-           [{"account_key": k, "into": v} for k, v in sorted((result.absorbed or {}).items())])  # fmt: skip
-    _stage(engine, cfg.client_id, run_id, "account_crm_ids", frame_to_records(result.crm_ids))
+    records = len(frame)
+    del frame  # the survivors are a new frame
+    absorbed = sorted((result.absorbed or {}).items())
+    staged = {
+        "accounts_deduped": staging.encode(result.accounts),
+        "absorbed_accounts": staging.encode(pd.DataFrame(absorbed, columns=["account_key", "into"])),
+        "account_crm_ids": staging.encode(result.crm_ids),
+    }
     cid = cfg.client_id
     with engine.begin() as conn:
+        for obj, parts in staged.items():
+            staging.put(conn, cid, run_id, obj, parts)
         conn.execute(
             delete(t.account_merges).where(
                 t.account_merges.c.client_id == cid, t.account_merges.c.run_id == run_id
@@ -277,7 +260,7 @@ def normalise_and_dedupe(cfg: ClientConfig, run_id: str, engine: Engine) -> dict
         )
         save_warnings(conn, cid, run_id, "dedupe", _domain_warnings(cfg, result.warnings))
     return {
-        "records": len(frame),
+        "records": records,
         "accounts": len(result.accounts),
         "duplicates_merged": int((~result.merges["reason"].str.startswith("review decision")).sum())
         if len(result.merges) else 0,
@@ -328,63 +311,82 @@ KEEP_WHEN_BLANK = [f for f in ACCOUNT_FIELDS if f not in ("crm_id", "name")] + [
 BOOKKEEPING = ("source_file", "source_row", "first_seen_run", "last_seen_run", "updated_at", "run_id")
 
 
-def load_warehouse(cfg: ClientConfig, run_id: str, engine: Engine) -> dict:
-    """Upsert accounts, their CRM ids, contacts, opportunities and reps in one transaction."""
-    cid = cfg.client_id
-    accounts = records_to_frame(_staged(engine, cid, run_id, "accounts_deduped"), "accounts")
-    crm_ids = pd.DataFrame.from_records(_staged(engine, cid, run_id, "account_crm_ids"))
-    contacts = records_to_frame(_staged(engine, cid, run_id, "contacts"), "contacts")
-    opps = records_to_frame(_staged(engine, cid, run_id, "opportunities"), "opportunities")
-    absorbed = [r["account_key"] for r in _staged(engine, cid, run_id, "absorbed_accounts")]
-    now = _now()
+# Rows turned into dicts for one upsert at a time: bounds the load's memory whatever the part size.
+WRITE_ROWS = 50_000
 
-    for col in ("last_funding_date",):
-        accounts[col] = accounts[col].dt.date.where(accounts[col].notna(), None)
-    for col in ACCOUNT_COLUMNS:
-        if col not in accounts:
-            accounts[col] = None
-    accounts["last_seen_run"] = run_id
-    key_of = dict(zip(crm_ids.get("crm_id", []), crm_ids.get("account_key", []), strict=True))
 
-    contacts["account_key"] = contacts["account_crm_id"].map(key_of)
-    contacts["contact_key"] = contacts["crm_id"]
-    contacts["role_start_date"] = contacts["role_start_date"].dt.date.where(
-        contacts["role_start_date"].notna(), None
+def _stored_hashes(conn, table, key: str, client_id: str) -> pd.Series:
+    """``source_hash`` of every stored row of the client, by key (NA: loaded before hashes existed)."""
+    rows = conn.execute(select(table.c[key], table.c.source_hash).where(table.c.client_id == client_id)).all()
+    return pd.Series(
+        pd.array([h for _, h in rows], dtype="Int64"), index=pd.Index([k for k, _ in rows], dtype=object)
     )
-    opps["account_key"] = opps["account_crm_id"].map(key_of)
-    stage = opps["stage"].fillna("").str.lower()
-    opps["is_closed"] = opps["is_closed"].fillna(False).astype(bool) | stage.str.startswith("closed")
-    opps["is_won"] = opps["is_won"].fillna(False).astype(bool) | (stage == "closed won")
-    opps["close_date"] = opps["close_date"].dt.date.where(opps["close_date"].notna(), None)
 
-    # Only the columns an export carries: columns other steps own (enrichment, CRM sync) stay as they are.
-    contact_cols = [c.name for c in t.contacts.columns if c.name in contacts and c.name != "client_id"]
-    opp_cols = [c.name for c in t.opportunities.columns if c.name in opps and c.name != "client_id"]
+
+def _hashes(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """A 64-bit hash per row of the values the load writes (pandas' fixed-key hash: stable across runs)."""
+    return pd.util.hash_pandas_object(frame[columns], index=False).to_numpy().view(np.int64)
+
+
+def _classify(frame: pd.DataFrame, key: str, stored: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(known, unchanged) masks: the key is stored, and with the same ``source_hash``."""
+    keys = frame[key].to_numpy(dtype=object)
+    known = pd.Index(keys).isin(stored.index)
+    same = (stored.reindex(keys).array == pd.array(frame["source_hash"].to_numpy(), dtype="Int64"))
+    return np.asarray(known), same.fillna(False).to_numpy(dtype=bool)
+
+
+def _write(conn, table, frame: pd.DataFrame, columns: list[str], **kw) -> None:
+    extra = kw.pop("extra", {})
+    for start in range(0, len(frame), WRITE_ROWS):
+        upsert(conn, table, _rows(frame.iloc[start : start + WRITE_ROWS], columns, **extra), **kw)
+
+
+def load_warehouse(cfg: ClientConfig, run_id: str, engine: Engine) -> dict:
+    """Upsert accounts, their CRM ids, contacts, opportunities and reps in one transaction.
+
+    The staged frames are walked part by part (``staging.PART_ROWS`` rows), so the step's memory
+    does not grow with the client's size. A row whose export values hash as when it was last
+    loaded is not sent at all (a monthly re-load of a 1%-changed export writes ~1% of the rows);
+    bookkeeping alone (source row, run ids, timestamps) is no change.
+    """
+    cid = cfg.client_id
+    now = _now()
     rep_rows = [
-        {
-            "client_id": cid,
-            "rep_id": r.id,
-            "name": r.name,
-            "email": r.email,
-            "territory": r.territory,
-            "active": r.active,
-        }
+        {"client_id": cid, "rep_id": r.id, "name": r.name, "email": r.email, "territory": r.territory,
+         "active": r.active}
         for r in cfg.territories.reps
-    ]
+    ]  # fmt: skip
+    n = dict.fromkeys(("accounts", "new", "unchanged", "contacts", "contacts_unchanged", "without_account",
+                       "opps", "opps_unchanged", "closed", "won"), 0)  # fmt: skip
+    hashed = [c for c in ACCOUNT_COLUMNS if c not in BOOKKEEPING]
     with engine.begin() as conn:
-        existing = {
-            k for (k,) in conn.execute(select(t.accounts.c.account_key).where(t.accounts.c.client_id == cid))
-        }
-        acc_rows = _rows(accounts, ACCOUNT_COLUMNS, client_id=cid, updated_at=now)
-        for row in acc_rows:
-            if row["account_key"] not in existing:
-                row["first_seen_run"] = run_id
-        new_rows = [r for r in acc_rows if "first_seen_run" in r]
-        old_rows = [r for r in acc_rows if "first_seen_run" not in r]
-        upsert(conn, t.accounts, new_rows)
-        # An account, contact or deal the export repeats unchanged is not rewritten (a monthly
-        # re-load of a 1%-changed export writes ~1% of the rows); bookkeeping alone is no change.
-        upsert(conn, t.accounts, old_rows, keep_when_null=KEEP_WHEN_BLANK, skip_unchanged=BOOKKEEPING)
+        crm_ids = _staged(conn, cid, run_id, "account_crm_ids", ["crm_id", "account_key", "is_survivor"])
+        key_of = pd.Series(crm_ids["account_key"].to_numpy(dtype=object), index=crm_ids["crm_id"].to_numpy(dtype=object))
+        key_of = key_of[~key_of.index.duplicated(keep="last")]
+        absorbed = _staged(conn, cid, run_id, "absorbed_accounts", ["account_key"])["account_key"].tolist()
+        stored = _stored_hashes(conn, t.accounts, "account_key", cid)
+        for part in staging.parts(conn, cid, run_id, "accounts_deduped"):
+            accounts = typed(part, "accounts")
+            for col in ACCOUNT_COLUMNS:
+                if col not in accounts:
+                    accounts[col] = None
+            accounts["source_hash"] = _hashes(accounts, hashed)
+            accounts["last_funding_date"] = accounts["last_funding_date"].dt.date.where(
+                accounts["last_funding_date"].notna(), None
+            )
+            accounts["last_seen_run"] = run_id
+            known, same = _classify(accounts, "account_key", stored)
+            cols = [*ACCOUNT_COLUMNS, "source_hash"]
+            extra = {"client_id": cid, "updated_at": now}
+            _write(conn, t.accounts, accounts[~known], cols, extra={**extra, "first_seen_run": run_id})
+            # A blank in the export never erases a stored value; a changed value overwrites it.
+            _write(conn, t.accounts, accounts[known & ~same], cols, extra=extra,
+                   keep_when_null=KEEP_WHEN_BLANK, skip_unchanged=BOOKKEEPING)  # fmt: skip
+            n["accounts"] += len(accounts)
+            n["new"] += int((~known).sum())
+            n["unchanged"] += int(same.sum())
+        del stored
         if len(crm_ids):
             upsert(
                 conn,
@@ -392,18 +394,42 @@ def load_warehouse(cfg: ClientConfig, run_id: str, engine: Engine) -> dict:
                 _rows(crm_ids, ["crm_id", "account_key", "is_survivor"], client_id=cid, run_id=run_id),
                 skip_unchanged=("run_id",),
             )
-        upsert(
-            conn,
-            t.contacts,
-            _rows(contacts, contact_cols, client_id=cid, last_seen_run=run_id, updated_at=now),
-            skip_unchanged=BOOKKEEPING,
-        )
-        upsert(
-            conn,
-            t.opportunities,
-            _rows(opps, opp_cols, client_id=cid, last_seen_run=run_id, updated_at=now),
-            skip_unchanged=BOOKKEEPING,
-        )
+        del crm_ids
+        stored = _stored_hashes(conn, t.contacts, "contact_key", cid)
+        for part in staging.parts(conn, cid, run_id, "contacts"):
+            contacts = typed(part, "contacts")
+            contacts["account_key"] = contacts["account_crm_id"].map(key_of)
+            contacts["contact_key"] = contacts["crm_id"]
+            # Only the columns an export carries: columns other steps own (enrichment, CRM sync) stay as they are.
+            cols = [c.name for c in t.contacts.columns if c.name in contacts and c.name != "client_id"]
+            contacts["source_hash"] = _hashes(contacts, [c for c in cols if c not in BOOKKEEPING])
+            contacts["role_start_date"] = contacts["role_start_date"].dt.date.where(
+                contacts["role_start_date"].notna(), None
+            )
+            _, same = _classify(contacts, "contact_key", stored)
+            _write(conn, t.contacts, contacts[~same], [*cols, "source_hash"],
+                   extra={"client_id": cid, "last_seen_run": run_id, "updated_at": now}, skip_unchanged=BOOKKEEPING)  # fmt: skip
+            n["contacts"] += len(contacts)
+            n["contacts_unchanged"] += int(same.sum())
+            n["without_account"] += int(contacts["account_key"].isna().sum())
+        stored = _stored_hashes(conn, t.opportunities, "crm_id", cid)
+        for part in staging.parts(conn, cid, run_id, "opportunities"):
+            opps = typed(part, "opportunities")
+            opps["account_key"] = opps["account_crm_id"].map(key_of)
+            stage = opps["stage"].fillna("").str.lower()
+            opps["is_closed"] = opps["is_closed"].fillna(False).astype(bool) | stage.str.startswith("closed")
+            opps["is_won"] = opps["is_won"].fillna(False).astype(bool) | (stage == "closed won")
+            cols = [c.name for c in t.opportunities.columns if c.name in opps and c.name != "client_id"]
+            opps["source_hash"] = _hashes(opps, [c for c in cols if c not in BOOKKEEPING])
+            opps["close_date"] = opps["close_date"].dt.date.where(opps["close_date"].notna(), None)
+            _, same = _classify(opps, "crm_id", stored)
+            _write(conn, t.opportunities, opps[~same], [*cols, "source_hash"],
+                   extra={"client_id": cid, "last_seen_run": run_id, "updated_at": now}, skip_unchanged=BOOKKEEPING)  # fmt: skip
+            n["opps"] += len(opps)
+            n["opps_unchanged"] += int(same.sum())
+            n["closed"] += int(opps["is_closed"].sum())
+            n["won"] += int(opps["is_won"].sum())
+        del stored
         upsert(conn, t.reps, rep_rows)
         # Accounts a review decision merged into another are retired with their scores: their
         # CRM ids, contacts and deals now point at the account they joined.
@@ -411,21 +437,19 @@ def load_warehouse(cfg: ClientConfig, run_id: str, engine: Engine) -> dict:
             keys = absorbed[part : part + 500]
             for table in (t.account_scores, t.accounts):
                 conn.execute(delete(table).where(table.c.client_id == cid, table.c.account_key.in_(keys)))
-        # Staged copies are only needed until the load succeeds.
-        conn.execute(
-            delete(t.staged_records).where(
-                t.staged_records.c.client_id == cid, t.staged_records.c.run_id == run_id
-            )
-        )
+        staging.clear(conn, cid, run_id)  # staged frames are only needed until the load succeeds
     return {
-        "accounts_loaded": len(acc_rows),
-        "accounts_new": len(new_rows),
-        "accounts_updated": len(old_rows),
-        "contacts_loaded": len(contacts),
-        "contacts_without_account": int(contacts["account_key"].isna().sum()),
-        "opportunities_loaded": len(opps),
-        "opportunities_closed": int(opps["is_closed"].sum()),
-        "opportunities_won": int(opps["is_won"].sum()),
+        "accounts_loaded": n["accounts"],
+        "accounts_new": n["new"],
+        "accounts_updated": n["accounts"] - n["new"],
+        "accounts_unchanged": n["unchanged"],
+        "contacts_loaded": n["contacts"],
+        "contacts_unchanged": n["contacts_unchanged"],
+        "contacts_without_account": n["without_account"],
+        "opportunities_loaded": n["opps"],
+        "opportunities_unchanged": n["opps_unchanged"],
+        "opportunities_closed": n["closed"],
+        "opportunities_won": n["won"],
         "reps": len(rep_rows),
         "accounts_retired_by_merge": len(absorbed),
     }

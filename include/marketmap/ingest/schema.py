@@ -264,11 +264,11 @@ RANGE_COLUMNS = [c for pair in RANGE_FIELDS.values() for c in pair]
 # Names a custom field may not take: the warehouse's own columns of each object.
 RESERVED = {
     "accounts": {*ACCOUNT_FIELDS, *RANGE_COLUMNS, "client_id", "account_key", "name_norm", "domain", "custom",
-                 "source_file", "source_row", "first_seen_run", "last_seen_run", "updated_at"},
+                 "source_file", "source_row", "first_seen_run", "last_seen_run", "updated_at", "source_hash"},
     "contacts": {*CONTACT_FIELDS, "client_id", "contact_key", "account_key", "custom", "source_row",
-                 "last_seen_run", "updated_at"},
+                 "last_seen_run", "updated_at", "source_hash"},
     "opportunities": {*OPPORTUNITY_FIELDS, "client_id", "account_key", "custom", "source_row", "last_seen_run",
-                      "updated_at"},
+                      "updated_at", "source_hash"},
 }  # fmt: skip
 
 

@@ -179,6 +179,11 @@ def _negative_regex(negatives: Iterable[str]) -> re.Pattern[str] | None:
     return re.compile(r"(?<![0-9a-z])(?:" + "|".join(map(re.escape, words)) + r")(?![0-9a-z])")
 
 
+# Where a tenure share changes, in days before the run date (scoring.incremental re-scores the
+# contacts whose start date crossed one between two runs): started, 1 year, 3 years.
+TENURE_BOUNDARIES_DAYS = (0.0, 365.25, 3 * 365.25)
+
+
 def _tenure_share(start: pd.Series, run_date: dt.date) -> pd.Series:
     started = pd.to_datetime(start, errors="coerce", utc=True).dt.tz_localize(None)
     years = (pd.Timestamp(run_date) - started).dt.days / 365.25

@@ -13,9 +13,10 @@ from collections import Counter
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from marketmap.config import ClientConfig
+from marketmap.scoring.incremental import accounts_to_rescore, save_state
 from marketmap.versions import persona_version, rubric_version
 from marketmap.warehouse import schema as t
 from marketmap.warehouse import upsert
@@ -104,38 +105,57 @@ SCORE_CHUNK = 100_000
 
 
 def score_accounts(
-    cfg: ClientConfig, engine: Engine, run_id: str, run_date: dt.date, chunk: int = SCORE_CHUNK
+    cfg: ClientConfig,
+    engine: Engine,
+    run_id: str,
+    run_date: dt.date,
+    chunk: int = SCORE_CHUNK,
+    *,
+    incremental: bool = False,
 ) -> dict:
     """Fit score and tier of every account for every product rubric; write what changed.
 
     Accounts are read, scored, compared and written ``chunk`` at a time (in account-key order).
+    ``incremental`` (the monthly re-score): only accounts that can score differently from the last
+    complete scoring of this rubric version are read — changed or new since it started, or with a
+    recency date that crossed a window between its run date and this one. Every other account's
+    score is what a full re-score would write, so the result is the same for a fraction of the work.
     """
     cid = cfg.client_id
     version = rubric_version(cfg)
+    started = dt.datetime.now(dt.UTC)
+    changed, full_because = accounts_to_rescore(cfg, engine, version, run_date) if incremental else (None, "")
     a = t.accounts.c
-    query = (
-        select(*[a[c] for c in columns_of(t.accounts, without=BOOKKEEPING)])
-        .where(a.client_id == cid)
-        .order_by(a.account_key)
-    )
+    query = select(*[a[c] for c in columns_of(t.accounts, without=BOOKKEEPING)]).where(a.client_id == cid)
+    if changed is not None:
+        query = query.where(changed)
     accounts_n = written = 0
     tiers: Counter[str] = Counter()
-    now = dt.datetime.now(dt.UTC)
-    for accounts in iter_frames(engine, query, chunk):
+    for accounts in iter_frames(engine, query.order_by(a.account_key), chunk):
         accounts = expand(accounts.reset_index(drop=True))  # custom fields as columns
-        w, counts = _score_chunk(cfg, engine, accounts, version, run_id, run_date, now)
+        w, counts = _score_chunk(cfg, engine, accounts, version, run_id, run_date, started, sparse=changed is not None)
         accounts_n, written = accounts_n + len(accounts), written + w
         tiers.update(counts)
     analyze(engine, t.account_scores)  # the next steps join on the scores just written
-    return {
-        "rubric_version": version,
-        "accounts": accounts_n,
-        "written": written,
-        "tiers": dict(sorted(tiers.items())),
-    }
+    out = {"rubric_version": version, "accounts": accounts_n, "written": written}
+    if changed is not None:  # the tiers of every account, not only of those re-scored
+        out["rescored"] = accounts_n
+        with engine.connect() as conn:
+            out["accounts"] = conn.execute(select(func.count()).where(a.client_id == cid)).scalar_one()
+            s = t.account_scores.c
+            tiers = Counter({
+                f"{p}:{tier}": n for p, tier, n in conn.execute(
+                    select(s.product, s.tier, func.count()).where(s.client_id == cid, s.rubric_version == version)
+                    .group_by(s.product, s.tier)
+                )
+            })  # fmt: skip
+    elif incremental:
+        out["full_rescore"] = full_because
+    save_state(engine, cid, "accounts", version, run_date, started, run_id)
+    return out | {"tiers": dict(sorted(tiers.items()))}
 
 
-def _score_chunk(cfg, engine, accounts, version, run_id, run_date, now) -> tuple[int, dict[str, int]]:
+def _score_chunk(cfg, engine, accounts, version, run_id, run_date, now, *, sparse=False) -> tuple[int, dict[str, int]]:
     from marketmap.scoring.fit import score_icp
 
     cid = cfg.client_id
@@ -150,14 +170,16 @@ def _score_chunk(cfg, engine, accounts, version, run_id, run_date, now) -> tuple
     new = scored[cols].reset_index(drop=True)
     s = t.account_scores.c
     keys = accounts["account_key"]
-    old = read_frame(
-        engine,
-        select(s.account_key, s.product, s.score, s.tier, s.explanation, s.max_attainable).where(
-            s.client_id == cid,
-            s.rubric_version == version,
-            s.account_key.between(keys.iloc[0], keys.iloc[-1]),
-        ),
-    )
+    old_cols = (s.account_key, s.product, s.score, s.tier, s.explanation, s.max_attainable)
+    mine = (s.client_id == cid, s.rubric_version == version)
+    if sparse:  # a few changed accounts spread over the key range: look up exactly those
+        old = pd.concat(
+            [read_frame(engine, select(*old_cols).where(*mine, s.account_key.in_(part)))
+             for part in (keys.iloc[i : i + 5000].tolist() for i in range(0, len(keys), 5000))],
+            ignore_index=True,
+        )  # fmt: skip
+    else:
+        old = read_frame(engine, select(*old_cols).where(*mine, s.account_key.between(keys.iloc[0], keys.iloc[-1])))
     written = _write_changed(
         engine, t.account_scores, new, old, ["account_key", "product"],
         ("score", "tier", "explanation", "max_attainable"), client_id=cid, run_id=run_id, scored_at=now,

@@ -27,7 +27,7 @@ from marketmap.warehouse import schema as t
 from marketmap.warehouse.custom import expand
 
 # Where and when a row was last seen: nothing computes with these.
-BOOKKEEPING = ("source_file", "source_row", "first_seen_run", "last_seen_run", "updated_at")
+BOOKKEEPING = ("source_file", "source_row", "first_seen_run", "last_seen_run", "updated_at", "source_hash")
 
 
 def columns_of(table: Table, *, without: Iterable[str] = ()) -> list[str]:

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     String,
@@ -92,6 +93,8 @@ accounts = Table(
     Column("first_seen_run", String(KEY)),
     Column("last_seen_run", String(KEY)),
     Column("updated_at", DateTime(timezone=True)),
+    # hash of the export values last loaded: an export row that repeats them is skipped unread
+    Column("source_hash", BigInteger),
     PrimaryKeyConstraint("client_id", "account_key", name="pk_accounts"),
     Index("ix_accounts_domain", "client_id", "domain"),
 )
@@ -166,16 +169,18 @@ ingest_warnings = Table(
     Index("ix_ingest_warnings_run", "client_id", "run_id"),
 )
 
-# Raw-but-typed records between the extract and load steps of one run.
-staged_records = Table(
-    "staged_records",
+# Typed frames between the extract, dedupe and load steps of one run: Parquet parts (column
+# types kept, no JSON round trip; a step reads only the columns it needs).
+staged_frames = Table(
+    "staged_frames",
     metadata,
     _client(),
     Column("run_id", String(KEY), nullable=False),
     Column("object", String(40), nullable=False),
-    Column("seq", Integer, nullable=False),
-    Column("data", JSON, nullable=False),
-    PrimaryKeyConstraint("client_id", "run_id", "object", "seq", name="pk_staged_records"),
+    Column("part", Integer, nullable=False),
+    Column("rows", Integer, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    PrimaryKeyConstraint("client_id", "run_id", "object", "part", name="pk_staged_frames"),
 )
 
 contacts = Table(
@@ -201,6 +206,8 @@ contacts = Table(
     Column("source_row", Integer),
     Column("last_seen_run", String(KEY)),
     Column("updated_at", DateTime(timezone=True)),
+    # hash of the export values last loaded: an export row that repeats them is skipped unread
+    Column("source_hash", BigInteger),
     PrimaryKeyConstraint("client_id", "contact_key", name="pk_contacts"),
     Index("ix_contacts_account", "client_id", "account_key"),
 )
@@ -226,6 +233,8 @@ opportunities = Table(
     Column("source_row", Integer),
     Column("last_seen_run", String(KEY)),
     Column("updated_at", DateTime(timezone=True)),
+    # hash of the export values last loaded: an export row that repeats them is skipped unread
+    Column("source_hash", BigInteger),
     PrimaryKeyConstraint("client_id", "crm_id", name="pk_opportunities"),
     Index("ix_opportunities_account", "client_id", "account_key"),
 )
@@ -550,4 +559,20 @@ client_status = Table(
     Column("run_id", String(KEY)),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     PrimaryKeyConstraint("client_id", name="pk_client_status"),
+)
+
+# What the last complete scoring of a kind (accounts) and version saw: the run date its recency
+# vectors used and when it started. A monthly re-score reads only the accounts that changed since,
+# or whose recency window was crossed between the two run dates (scoring.pipeline).
+scoring_state = Table(
+    "scoring_state",
+    metadata,
+    _client(),
+    Column("kind", String(40), nullable=False),
+    Column("rubric_version", String(KEY), nullable=False),
+    Column("as_of", Date, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("code_version", String(40), nullable=False),
+    Column("run_id", String(KEY)),
+    PrimaryKeyConstraint("client_id", "kind", "rubric_version", name="pk_scoring_state"),
 )
