@@ -427,7 +427,8 @@ class _Planner:
         items = []
         name_f, site_f = self.ident.get("name"), self.ident.get("website")
         hubspot = crm_format(self.cfg) == "hubspot"
-        for r in records:
+        for i, r in enumerate(records):
+            records[i] = None  # released as its item is made: never all records and all items at once
             key = r["key"]
             if key in matched:
                 items.append(self.update_item(r, *matched[key]))
@@ -557,7 +558,8 @@ class _Planner:
                         break
 
         items = []
-        for r in records:
+        for i, r in enumerate(records):
+            records[i] = None  # released as its item is made: never all records and all items at once
             if r["key"] in matched:
                 items.append(self.update_item(r, *matched[r["key"]]))
                 continue
