@@ -14,6 +14,7 @@ Writing is idempotent: a retried batch replaces its rows instead of appending th
 from __future__ import annotations
 
 import csv
+import shutil
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ class CsvAdapter(CrmAdapter):
         self.out_dir = storage.path(out_dir) if out_dir else None
         self._fixed_dir = out_dir is not None
         self.files: dict[str, Path] = {}
+        self._keys: dict[str, set[str]] = {}  # per file this adapter started: the keys written to it
 
     @property
     def has_remote(self) -> bool:
@@ -83,14 +85,25 @@ class CsvAdapter(CrmAdapter):
             "create": KEY_COLUMN,
             "upsert": external_id_field or KEY_COLUMN,
         }[op]
-        header = _header(path) or [key_col]
+        before = _header(path)
+        header = list(before) or [key_col]
         batch: dict[str, dict] = {}
         for r in records:
             key = r.crm_id if op == "update" else (r.external_id or r.key)
             row = {key_col: key, **{f: _cell(v) for f, v in r.fields.items()}}
             header += [f for f in row if f not in header]
             batch[str(key)] = row
-        _merge(path, header, batch)
+        keys = self._keys.get(str(path))
+        if keys is not None and header == before and keys.isdisjoint(batch):
+            _append(
+                path, header, batch
+            )  # only new rows, same columns: the file's bytes are copied as they are
+        else:
+            _merge(path, header, batch)
+        if keys is not None:
+            keys.update(batch)
+        elif not before:  # a file this adapter started: it knows every key in it
+            self._keys[str(path)] = set(batch)
         self.files[f"{obj}_{kind}"] = path
         self.stats.count("write")
         return [Outcome(r.key, True, r.crm_id, created=op != "update") for r in records]
@@ -107,6 +120,18 @@ def _header(path: Path) -> list[str]:
         return []
     with path.open("r", newline="", encoding="utf-8") as fh:
         return next(csv.reader(fh), [])
+
+
+def _append(path: Path, header: list[str], batch: dict[str, dict]) -> None:
+    """The file as it is, then ``batch``'s rows (none of their keys in it; same header)."""
+
+    def write(target) -> None:
+        with target.open("w", newline="", encoding="utf-8") as fh:
+            with path.open("r", newline="", encoding="utf-8") as old:
+                shutil.copyfileobj(old, fh, 1 << 20)
+            csvsafe.dict_writer(fh, fieldnames=header, extrasaction="ignore").writerows(batch.values())
+
+    storage.replace_atomically(path, write)  # a killed task never leaves a half-written import file
 
 
 def _merge(path: Path, header: list[str], batch: dict[str, dict]) -> None:
