@@ -95,9 +95,8 @@ class CsvAdapter(CrmAdapter):
             batch[str(key)] = row
         keys = self._keys.get(str(path))
         if keys is not None and header == before and keys.isdisjoint(batch):
-            _append(
-                path, header, batch
-            )  # only new rows, same columns: the file's bytes are copied as they are
+            # only new rows, same columns: the file's bytes are copied as they are
+            _append(path, header, batch)
         else:
             _merge(path, header, batch)
         if keys is not None:
