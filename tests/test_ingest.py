@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import shutil
 from pathlib import Path
@@ -297,3 +298,20 @@ def test_unchanged_export_rows_are_skipped_by_hash(sample, backend, request, mon
     assert [k for k in now if now[k] != stamps[k]] == ["walkerhensonandcompton.com"]
     assert row.employees == 600 and row.last_seen_run == "r3"
     assert row.crm_created is not None  # a timestamp came through the staged Parquet frame
+
+
+def test_bad_byte_far_into_a_large_file_is_named_exactly(tmp_path):
+    """The encoding is checked piece by piece (16 MiB): a bad byte just before or after a piece
+    boundary is named by its exact offset and line, and the valid file reads whole."""
+    row = "A{:07d},Müller Straße GmbH,mueller.de,5,,Retail,\n"
+    body = (HEADER + "".join(row.format(i) for i in range(340_000))).encode("utf-8")
+    assert len(body) > (1 << 24)
+    for bad_at in (body.index(b"\n", (1 << 24) + 1000) + 1, body.rindex(b"\n", 0, (1 << 24) - 3) + 1):  # row starts
+        data = codecs.BOM_UTF8 + body[:bad_at] + b"\xff" + body[bad_at:]
+        path = write(tmp_path, data)
+        offset = len(codecs.BOM_UTF8) + bad_at
+        line = data[:offset].count(b"\n") + 1
+        with pytest.raises(IngestError, match=rf"byte 0xff at offset {offset}, line {line}\)"):
+            read_export(path, "accounts", "salesforce")
+    path = write(tmp_path, codecs.BOM_UTF8 + body)  # the same file, valid: every row read
+    assert len(read_export(path, "accounts", "salesforce").frame) == 340_000

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from sqlalchemy import Engine, delete, func, select
 
 from marketmap import csvsafe
@@ -160,6 +161,7 @@ def extract_exports(cfg: ClientConfig, run_id: str, engine: Engine, inbox: Path 
             continue
         encoded[obj] = staging.encode(res.frame)
         res.frame = res.frame.iloc[:0]  # the rows live on as Parquet only
+        pa.default_memory_pool().release_unused()  # Arrow's allocator keeps freed pages otherwise
         staged[obj] = sum(rows for rows, _ in encoded[obj])
     if problems:
         raise IngestError("\n".join(problems))
@@ -218,20 +220,23 @@ def save_warnings(conn, client_id: str, run_id: str, step: str, warnings: list) 
 
 def normalise_and_dedupe(cfg: ClientConfig, run_id: str, engine: Engine) -> dict:
     """Normalise domains, merge duplicates by domain and queue fuzzy-name pairs for review."""
-    frame = typed(_staged(engine, cfg.client_id, run_id, "accounts"), "accounts")
-    if "source_row" not in frame:
-        frame["source_row"] = None
     from marketmap.ingest.review import decided
 
     decisions = decided(engine, cfg.client_id)  # a person's answers: merge ("same") or keep apart
     merge_pairs = [(left, right) for (_, left, right), status in decisions.items() if status == "same"]
-    result = dedupe_accounts(frame, not_company_hosts=cfg.crm.export.not_company_hosts, merge_pairs=merge_pairs)
+    records = staging.rows(engine, cfg.client_id, run_id, "accounts")
+    # The staged frame is handed over, not kept here: dedupe frees it once the survivors are
+    # copied out (at 1M accounts that is ~0.5 GB less at the step's peak).
+    result = dedupe_accounts(
+        _staged_accounts(engine, cfg.client_id, run_id),
+        not_company_hosts=cfg.crm.export.not_company_hosts,
+        merge_pairs=merge_pairs,
+        owned=True,
+    )
     # A decided pair is never asked again (a kept-apart pair is found again, and dropped here).
     asked = [(k, lk, rk) not in decisions for k, lk, rk in
              zip(result.review["kind"], result.review["left_key"], result.review["right_key"], strict=True)]  # fmt: skip
     result.review = result.review[asked] if len(result.review) else result.review
-    records = len(frame)
-    del frame  # the survivors are a new frame
     absorbed = sorted((result.absorbed or {}).items())
     staged = {
         "accounts_deduped": staging.encode(result.accounts),
@@ -270,6 +275,13 @@ def normalise_and_dedupe(cfg: ClientConfig, run_id: str, engine: Engine) -> dict
         "not_company_domains": 0 if result.warnings is None else len(result.warnings),
         "merged_by_review_decision": len(result.absorbed or {}),
     }
+
+
+def _staged_accounts(engine: Engine, client_id: str, run_id: str) -> pd.DataFrame:
+    frame = typed(_staged(engine, client_id, run_id, "accounts"), "accounts")
+    if "source_row" not in frame:
+        frame["source_row"] = None
+    return frame
 
 
 def _domain_warnings(cfg: ClientConfig, warnings: pd.DataFrame | None) -> list[Rejected]:
