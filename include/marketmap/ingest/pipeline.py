@@ -160,7 +160,7 @@ def extract_exports(cfg: ClientConfig, run_id: str, engine: Engine, inbox: Path 
             problems.append(str(e))
             continue
         encoded[obj] = staging.encode(res.frame)
-        res.frame = res.frame.iloc[:0]  # the rows live on as Parquet only
+        res.frame = pd.DataFrame(columns=res.frame.columns)  # the rows live on as Parquet only (a slice would keep them)
         pa.default_memory_pool().release_unused()  # Arrow's allocator keeps freed pages otherwise
         staged[obj] = sum(rows for rows, _ in encoded[obj])
     if problems:
