@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from sqlalchemy import Engine, delete, func, select
+from sqlalchemy import Date, Engine, delete, func, select
 
 from marketmap import csvsafe
 from marketmap.config import ClientConfig
@@ -23,7 +23,7 @@ from marketmap.ingest.dedupe import dedupe_accounts
 from marketmap.ingest.reader import IngestError, ReadOptions, ReadResult, Rejected, read_export
 from marketmap.ingest.schema import ACCOUNT_FIELDS, FIELDS, RANGE_COLUMNS, column_map
 from marketmap.settings import inbox_dir, run_dir
-from marketmap.warehouse import safe_url, staging, upsert
+from marketmap.warehouse import copy_frame, safe_url, staging, upsert
 from marketmap.warehouse import schema as t
 
 OBJECTS = ("accounts", "contacts", "opportunities")
@@ -348,10 +348,23 @@ def _classify(frame: pd.DataFrame, key: str, stored: pd.Series) -> tuple[np.ndar
     return np.asarray(known), same.fillna(False).to_numpy(dtype=bool)
 
 
-def _write(conn, table, frame: pd.DataFrame, columns: list[str], **kw) -> None:
+def _write(conn, table, frame: pd.DataFrame, columns: list[str], *, new: bool = False, **kw) -> None:
+    """Upsert ``frame[columns]`` (plus the ``extra`` constants) into ``table``; rows with keys the
+    table does not hold yet (``new``) go by one Arrow-written COPY on PostgreSQL."""
     extra = kw.pop("extra", {})
+    if not len(frame):
+        return
+    if new:
+        keys = [c.name for c in table.primary_key.columns if c.name in columns]
+        rows = frame[columns].assign(**extra).drop_duplicates(keys, keep="last")  # as upsert: the last wins
+        if copy_frame(conn, table, rows):
+            return
+    dates = [c for c in columns if isinstance(table.c[c].type, Date) and frame[c].dtype.kind == "M"]
     for start in range(0, len(frame), WRITE_ROWS):
-        upsert(conn, table, _rows(frame.iloc[start : start + WRITE_ROWS], columns, **extra), **kw)
+        part = frame.iloc[start : start + WRITE_ROWS]
+        if dates:  # a Date column takes dates, not midnight date-times (SQLite would store the time)
+            part = part.assign(**{c: part[c].dt.date.where(part[c].notna(), None) for c in dates})
+        upsert(conn, table, _rows(part, columns, **extra), **kw)
 
 
 def load_warehouse(cfg: ClientConfig, run_id: str, engine: Engine) -> dict:
@@ -384,14 +397,11 @@ def load_warehouse(cfg: ClientConfig, run_id: str, engine: Engine) -> dict:
                 if col not in accounts:
                     accounts[col] = None
             accounts["source_hash"] = _hashes(accounts, hashed)
-            accounts["last_funding_date"] = accounts["last_funding_date"].dt.date.where(
-                accounts["last_funding_date"].notna(), None
-            )
             accounts["last_seen_run"] = run_id
             known, same = _classify(accounts, "account_key", stored)
             cols = [*ACCOUNT_COLUMNS, "source_hash"]
             extra = {"client_id": cid, "updated_at": now}
-            _write(conn, t.accounts, accounts[~known], cols, extra={**extra, "first_seen_run": run_id})
+            _write(conn, t.accounts, accounts[~known], cols, new=True, extra={**extra, "first_seen_run": run_id})
             # A blank in the export never erases a stored value; a changed value overwrites it.
             _write(conn, t.accounts, accounts[known & ~same], cols, extra=extra,
                    keep_when_null=KEEP_WHEN_BLANK, skip_unchanged=BOOKKEEPING)  # fmt: skip
@@ -415,12 +425,11 @@ def load_warehouse(cfg: ClientConfig, run_id: str, engine: Engine) -> dict:
             # Only the columns an export carries: columns other steps own (enrichment, CRM sync) stay as they are.
             cols = [c.name for c in t.contacts.columns if c.name in contacts and c.name != "client_id"]
             contacts["source_hash"] = _hashes(contacts, [c for c in cols if c not in BOOKKEEPING])
-            contacts["role_start_date"] = contacts["role_start_date"].dt.date.where(
-                contacts["role_start_date"].notna(), None
-            )
-            _, same = _classify(contacts, "contact_key", stored)
-            _write(conn, t.contacts, contacts[~same], [*cols, "source_hash"],
-                   extra={"client_id": cid, "last_seen_run": run_id, "updated_at": now}, skip_unchanged=BOOKKEEPING)  # fmt: skip
+            known, same = _classify(contacts, "contact_key", stored)
+            extra = {"client_id": cid, "last_seen_run": run_id, "updated_at": now}
+            _write(conn, t.contacts, contacts[~known], [*cols, "source_hash"], new=True, extra=extra)
+            _write(conn, t.contacts, contacts[known & ~same], [*cols, "source_hash"], extra=extra,
+                   skip_unchanged=BOOKKEEPING)  # fmt: skip
             n["contacts"] += len(contacts)
             n["contacts_unchanged"] += int(same.sum())
             n["without_account"] += int(contacts["account_key"].isna().sum())
@@ -433,10 +442,11 @@ def load_warehouse(cfg: ClientConfig, run_id: str, engine: Engine) -> dict:
             opps["is_won"] = opps["is_won"].fillna(False).astype(bool) | (stage == "closed won")
             cols = [c.name for c in t.opportunities.columns if c.name in opps and c.name != "client_id"]
             opps["source_hash"] = _hashes(opps, [c for c in cols if c not in BOOKKEEPING])
-            opps["close_date"] = opps["close_date"].dt.date.where(opps["close_date"].notna(), None)
-            _, same = _classify(opps, "crm_id", stored)
-            _write(conn, t.opportunities, opps[~same], [*cols, "source_hash"],
-                   extra={"client_id": cid, "last_seen_run": run_id, "updated_at": now}, skip_unchanged=BOOKKEEPING)  # fmt: skip
+            known, same = _classify(opps, "crm_id", stored)
+            extra = {"client_id": cid, "last_seen_run": run_id, "updated_at": now}
+            _write(conn, t.opportunities, opps[~known], [*cols, "source_hash"], new=True, extra=extra)
+            _write(conn, t.opportunities, opps[known & ~same], [*cols, "source_hash"], extra=extra,
+                   skip_unchanged=BOOKKEEPING)  # fmt: skip
             n["opps"] += len(opps)
             n["opps_unchanged"] += int(same.sum())
             n["closed"] += int(opps["is_closed"].sum())
