@@ -356,11 +356,9 @@ def test_copy_load_writes_what_the_row_by_row_load_writes(mm_home, pg_database, 
         cols = [c for c in table.c if c.name not in ("client_id", "updated_at")]
         key = [c for c in table.primary_key.columns if c.name != "client_id"]
 
-        def rows(client):
-            with engine.connect() as conn:
-                return conn.execute(select(*cols).where(table.c.client_id == client).order_by(*key)).all()
-
-        a, b = rows("by_copy"), rows("by_rows")
+        with engine.connect() as conn:
+            a, b = (conn.execute(select(*cols).where(table.c.client_id == client).order_by(*key)).all()
+                    for client in ("by_copy", "by_rows"))  # fmt: skip
         assert len(a) == len(b) > 1000 or table is t.opportunities
         assert a == b, table.name
     with engine.connect() as conn:
