@@ -342,8 +342,9 @@ def _hashes(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
 
 def _classify(frame: pd.DataFrame, key: str, stored: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """(known, unchanged) masks: the key is stored, and with the same ``source_hash``."""
-    keys = frame[key].to_numpy(dtype=object)
-    known = pd.Index(keys).isin(stored.index)
+    # object Indexes: a hash lookup (pandas would infer Arrow strings, whose isin is a Python loop)
+    keys = pd.Index(frame[key].to_numpy(dtype=object), dtype=object)
+    known = keys.isin(stored.index)
     same = (stored.reindex(keys).array == pd.array(frame["source_hash"].to_numpy(), dtype="Int64"))
     return np.asarray(known), same.fillna(False).to_numpy(dtype=bool)
 
@@ -365,6 +366,29 @@ def _write(conn, table, frame: pd.DataFrame, columns: list[str], *, new: bool = 
         if dates:  # a Date column takes dates, not midnight date-times (SQLite would store the time)
             part = part.assign(**{c: part[c].dt.date.where(part[c].notna(), None) for c in dates})
         upsert(conn, table, _rows(part, columns, **extra), **kw)
+
+
+def _write_crm_ids(conn, client_id: str, run_id: str, crm_ids: pd.DataFrame) -> None:
+    """Every CRM id's account: new ids inserted, changed ones updated, the rest (a monthly
+    re-load: nearly all) not sent at all."""
+    c = t.account_crm_ids.c
+    cols = ["crm_id", "account_key", "is_survivor"]
+    found = conn.execute(select(c.crm_id, c.account_key, c.is_survivor).where(c.client_id == client_id)).all()
+    # built from plain columns: given Row objects, pandas probes each one (7 s for 1M ids)
+    columns = [list(v) for v in zip(*found, strict=True)] if found else [[], [], []]
+    stored = pd.DataFrame(dict(zip(cols, columns, strict=True)))
+    rows = crm_ids[cols].drop_duplicates("crm_id", keep="last")
+    rows = rows.assign(is_survivor=rows["is_survivor"].astype(bool), crm_id=rows["crm_id"].astype(object))
+    both = rows.merge(stored.astype({"crm_id": object}), on="crm_id", how="left", suffixes=("", "_stored"),
+                      indicator=True)  # fmt: skip
+    new = (both["_merge"] == "left_only").to_numpy()
+    changed = ~new & ~(
+        (both["account_key"].astype(object) == both["account_key_stored"].astype(object)).to_numpy()
+        & (both["is_survivor"] == both["is_survivor_stored"].astype(bool)).to_numpy()
+    )
+    extra = {"client_id": client_id, "run_id": run_id}
+    _write(conn, t.account_crm_ids, rows[new], cols, new=True, extra=extra)
+    _write(conn, t.account_crm_ids, rows[changed], cols, extra=extra, skip_unchanged=("run_id",))
 
 
 def load_warehouse(cfg: ClientConfig, run_id: str, engine: Engine) -> dict:
@@ -410,12 +434,7 @@ def load_warehouse(cfg: ClientConfig, run_id: str, engine: Engine) -> dict:
             n["unchanged"] += int(same.sum())
         del stored
         if len(crm_ids):
-            upsert(
-                conn,
-                t.account_crm_ids,
-                _rows(crm_ids, ["crm_id", "account_key", "is_survivor"], client_id=cid, run_id=run_id),
-                skip_unchanged=("run_id",),
-            )
+            _write_crm_ids(conn, cid, run_id, crm_ids)
         del crm_ids
         stored = _stored_hashes(conn, t.contacts, "contact_key", cid)
         for part in staging.parts(conn, cid, run_id, "contacts"):
@@ -463,7 +482,7 @@ def load_warehouse(cfg: ClientConfig, run_id: str, engine: Engine) -> dict:
     return {
         "accounts_loaded": n["accounts"],
         "accounts_new": n["new"],
-        "accounts_updated": n["accounts"] - n["new"],
+        "accounts_updated": n["accounts"] - n["new"] - n["unchanged"],
         "accounts_unchanged": n["unchanged"],
         "contacts_loaded": n["contacts"],
         "contacts_unchanged": n["contacts_unchanged"],
