@@ -5,13 +5,14 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import pandas as pd
 import pendulum
 import pytest
 from sqlalchemy import create_engine, func, inspect, select
 
 from marketmap.config import load_client
 from marketmap.scoring.pipeline import persona_version, rubric_version
-from marketmap.warehouse import migrate, upsert
+from marketmap.warehouse import migrate, staging, upsert
 from marketmap.warehouse import schema as t
 from marketmap.warehouse.retention import prune
 
@@ -81,6 +82,18 @@ def _seed(eng, cfg, other: str = "other") -> None:
             {"client_id": c, "fingerprint": "f", "run_id": "r", "event": "fired", "channel": None,
              "payload": None, "at": at} for c in (cid, other) for at in (_days(366), _days(364))
         ])  # fmt: skip
+        # runs and their staged frames (written by the staging writer): a build that failed two days
+        # ago (its frames go), one that failed an hour ago and one still running (theirs stay)
+        upsert(conn, t.runs, [
+            {"client_id": c, "run_id": r, "pipeline": "build", "started_at": at, "finished_at": end, "status": st}
+            for c in (cid, other) for r, st, at, end in [("failed-old", "failed", _days(2.1), _days(2)),
+                                                        ("failed-new", "failed", _days(0.1), _days(0.05)),
+                                                        ("running", "running", _days(3), None)]
+        ])  # fmt: skip
+        parts = staging.encode(pd.DataFrame({"crm_id": ["001", "002"], "name": ["Acme", None]}))
+        for c in (cid, other):
+            for r in ("failed-old", "failed-new", "running"):
+                staging.put(conn, c, r, "accounts", parts)
 
 
 def _keys(eng, table, col, cid):
@@ -96,7 +109,8 @@ def test_prune_keeps_what_the_policy_keeps(engine):
     counts = prune(engine, cfg, NOW)
     cid = cfg.client_id
     assert counts == {"push_log": 2, "account_scores": 2 * 2, "contact_scores": 1, "enrichment_cache": 1,
-                      "alert_events": 1}  # fmt: skip
+                      "staged_frames": 1, "alert_events": 1}  # fmt: skip
+    assert _keys(engine, t.staged_frames, "run_id", cid) == ["failed-new", "running"]
     assert _keys(engine, t.push_log, "record_key", cid) == ["failing", "recent"]
     assert _keys(engine, t.account_scores, "rubric_version", cid) == sorted(
         [rubric_version(cfg), "v3", "v4", "v5"]
@@ -110,12 +124,13 @@ def test_prune_keeps_what_the_policy_keeps(engine):
             conn.execute(select(t.alert_events.c.at).where(t.alert_events.c.client_id == cid)).scalars().all()
         )
         # another client's history is not touched
-        for table in (t.push_log, t.account_scores, t.contact_scores, t.enrichment_cache, t.alert_events):
+        for table in (t.push_log, t.account_scores, t.contact_scores, t.enrichment_cache, t.alert_events,
+                      t.staged_frames):
             n = conn.execute(
                 select(func.count()).select_from(table).where(table.c.client_id == "other")
             ).scalar()
             assert n == {"push_log": 4, "account_scores": 12, "contact_scores": 5, "enrichment_cache": 2,
-                         "alert_events": 2}[table.name]  # fmt: skip
+                         "alert_events": 2, "staged_frames": 3}[table.name]  # fmt: skip
     assert len(ats) == 1
     assert prune(engine, cfg, NOW) == dict.fromkeys(counts, 0)  # a re-run deletes nothing more
 
@@ -130,7 +145,7 @@ def test_retention_is_configurable_per_client(engine):
     counts = prune(engine, cfg, NOW)
     # only the current version and the newest one survive
     assert counts == {"push_log": 0, "account_scores": 2 * 4, "contact_scores": 3, "enrichment_cache": 0,
-                      "alert_events": 2}  # fmt: skip
+                      "staged_frames": 1, "alert_events": 2}  # fmt: skip
     assert _keys(engine, t.account_scores, "rubric_version", cfg.client_id) == sorted(
         [rubric_version(cfg), "v5"]
     )

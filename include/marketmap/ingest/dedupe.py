@@ -116,13 +116,17 @@ def dedupe_accounts(
     fuzzy_threshold: float = FUZZY_THRESHOLD,
     not_company_hosts: list[str] | tuple[str, ...] = (),
     merge_pairs: list[tuple[str, str]] | tuple = (),
+    owned: bool = False,
 ) -> DedupeResult:
     """Merge account records by normalised domain and queue fuzzy name matches for review.
 
     ``merge_pairs``: (left_key, right_key) pairs a person decided are the same company; both
     accounts are merged (pairs whose accounts are no longer in the export are ignored).
+    ``owned``: the caller keeps no reference to ``records``, so the records are freed as soon as
+    the survivors are copied out (before the fuzzy review, the step's memory peak).
     """
     df = records.copy(deep=False)  # new columns only: the caller's frame stays as it is
+    del records
     if "website" in df and len(df):
         df["domain"], dropped = company_domains(df["website"], df["name"].fillna(""), not_company_hosts)
     else:
@@ -161,14 +165,22 @@ def dedupe_accounts(
     # groupby().first() takes the first non-null value per column: the survivor's own value
     # where it has one, else the value of the next most complete duplicate. Only domains
     # with several records need it; the rest (most of a TAM) are taken as they are.
-    multi = df.take(ordered[in_multi]).groupby("domain", sort=False, dropna=True).first().reset_index()
-    lone = df.take(lone_rows)
-    lone_keys = "id:" + lone["crm_id"].astype(str)
-    accounts = pd.concat(
-        [df.take(ordered[~in_multi]), multi, lone.assign(account_key=lone_keys)], ignore_index=True
-    )
-    accounts["account_key"] = accounts["account_key"].fillna(accounts["domain"])
-    accounts = accounts.drop(columns=["_complete", "_created"])
+    # One copy of the survivors' rows (single-record domains, then each multi-record domain's
+    # survivor, then the records without a domain); the multi-record domains' coalesced values
+    # are written over their survivor rows. (At 1M accounts a concat of separate takes cost a
+    # second full copy of the frame.)
+    singles, multi_survivors = ordered[~in_multi], ordered[first][sizes > 1]
+    accounts = df.drop(columns=["_complete", "_created"]).take(np.concatenate([singles, multi_survivors, lone_rows]))
+    accounts = accounts.reset_index(drop=True)
+    if len(multi_survivors):
+        merged = df.take(ordered[in_multi]).drop(columns=["_complete", "_created"])
+        merged = merged.groupby("domain", sort=False, dropna=True).first()  # domains in survivor order
+        block = np.arange(len(singles), len(singles) + len(multi_survivors))
+        for col in merged.columns:
+            accounts.iloc[block, accounts.columns.get_loc(col)] = merged[col].to_numpy()
+    lone_keys = "id:" + df["crm_id"].take(lone_rows).astype(str)
+    accounts["account_key"] = np.concatenate([accounts["domain"].to_numpy()[: len(accounts) - len(lone_rows)],
+                                              lone_keys.to_numpy()]) if len(accounts) else []  # fmt: skip
 
     crm = df["crm_id"].to_numpy()[ordered]
     domains = df["domain"].to_numpy()[ordered]
@@ -181,7 +193,7 @@ def dedupe_accounts(
 
     crm_ids = pd.DataFrame(
         {
-            "crm_id": np.concatenate([crm, lone["crm_id"].to_numpy()]),
+            "crm_id": np.concatenate([crm, df["crm_id"].take(lone_rows).to_numpy()]),
             "account_key": np.concatenate([domains, lone_keys.to_numpy()]),
         }
     )
@@ -189,6 +201,8 @@ def dedupe_accounts(
     # The same CRM id twice in one export (a re-exported row) is one record, not a duplicate.
     crm_ids = crm_ids.drop_duplicates("crm_id")
 
+    if owned:
+        del df, crm, domains, survivors
     absorbed: dict[str, str] = {}
     if len(merge_pairs):
         accounts, crm_ids, decided_merges, absorbed = apply_merge_decisions(accounts, crm_ids, merge_pairs)

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, delete, func, select
+import pyarrow as pa
+from sqlalchemy import Date, Engine, delete, func, select
 
 from marketmap import csvsafe
 from marketmap.config import ClientConfig
@@ -22,7 +23,7 @@ from marketmap.ingest.dedupe import dedupe_accounts
 from marketmap.ingest.reader import IngestError, ReadOptions, ReadResult, Rejected, read_export
 from marketmap.ingest.schema import ACCOUNT_FIELDS, FIELDS, RANGE_COLUMNS, column_map
 from marketmap.settings import inbox_dir, run_dir
-from marketmap.warehouse import safe_url, staging, upsert
+from marketmap.warehouse import copy_frame, safe_url, staging, upsert
 from marketmap.warehouse import schema as t
 
 OBJECTS = ("accounts", "contacts", "opportunities")
@@ -159,7 +160,8 @@ def extract_exports(cfg: ClientConfig, run_id: str, engine: Engine, inbox: Path 
             problems.append(str(e))
             continue
         encoded[obj] = staging.encode(res.frame)
-        res.frame = res.frame.iloc[:0]  # the rows live on as Parquet only
+        res.frame = pd.DataFrame(columns=res.frame.columns)  # the rows live on as Parquet only (a slice would keep them)
+        pa.default_memory_pool().release_unused()  # Arrow's allocator keeps freed pages otherwise
         staged[obj] = sum(rows for rows, _ in encoded[obj])
     if problems:
         raise IngestError("\n".join(problems))
@@ -218,20 +220,23 @@ def save_warnings(conn, client_id: str, run_id: str, step: str, warnings: list) 
 
 def normalise_and_dedupe(cfg: ClientConfig, run_id: str, engine: Engine) -> dict:
     """Normalise domains, merge duplicates by domain and queue fuzzy-name pairs for review."""
-    frame = typed(_staged(engine, cfg.client_id, run_id, "accounts"), "accounts")
-    if "source_row" not in frame:
-        frame["source_row"] = None
     from marketmap.ingest.review import decided
 
     decisions = decided(engine, cfg.client_id)  # a person's answers: merge ("same") or keep apart
     merge_pairs = [(left, right) for (_, left, right), status in decisions.items() if status == "same"]
-    result = dedupe_accounts(frame, not_company_hosts=cfg.crm.export.not_company_hosts, merge_pairs=merge_pairs)
+    records = staging.rows(engine, cfg.client_id, run_id, "accounts")
+    # The staged frame is handed over, not kept here: dedupe frees it once the survivors are
+    # copied out (at 1M accounts that is ~0.5 GB less at the step's peak).
+    result = dedupe_accounts(
+        _staged_accounts(engine, cfg.client_id, run_id),
+        not_company_hosts=cfg.crm.export.not_company_hosts,
+        merge_pairs=merge_pairs,
+        owned=True,
+    )
     # A decided pair is never asked again (a kept-apart pair is found again, and dropped here).
     asked = [(k, lk, rk) not in decisions for k, lk, rk in
              zip(result.review["kind"], result.review["left_key"], result.review["right_key"], strict=True)]  # fmt: skip
     result.review = result.review[asked] if len(result.review) else result.review
-    records = len(frame)
-    del frame  # the survivors are a new frame
     absorbed = sorted((result.absorbed or {}).items())
     staged = {
         "accounts_deduped": staging.encode(result.accounts),
@@ -270,6 +275,13 @@ def normalise_and_dedupe(cfg: ClientConfig, run_id: str, engine: Engine) -> dict
         "not_company_domains": 0 if result.warnings is None else len(result.warnings),
         "merged_by_review_decision": len(result.absorbed or {}),
     }
+
+
+def _staged_accounts(engine: Engine, client_id: str, run_id: str) -> pd.DataFrame:
+    frame = typed(_staged(engine, client_id, run_id, "accounts"), "accounts")
+    if "source_row" not in frame:
+        frame["source_row"] = None
+    return frame
 
 
 def _domain_warnings(cfg: ClientConfig, warnings: pd.DataFrame | None) -> list[Rejected]:
@@ -330,16 +342,53 @@ def _hashes(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
 
 def _classify(frame: pd.DataFrame, key: str, stored: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """(known, unchanged) masks: the key is stored, and with the same ``source_hash``."""
-    keys = frame[key].to_numpy(dtype=object)
-    known = pd.Index(keys).isin(stored.index)
+    # object Indexes: a hash lookup (pandas would infer Arrow strings, whose isin is a Python loop)
+    keys = pd.Index(frame[key].to_numpy(dtype=object), dtype=object)
+    known = keys.isin(stored.index)
     same = (stored.reindex(keys).array == pd.array(frame["source_hash"].to_numpy(), dtype="Int64"))
     return np.asarray(known), same.fillna(False).to_numpy(dtype=bool)
 
 
-def _write(conn, table, frame: pd.DataFrame, columns: list[str], **kw) -> None:
+def _write(conn, table, frame: pd.DataFrame, columns: list[str], *, new: bool = False, **kw) -> None:
+    """Upsert ``frame[columns]`` (plus the ``extra`` constants) into ``table``; rows with keys the
+    table does not hold yet (``new``) go by one Arrow-written COPY on PostgreSQL."""
     extra = kw.pop("extra", {})
+    if not len(frame):
+        return
+    if new:
+        keys = [c.name for c in table.primary_key.columns if c.name in columns]
+        rows = frame[columns].assign(**extra).drop_duplicates(keys, keep="last")  # as upsert: the last wins
+        if copy_frame(conn, table, rows):
+            return
+    dates = [c for c in columns if isinstance(table.c[c].type, Date) and frame[c].dtype.kind == "M"]
     for start in range(0, len(frame), WRITE_ROWS):
-        upsert(conn, table, _rows(frame.iloc[start : start + WRITE_ROWS], columns, **extra), **kw)
+        part = frame.iloc[start : start + WRITE_ROWS]
+        if dates:  # a Date column takes dates, not midnight date-times (SQLite would store the time)
+            part = part.assign(**{c: part[c].dt.date.where(part[c].notna(), None) for c in dates})
+        upsert(conn, table, _rows(part, columns, **extra), **kw)
+
+
+def _write_crm_ids(conn, client_id: str, run_id: str, crm_ids: pd.DataFrame) -> None:
+    """Every CRM id's account: new ids inserted, changed ones updated, the rest (a monthly
+    re-load: nearly all) not sent at all."""
+    c = t.account_crm_ids.c
+    cols = ["crm_id", "account_key", "is_survivor"]
+    found = conn.execute(select(c.crm_id, c.account_key, c.is_survivor).where(c.client_id == client_id)).all()
+    # built from plain columns: given Row objects, pandas probes each one (7 s for 1M ids)
+    columns = [list(v) for v in zip(*found, strict=True)] if found else [[], [], []]
+    stored = pd.DataFrame(dict(zip(cols, columns, strict=True)))
+    rows = crm_ids[cols].drop_duplicates("crm_id", keep="last")
+    rows = rows.assign(is_survivor=rows["is_survivor"].astype(bool), crm_id=rows["crm_id"].astype(object))
+    both = rows.merge(stored.astype({"crm_id": object}), on="crm_id", how="left", suffixes=("", "_stored"),
+                      indicator=True)  # fmt: skip
+    new = (both["_merge"] == "left_only").to_numpy()
+    changed = ~new & ~(
+        (both["account_key"].astype(object) == both["account_key_stored"].astype(object)).to_numpy()
+        & (both["is_survivor"] == both["is_survivor_stored"].astype(bool)).to_numpy()
+    )
+    extra = {"client_id": client_id, "run_id": run_id}
+    _write(conn, t.account_crm_ids, rows[new], cols, new=True, extra=extra)
+    _write(conn, t.account_crm_ids, rows[changed], cols, extra=extra, skip_unchanged=("run_id",))
 
 
 def load_warehouse(cfg: ClientConfig, run_id: str, engine: Engine) -> dict:
@@ -372,14 +421,11 @@ def load_warehouse(cfg: ClientConfig, run_id: str, engine: Engine) -> dict:
                 if col not in accounts:
                     accounts[col] = None
             accounts["source_hash"] = _hashes(accounts, hashed)
-            accounts["last_funding_date"] = accounts["last_funding_date"].dt.date.where(
-                accounts["last_funding_date"].notna(), None
-            )
             accounts["last_seen_run"] = run_id
             known, same = _classify(accounts, "account_key", stored)
             cols = [*ACCOUNT_COLUMNS, "source_hash"]
             extra = {"client_id": cid, "updated_at": now}
-            _write(conn, t.accounts, accounts[~known], cols, extra={**extra, "first_seen_run": run_id})
+            _write(conn, t.accounts, accounts[~known], cols, new=True, extra={**extra, "first_seen_run": run_id})
             # A blank in the export never erases a stored value; a changed value overwrites it.
             _write(conn, t.accounts, accounts[known & ~same], cols, extra=extra,
                    keep_when_null=KEEP_WHEN_BLANK, skip_unchanged=BOOKKEEPING)  # fmt: skip
@@ -388,12 +434,7 @@ def load_warehouse(cfg: ClientConfig, run_id: str, engine: Engine) -> dict:
             n["unchanged"] += int(same.sum())
         del stored
         if len(crm_ids):
-            upsert(
-                conn,
-                t.account_crm_ids,
-                _rows(crm_ids, ["crm_id", "account_key", "is_survivor"], client_id=cid, run_id=run_id),
-                skip_unchanged=("run_id",),
-            )
+            _write_crm_ids(conn, cid, run_id, crm_ids)
         del crm_ids
         stored = _stored_hashes(conn, t.contacts, "contact_key", cid)
         for part in staging.parts(conn, cid, run_id, "contacts"):
@@ -403,12 +444,11 @@ def load_warehouse(cfg: ClientConfig, run_id: str, engine: Engine) -> dict:
             # Only the columns an export carries: columns other steps own (enrichment, CRM sync) stay as they are.
             cols = [c.name for c in t.contacts.columns if c.name in contacts and c.name != "client_id"]
             contacts["source_hash"] = _hashes(contacts, [c for c in cols if c not in BOOKKEEPING])
-            contacts["role_start_date"] = contacts["role_start_date"].dt.date.where(
-                contacts["role_start_date"].notna(), None
-            )
-            _, same = _classify(contacts, "contact_key", stored)
-            _write(conn, t.contacts, contacts[~same], [*cols, "source_hash"],
-                   extra={"client_id": cid, "last_seen_run": run_id, "updated_at": now}, skip_unchanged=BOOKKEEPING)  # fmt: skip
+            known, same = _classify(contacts, "contact_key", stored)
+            extra = {"client_id": cid, "last_seen_run": run_id, "updated_at": now}
+            _write(conn, t.contacts, contacts[~known], [*cols, "source_hash"], new=True, extra=extra)
+            _write(conn, t.contacts, contacts[known & ~same], [*cols, "source_hash"], extra=extra,
+                   skip_unchanged=BOOKKEEPING)  # fmt: skip
             n["contacts"] += len(contacts)
             n["contacts_unchanged"] += int(same.sum())
             n["without_account"] += int(contacts["account_key"].isna().sum())
@@ -421,10 +461,11 @@ def load_warehouse(cfg: ClientConfig, run_id: str, engine: Engine) -> dict:
             opps["is_won"] = opps["is_won"].fillna(False).astype(bool) | (stage == "closed won")
             cols = [c.name for c in t.opportunities.columns if c.name in opps and c.name != "client_id"]
             opps["source_hash"] = _hashes(opps, [c for c in cols if c not in BOOKKEEPING])
-            opps["close_date"] = opps["close_date"].dt.date.where(opps["close_date"].notna(), None)
-            _, same = _classify(opps, "crm_id", stored)
-            _write(conn, t.opportunities, opps[~same], [*cols, "source_hash"],
-                   extra={"client_id": cid, "last_seen_run": run_id, "updated_at": now}, skip_unchanged=BOOKKEEPING)  # fmt: skip
+            known, same = _classify(opps, "crm_id", stored)
+            extra = {"client_id": cid, "last_seen_run": run_id, "updated_at": now}
+            _write(conn, t.opportunities, opps[~known], [*cols, "source_hash"], new=True, extra=extra)
+            _write(conn, t.opportunities, opps[known & ~same], [*cols, "source_hash"], extra=extra,
+                   skip_unchanged=BOOKKEEPING)  # fmt: skip
             n["opps"] += len(opps)
             n["opps_unchanged"] += int(same.sum())
             n["closed"] += int(opps["is_closed"].sum())
@@ -441,7 +482,7 @@ def load_warehouse(cfg: ClientConfig, run_id: str, engine: Engine) -> dict:
     return {
         "accounts_loaded": n["accounts"],
         "accounts_new": n["new"],
-        "accounts_updated": n["accounts"] - n["new"],
+        "accounts_updated": n["accounts"] - n["new"] - n["unchanged"],
         "accounts_unchanged": n["unchanged"],
         "contacts_loaded": n["contacts"],
         "contacts_unchanged": n["contacts_unchanged"],

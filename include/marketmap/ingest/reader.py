@@ -30,6 +30,7 @@ spreadsheet row.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import re
@@ -112,20 +113,39 @@ class ReadOptions:
     decimal: str = "auto"  # auto | . | ,
 
 
-def _decode(path: Path, encoding: str) -> str:
+def _decode(path: Path, encoding: str) -> tuple[bytes, str]:
+    """The file as UTF-8 bytes for the reader, and its first MiB as text for the header.
+
+    A UTF-8 file is checked piece by piece and handed on as it is: never one ``str`` of the
+    whole file (a 1M-row export with a non-ASCII name would cost four bytes a character).
+    """
     raw = path.read_bytes()
     if not raw.strip():
         raise IngestError(f"{path}: the file is empty (expected a header row and records)")
     try:
-        return raw.decode(encoding)
+        codec = codecs.lookup(encoding).name
+    except LookupError:
+        raise IngestError(f"{path}: unknown encoding '{encoding}' in crm.export.encoding") from None
+    try:
+        if codec in ("utf-8", "utf-8-sig"):
+            skip = 3 if codec == "utf-8-sig" and raw.startswith(codecs.BOM_UTF8) else 0
+            step, decoder = 1 << 24, codecs.getincrementaldecoder("utf-8")()
+            for start in range(skip, len(raw), step):
+                try:
+                    decoder.decode(raw[start : start + step], final=start + step >= len(raw))
+                except UnicodeDecodeError as e:  # e.start counts from the bytes held back from the last piece
+                    e.start += start - len(decoder.getstate()[0])
+                    raise
+            body = raw[skip:]
+        else:
+            body = raw.decode(codec).encode("utf-8")
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
         raise IngestError(
             f"{path}: not valid {encoding} text (byte 0x{raw[e.start]:02x} at offset {e.start}, line {line}); "
             "export the file as UTF-8, or set crm.export.encoding in the client config (e.g. cp1252)"
         ) from None
-    except LookupError:
-        raise IngestError(f"{path}: unknown encoding '{encoding}' in crm.export.encoding") from None
+    return body, body[: 1 << 20].decode("utf-8", errors="ignore")
 
 
 def _delimiter(text: str, wanted: str) -> str:
@@ -507,7 +527,7 @@ def read_export(
     opts = options or ReadOptions()
     if not path.exists():
         raise IngestError(f"{path}: file not found (expected the {obj} export here)")
-    text = _decode(path, encoding)
+    body, text = _decode(path, encoding)
     delimiter = _delimiter(text, opts.delimiter)
     header = _header(text, path, delimiter)
     overrides = overrides or {}
@@ -530,8 +550,6 @@ def read_export(
     if unknown:
         raise IngestError(f"{path}: column mapping names unknown canonical fields {unknown}")
 
-    body = text.encode("utf-8")
-    del text  # at 1M rows the decoded text is the largest object of the read (non-ASCII: 4 bytes a char)
     df, lines, bad_shape = _read_table(body, header, path, delimiter)
     del body
     issues = _Issues(path.name, lines)

@@ -282,3 +282,51 @@ def _copy_to_staging(
     )
     _copy(conn, name, cols, last.values())
     return Table(name, MetaData(), *[Column(c, table.c[c].type) for c in cols])
+
+
+def copy_frame(conn: Connection, table: Table, frame) -> bool:
+    """INSERT the rows of a pandas frame (new keys only) by one ``COPY … (FORMAT csv)`` whose text
+    Arrow writes column by column — PostgreSQL with psycopg 3 and ``COPY_MIN_ROWS`` rows or more.
+
+    Returns False, writing nothing, when that does not apply (the caller upserts instead). Every
+    non-null value is quoted, so an empty string stays an empty string and only a null is NULL.
+    At 1M accounts this is ~6x less client CPU than building a dict and a tuple per row.
+    """
+    if not (conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg" and len(frame) >= COPY_MIN_ROWS):
+        return False
+    import io
+
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    from sqlalchemy import BigInteger, Boolean, Date, DateTime, Integer
+
+    arrays = []
+    for name in frame.columns:
+        kind = table.c[name].type
+        if isinstance(kind, JSON):
+            raise TypeError(f"copy_frame: {table.name}.{name} is JSON; upsert it instead")
+        values = frame[name]
+        if isinstance(kind, Date) and values.dtype.kind == "M":
+            arr = pa.array(values.dt.date, from_pandas=True, type=pa.date32())
+        elif isinstance(kind, DateTime):
+            arr = pa.array(values, from_pandas=True).cast(pa.timestamp("us", tz="UTC"), safe=False)
+        elif isinstance(kind, Integer | BigInteger):
+            arr = pa.array(values, from_pandas=True).cast(pa.int64())
+        elif isinstance(kind, Boolean):
+            arr = pa.array(values, from_pandas=True, type=pa.bool_())
+        else:
+            arr = pa.array(values, from_pandas=True)
+        arrays.append(arr)
+    buf = io.BytesIO()
+    pacsv.write_csv(
+        pa.table(arrays, names=list(frame.columns)),
+        buf,
+        pacsv.WriteOptions(include_header=False, quoting_style="all_valid"),
+    )
+    quoted = ", ".join(f'"{c}"' for c in frame.columns)
+    raw = conn.connection.driver_connection
+    with raw.cursor() as cur, cur.copy(f'COPY "{table.name}" ({quoted}) FROM STDIN (FORMAT csv)') as cp:
+        view = buf.getbuffer()
+        for start in range(0, len(view), 1 << 22):
+            cp.write(view[start : start + (1 << 22)])
+    return True

@@ -9,7 +9,9 @@
   and is not the version the current config computes;
 * ``enrichment_cache`` entries fetched more than ``retention.cache_days`` (default
   ``enrichment.refresh_days``) ago: a refresh would refetch them anyway;
-* ``alert_events`` older than ``retention.alert_events_days``.
+* ``alert_events`` older than ``retention.alert_events_days``;
+* staged frames of runs that ended more than a day ago without loading them (a failed build's
+  staged rows; a successful load deletes its own).
 
 Returns the number of rows deleted per table.
 """
@@ -74,6 +76,13 @@ def prune(engine: Engine, cfg: ClientConfig, now: dt.datetime) -> dict[str, int]
             delete(t.enrichment_cache).where(
                 ec.client_id == cid, ec.fetched_at < now - dt.timedelta(days=cache_days)
             )
+        ).rowcount
+        sf, runs = t.staged_frames.c, t.runs.c
+        ended = select(runs.run_id).where(
+            runs.client_id == cid, runs.status != "running", runs.finished_at < now - dt.timedelta(days=1)
+        )
+        counts["staged_frames"] = conn.execute(
+            delete(t.staged_frames).where(sf.client_id == cid, sf.run_id.in_(ended))
         ).rowcount
         ae = t.alert_events.c
         counts["alert_events"] = conn.execute(

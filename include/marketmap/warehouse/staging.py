@@ -133,7 +133,10 @@ def read(
     if not frames:
         return None
     frames = [f for f in frames if len(f)] or frames[:1]
-    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    del frames
+    pa.default_memory_pool().release_unused()  # the decoded parts' pages, which Arrow's allocator keeps
+    return frame
 
 
 def rows(bind: Engine | Connection, client_id: str, run_id: str, obj: str) -> int:
