@@ -14,6 +14,7 @@ Writing is idempotent: a retried batch replaces its rows instead of appending th
 from __future__ import annotations
 
 import csv
+import io
 import shutil
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -121,13 +122,20 @@ def _header(path: Path) -> list[str]:
         return next(csv.reader(fh), [])
 
 
+def _source(path: Path):
+    """The file to read while its replacement is written: a local file streams (the replacement
+    is a sibling renamed over it), an object store's object is read first (it is written in place)."""
+    if storage.is_local(path):
+        return path.open("r", newline="", encoding="utf-8")
+    return io.StringIO(path.read_text(encoding="utf-8"), newline="")
+
+
 def _append(path: Path, header: list[str], batch: dict[str, dict]) -> None:
     """The file as it is, then ``batch``'s rows (none of their keys in it; same header)."""
 
     def write(target) -> None:
-        with target.open("w", newline="", encoding="utf-8") as fh:
-            with path.open("r", newline="", encoding="utf-8") as old:
-                shutil.copyfileobj(old, fh, 1 << 20)
+        with _source(path) as old, target.open("w", newline="", encoding="utf-8") as fh:
+            shutil.copyfileobj(old, fh, 1 << 20)
             csvsafe.dict_writer(fh, fieldnames=header, extrasaction="ignore").writerows(batch.values())
 
     storage.replace_atomically(path, write)  # a killed task never leaves a half-written import file
@@ -143,7 +151,7 @@ def _merge(path: Path, header: list[str], batch: dict[str, dict]) -> None:
             w = csvsafe.dict_writer(fh, fieldnames=header, extrasaction="ignore")
             w.writeheader()
             if path.exists():
-                with path.open("r", newline="", encoding="utf-8") as old:
+                with _source(path) as old:
                     reader = csv.DictReader(old)
                     key = (reader.fieldnames or [""])[0]
                     for row in reader:
