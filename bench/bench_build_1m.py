@@ -187,11 +187,12 @@ def run_step(step: str, run_id: str, pipeline: str) -> dict:
     if step == "score_changes":  # as maintenance.monthly.score_changes
         s = scoring.score_accounts(cfg, engine, run_id, run_date, incremental=True)
         v = scoring.value_accounts(cfg, engine, run_id)
-        c = scoring.score_contacts(cfg, engine, run_id, run_date)
+        c = scoring.score_contacts(cfg, engine, run_id, run_date, incremental=True)
         return {
             "accounts_rescored": s.get("rescored", s["accounts"]),
             "scores_written": s["written"],
             "valuations_written": v["written"],
+            "contacts_rescored": c.get("rescored", c.get("contacts", 0)),
             "contacts_written": c["written"],
         }
     if step == "qa_gate":

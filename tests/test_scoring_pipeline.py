@@ -213,6 +213,8 @@ def test_incremental_rescore_writes_what_a_full_rescore_would(mm_home, backend, 
     _load_demo(cfg, engine, "b1")
     first = scoring.score_accounts(cfg, engine, "b1", dt.date(2026, 6, 1), incremental=True)
     assert first["full_rescore"] == "no earlier complete scoring of this version"
+    contacts = scoring.score_contacts(cfg, engine, "b1", dt.date(2026, 6, 1), incremental=True)
+    assert contacts["full_rescore"] == "no earlier complete scoring of this version"
 
     # the next month's export: three accounts grew, the rest is byte for byte the same
     path = inbox / "Account.csv"
@@ -235,6 +237,14 @@ def test_incremental_rescore_writes_what_a_full_rescore_would(mm_home, backend, 
     assert sum(monthly["tiers"].values()) == monthly["accounts"] * len(cfg.icp.rubrics)
     full = scoring.score_accounts(cfg, engine, "m1-full", later)
     assert full["written"] == 0 and full["tiers"] == monthly["tiers"]
+    # contacts: those whose account's tier moved, or whose role start crossed 1 or 3 years, are read
+    monthly_c = scoring.score_contacts(cfg, engine, "m1", later, incremental=True)
+    assert "full_rescore" not in monthly_c
+    assert 0 < monthly_c["written"] <= monthly_c["rescored"] < monthly_c["contacts"] / 2
+    full_c = scoring.score_contacts(cfg, engine, "m1-full", later)
+    assert full_c["written"] == 0
+    for k in ("contacts", "distribution", "coverage"):
+        assert full_c[k] == monthly_c[k], k
 
     # enrichment fills a blank industry (on the run's clock, which may lie in the past): re-scored
     from marketmap.enrichment.runner import Fill, apply_fills

@@ -25,6 +25,7 @@ from marketmap.ingest.schema import ACCOUNT_FIELDS, FIELDS, RANGE_COLUMNS, colum
 from marketmap.settings import inbox_dir, run_dir
 from marketmap.warehouse import copy_frame, safe_url, staging, upsert
 from marketmap.warehouse import schema as t
+from marketmap.warehouse.queries import analyze
 
 OBJECTS = ("accounts", "contacts", "opportunities")
 
@@ -479,6 +480,8 @@ def load_warehouse(cfg: ClientConfig, run_id: str, engine: Engine) -> dict:
             for table in (t.account_scores, t.accounts):
                 conn.execute(delete(table).where(table.c.client_id == cid, table.c.account_key.in_(keys)))
         staging.clear(conn, cid, run_id)  # staged frames are only needed until the load succeeds
+    # the next steps join on these tables: plan them for what was just loaded (autovacuum may be off)
+    analyze(engine, t.accounts, t.account_crm_ids, t.contacts, t.opportunities)
     return {
         "accounts_loaded": n["accounts"],
         "accounts_new": n["new"],

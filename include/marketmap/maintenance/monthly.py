@@ -49,15 +49,16 @@ def enrich_gaps(r: MaintenanceRun) -> Outcome:
 
 
 def score_changes(r: MaintenanceRun) -> Outcome:
-    """Re-score, re-value and re-score contacts; only rows that changed are written."""
+    """Re-score, re-value and re-score contacts; only rows that changed are written, and only the
+    accounts and contacts that can score differently since the last scoring are read."""
     from marketmap.scoring.pipeline import score_accounts, score_contacts, value_accounts
 
-    # only accounts that can score differently since the last complete scoring are read
     s = score_accounts(r.cfg, r.engine, r.run_id, r.as_of, incremental=True)
     v = value_accounts(r.cfg, r.engine, r.run_id)
-    c = score_contacts(r.cfg, r.engine, r.run_id, r.as_of)
+    c = score_contacts(r.cfg, r.engine, r.run_id, r.as_of, incremental=True)
     return Outcome({"accounts_rescored": s.get("rescored", s["accounts"]), "scores_written": s["written"],
-                    "values_written": v["written"], "contacts_written": c["written"]})  # fmt: skip
+                    "values_written": v["written"], "contacts_rescored": c.get("rescored", c.get("contacts", 0)),
+                    "contacts_written": c["written"]})  # fmt: skip
 
 
 CREDIT_RULES = {"credit_burn_above_pace", "runaway_enrichment", "duplicate_charges", "credits_per_account_jump"}

@@ -16,7 +16,7 @@ import pandas as pd
 from sqlalchemy import Engine, func, select
 
 from marketmap.config import ClientConfig
-from marketmap.scoring.incremental import accounts_to_rescore, save_state
+from marketmap.scoring.incremental import accounts_to_rescore, contacts_to_rescore, save_state
 from marketmap.versions import persona_version, rubric_version
 from marketmap.warehouse import schema as t
 from marketmap.warehouse import upsert
@@ -242,12 +242,21 @@ PERSONA_COLUMNS = ("contact_key", "account_key", "title", "department", "country
 
 
 def score_contacts(
-    cfg: ClientConfig, engine: Engine, run_id: str, run_date: dt.date, chunk: int = SCORE_CHUNK
+    cfg: ClientConfig,
+    engine: Engine,
+    run_id: str,
+    run_date: dt.date,
+    chunk: int = SCORE_CHUNK,
+    *,
+    incremental: bool = False,
 ) -> dict:
     """Persona score and tier for every contact, with its account tier and outreach priority.
 
     A persona score depends on its own contact only: contacts are read, scored, compared and
     written ``chunk`` at a time (in contact-key order); coverage adds up per-chunk counts.
+    ``incremental`` (the monthly re-score): only contacts that can score differently since the
+    last complete scoring are read (:mod:`marketmap.scoring.incremental`); coverage and the
+    distribution are then counted over every stored contact score.
     """
     from marketmap.scoring.personas import (
         coverage_of_counts,
@@ -265,10 +274,17 @@ def score_contacts(
     tier_of = tiers.set_index("account_key")["tier"]
     c = t.contacts.c
     query = select(*[c[col] for col in PERSONA_COLUMNS]).where(c.client_id == cid).order_by(c.contact_key)
+    state_version = f"{version}|{rubric_version(cfg)}"  # a contact score carries its account's tier
+    now = dt.datetime.now(dt.UTC)
+    changed, full_because = (
+        contacts_to_rescore(cfg, engine, state_version, rubric_version(cfg), primary, run_date)
+        if incremental else (None, "")
+    )  # fmt: skip
+    if changed is not None:
+        query = query.where(changed)
     n = written = 0
     by_tier: Counter = Counter()
     counts: list[pd.DataFrame] = []
-    now = dt.datetime.now(dt.UTC)
     for contacts in iter_frames(engine, query, chunk):
         contacts = contacts.reset_index(drop=True)
         scored = score(contacts, cfg.personas, run_date)
@@ -280,14 +296,16 @@ def score_contacts(
         new.insert(1, "rubric_version", version)
         keys = contacts["contact_key"]
         s = t.contact_scores.c
-        old = read_frame(
-            engine,
-            select(s.contact_key, s.persona_score, s.persona_tier, s.account_tier, s.priority).where(
-                s.client_id == cid,
-                s.rubric_version == version,
-                s.contact_key.between(keys.iloc[0], keys.iloc[-1]),
-            ),
-        )
+        old_cols = (s.contact_key, s.persona_score, s.persona_tier, s.account_tier, s.priority)
+        mine = (s.client_id == cid, s.rubric_version == version)
+        if changed is not None:  # a few contacts spread over the key range: look up exactly those
+            old = pd.concat(
+                [read_frame(engine, select(*old_cols).where(*mine, s.contact_key.in_(part)))
+                 for part in (keys.iloc[i : i + 5000].tolist() for i in range(0, len(keys), 5000))],
+                ignore_index=True,
+            )  # fmt: skip
+        else:
+            old = read_frame(engine, select(*old_cols).where(*mine, s.contact_key.between(keys.iloc[0], keys.iloc[-1])))
         written += _write_changed(
             engine, t.contact_scores, new, old, ["contact_key"],
             ("persona_score", "persona_tier", "account_tier", "priority"),
@@ -296,16 +314,41 @@ def score_contacts(
         n += len(scored)
         by_tier.update(scored["persona_tier"].astype(object).value_counts().to_dict())
         counts.append(persona_counts(scored))
+    rescored = n
+    if changed is not None:  # the distribution and coverage of every contact, not only those re-scored
+        by_tier, counts, n = _stored_persona_counts(engine, cid, version)
+    save_state(engine, cid, "contacts", state_version, run_date, now, run_id)
     if not n:
         return {"persona_version": version, "contacts": 0, "written": 0}
-    analyze(engine, t.contact_scores)  # the reports and the push join on the scores just written
+    if written:
+        analyze(engine, t.contact_scores)  # the reports and the push join on the scores just written
     per_account = pd.concat(counts).groupby(level=0).sum() if len(counts) > 1 else counts[0]
     cov = coverage_of_counts(per_account, tiers, cfg.personas.coverage_targets)
     summary = coverage_summary(cov, cfg.maintenance.persona_p1_coverage_min, cfg.maintenance.t1_min_contacts)
-    return {
+    out = {
         "persona_version": version,
         "contacts": n,
         "written": written,
         "distribution": distribution_of_counts(by_tier),
         "coverage": summary,
     }
+    if changed is not None:
+        out["rescored"] = rescored
+    elif incremental:
+        out["full_rescore"] = full_because
+    return out
+
+
+def _stored_persona_counts(engine: Engine, client_id: str, version: str) -> tuple[Counter, list[pd.DataFrame], int]:
+    """Persona tiers of every stored contact score of ``version``: (tier counts, per-account counts, contacts)."""
+    from marketmap.scoring.personas import persona_counts
+
+    s = t.contact_scores.c
+    query = select(s.account_key, s.persona_tier).where(s.client_id == client_id, s.rubric_version == version)
+    by_tier: Counter = Counter()
+    counts, n = [], 0
+    for part in iter_frames(engine, query.order_by(s.contact_key), SCORE_CHUNK):
+        by_tier.update(part["persona_tier"].astype(object).value_counts().to_dict())
+        counts.append(persona_counts(part))
+        n += len(part)
+    return by_tier, counts, n
