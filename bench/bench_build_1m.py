@@ -44,7 +44,8 @@ CLIENT = "demo"
 BUILD = ["ingest", "normalise_dedupe", "load_warehouse", "score_accounts", "value_accounts",
          "score_contacts", "qa_gate", "crm_push", "validation_report"]  # fmt: skip
 MONTHLY = ["extract_changes", "score_changes", "crm_push"]
-KEEP_ROOT = "/work/bench-1m"  # --keep: the inbox lives under <this>/<accounts>/
+# --keep: the inbox lives under <this>/<accounts>/ (MARKETMAP_BENCH_DIR, else the temp folder)
+KEEP_ROOT = os.environ.get("MARKETMAP_BENCH_DIR", str(Path(tempfile.gettempdir()) / "marketmap-bench-1m"))
 
 
 # --- the export ------------------------------------------------------------------------------
