@@ -17,8 +17,10 @@ TIERS = ["T1", "T2", "T3", "OUT", None]
 
 def _accounts() -> list[dict]:
     doms = ["a.com", "A.com ", "b.com", "c.com", "c.com", "c.com", None, "", "d.com"]
+    owners = ["r1", "r2", None]
     return [
-        {"client_id": CID, "account_key": f"k{i}", "name": f"N{i}", "domain": d} for i, d in enumerate(doms)
+        {"client_id": CID, "account_key": f"k{i}", "name": f"N{i}", "domain": d, "owner_id": owners[i % 3]}
+        for i, d in enumerate(doms)
     ]
 
 
@@ -50,6 +52,10 @@ def _frames():
     return acc, sc, con
 
 
+def _tier_owner_order(r: dict) -> tuple:
+    return (r["tier"] is None, r["tier"] or "", r["owner_id"] is None, r["owner_id"] or "", r["valuation_blank"])
+
+
 def _dupes(values: pd.Series) -> list[dict]:
     v = values.dropna().str.strip().str.lower()
     counts = v[v != ""].value_counts()
@@ -71,6 +77,13 @@ def expected(name: str) -> list[dict]:
         scope = j[j["tier"].isin(["T1", "T2", "T3"])]
         return [{"accounts": len(j), "blank_tier": int(j["tier"].isna().sum()), "in_scope": len(scope),
                  "blank_valuation": int(scope["valuation"].isna().sum())}]  # fmt: skip
+    if name == "analysis/count_accounts_by_tier_owner":
+        j = acc.merge(sc[["account_key", "tier", "valuation"]], on="account_key", how="left")
+        j["valuation_blank"] = j["valuation"].isna()
+        g = j.groupby(["tier", "owner_id", "valuation_blank"], dropna=False).size()
+        return sorted(({"tier": None if pd.isna(tier) else tier, "owner_id": None if pd.isna(owner) else owner,
+                        "valuation_blank": bool(blank), "accounts": int(n)} for (tier, owner, blank), n in g.items()),
+                      key=_tier_owner_order)  # fmt: skip
     if name == "audit/list_duplicate_account_domains":
         return _dupes(acc["domain"])
     if name == "audit/list_duplicate_contact_emails":
@@ -122,6 +135,8 @@ def test_sql_file_matches_pandas(engine, name):
     want = expected(name)
     if name == "reports/count_accounts_by_tier":
         got = sorted(got, key=lambda r: (r["tier"] is None, r["tier"] or ""))
+    if name == "analysis/count_accounts_by_tier_owner":  # NULLs sort first on SQLite, last on PostgreSQL
+        got = sorted(({**r, "valuation_blank": bool(r["valuation_blank"])} for r in got), key=_tier_owner_order)
     assert _normal(got) == _normal(want)
 
 
