@@ -405,7 +405,7 @@ def test_a_client_user_triggers_a_dag_from_the_ui(fab_stack):
             expect(dialog.get_by_text("on trigger")).to_be_visible()  # unpause on trigger (ticked)
             _shot(page, "trigger-dialog.png")
             dialog.get_by_role("button", name="Trigger").click()
-            expect(dialog).to_be_hidden(timeout=30_000)
+            expect(dialog).to_be_hidden(timeout=90_000)  # the trigger POST queues behind a busy scheduler
 
             # Unpausing also lets the scheduler start the latest scheduled interval; alice's run is
             # the manual one. The scheduler (LocalExecutor) runs its three tasks.
