@@ -198,7 +198,7 @@ class _Planner:
         self.fields: list[PushField] = effective_fields(cfg, push)
         self.ident = identity_fields(cfg, self.obj)
         self.remote = adapter.has_remote
-        self.snap = snapshot.load(engine, self.cid, self.obj)
+        self.snap = snapshot.load(engine, self.cid, self.obj, snapshot.PLAN_COLUMNS)
         self.sync = load_sync(engine, self.cid, self.obj)
         self.id_field = adapter.id_field(self.obj)
         self.read_fields = snapshot.read_fields(cfg, self.obj, self.id_field)

@@ -148,12 +148,21 @@ def save(conn: Connection, rows: Iterable[dict]) -> int:
     )
 
 
-def load(engine: Engine, client_id: str, obj: str) -> dict[str, dict]:
-    """crm_id -> snapshot row for one object."""
+# What the push planner reads of a snapshot row (crm.plan): the identity columns and the values.
+PLAN_COLUMNS = ("crm_id", "name", "domain", "email", "linkedin", "account_crm_id", "external_id", "field_values")
+
+
+def load(engine: Engine, client_id: str, obj: str, columns: tuple[str, ...] | None = None) -> dict[str, dict]:
+    """crm_id -> snapshot row for one object (only ``columns`` when given).
+
+    Rows are streamed in batches: the driver never holds the whole result beside the dicts
+    (at 1M records that doubled the push's memory).
+    """
     c = t.crm_records.c
-    with engine.connect() as conn:
-        rows = conn.execute(select(t.crm_records).where(c.client_id == client_id, c.object == obj)).mappings()
-        return {r["crm_id"]: dict(r) for r in rows}
+    cols = [c[name] for name in columns] if columns else list(t.crm_records.c)
+    query = select(*cols).where(c.client_id == client_id, c.object == obj)
+    with engine.connect().execution_options(stream_results=True, yield_per=20_000) as conn:
+        return {r["crm_id"]: dict(r) for r in conn.execute(query).mappings()}
 
 
 def forget_unseen(conn: Connection, client_id: str, obj: str, run_id: str, started: dt.datetime) -> int:
