@@ -22,6 +22,14 @@ SAMPLE = Path(__file__).parent / "fixtures" / "salesforce_export"
 RUN_DATE = dt.date(2026, 11, 1)
 
 
+def _load(cfg, engine, run_id: str, inbox=None) -> dict:
+    """The build's ingest steps, as its tasks run them: extract, dedupe, load."""
+    ingest.start_run(engine, cfg.client_id, run_id, "build", None)
+    ingest.extract_exports(cfg, run_id, engine, inbox=inbox)
+    ingest.normalise_and_dedupe(cfg, run_id, engine)
+    return ingest.load_warehouse(cfg, run_id, engine)
+
+
 @pytest.fixture()
 def loaded(fixture_clients, mm_home):
     inbox = mm_home / "inbox" / "sample"
@@ -30,10 +38,7 @@ def loaded(fixture_clients, mm_home):
         shutil.copy(f, inbox / f.name)
     cfg = load_client("sample")
     engine = get_engine()
-    ingest.start_run(engine, "sample", "r1", "build", None)
-    ingest.extract_exports(cfg, "r1", engine)
-    ingest.normalise_and_dedupe(cfg, "r1", engine)
-    ingest.load_warehouse(cfg, "r1", engine)
+    _load(cfg, engine, "r1")
     return cfg, engine
 
 
@@ -132,12 +137,8 @@ def test_scoring_in_chunks_writes_what_one_pass_writes(tmp_path, fixture_clients
     url = f"sqlite:///{tmp_path / 'w.db'}" if backend == "sqlite" else request.getfixturevalue("pg_database")
     engine = get_engine(url)
     cfg = load_client("sample")
-    inbox = tmp_path / "inbox"
-    shutil.copytree(SAMPLE, inbox)
-    ingest.start_run(engine, cfg.client_id, "r1", "build", None)
-    ingest.extract_exports(cfg, "r1", engine, inbox=inbox)
-    ingest.normalise_and_dedupe(cfg, "r1", engine)
-    ingest.load_warehouse(cfg, "r1", engine)
+    shutil.copytree(SAMPLE, tmp_path / "inbox")
+    _load(cfg, engine, "r1", tmp_path / "inbox")
     whole = scoring.score_accounts(cfg, engine, "r1", RUN_DATE)
     one_pass = scoring.read_scores(engine, cfg.client_id, whole["rubric_version"])
     with engine.begin() as conn:
@@ -163,12 +164,8 @@ def test_contacts_scored_in_chunks_as_in_one_pass(tmp_path, fixture_clients, mm_
     url = f"sqlite:///{tmp_path / 'w.db'}" if backend == "sqlite" else request.getfixturevalue("pg_database")
     engine = get_engine(url)
     cfg = load_client("sample")
-    inbox = tmp_path / "inbox"
-    shutil.copytree(SAMPLE, inbox)
-    ingest.start_run(engine, cfg.client_id, "r1", "build", None)
-    ingest.extract_exports(cfg, "r1", engine, inbox=inbox)
-    ingest.normalise_and_dedupe(cfg, "r1", engine)
-    ingest.load_warehouse(cfg, "r1", engine)
+    shutil.copytree(SAMPLE, tmp_path / "inbox")
+    _load(cfg, engine, "r1", tmp_path / "inbox")
     scoring.score_accounts(cfg, engine, "r1", RUN_DATE)
     whole = scoring.score_contacts(cfg, engine, "r1", RUN_DATE)
     cols = ["contact_key", "account_key", "persona_score", "persona_tier", "seniority", "department",
@@ -188,11 +185,6 @@ def test_contacts_scored_in_chunks_as_in_one_pass(tmp_path, fixture_clients, mm_
     assert scoring.score_contacts(cfg, engine, "r3", RUN_DATE, chunk=7)["written"] == 0
 
 
-def _load_demo(cfg, engine, run_id: str) -> dict:
-    ingest.start_run(engine, cfg.client_id, run_id, "build", None)
-    ingest.extract_exports(cfg, run_id, engine)
-    ingest.normalise_and_dedupe(cfg, run_id, engine)
-    return ingest.load_warehouse(cfg, run_id, engine)
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
@@ -210,7 +202,7 @@ def test_incremental_rescore_writes_what_a_full_rescore_would(mm_home, backend, 
     inbox = mm_home / "inbox" / cfg.client_id
     generate_demo_export(inbox, n_accounts=1500)
     engine = get_engine()
-    _load_demo(cfg, engine, "b1")
+    _load(cfg, engine, "b1")
     first = scoring.score_accounts(cfg, engine, "b1", dt.date(2026, 6, 1), incremental=True)
     assert first["full_rescore"] == "no earlier complete scoring of this version"
     contacts = scoring.score_contacts(cfg, engine, "b1", dt.date(2026, 6, 1), incremental=True)
@@ -226,7 +218,7 @@ def test_incremental_rescore_writes_what_a_full_rescore_would(mm_home, backend, 
         r[col] = str(int(float(r[col])) * 3 + 1000)
     with path.open("w", encoding="utf-8-sig", newline="") as fh:
         csv.writer(fh).writerows(rows)
-    load = _load_demo(cfg, engine, "m1")
+    load = _load(cfg, engine, "m1")
     assert load["accounts_loaded"] - load["accounts_unchanged"] == 3
 
     later = dt.date(2026, 9, 1)  # three months on: some funding rounds left the 12- and 24-month windows

@@ -350,7 +350,7 @@ async def enrich_personas_async(
                     continue
                 seen_email.update({email} - {None})
                 seen_li.update({li} - {None})
-                new_rows.append(_contact_row(cfg.client_id, run_id, key, record, source.name, now))
+                new_rows.append(_contact_row(cfg.client_id, run_id, key, record, source.name))
                 added += 1
             if added:
                 summary["accounts_enriched"] += 1
@@ -383,9 +383,7 @@ def _pick(people: pd.DataFrame, gap_p1: int, gap_p2: int, want: int) -> pd.DataF
     return taken
 
 
-def _contact_row(
-    client_id: str, run_id: str, account_key: str, r: dict, provider: str, now: dt.datetime
-) -> dict:
+def _contact_row(client_id: str, run_id: str, account_key: str, r: dict, provider: str) -> dict:
     ident = (
         r.get("external_id")
         or _norm_linkedin(r.get("linkedin_url"))

@@ -369,6 +369,22 @@ def _write(conn, table, frame: pd.DataFrame, columns: list[str], *, new: bool = 
         upsert(conn, table, _rows(part, columns, **extra), **kw)
 
 
+def _load_rows(conn, table, key: str, frame: pd.DataFrame, stored: pd.Series, extra: dict) -> np.ndarray:
+    """Load one part of contacts or deals: new keys inserted, changed rows updated, rows whose
+    ``source_hash`` is unchanged not sent. Returns the unchanged mask.
+
+    Only the columns an export carries are written: columns other steps own (enrichment, CRM
+    sync) stay as they are.
+    """
+    cols = [c.name for c in table.columns if c.name in frame and c.name != "client_id"]
+    frame["source_hash"] = _hashes(frame, [c for c in cols if c not in BOOKKEEPING])
+    known, same = _classify(frame, key, stored)
+    cols.append("source_hash")
+    _write(conn, table, frame[~known], cols, new=True, extra=extra)
+    _write(conn, table, frame[known & ~same], cols, extra=extra, skip_unchanged=BOOKKEEPING)
+    return same
+
+
 def _write_crm_ids(conn, client_id: str, run_id: str, crm_ids: pd.DataFrame) -> None:
     """Every CRM id's account: new ids inserted, changed ones updated, the rest (a monthly
     re-load: nearly all) not sent at all."""
@@ -442,14 +458,8 @@ def load_warehouse(cfg: ClientConfig, run_id: str, engine: Engine) -> dict:
             contacts = typed(part, "contacts")
             contacts["account_key"] = contacts["account_crm_id"].map(key_of)
             contacts["contact_key"] = contacts["crm_id"]
-            # Only the columns an export carries: columns other steps own (enrichment, CRM sync) stay as they are.
-            cols = [c.name for c in t.contacts.columns if c.name in contacts and c.name != "client_id"]
-            contacts["source_hash"] = _hashes(contacts, [c for c in cols if c not in BOOKKEEPING])
-            known, same = _classify(contacts, "contact_key", stored)
-            extra = {"client_id": cid, "last_seen_run": run_id, "updated_at": now}
-            _write(conn, t.contacts, contacts[~known], [*cols, "source_hash"], new=True, extra=extra)
-            _write(conn, t.contacts, contacts[known & ~same], [*cols, "source_hash"], extra=extra,
-                   skip_unchanged=BOOKKEEPING)  # fmt: skip
+            same = _load_rows(conn, t.contacts, "contact_key", contacts, stored,
+                              {"client_id": cid, "last_seen_run": run_id, "updated_at": now})  # fmt: skip
             n["contacts"] += len(contacts)
             n["contacts_unchanged"] += int(same.sum())
             n["without_account"] += int(contacts["account_key"].isna().sum())
@@ -460,13 +470,8 @@ def load_warehouse(cfg: ClientConfig, run_id: str, engine: Engine) -> dict:
             stage = opps["stage"].fillna("").str.lower()
             opps["is_closed"] = opps["is_closed"].fillna(False).astype(bool) | stage.str.startswith("closed")
             opps["is_won"] = opps["is_won"].fillna(False).astype(bool) | (stage == "closed won")
-            cols = [c.name for c in t.opportunities.columns if c.name in opps and c.name != "client_id"]
-            opps["source_hash"] = _hashes(opps, [c for c in cols if c not in BOOKKEEPING])
-            known, same = _classify(opps, "crm_id", stored)
-            extra = {"client_id": cid, "last_seen_run": run_id, "updated_at": now}
-            _write(conn, t.opportunities, opps[~known], [*cols, "source_hash"], new=True, extra=extra)
-            _write(conn, t.opportunities, opps[known & ~same], [*cols, "source_hash"], extra=extra,
-                   skip_unchanged=BOOKKEEPING)  # fmt: skip
+            same = _load_rows(conn, t.opportunities, "crm_id", opps, stored,
+                              {"client_id": cid, "last_seen_run": run_id, "updated_at": now})  # fmt: skip
             n["opps"] += len(opps)
             n["opps_unchanged"] += int(same.sum())
             n["closed"] += int(opps["is_closed"].sum())

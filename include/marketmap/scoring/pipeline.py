@@ -155,6 +155,15 @@ def score_accounts(
     return out | {"tiers": dict(sorted(tiers.items()))}
 
 
+def _stored_scores(engine: Engine, query, key, keys: pd.Series, sparse: bool) -> pd.DataFrame:
+    """The stored scores of a chunk's ``keys`` (in key order): by their key range, or — ``sparse``, a
+    few changed rows spread over all keys (incremental re-score) — by the keys themselves."""
+    if not sparse:
+        return read_frame(engine, query.where(key.between(keys.iloc[0], keys.iloc[-1])))
+    parts = (keys.iloc[i : i + 5000].tolist() for i in range(0, len(keys), 5000))
+    return pd.concat([read_frame(engine, query.where(key.in_(part))) for part in parts], ignore_index=True)
+
+
 def _score_chunk(cfg, engine, accounts, version, run_id, run_date, now, *, sparse=False) -> tuple[int, dict[str, int]]:
     from marketmap.scoring.fit import score_icp
 
@@ -170,16 +179,10 @@ def _score_chunk(cfg, engine, accounts, version, run_id, run_date, now, *, spars
     new = scored[cols].reset_index(drop=True)
     s = t.account_scores.c
     keys = accounts["account_key"]
-    old_cols = (s.account_key, s.product, s.score, s.tier, s.explanation, s.max_attainable)
-    mine = (s.client_id == cid, s.rubric_version == version)
-    if sparse:  # a few changed accounts spread over the key range: look up exactly those
-        old = pd.concat(
-            [read_frame(engine, select(*old_cols).where(*mine, s.account_key.in_(part)))
-             for part in (keys.iloc[i : i + 5000].tolist() for i in range(0, len(keys), 5000))],
-            ignore_index=True,
-        )  # fmt: skip
-    else:
-        old = read_frame(engine, select(*old_cols).where(*mine, s.account_key.between(keys.iloc[0], keys.iloc[-1])))
+    old = _stored_scores(
+        engine, select(s.account_key, s.product, s.score, s.tier, s.explanation, s.max_attainable)
+        .where(s.client_id == cid, s.rubric_version == version), s.account_key, keys, sparse,
+    )  # fmt: skip
     written = _write_changed(
         engine, t.account_scores, new, old, ["account_key", "product"],
         ("score", "tier", "explanation", "max_attainable"), client_id=cid, run_id=run_id, scored_at=now,
@@ -296,16 +299,10 @@ def score_contacts(
         new.insert(1, "rubric_version", version)
         keys = contacts["contact_key"]
         s = t.contact_scores.c
-        old_cols = (s.contact_key, s.persona_score, s.persona_tier, s.account_tier, s.priority)
-        mine = (s.client_id == cid, s.rubric_version == version)
-        if changed is not None:  # a few contacts spread over the key range: look up exactly those
-            old = pd.concat(
-                [read_frame(engine, select(*old_cols).where(*mine, s.contact_key.in_(part)))
-                 for part in (keys.iloc[i : i + 5000].tolist() for i in range(0, len(keys), 5000))],
-                ignore_index=True,
-            )  # fmt: skip
-        else:
-            old = read_frame(engine, select(*old_cols).where(*mine, s.contact_key.between(keys.iloc[0], keys.iloc[-1])))
+        old = _stored_scores(
+            engine, select(s.contact_key, s.persona_score, s.persona_tier, s.account_tier, s.priority)
+            .where(s.client_id == cid, s.rubric_version == version), s.contact_key, keys, changed is not None,
+        )  # fmt: skip
         written += _write_changed(
             engine, t.contact_scores, new, old, ["contact_key"],
             ("persona_score", "persona_tier", "account_tier", "priority"),
