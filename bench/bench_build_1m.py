@@ -210,7 +210,8 @@ def run_step(step: str, run_id: str, pipeline: str) -> dict:
         from marketmap import crm
 
         out = crm.push_all(cfg, engine, run_id, crm.adapter_for(cfg), canary=False)
-        return {obj: {k: v for k, v in s.items() if isinstance(v, int | str)} for obj, s in out.items()}
+        keep = ("creates", "updates", "skips", "succeeded", "failed", "status")
+        return {obj: {k: v for part in s.values() for k, v in part.items() if k in keep} for obj, s in out.items()}
     if step == "validation_report":
         from marketmap.reports import validation
         from marketmap.reports.render import write_report

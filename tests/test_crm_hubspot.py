@@ -135,13 +135,16 @@ def test_failed_record_counts_as_changed_next_run(hs, mm_home):
     r2 = crm.execute_push(cfg, eng, "run-2", ad, plan)
     assert r2.status == "success"
     plan3 = plan_push(cfg, eng, "run-3", ad, cfg.push[0])
-    assert next(i for i in plan3.items if i.key == "gamma.com").reason == "no_change"
-    # a record with nothing to write is counted in the run summary, not logged: push_log holds only
+    # a record with nothing to write is counted, not itemised (a plan of a 1M-record client holds
+    # what changes), in the plan's and the run's summaries, and not logged: push_log holds only
     # what changed or needs a person (issue 15: ~100M no_change rows a month at scale)
+    assert all(i.key != "gamma.com" for i in plan3.items)
+    unchanged = plan3.unchanged
+    assert unchanged >= 1 and plan3.summary()["skips_by_reason"]["no_change"] == unchanged
+    assert plan3.summary()["records"] == len(plan3.items) + unchanged
     r3 = crm.execute_push(cfg, eng, "run-3", ad, plan3)
-    unchanged = sum(1 for i in plan3.items if i.reason == "no_change")
-    assert unchanged >= 1 and r3.skipped_by_reason["no_change"] == unchanged
-    assert r3.skipped == sum(1 for i in plan3.items if i.operation == "skip")
+    assert r3.skipped_by_reason["no_change"] == unchanged
+    assert r3.skipped == sum(1 for i in plan3.items if i.operation == "skip") + unchanged
     log3 = push_log(eng, "run-3")
     assert "gamma.com" not in log3 and all(r["error"] != "no_change" for r in log3.values())
     assert len(log3) == r3.skipped - unchanged + r3.attempted
@@ -169,8 +172,11 @@ def test_modes(hs, mm_home, mode):
     if created:
         assert hs.get("companies", created[0])["hs_ideal_customer_profile"] == "tier_1"
         # created once; the next plan finds it by the id it was given
-        again = {i.key: i for i in plan_push(cfg0, eng, "run-2", ad, push).items}["newco.io"]
-        assert again.crm_id == created[0]
+        # (matched by that id: nothing to change, counted and not itemised, or exists_in_crm)
+        again = {i.key: i for i in plan_push(cfg0, eng, "run-2", ad, push).items}
+        assert "newco.io" not in again or again["newco.io"].crm_id == created[0]
+        synced = crm.plan.load_sync(eng, cfg0.client_id, "account", ("crm_id",), keys=["newco.io"])
+        assert synced["newco.io"]["crm_id"] == created[0]
 
 
 def test_lookup_before_create_and_fuzzy_names_go_to_review(hs, mm_home):

@@ -262,6 +262,9 @@ def chunks(items: list[T], size: int) -> Iterator[list[T]]:
         yield items[i : i + size]
 
 
+IN_LIST_SIZE = 5_000  # keys per IN (...) list: a 1M-key list makes PostgreSQL plan for minutes
+
+
 # --------------------------------------------------------------------------- the adapter interface
 
 

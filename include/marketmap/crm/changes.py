@@ -9,11 +9,12 @@ from sqlalchemy import Engine, select
 
 from marketmap.config import ClientConfig
 from marketmap.crm import snapshot
-from marketmap.crm.base import CrmAdapter
+from marketmap.crm.base import IN_LIST_SIZE, CrmAdapter, chunks
 from marketmap.crm.execute import execute_push
 from marketmap.crm.mapping import crm_objects
 from marketmap.crm.plan import DELETED, PlanItem, PushPlan, load_sync
 from marketmap.crm.values import outgoing, same
+from marketmap.warehouse import among
 from marketmap.warehouse import schema as t
 
 CHANGED_IN_CRM = "changed_in_crm"
@@ -23,12 +24,14 @@ def _crm_ids(engine: Engine, client_id: str, obj: str, keys: list[str]) -> dict[
     """record key -> CRM ids to try: the one Market Map last wrote, then the warehouse's."""
     table, key_col = (t.accounts, "account_key") if obj == "account" else (t.contacts, "contact_key")
     c = table.c
+    wh: dict[str, str | None] = {}
     with engine.connect() as conn:
-        rows = conn.execute(
-            select(c[key_col], c.crm_id).where(c.client_id == client_id, c[key_col].in_(keys))
-        )
-        wh = {k: i for k, i in rows}
-    sync = load_sync(engine, client_id, obj)
+        for part in chunks(sorted(set(keys)), IN_LIST_SIZE):
+            rows = conn.execute(
+                select(c[key_col], c.crm_id).where(c.client_id == client_id, among(conn, c[key_col], part))
+            )
+            wh.update((k, i) for k, i in rows)
+    sync = load_sync(engine, client_id, obj, ("crm_id", "status"), keys=keys)
     out = {}
     for k in keys:
         s = sync.get(k) or {}
@@ -90,7 +93,9 @@ def push_field_changes(
     if adapter.has_remote:
         current = adapter.read(object_name, wanted, [id_field, *fields]) if wanted else {}
     else:
-        snap = snapshot.load(engine, cfg.client_id, object_name)
+        snap = snapshot.load(
+            engine, cfg.client_id, object_name, ("crm_id", "field_values"), where="crm_id", values=wanted
+        )
         current = {i: dict(snap[i].get("field_values") or {}) for i in wanted if i in snap}
         current |= {i: {} for i in wanted if i not in current}  # CSV: the export's ids are real
     items: list[PlanItem] = []

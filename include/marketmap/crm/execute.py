@@ -29,6 +29,7 @@ from sqlalchemy import Engine, delete, select, update
 from marketmap.config import ClientConfig
 from marketmap.crm import snapshot
 from marketmap.crm.base import (
+    IN_LIST_SIZE,
     BatchRejected,
     CrmAdapter,
     CrmError,
@@ -44,8 +45,8 @@ from marketmap.crm.mapping import identity_fields
 from marketmap.crm.plan import PlanItem, PushPlan
 from marketmap.crm.values import domains_of, is_blank, normalise_email, normalise_linkedin
 from marketmap.redact import redact
+from marketmap.warehouse import among, insert_rows, upsert
 from marketmap.warehouse import schema as t
-from marketmap.warehouse import upsert
 from marketmap.warehouse.queries import analyze
 
 
@@ -119,8 +120,6 @@ RECORD_RETRIES = 2  # extra rounds for records that failed with a transient per-
 # statistics are first refreshed (then each time the count doubles: a few ANALYZEs per push).
 BOOKKEEPING_TABLES = (t.push_log, t.crm_sync, t.crm_records)
 ANALYZE_AFTER = 10_000
-
-IN_LIST_SIZE = 5_000  # keys per IN (...) list: a 1M-key list makes PostgreSQL plan for minutes
 
 
 def _parts(keys: list, size: int = IN_LIST_SIZE):
@@ -336,7 +335,9 @@ class _Executor:
             c = t.crm_sync.c
             for part in _parts(keys):
                 for r in conn.execute(
-                    select(t.crm_sync).where(c.client_id == cid, c.object == self.obj, c.record_key.in_(part))
+                    select(t.crm_sync).where(
+                        c.client_id == cid, c.object == self.obj, among(conn, c.record_key, part)
+                    )
                 ).mappings():
                     sync[r["record_key"]] = dict(r)
             ok_ids = [o.crm_id for o in outcomes if o.ok and o.crm_id]
@@ -346,7 +347,7 @@ class _Executor:
                 for part in _parts(ok_ids):
                     for r in conn.execute(
                         select(t.crm_records).where(
-                            rc.client_id == cid, rc.object == self.obj, rc.crm_id.in_(part)
+                            rc.client_id == cid, rc.object == self.obj, among(conn, rc.crm_id, part)
                         )
                     ).mappings():
                         snap[r["crm_id"]] = dict(r)
@@ -357,7 +358,7 @@ class _Executor:
                         pl.client_id == cid,
                         pl.run_id == self.run_id,
                         pl.object == self.obj,
-                        pl.record_key.in_(part),
+                        among(conn, pl.record_key, part),
                     )
                 )
             log_rows, sync_rows, snap_rows = [], [], []
@@ -403,9 +404,10 @@ class _Executor:
                                       "status": "failed", "failed": True, "error": redact(o.error or "")[:2000],
                                       "run_id": self.run_id, "updated_at": now})  # fmt: skip
                 self._count(o, operation)
-            conn.execute(t.push_log.insert(), log_rows)
+            # COPY on PostgreSQL for a large batch: at 1M records the rows cost more than the push
+            insert_rows(conn, t.push_log, log_rows)
             self.logged.update(keys)
-            snapshot.upsert_many(conn, t.crm_sync, sync_rows)
+            upsert(conn, t.crm_sync, sync_rows)
             # CSV too: with no CRM to read, the snapshot is what the previous export said
             snapshot.save(conn, snap_rows)
             if self.adapter.has_remote:
@@ -518,8 +520,7 @@ class _Executor:
                  "phase": None}
                 for i in items if i.key not in have
             ]  # fmt: skip
-            for part in chunks(rows, 5000):
-                conn.execute(t.push_log.insert(), part)
+            insert_rows(conn, t.push_log, rows)
         self.logged.update(r["record_key"] for r in rows)
         return len(rows)
 
@@ -601,6 +602,8 @@ class _Executor:
             self.res.status = "completed_with_errors"
         skips = [i for i in self.plan.items if i.operation == "skip"]
         self.res.skipped_by_reason = dict(Counter(_reason_group(i.reason) for i in skips))
+        if self.plan.unchanged:
+            self.res.skipped_by_reason["no_change"] = self.plan.unchanged
         self.res.parked = self.res.skipped_by_reason.get("parked", 0)
         self.res.deleted_in_crm = sum(
             1 for i in skips if i.reason == "deleted_in_crm" and self.plan.deleted_in_crm == "flag"
@@ -610,7 +613,7 @@ class _Executor:
             # logged, so push_log grows with what changed or needs attention, not with the client size
             quiet = [i for i in skips if _reason_group(i.reason) in UNLOGGED_SKIPS]
             logged = [i for i in skips if _reason_group(i.reason) not in UNLOGGED_SKIPS]
-            self.res.skipped = self._log_rest(logged, "skipped", None) + len(quiet)
+            self.res.skipped = self._log_rest(logged, "skipped", None) + len(quiet) + self.plan.unchanged
         stats = self.adapter.stats.as_dict()
         self.res.calls = {k: _delta(stats[k], stats0[k]) for k in stats if k != "api_usage"}
         self.res.calls["api_usage"] = stats["api_usage"]

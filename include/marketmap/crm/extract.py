@@ -113,7 +113,9 @@ def extract(
         _write_csv(path, header, records)
         staged = 0
         if records:
-            res = read_export(path, CANONICAL[obj], fmt, overrides[obj], "utf-8", pipeline.read_options(cfg), custom)
+            res = read_export(
+                path, CANONICAL[obj], fmt, overrides[obj], "utf-8", pipeline.read_options(cfg), custom
+            )
             staging.stage(engine, cid, run_id, CANONICAL[obj], res.frame)
             staged = len(res.frame)
             rejected_rows += [{"client_id": cid, "run_id": run_id, **r.__dict__} for r in res.rejected]

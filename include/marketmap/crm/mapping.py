@@ -15,6 +15,7 @@ Source names a PushField may use:
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -175,8 +176,18 @@ def _years_since(value: Any, today: dt.date) -> float | None:
     return round((today - value).days / 365.25, 1)
 
 
-def load_records(cfg: ClientConfig, engine: Engine, obj: str, fields: list[PushField]) -> list[dict]:
-    """Market Map's records of ``obj`` with each push field's source value under ``src:<source>``.
+# Records the push planner handles at a time (crm.plan): its memory follows this, not the client.
+RECORD_CHUNK = 20_000
+
+
+def record_chunks(
+    cfg: ClientConfig, engine: Engine, obj: str, fields: list[PushField], size: int = RECORD_CHUNK
+) -> Iterator[list[dict]]:
+    """Market Map's records of ``obj`` in key order, ``size`` at a time, with each push field's
+    source value under ``src:<source>``.
+
+    Each chunk is its own short query (keyset paging on the record key): no cursor stays open
+    while the planner writes look-ups to the snapshot, and memory follows the chunk.
 
     Score rows come from exactly the rubric version the config names (``version#hash`` as the
     scoring step stores it, :func:`marketmap.versions.rubric_version`; contacts:
@@ -193,97 +204,98 @@ def load_records(cfg: ClientConfig, engine: Engine, obj: str, fields: list[PushF
     cid = cfg.client_id
     sources = {f.source: resolve_source(cfg, obj, f.source) for f in fields}
     today = dt.datetime.now(dt.UTC).date()
-    with engine.connect() as conn:
-        if obj == "account":
-            a = t.accounts.c
-            cols = ["account_key", "crm_id", "name", "domain", "website", "prevent_override", "custom",
-                    *[s.column for s in sources.values() if s and s.kind == "column"]]  # fmt: skip
-            main = default_product(cfg)
-            products = sorted({s.product for s in sources.values() if s and s.kind == "score"} | {main})
-            # the score columns the push fields name (and the tier, for the scope), joined in SQL
-            used = list(
-                dict.fromkeys(["tier", *[s.column for s in sources.values() if s and s.kind == "score"]])
-            )
-            query = select(*[a[x] for x in dict.fromkeys(cols)]).where(a.client_id == cid)
-            label: dict[tuple[str, str], str] = {}
-            for i, product in enumerate(products):
-                sc = t.account_scores.alias(f"s{i}")
-                query = query.outerjoin(
-                    sc,
-                    (sc.c.client_id == a.client_id) & (sc.c.account_key == a.account_key)
-                    & (sc.c.product == product) & (sc.c.rubric_version == rubric_version(cfg)),
-                )  # fmt: skip
-                for col in used:
-                    label[(product, col)] = f"_s{i}_{col}"
-                    query = query.add_columns(sc.c[col].label(label[(product, col)]))
-            # a record holds what planning reads (10 entries fit the smallest dict table of 3.11;
-            # 11-21 take 70% more): not the key twice, not the custom fields' JSON
-            kept = [x for x in dict.fromkeys(cols) if x not in ("account_key", "custom")]
-            records = []
-            for r in _stream(conn, query.order_by(a.account_key)):
-                rec = {"key": r["account_key"], **{x: r[x] for x in kept}}
-                rec[SCOPE] = r[label[(main, "tier")]] == OUT_TIER
-                for src, s in sources.items():
-                    if s is None:
-                        rec[f"src:{src}"] = None
-                    elif s.kind == "score":
-                        rec[f"src:{src}"] = r[label[(s.product, s.column)]]
-                    elif s.kind == "custom":
-                        rec[f"src:{src}"] = custom_value(r["custom"], s.column)
-                    else:
-                        rec[f"src:{src}"] = r[s.column]
-                records.append(rec)
-        else:
-            c = t.contacts.c
-            extra = {s.column for s in sources.values() if s and s.kind in ("column", "derived")}
-            base = ["contact_key", "crm_id", "account_key", "account_crm_id", "first_name", "last_name",
-                    "title", "email", "linkedin_url", "custom"]  # fmt: skip
-            cols = base + sorted(extra - set(base))
-            used = list(
-                dict.fromkeys(
-                    ["persona_tier", *[s.column for s in sources.values() if s and s.kind == "contact_score"]]
-                )
-            )
-            sc = t.contact_scores.alias("s")
-            query = (
-                select(*[c[x] for x in cols], *[sc.c[col].label(f"_s_{col}") for col in used])
-                .outerjoin(
-                    sc,
-                    (sc.c.client_id == c.client_id) & (sc.c.contact_key == c.contact_key)
-                    & (sc.c.rubric_version == persona_version(cfg)),
-                )
-                .where(c.client_id == cid)
-                .order_by(c.contact_key)
+    if obj == "account":
+        a = t.accounts.c
+        key_col = a.account_key
+        cols = ["account_key", "crm_id", "name", "domain", "website", "prevent_override", "custom",
+                *[s.column for s in sources.values() if s and s.kind == "column"]]  # fmt: skip
+        main = default_product(cfg)
+        products = sorted({s.product for s in sources.values() if s and s.kind == "score"} | {main})
+        # the score columns the push fields name (and the tier, for the scope), joined in SQL
+        used = list(dict.fromkeys(["tier", *[s.column for s in sources.values() if s and s.kind == "score"]]))
+        query = select(*[a[x] for x in dict.fromkeys(cols)]).where(a.client_id == cid)
+        label: dict[tuple[str, str], str] = {}
+        for i, product in enumerate(products):
+            sc = t.account_scores.alias(f"s{i}")
+            query = query.outerjoin(
+                sc,
+                (sc.c.client_id == a.client_id) & (sc.c.account_key == a.account_key)
+                & (sc.c.product == product) & (sc.c.rubric_version == rubric_version(cfg)),
             )  # fmt: skip
-            records = []
-            kept = [x for x in cols if x not in ("contact_key", "custom")]
-            for r in _stream(conn, query):
-                rec = {"key": r["contact_key"], **{x: r[x] for x in kept}}
-                rec[SCOPE] = r["_s_persona_tier"] == EXCLUDED_PERSONA
-                for src, s in sources.items():
-                    if s is None:
-                        rec[f"src:{src}"] = None
-                    elif s.kind == "contact_score":
-                        rec[f"src:{src}"] = r[f"_s_{s.column}"]
-                    elif s.kind == "derived":
-                        rec[f"src:{src}"] = _years_since(r[s.column], today)
-                    elif s.kind == "custom":
-                        rec[f"src:{src}"] = custom_value(r["custom"], s.column)
-                    else:
-                        rec[f"src:{src}"] = r[s.column]
-                records.append(rec)
-    return records
+            for col in used:
+                label[(product, col)] = f"_s{i}_{col}"
+                query = query.add_columns(sc.c[col].label(label[(product, col)]))
+        # a record holds what planning reads (10 entries fit the smallest dict table of 3.11;
+        # 11-21 take 70% more): not the key twice, not the custom fields' JSON
+        kept = [x for x in dict.fromkeys(cols) if x not in ("account_key", "custom")]
 
+        def record(r) -> dict:
+            rec = {"key": r["account_key"], **{x: r[x] for x in kept}}
+            rec[SCOPE] = r[label[(main, "tier")]] == OUT_TIER
+            for src, s in sources.items():
+                if s is None:
+                    rec[f"src:{src}"] = None
+                elif s.kind == "score":
+                    rec[f"src:{src}"] = r[label[(s.product, s.column)]]
+                elif s.kind == "custom":
+                    rec[f"src:{src}"] = custom_value(r["custom"], s.column)
+                else:
+                    rec[f"src:{src}"] = r[s.column]
+            return rec
 
-# Rows a server-side cursor fetches at a time (PostgreSQL): the records are built as the rows
-# arrive, never next to a client-side copy of the whole result.
-STREAM_ROWS = 20_000
+    else:
+        c = t.contacts.c
+        key_col = c.contact_key
+        extra = {s.column for s in sources.values() if s and s.kind in ("column", "derived")}
+        base = ["contact_key", "crm_id", "account_key", "account_crm_id", "first_name", "last_name",
+                "title", "email", "linkedin_url", "custom"]  # fmt: skip
+        cols = base + sorted(extra - set(base))
+        used = list(
+            dict.fromkeys(
+                ["persona_tier", *[s.column for s in sources.values() if s and s.kind == "contact_score"]]
+            )
+        )
+        sc = t.contact_scores.alias("s")
+        query = (
+            select(*[c[x] for x in cols], *[sc.c[col].label(f"_s_{col}") for col in used])
+            .outerjoin(
+                sc,
+                (sc.c.client_id == c.client_id) & (sc.c.contact_key == c.contact_key)
+                & (sc.c.rubric_version == persona_version(cfg)),
+            )
+            .where(c.client_id == cid)
+        )  # fmt: skip
+        kept = [x for x in cols if x not in ("contact_key", "custom")]
 
+        def record(r) -> dict:
+            rec = {"key": r["contact_key"], **{x: r[x] for x in kept}}
+            rec[SCOPE] = r["_s_persona_tier"] == EXCLUDED_PERSONA
+            for src, s in sources.items():
+                if s is None:
+                    rec[f"src:{src}"] = None
+                elif s.kind == "contact_score":
+                    rec[f"src:{src}"] = r[f"_s_{s.column}"]
+                elif s.kind == "derived":
+                    rec[f"src:{src}"] = _years_since(r[s.column], today)
+                elif s.kind == "custom":
+                    rec[f"src:{src}"] = custom_value(r["custom"], s.column)
+                else:
+                    rec[f"src:{src}"] = r[s.column]
+            return rec
 
-def _stream(conn, query):
-    if conn.dialect.name == "postgresql":
-        conn = conn.execution_options(stream_results=True, yield_per=STREAM_ROWS)
-    return conn.execute(query).mappings()
+    last: str | None = None
+    while True:
+        page = query.order_by(key_col).limit(size)
+        if last is not None:
+            page = page.where(key_col > last)
+        with engine.connect() as conn:
+            chunk = [record(r) for r in conn.execute(page).mappings()]
+        if not chunk:
+            return
+        yield chunk
+        if len(chunk) < size:
+            return
+        last = chunk[-1]["key"]
 
 
 def custom_value(stored, name: str):

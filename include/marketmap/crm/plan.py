@@ -6,12 +6,18 @@ records the snapshot doesn't know yet (so a company is never created twice), app
 per-field policies and the prevent-override checkbox, translates picklist values, and keeps
 only fields whose value would change. A record whose last push failed counts as changed.
 Company-name look-alikes are never merged: they go to the review queue and are skipped.
+
+Records are planned 20,000 at a time in key order, each chunk with only its own sync rows and
+the snapshot rows it may match (looked up in SQL by id, external id, domain, e-mail, LinkedIn
+URL): memory follows the chunk and what is to be written, not the client's size. A record with
+nothing to write is counted (``PushPlan.unchanged``), not kept as an item.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,16 +26,17 @@ from sqlalchemy import Engine, select
 
 from marketmap.config import ClientConfig, PushConfig, PushField
 from marketmap.crm import snapshot
-from marketmap.crm.base import CrmAdapter
+from marketmap.crm.base import IN_LIST_SIZE, CrmAdapter, chunks
 from marketmap.crm.mapping import (
     EXCLUDED_PERSONA,
     OUT_TIER,
+    RECORD_CHUNK,
     SCOPE,
     crm_format,
     crm_objects,
     effective_fields,
     identity_fields,
-    load_records,
+    record_chunks,
     source_type,
 )
 from marketmap.crm.values import (
@@ -43,8 +50,8 @@ from marketmap.crm.values import (
     translate,
     truthy,
 )
+from marketmap.warehouse import among, upsert
 from marketmap.warehouse import schema as t
-from marketmap.warehouse import upsert
 
 FUZZY_THRESHOLD = 90.0
 CLEAR = object()  # desired value "blank": clear the CRM field (an out-of-scope tier)
@@ -83,7 +90,8 @@ class PushPlan:
     external_id_field: str | None
     canary_size: int
     max_error_rate: float
-    items: list[PlanItem]
+    items: list[PlanItem]  # every record but those with nothing to write (counted in ``unchanged``)
+    unchanged: int = 0  # skipped as ``no_change``: at scale nearly every record of a monthly run
     review_pairs: int = 0
     lookups: dict[str, int] = field(default_factory=dict)
     deleted_in_crm: str = "flag"
@@ -92,6 +100,12 @@ class PushPlan:
     @property
     def writes(self) -> list[PlanItem]:
         return [i for i in self.items if i.operation in ("create", "update")]
+
+    def skip_reasons(self) -> Counter:
+        out = Counter(i.reason for i in self.items if i.operation == "skip")
+        if self.unchanged:
+            out["no_change"] += self.unchanged
+        return out
 
     def summary(self) -> dict:
         ops = Counter(i.operation for i in self.items)
@@ -103,14 +117,12 @@ class PushPlan:
             "object": self.object,
             "crm": self.kind,
             "mode": self.mode,
-            "records": len(self.items),
+            "records": len(self.items) + self.unchanged,
             "creates": ops["create"],
             "updates": ops["update"],
             "updates_by_field": dict(sorted(by_field.items())),
-            "skips": ops["skip"],
-            "skips_by_reason": dict(
-                sorted(Counter(i.reason for i in self.items if i.operation == "skip").items())
-            ),
+            "skips": ops["skip"] + self.unchanged,
+            "skips_by_reason": dict(sorted(self.skip_reasons().items())),
             "retries_of_failed": sum(1 for i in self.items if i.retry),
             "parked": sum(1 for i in self.items if (i.reason or "").startswith(PARKED)),
             "review_pairs": self.review_pairs,
@@ -119,14 +131,31 @@ class PushPlan:
 
 
 def load_sync(
-    engine: Engine, client_id: str, obj: str, columns: tuple[str, ...] | None = None
+    engine: Engine,
+    client_id: str,
+    obj: str,
+    columns: tuple[str, ...] | None = None,
+    keys: Iterable[str] | None = None,
+    span: tuple[str, str] | None = None,
 ) -> dict[str, dict]:
-    """record_key -> crm_sync row (only ``columns`` of it when given) for one object."""
+    """record_key -> crm_sync row (only ``columns`` of it when given) for one object; only the
+    rows of ``keys`` when given, read by IN lists or, with ``span`` (the keys' first and last in
+    the database's order), by one range scan."""
     c = t.crm_sync.c
     cols = [c.record_key, *[c[x] for x in columns if x != "record_key"]] if columns else [t.crm_sync]
+    query = select(*cols).where(c.client_id == client_id, c.object == obj)
     with engine.connect() as conn:
-        rows = conn.execute(select(*cols).where(c.client_id == client_id, c.object == obj)).mappings()
-        return {r["record_key"]: dict(r) for r in rows}
+        if keys is None:
+            return {r["record_key"]: dict(r) for r in conn.execute(query).mappings()}
+        wanted = set(keys)
+        if span:
+            rows = conn.execute(query.where(c.record_key.between(*span))).mappings()
+            return {r["record_key"]: dict(r) for r in rows if r["record_key"] in wanted}
+        out: dict[str, dict] = {}
+        for part in chunks(sorted(wanted), IN_LIST_SIZE):
+            rows = conn.execute(query.where(among(conn, c.record_key, part))).mappings()
+            out.update((r["record_key"], dict(r)) for r in rows)
+        return out
 
 
 def _parked(engine: Engine, client_id: str, obj: str, sync: dict[str, dict], after: int) -> dict[str, tuple]:
@@ -168,16 +197,20 @@ def _review_decisions(engine: Engine, client_id: str) -> dict[tuple[str, str], s
         return {(r.left_key, r.right_key): r.status for r in rows}
 
 
-def _account_ids(engine: Engine, client_id: str, keys: list[str] | None = None) -> dict[str, list[str]]:
-    """account_key -> every CRM id folded into it (survivor first); only ``keys``' when given."""
+def _account_ids(engine: Engine, client_id: str, keys: Iterable[str]) -> dict[str, list[str]]:
+    """account_key -> every CRM id folded into it (survivor first), for ``keys``."""
     c = t.account_crm_ids.c
     out: dict[str, list[str]] = defaultdict(list)
     query = select(c.account_key, c.crm_id, c.is_survivor).where(c.client_id == client_id)
-    if keys is not None:
-        query = query.where(c.account_key.in_(keys))
     with engine.connect() as conn:
-        for r in conn.execute(query.order_by(c.account_key, c.is_survivor.desc(), c.crm_id)):
-            out[r.account_key].append(r.crm_id)
+        for part in chunks(sorted(set(keys)), IN_LIST_SIZE):
+            rows = conn.execute(
+                query.where(among(conn, c.account_key, part)).order_by(
+                    c.account_key, c.is_survivor.desc(), c.crm_id
+                )
+            )
+            for r in rows:
+                out[r.account_key].append(r.crm_id)
     return out
 
 
@@ -190,21 +223,62 @@ class _Planner:
         adapter: CrmAdapter,
         push: PushConfig,
         refresh: bool,
+        chunk: int = RECORD_CHUNK,
     ):
         self.cfg, self.engine, self.run_id, self.adapter, self.push = cfg, engine, run_id, adapter, push
         self.refresh = refresh
+        self.chunk = chunk
         self.obj = push.object
         self.cid = cfg.client_id
         self.fields: list[PushField] = effective_fields(cfg, push)
         self.ident = identity_fields(cfg, self.obj)
         self.remote = adapter.has_remote
-        self.snap = snapshot.load(engine, self.cid, self.obj, snapshot.PLAN_COLUMNS)
-        self.sync = load_sync(engine, self.cid, self.obj)
         self.id_field = adapter.id_field(self.obj)
         self.read_fields = snapshot.read_fields(cfg, self.obj, self.id_field)
         self.lookups: Counter = Counter()
         self.review_rows: list[dict] = []
-        self.parked_keys = _parked(engine, self.cid, self.obj, self.sync, push.park_after_failures)
+        self.unchanged = 0  # records with nothing to write: counted, never itemised
+        # Per chunk of records (_load_chunk): their crm_sync rows, the failures that park them and
+        # the snapshot rows they may match. Memory follows the chunk, not the client.
+        self.sync: dict[str, dict] = {}
+        self.parked_keys: dict[str, tuple] = {}
+        self.snap: dict[str, dict] = {}
+        self.decisions: dict[tuple[str, str], str] | None = None  # review decisions on look-alikes
+        self.every: dict[str, list[tuple[str, str, str]]] = {}  # look-alike candidates (_name_blocks)
+        self.no_domain: dict[str, list[tuple[str, str, str]]] = {}
+
+    def _load_chunk(self, records: list[dict], contiguous: bool = True) -> None:
+        """The chunk's sync rows (one key-range scan when ``contiguous``: the records are a page of
+        the record table in key order) and the failures that park them; an empty snapshot."""
+        keys = [r["key"] for r in records]
+        span = (keys[0], keys[-1]) if contiguous and keys else None
+        self.sync = load_sync(self.engine, self.cid, self.obj, ("crm_id", "status", "failed"), keys, span)
+        self.parked_keys = _parked(self.engine, self.cid, self.obj, self.sync, self.push.park_after_failures)
+        self.snap = {}
+
+    def _load_pushed(self, records: list[dict]) -> None:
+        """What the previous import files held for these records (CSV: a create already made)."""
+        keys = [r["key"] for r in records if r["key"] in self.sync]
+        if keys and not self.remote:
+            for k, row in load_sync(self.engine, self.cid, self.obj, ("pushed",), keys).items():
+                self.sync[k]["pushed"] = row["pushed"]
+
+    def _load_snap(self, column: str, values: Iterable[str]) -> None:
+        """Add the snapshot rows whose ``column`` holds one of ``values`` to the chunk's snapshot."""
+        known = self.snap if column == "crm_id" else ()
+        values = {v for v in values if v and v not in known}
+        if values:
+            self.snap.update(
+                snapshot.load(
+                    self.engine, self.cid, self.obj, snapshot.PLAN_COLUMNS, where=column, values=values
+                )
+            )
+
+    def _keep(self, item: PlanItem, out: list[PlanItem]) -> None:
+        if item.reason == "no_change":
+            self.unchanged += 1
+        else:
+            out.append(item)
 
     # ---- CRM look-ups, recorded in the snapshot
     def _remember(self, records: list[dict], source: str = "lookup") -> list[dict]:
@@ -372,12 +446,27 @@ class _Planner:
 
     # ---- accounts
     def plan_accounts(self) -> list[PlanItem]:
-        records = load_records(self.cfg, self.engine, "account", self.fields)
+        """Chunk by chunk in key order: match by CRM id, external id, then domain; records still
+        unmatched wait until every chunk's look-ups are in the snapshot, then are checked for
+        name look-alikes (against every CRM record known by then) and created."""
+        items: list[PlanItem] = []
+        new: list[dict] = []
+        for records in record_chunks(self.cfg, self.engine, "account", self.fields, self.chunk):
+            items += self._match_accounts(records, new)
+        self._name_blocks(new)  # after every chunk's look-ups: they are CRM records too
+        for records in chunks(new, self.chunk):
+            items += self._new_accounts(records)
+        return sorted(items, key=lambda i: i.key)  # in key order, as the records were read
 
-        def ids(r: dict) -> list[str]:  # computed when asked: a list per account adds up at 1M
+    def _match_accounts(self, records: list[dict], new: list[dict]) -> list[PlanItem]:
+        """Items of the chunk's records found in the CRM; the others are appended to ``new``."""
+        self._load_chunk(records)
+
+        def ids(r: dict) -> list[str]:
             return [x for x in [r["crm_id"], (self.sync.get(r["key"]) or {}).get("crm_id")] if x]
 
         wanted = {i for r in records for i in ids(r)}
+        self._load_snap("crm_id", wanted)
         self._read_ids(wanted if self.refresh else wanted - set(self.snap))
 
         matched: dict[str, tuple[str, str]] = {}
@@ -386,10 +475,13 @@ class _Planner:
             if hit:
                 matched[r["key"]] = (hit, "crm_id")
 
-        ext_field = self.push.external_id_field
-        if ext_field:
-            self._find_external({r["key"] for r in records if r["key"] not in matched})
-            by_ext = {row["external_id"]: cid for cid, row in self.snap.items() if row.get("external_id")}
+        if self.push.external_id_field:
+            keys = {r["key"] for r in records if r["key"] not in matched}
+            self._find_external(keys)
+            self._load_snap("external_id", keys)
+            by_ext = {
+                row["external_id"]: cid for cid, row in sorted(self.snap.items()) if row.get("external_id")
+            }
             for r in records:
                 if r["key"] not in matched and r["key"] in by_ext:
                     matched[r["key"]] = (by_ext[r["key"]], "external_id")
@@ -397,45 +489,56 @@ class _Planner:
         # only unmatched records are matched by domain, checked for look-alikes or created
         unmatched = [r for r in records if r["key"] not in matched]
         guessed = domains_of(r["website"] if not r["domain"] else None for r in unmatched)
-        domain_of = {r["key"]: r["domain"] or g for r, g in zip(unmatched, guessed, strict=True)}
-        del unmatched, guessed
-        unmatched_domains = {d for k, d in domain_of.items() if d and k not in matched}
+        for r, g in zip(unmatched, guessed, strict=True):
+            r["domain"] = r["domain"] or g  # the domain the record is matched and created by
+        domains = {r["domain"] for r in unmatched if r["domain"]}
+        self._load_snap("domain", domains)
         known = {row["domain"] for row in self.snap.values() if row.get("domain")}
-        self._find("website", unmatched_domains - known)
+        self._find("website", domains - known)
         by_domain: dict[str, list[str]] = defaultdict(list)
         for cid_, row in sorted(self.snap.items()):
-            if row.get("domain"):
+            if row.get("domain") in domains:
                 by_domain[row["domain"]].append(cid_)
         # the CRM ids folded into an account matter only to the few matched by domain
-        by_domain_keys = [
-            r["key"] for r in records if r["key"] not in matched and domain_of[r["key"]] in by_domain
-        ]
-        # (account_crm_ids has no index on account_key: one IN list at most, else one read of all)
-        few = by_domain_keys if len(by_domain_keys) <= 5000 else None
-        folded = _account_ids(self.engine, self.cid, few) if by_domain_keys else {}
-        for r in records:
-            d = domain_of.get(r["key"])
-            if r["key"] not in matched and d in by_domain:
-                options = by_domain[d]
+        folded = _account_ids(
+            self.engine, self.cid, [r["key"] for r in unmatched if r["domain"] in by_domain]
+        )
+        for r in unmatched:
+            if r["domain"] in by_domain:
+                options = by_domain[r["domain"]]
                 # several CRM records share the domain: prefer one already folded into this account
                 pick = next((i for i in folded.get(r["key"], []) if i in options), options[0])
                 matched[r["key"]] = (pick, "domain")
 
-        decisions = _review_decisions(self.engine, self.cid)
+        items: list[PlanItem] = []
+        for r in records:
+            if r["key"] in matched:
+                self._keep(self.update_item(r, *matched[r["key"]]), items)
+            else:
+                new.append(r)
+        return items
+
+    def _new_accounts(self, records: list[dict]) -> list[PlanItem]:
+        """Items of records not found in the CRM: a look-alike's review decision, or a create."""
+        self._load_chunk(records, contiguous=False)
+        self._load_pushed(records)
+        self._load_snap(
+            "crm_id",
+            {i for r in records for i in (r["crm_id"], (self.sync.get(r["key"]) or {}).get("crm_id"))},
+        )
         # a net-new account named like ANY CRM record (linked or not) is a duplicate risk
-        fuzzy = self._fuzzy_candidates([r for r in records if r["key"] not in matched], domain_of)
-        items = []
+        fuzzy = self._fuzzy_candidates(records)
+        self._load_snap("crm_id", {crm_id for hits in fuzzy.values() for crm_id, _, _ in hits})
+        if self.decisions is None:
+            self.decisions = _review_decisions(self.engine, self.cid)
+        items: list[PlanItem] = []
         name_f, site_f = self.ident.get("name"), self.ident.get("website")
         hubspot = crm_format(self.cfg) == "hubspot"
-        for i, r in enumerate(records):
-            records[i] = None  # released as its item is made: never all records and all items at once
+        for r in records:
             key = r["key"]
-            if key in matched:
-                items.append(self.update_item(r, *matched[key]))
-                continue
             pending = None
             for crm_id, name, score in fuzzy.get(key, []):
-                status = decisions.get((key, crm_id), "open")
+                status = self.decisions.get((key, crm_id), "open")
                 if status == "same":
                     pending = ("same", crm_id)
                     break
@@ -446,39 +549,50 @@ class _Planner:
                          "right_key": crm_id, "left_name": r["name"], "right_name": name, "score": score}
                     )  # fmt: skip
             if pending and pending[0] == "same":
-                items.append(self.update_item(r, pending[1], "review"))
+                item = self.update_item(r, pending[1], "review")
             elif pending:
-                items.append(PlanItem(key, "skip", pending[1], reason="pending_review", match="fuzzy_name"))
+                item = PlanItem(key, "skip", pending[1], reason="pending_review", match="fuzzy_name")
             elif is_blank(r["name"]):
-                items.append(PlanItem(key, "skip", reason="missing_name"))
+                item = PlanItem(key, "skip", reason="missing_name")
             else:
-                website = domain_of[key] if hubspot else (r["website"] or domain_of[key])
-                items.append(self.create_item(r, {name_f: r["name"], site_f: website}))
+                website = r["domain"] if hubspot else (r["website"] or r["domain"])
+                item = self.create_item(r, {name_f: r["name"], site_f: website})
+            self._keep(item, items)
         return items
 
-    def _fuzzy_candidates(
-        self, records: list[dict], domain_of: dict[str, str | None]
-    ) -> dict[str, list[tuple[str, str, float]]]:
+    def _name_blocks(self, records: list[dict]) -> None:
+        """Every CRM record the snapshot knows whose normalised name starts with the first word of
+        one of ``records``' names, by that word: all of them, and those without a domain."""
+        words = {n.split()[0] for n in names_of(r["name"] for r in records) if n}
+        self.every: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
+        self.no_domain: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
+        if not words:
+            return
+        c = t.crm_records.c
+        query = select(c.crm_id, c.name, c.domain).where(
+            c.client_id == self.cid, c.object == self.obj, c.name.is_not(None)
+        )
+        with self.engine.connect().execution_options(stream_results=True, yield_per=20_000) as conn:
+            for part in conn.execute(query.order_by(c.crm_id)).partitions():
+                for (crm_id, name, domain), norm in zip(part, names_of(r.name for r in part), strict=True):
+                    first = norm.split()[0] if norm else None
+                    if first in words:
+                        self.every[first].append((norm, crm_id, name))
+                        if not domain:
+                            self.no_domain[first].append((norm, crm_id, name))
+
+    def _fuzzy_candidates(self, records: list[dict]) -> dict[str, list[tuple[str, str, float]]]:
         """Create candidates whose name looks like a CRM record's name (blocked by first word).
 
         Only where a domain is missing on one side (SPEC §4: no domain = higher duplicate
         risk): two records with different domains are different companies, however alike
         their names ("Acme Ltd" acme.co.uk vs "Acme Inc" acme.com stay apart).
         """
-        every: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
-        no_domain: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
-        snap = list(self.snap.items())
-        for (crm_id, row), norm in zip(snap, names_of(row.get("name") for _, row in snap), strict=True):
-            if norm:
-                entry = (norm, crm_id, row.get("name"))
-                every[norm.split()[0]].append(entry)
-                if not row.get("domain"):
-                    no_domain[norm.split()[0]].append(entry)
         out: dict[str, list[tuple[str, str, float]]] = {}
-        if not every:
+        if not self.every:
             return out
         for r, norm in zip(records, names_of(r["name"] for r in records), strict=True):
-            blocks = no_domain if domain_of.get(r["key"]) else every
+            blocks = self.no_domain if r["domain"] else self.every
             block = blocks.get(norm.split()[0]) if norm else None
             if not block:
                 continue
@@ -495,27 +609,44 @@ class _Planner:
 
     # ---- contacts
     def plan_contacts(self) -> list[PlanItem]:
-        records = load_records(self.cfg, self.engine, "contact", self.fields)
-        folded = _account_ids(self.engine, self.cid)
+        items: list[PlanItem] = []
+        for records in record_chunks(self.cfg, self.engine, "contact", self.fields, self.chunk):
+            items += self._plan_contact_chunk(records)
+        return items
+
+    def _account_candidates(self, account_keys: list[str]) -> dict[str, list[str]]:
+        """account_key -> the CRM ids a new contact may hang off, best first: the one Market Map
+        last wrote successfully (a re-created account replaces a dead id), then the warehouse's."""
+        a = t.accounts.c
         with self.engine.connect() as conn:
-            acc_rows = conn.execute(
-                select(t.accounts.c.account_key, t.accounts.c.crm_id).where(
-                    t.accounts.c.client_id == self.cid
+            acc_rows = [
+                row
+                for part in chunks(account_keys, IN_LIST_SIZE)
+                for row in conn.execute(
+                    select(a.account_key, a.crm_id).where(
+                        a.client_id == self.cid, among(conn, a.account_key, part)
+                    )
                 )
-            ).all()
+            ]
         # not what was pushed (a dict per account, most of a sync row): only the id and the status
-        account_sync = load_sync(self.engine, self.cid, "account", ("crm_id", "status"))
-        # the account id a new contact hangs off: the one Market Map last wrote successfully
-        # (a re-created account replaces a dead id), then the warehouse's; never a dead id
+        account_sync = load_sync(self.engine, self.cid, "account", ("crm_id", "status"), keys=account_keys)
         candidates: dict[str, list[str]] = {}
         for k, crm_id in acc_rows:
             s = account_sync.get(k) or {}
             ok_id = s.get("crm_id") if s.get("status") == "success" else None
             candidates[k] = [x for x in dict.fromkeys([ok_id, crm_id, s.get("crm_id")]) if x]
+        return candidates
+
+    def _plan_contact_chunk(self, records: list[dict]) -> list[PlanItem]:
+        self._load_chunk(records)
+        account_keys = sorted({r["account_key"] for r in records if r["account_key"]})
+        folded = _account_ids(self.engine, self.cid, account_keys)
+        candidates = self._account_candidates(account_keys)
         alive = self._alive_accounts({i for v in candidates.values() for i in v})
         primary: dict[str, str | None] = {
             k: next((i for i in v if alive is None or i in alive), None) for k, v in candidates.items()
         }
+        del candidates
 
         def account_ids(rec: dict) -> set[str]:
             ids = set(folded.get(rec["account_key"] or "", []))
@@ -527,6 +658,7 @@ class _Planner:
             for r in records
         }
         wanted = {i for v in ids.values() for i in v}
+        self._load_snap("crm_id", wanted)
         self._read_ids(wanted if self.refresh else wanted - set(self.snap))
         matched: dict[str, tuple[str, str]] = {}
         for r in records:
@@ -540,6 +672,7 @@ class _Planner:
             ("linkedin_url", normalise_linkedin, "linkedin"),
         ):
             todo = [r for r in records if r["key"] not in matched and norm(r[canonical])]
+            self._load_snap(col, {norm(r[canonical]) for r in todo})
             known = {row[col] for row in self.snap.values() if row.get(col)}
             values = {norm(r[canonical]) for r in todo} - known
             if canonical == "linkedin_url":
@@ -557,11 +690,11 @@ class _Planner:
                         matched[r["key"]] = (hit, canonical.split("_")[0])
                         break
 
-        items = []
-        for i, r in enumerate(records):
-            records[i] = None  # released as its item is made: never all records and all items at once
+        self._load_pushed([r for r in records if r["key"] not in matched])
+        items: list[PlanItem] = []
+        for r in records:
             if r["key"] in matched:
-                items.append(self.update_item(r, *matched[r["key"]]))
+                self._keep(self.update_item(r, *matched[r["key"]]), items)
                 continue
             acc = primary.get(r["account_key"] or "")
             if not acc and r["account_crm_id"] and (alive is None or r["account_crm_id"] in alive):
@@ -584,15 +717,14 @@ class _Planner:
             if crm_format(self.cfg) == "salesforce":
                 identity[self.ident.get("account_crm_id", "AccountId")] = acc
             identity.pop(None, None)
-            items.append(self.create_item(r, identity, account_crm_id=acc))
+            self._keep(self.create_item(r, identity, account_crm_id=acc), items)
         return items
 
     def _alive_accounts(self, ids: set[str]) -> set[str] | None:
         """Which of these account ids the CRM has (snapshot, then a read); None without a remote CRM."""
         if not self.remote:
             return None
-        snap = snapshot.load(self.engine, self.cid, "account")
-        alive = {i for i in ids if i in snap}
+        alive = set(snapshot.load(self.engine, self.cid, "account", ("crm_id",), where="crm_id", values=ids))
         unknown = sorted(ids - alive)
         if unknown:
             fields = snapshot.read_fields(self.cfg, "account", self.adapter.id_field("account"))
@@ -616,6 +748,7 @@ class _Planner:
             canary_size=self.push.canary_size,
             max_error_rate=self.push.max_error_rate,
             items=items,
+            unchanged=self.unchanged,
             review_pairs=len(self.review_rows),
             lookups=dict(self.lookups),
             deleted_in_crm=self.push.deleted_in_crm,
@@ -630,14 +763,15 @@ def plan_push(
     push: PushConfig,
     *,
     refresh: bool = False,
+    chunk: int = RECORD_CHUNK,
 ) -> PushPlan:
     """Compute the push plan for one object. Reads the CRM (look-ups), never writes to it.
 
     Current CRM values come from the snapshot (last extract + Market Map's own writes);
     records it lacks are read from the CRM, and ``refresh=True`` re-reads every matched
     record first. A dry run and a real run call exactly this function, so the preview is
-    the plan.
+    the plan. Records are planned ``chunk`` at a time; the plan is the same whatever the size.
     """
     if push.object not in ("account", "contact"):
         raise ValueError(f"push object must be account or contact, got {push.object!r}")
-    return _Planner(cfg, engine, run_id, adapter, push, refresh).run()
+    return _Planner(cfg, engine, run_id, adapter, push, refresh, chunk).run()

@@ -15,7 +15,8 @@ def write_preview(plan: PushPlan, out_dir: Path | str) -> dict:
     """Write ``crm_preview_<object>.csv`` and ``crm_preview_<object>_summary.json`` to ``out_dir``.
 
     The summary counts creates, updates by field and skips by reason; the CSV lists every
-    planned field change (before -> after) and every skipped record with its reason.
+    planned field change (before -> after) and every skipped record with its reason, except the
+    records with nothing to change (``no_change``: counted in the summary, at scale nearly all).
     """
     from marketmap.storage import path as storage_path
 

@@ -11,16 +11,15 @@ from collections.abc import Iterable
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Engine, Table, delete, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.engine import Connection
 
 from marketmap.config import ClientConfig
+from marketmap.crm.base import IN_LIST_SIZE, chunks
 from marketmap.crm.mapping import effective_fields, identity_fields
 from marketmap.crm.values import domains_of, is_blank, normalise_email, normalise_linkedin
+from marketmap.warehouse import among, upsert
 from marketmap.warehouse import schema as t
-from marketmap.warehouse import upsert
 
 
 def now() -> dt.datetime:
@@ -123,46 +122,69 @@ def _json(value: Any) -> Any:
     return value
 
 
-def upsert_many(conn: Connection, table: Table, rows: list[dict]) -> int:
-    """INSERT … ON CONFLICT DO UPDATE as one cached statement run with many parameter sets.
-
-    Every row must have the same keys. Much cheaper per batch than a multi-VALUES statement,
-    which SQLAlchemy compiles afresh for each row count.
-    """
-    if not rows:
-        return 0
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    keys = [c.name for c in table.primary_key.columns]
-    stmt = insert(table)
-    update = {c: stmt.excluded[c] for c in rows[0] if c not in keys}
-    conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=update), rows)
-    return len(rows)
-
-
 def save(conn: Connection, rows: Iterable[dict]) -> int:
-    rows = list(rows)
-    return (
-        upsert_many(conn, t.crm_records, rows)
-        if len({frozenset(r) for r in rows}) <= 1
-        else upsert(conn, t.crm_records, rows)
-    )
+    """Upsert snapshot rows: one cached statement per shape of row, ``COPY`` through a staging
+    table on PostgreSQL for a large batch (:func:`marketmap.warehouse.upsert`)."""
+    shapes: dict[frozenset, list[dict]] = {}
+    for r in rows:
+        shapes.setdefault(frozenset(r), []).append(r)
+    return sum(upsert(conn, t.crm_records, group) for group in shapes.values())
 
 
 # What the push planner reads of a snapshot row (crm.plan): the identity columns and the values.
-PLAN_COLUMNS = ("crm_id", "name", "domain", "email", "linkedin", "account_crm_id", "external_id", "field_values")
+PLAN_COLUMNS = (
+    "crm_id",
+    "name",
+    "domain",
+    "email",
+    "linkedin",
+    "account_crm_id",
+    "external_id",
+    "field_values",
+)
 
 
-def load(engine: Engine, client_id: str, obj: str, columns: tuple[str, ...] | None = None) -> dict[str, dict]:
-    """crm_id -> snapshot row for one object (only ``columns`` when given).
+def load(
+    engine: Engine,
+    client_id: str,
+    obj: str,
+    columns: tuple[str, ...] | None = None,
+    *,
+    where: str | None = None,
+    values: Iterable[str] | None = None,
+) -> dict[str, dict]:
+    """crm_id -> snapshot row for one object (only ``columns`` when given); with ``where`` and
+    ``values``, only the rows whose column ``where`` holds one of ``values`` (``crm_id``,
+    ``domain``, ``email`` … — what the push planner looks up for one chunk of records).
 
     Rows are streamed in batches: the driver never holds the whole result beside the dicts
     (at 1M records that doubled the push's memory).
     """
     c = t.crm_records.c
     cols = [c[name] for name in columns] if columns else list(t.crm_records.c)
+    if "crm_id" not in [x.name for x in cols]:
+        cols.insert(0, c.crm_id)
     query = select(*cols).where(c.client_id == client_id, c.object == obj)
-    with engine.connect().execution_options(stream_results=True, yield_per=20_000) as conn:
-        return {r["crm_id"]: dict(r) for r in conn.execute(query).mappings()}
+    if where is None:
+        with engine.connect().execution_options(stream_results=True, yield_per=20_000) as conn:
+            return {r["crm_id"]: dict(r) for r in conn.execute(query).mappings()}
+    out: dict[str, dict] = {}
+    with engine.connect() as conn:
+        for part in chunks(sorted({v for v in values or () if v}), IN_LIST_SIZE):
+            out.update(
+                (r["crm_id"], dict(r))
+                for r in conn.execute(query.where(among(conn, c[where], part))).mappings()
+            )
+    return out
+
+
+def count(engine: Engine, client_id: str, obj: str) -> int:
+    """How many CRM records of ``obj`` the snapshot knows."""
+    c = t.crm_records.c
+    with engine.connect() as conn:
+        return conn.execute(
+            select(func.count()).select_from(t.crm_records).where(c.client_id == client_id, c.object == obj)
+        ).scalar_one()
 
 
 def forget_unseen(conn: Connection, client_id: str, obj: str, run_id: str, started: dt.datetime) -> int:

@@ -40,12 +40,18 @@ def _count(conn, table, *where) -> int:
     return int(conn.execute(select(func.count()).select_from(table).where(*where)).scalar_one())
 
 
-def _dupes(rows: dict[str, dict], col: str) -> dict[str, list[str]]:
+def _dupes(engine: Engine, client_id: str, obj: str, col: str) -> dict[str, list[str]]:
+    """Values of snapshot column ``col`` held by more than one CRM record -> those records' ids."""
+    c = t.crm_records.c
+    mine = (c.client_id == client_id) & (c.object == obj)
+    shared = select(c[col]).where(mine, c[col].is_not(None)).group_by(c[col]).having(func.count() > 1)
     groups: dict[str, list[str]] = defaultdict(list)
-    for crm_id, row in rows.items():
-        if row.get(col):
-            groups[row[col]].append(crm_id)
-    return {k: sorted(v) for k, v in groups.items() if len(v) > 1}
+    with engine.connect() as conn:
+        for value, crm_id in conn.execute(
+            select(c[col], c.crm_id).where(mine, c[col].in_(shared)).order_by(c[col], c.crm_id)
+        ):
+            groups[value].append(crm_id)
+    return dict(groups)
 
 
 def _aware(ts: dt.datetime | None) -> dt.datetime | None:
@@ -132,20 +138,20 @@ def validate_after_push(
 
     modified_field = MODIFIED.get(adapter.kind)
     for obj in ("account", "contact"):
-        snap = snapshot.load(engine, cid, obj)
+        known = snapshot.count(engine, cid, obj)
         ident = identity_fields(cfg, obj)
         id_field = adapter.id_field(obj)
         written = [r for r in log_rows if r["object"] == obj and r["status"] == "success" and r["crm_id"]]
         creates = sorted({r["crm_id"] for r in written if r["operation"] == "create"})
-        counts: dict = {"snapshot": len(snap), "created_this_run": len(creates),
+        counts: dict = {"snapshot": known, "created_this_run": len(creates),
                         "updated_this_run": sum(1 for r in written if r["operation"] == "update")}  # fmt: skip
         try:
             counts["crm_now"] = adapter.count(obj)
         except CrmError as e:
             warnings.append(f"could not count {obj}s in the CRM: {e.message}")
-        if "crm_now" in counts and counts["crm_now"] != len(snap):
+        if "crm_now" in counts and counts["crm_now"] != known:
             warnings.append(
-                f"{obj}s: the CRM holds {counts['crm_now']:,} records, Market Map knows {len(snap):,} "
+                f"{obj}s: the CRM holds {counts['crm_now']:,} records, Market Map knows {known:,} "
                 "(records created or deleted outside Market Map since the extract)"
             )
         # read back: every create (up to a cap), a deterministic sample of updates
@@ -223,7 +229,7 @@ def validate_after_push(
                 out["duplicates"][f"created_by_{canonical}"] = made
         cols = ("domain",) if obj == "account" else ("email", "linkedin")
         for col in cols:
-            d = _dupes(snap, col)
+            d = _dupes(engine, cid, obj, col)
             out["duplicates"][f"{obj}_{col}_in_crm"] = len(d)
             if d:
                 example = next(iter(d.items()))

@@ -18,7 +18,8 @@ import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from sqlalchemy import JSON, Engine, Table, Text, create_engine, event, func, or_, select
+from sqlalchemy import JSON, Engine, Table, Text, any_, bindparam, create_engine, event, func, or_, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
@@ -247,6 +248,15 @@ def _copy(conn: Connection, name: str, cols: list[str], values: Iterable[tuple])
             cp.write_row(v)
 
 
+def among(conn: Connection, column, values: Iterable):
+    """``column IN (values)``; on PostgreSQL ``column = ANY(:array)``: one parameter however many
+    values, so the statement is compiled once and psycopg never parses thousands of placeholders."""
+    values = list(values)
+    if conn.dialect.name == "postgresql":
+        return column == any_(bindparam(None, values, type_=ARRAY(column.type)))
+    return column.in_(values)
+
+
 def insert_rows(conn: Connection, table: Table, rows: Iterable[Mapping], *, chunk: int = 5000) -> int:
     """Plain INSERT of new rows (no conflict handling): ``COPY`` on PostgreSQL (psycopg 3),
     ``executemany`` elsewhere. Every row must have the first row's keys."""
@@ -292,7 +302,9 @@ def copy_frame(conn: Connection, table: Table, frame) -> bool:
     non-null value is quoted, so an empty string stays an empty string and only a null is NULL.
     At 1M accounts this is ~6x less client CPU than building a dict and a tuple per row.
     """
-    if not (conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg" and len(frame) >= COPY_MIN_ROWS):
+    if not (
+        conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg" and len(frame) >= COPY_MIN_ROWS
+    ):
         return False
     import io
 

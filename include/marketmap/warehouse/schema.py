@@ -109,6 +109,7 @@ account_crm_ids = Table(
     Column("is_survivor", Boolean, nullable=False),
     Column("run_id", String(KEY)),
     PrimaryKeyConstraint("client_id", "crm_id", name="pk_account_crm_ids"),
+    Index("ix_account_crm_ids_account", "client_id", "account_key"),
 )
 
 account_merges = Table(
@@ -483,6 +484,8 @@ crm_records = Table(
     PrimaryKeyConstraint("client_id", "object", "crm_id", name="pk_crm_records"),
     Index("ix_crm_records_domain", "client_id", "object", "domain"),
     Index("ix_crm_records_email", "client_id", "object", "email"),
+    Index("ix_crm_records_external_id", "client_id", "object", "external_id"),
+    Index("ix_crm_records_linkedin", "client_id", "object", "linkedin"),
 )
 
 # Per Market Map record and object: the CRM record it is synced to, the values last pushed,
