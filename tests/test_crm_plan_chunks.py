@@ -1,0 +1,189 @@
+"""The push planner works through the records in key-ordered chunks (20,000 in production) with
+only the chunk's sync and snapshot rows: a plan made two records at a time is the plan made in
+one pass, over every matching route (CRM id, domain look-up, look-alike name, create, the
+contact waterfall); and on PostgreSQL a push big enough to book its outcomes by COPY books
+exactly what the row-by-row path books."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+
+import pytest
+from servers.hubspot import HubSpotServer
+from servers.world import FAST, client_cfg, engine, hubspot_custom_properties, seed_accounts, seed_contacts
+from sqlalchemy import func, select
+
+from marketmap import crm
+from marketmap.crm.plan import plan_push
+from marketmap.warehouse import schema as t
+
+TOKEN = "pat-na1-fake-chunk-token"  # not a real private-app token
+
+
+@pytest.fixture()
+def hs():
+    server = HubSpotServer(token=TOKEN, rate_limit=None)
+    hubspot_custom_properties(server)
+    with server:
+        yield server
+
+
+def _items(plan) -> list[tuple]:
+    return [(i.key, i.operation, i.crm_id, i.match, i.reason, i.changes, i.identity, i.account_crm_id)
+            for i in plan.items]  # fmt: skip
+
+
+def test_a_plan_in_chunks_of_two_is_the_plan_in_one_pass(hs, mm_home):
+    cfg = client_cfg("hubspot")
+    eng = engine()
+    ad = crm.adapter_for(cfg, {"host": hs.url, "password": TOKEN}, settings=FAST)
+    linked = {
+        f"l{i}.com": hs.add("companies", {"name": f"Linked {i}", "domain": f"l{i}.com"}) for i in range(5)
+    }
+    hs.add("companies", {"name": "Deltaware Systems Inc"})  # a look-alike without a domain
+    jane = hs.add("contacts", {"email": "jane@l0.com", "firstname": "Jane", "lastname": "Roe"})
+    bob = hs.add(
+        "contacts",
+        {"firstname": "Bob", "lastname": "Lee", "hs_linkedin_url": "https://www.linkedin.com/in/bob-lee/"},
+    )
+    hs.associate("contacts", jane, "companies", linked["l0.com"])
+    hs.associate("contacts", bob, "companies", linked["l1.com"])
+    crm.extract(cfg, eng, "run-extract", ad)
+    # created in HubSpot after the extract: found by the domain look-up, never created again
+    late = {
+        f"late{i}.com": hs.add("companies", {"name": f"Late {i}", "domain": f"late{i}.com"}) for i in range(3)
+    }
+    seed_accounts(eng, [
+        *[{"key": k, "crm_id": v, "tier": "T1", "score": 80 + n} for n, (k, v) in enumerate(linked.items())],
+        *[{"key": k, "name": f"Late {n}", "domain": k, "tier": "T2", "score": 55} for n, k in enumerate(late)],
+        {"key": "deltaware.com", "name": "Deltaware Systems", "domain": "deltaware.com", "tier": "T1", "score": 90},
+        *[{"key": f"new{i}.io", "name": f"Newco {i}", "domain": f"new{i}.io", "tier": "T3", "score": 30} for i in range(3)],
+        {"key": "unscored.io", "name": "Unscored", "domain": "unscored.io"},
+    ])  # fmt: skip
+    seed_contacts(eng, [
+        {"key": "c:jane", "account_key": "l0.com", "email": "Jane@L0.com", "persona_tier": "P1", "persona_score": 81},
+        {"key": "c:bob", "account_key": "l1.com", "linkedin": "linkedin.com/in/bob-lee", "persona_tier": "P2"},
+        *[{"key": f"c:new{i}", "account_key": f"l{i}.com", "first": "New", "last": f"Person{i}",
+           "email": f"new{i}@l{i}.com", "persona_tier": "P3", "persona_score": 20} for i in range(4)],
+        {"key": "c:orphan", "account_key": "nowhere.com", "email": "x@nowhere.com", "persona_tier": "P1"},
+    ])  # fmt: skip
+
+    accounts, contacts = cfg.push
+    pair = plan_push(cfg, eng, "run-1", ad, accounts, chunk=2)
+    whole = plan_push(cfg, eng, "run-1", ad, accounts)
+    assert _items(pair) == _items(whole) and pair.unchanged == whole.unchanged
+    assert pair.review_pairs == whole.review_pairs == 1
+    ops = {i.key: (i.operation, i.match or i.reason) for i in pair.items}
+    assert ops == {
+        **{k: ("update", "crm_id") for k in linked},
+        **{k: ("update", "domain") for k in late},
+        "deltaware.com": ("skip", "fuzzy_name"),
+        **{f"new{i}.io": ("create", None) for i in range(3)},
+        "unscored.io": ("skip", "no_values"),
+    }
+    assert {i.crm_id for i in pair.items if i.match == "domain"} == set(late.values())
+    result = crm.execute_push(cfg, eng, "run-1", ad, pair)
+    assert (result.created, result.updated, result.failed) == (3, 8, 0)
+
+    c_pair = plan_push(cfg, eng, "run-1", ad, contacts, chunk=2)
+    c_whole = plan_push(cfg, eng, "run-1", ad, contacts)
+    assert _items(c_pair) == _items(c_whole)
+    c_ops = {i.key: (i.operation, i.match or i.reason, i.crm_id) for i in c_pair.items}
+    assert c_ops["c:jane"] == ("update", "email", jane) and c_ops["c:bob"] == ("update", "linkedin", bob)
+    assert c_ops["c:orphan"] == ("skip", "account_not_in_crm", None)
+    assert {k: v[0] for k, v in c_ops.items() if k.startswith("c:new")} == {
+        f"c:new{i}": "create" for i in range(4)
+    }
+    assert crm.execute_push(cfg, eng, "run-1", ad, c_pair).failed == 0
+
+    # the next run: everything written is known and unchanged (counted, not itemised) in any chunking;
+    # (12 accounts and 8 contacts: those written and those the extract brought in, with no score to send)
+    for obj_push, n in ((accounts, 12), (contacts, 8)):
+        for chunk in (1, 3, 20_000):
+            again = plan_push(cfg, eng, "run-2", ad, obj_push, chunk=chunk)
+            assert again.unchanged == n and all(i.operation == "skip" for i in again.items), chunk
+    assert len(hs.objects["companies"]) == 5 + 1 + 3 + 3  # no duplicate
+
+
+def _demo_pushed(mm_home, client_id: str):
+    """The demo client (CSV "CRM") built by the product's own steps: export, ingest, score, value."""
+    from marketmap.config import load_client
+    from marketmap.demo.generate import generate_demo_export
+    from marketmap.ingest import pipeline as ingest
+    from marketmap.scoring import pipeline as scoring
+    from marketmap.warehouse import get_engine
+
+    cfg = load_client("demo").model_copy(update={"client_id": client_id})
+    generate_demo_export(mm_home / "inbox" / client_id, n_accounts=1200)
+    eng = get_engine()
+    ingest.start_run(eng, client_id, "b1", "build", None)
+    ingest.extract_exports(cfg, "b1", eng)
+    ingest.normalise_and_dedupe(cfg, "b1", eng)
+    ingest.load_warehouse(cfg, "b1", eng)
+    scoring.score_accounts(cfg, eng, "b1", dt.date(2026, 6, 1))
+    scoring.value_accounts(cfg, eng, "b1")
+    return cfg, eng
+
+
+def _booked(eng, client_id: str) -> dict:
+    """What a push left in the warehouse, comparable across databases (no ids, no clocks)."""
+    out = {}
+    with eng.connect() as conn:
+        for table, cols in (
+            (
+                t.push_log,
+                ("run_id", "record_key", "crm_id", "operation", "fields_changed", "status", "phase"),
+            ),
+            (t.crm_sync, ("record_key", "crm_id", "pushed", "status", "failed")),
+            (t.crm_records, ("crm_id", "name", "domain", "field_values", "source")),
+        ):
+            rows = conn.execute(select(*[table.c[c] for c in cols]).where(table.c.client_id == client_id))
+            out[table.name] = sorted(tuple(str(v) for v in r) for r in rows)
+    return out
+
+
+@pytest.mark.postgres
+def test_push_booked_by_copy_on_postgres_books_what_the_row_path_books(mm_home, pg_database, monkeypatch):
+    """1,200 demo accounts pushed as CSV import files on PostgreSQL: their push_log, crm_sync and
+    crm_records rows go in by COPY (a batch of 1,000 or more); with COPY turned off the same push
+    books exactly the same rows. The next push has nothing to do and logs only what needs a person."""
+    from marketmap import warehouse
+    from marketmap.settings import run_dir
+
+    monkeypatch.setenv("MARKETMAP_WAREHOUSE_URL", pg_database)
+    booked = {}
+    for client_id, copy_min in (("chunkcopy", warehouse.COPY_MIN_ROWS), ("chunkrows", 10**9)):
+        monkeypatch.setattr(warehouse, "COPY_MIN_ROWS", copy_min)
+        cfg, eng = _demo_pushed(mm_home, client_id)
+        assert eng.dialect.name == "postgresql"
+        out = crm.push_all(cfg, eng, "p1", crm.adapter_for(cfg), canary=False)["account"]
+        assert out["result"]["status"] == "success" and out["result"]["succeeded"] > 1000
+        booked[client_id] = _booked(eng, client_id)
+        with (run_dir(client_id, "p1") / "crm_import" / "Account_update.csv").open(
+            newline="", encoding="utf-8"
+        ) as fh:
+            rows = list(csv.DictReader(fh))
+        assert len(rows) == out["plan"]["updates"] == len({r["Id"] for r in rows})
+    assert booked["chunkcopy"] == booked["chunkrows"]
+    written = [r for r in booked["chunkcopy"]["push_log"] if r[5] == "success"]
+    assert (
+        len(written) == len(booked["chunkcopy"]["crm_sync"]) == len(booked["chunkcopy"]["crm_records"]) > 1000
+    )
+
+    # the next push: every record written is unchanged, counted and not logged
+    monkeypatch.setattr(warehouse, "COPY_MIN_ROWS", 1000)
+    from marketmap.config import load_client
+    from marketmap.warehouse import get_engine
+
+    cfg, eng = load_client("demo").model_copy(update={"client_id": "chunkcopy"}), get_engine()
+    again = crm.push_all(cfg, eng, "p2", crm.adapter_for(cfg), canary=False)["account"]
+    assert again["result"]["status"] == "nothing_to_do"
+    reasons = again["plan"]["skips_by_reason"]
+    assert reasons["no_change"] == len(booked["chunkcopy"]["crm_sync"])
+    with eng.connect() as conn:
+        pl = t.push_log.c
+        logged = conn.execute(
+            select(func.count()).select_from(t.push_log).where(pl.client_id == "chunkcopy", pl.run_id == "p2")
+        ).scalar_one()
+    assert logged == sum(n for reason, n in reasons.items() if reason != "no_change")
