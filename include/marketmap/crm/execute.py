@@ -338,7 +338,7 @@ class _Executor:
                     select(t.crm_sync).where(
                         c.client_id == cid, c.object == self.obj, among(conn, c.record_key, part)
                     )
-                ).mappings():
+                ).mappings().all():
                     sync[r["record_key"]] = dict(r)
             ok_ids = [o.crm_id for o in outcomes if o.ok and o.crm_id]
             snap = {}
@@ -349,7 +349,7 @@ class _Executor:
                         select(t.crm_records).where(
                             rc.client_id == cid, rc.object == self.obj, among(conn, rc.crm_id, part)
                         )
-                    ).mappings():
+                    ).mappings().all():
                         snap[r["crm_id"]] = dict(r)
             pl = t.push_log.c
             for part in _parts([k for k in keys if k in self.logged]):

@@ -289,7 +289,7 @@ def record_chunks(
         if last is not None:
             page = page.where(key_col > last)
         with engine.connect() as conn:
-            chunk = [record(r) for r in conn.execute(page).mappings()]
+            chunk = [record(r) for r in conn.execute(page).mappings().all()]
         if not chunk:
             return
         yield chunk

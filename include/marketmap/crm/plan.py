@@ -149,11 +149,11 @@ def load_sync(
             return {r["record_key"]: dict(r) for r in conn.execute(query).mappings()}
         wanted = set(keys)
         if span:
-            rows = conn.execute(query.where(c.record_key.between(*span))).mappings()
+            rows = conn.execute(query.where(c.record_key.between(*span))).mappings().all()
             return {r["record_key"]: dict(r) for r in rows if r["record_key"] in wanted}
         out: dict[str, dict] = {}
         for part in chunks(sorted(wanted), IN_LIST_SIZE):
-            rows = conn.execute(query.where(among(conn, c.record_key, part))).mappings()
+            rows = conn.execute(query.where(among(conn, c.record_key, part))).mappings().all()
             out.update((r["record_key"], dict(r)) for r in rows)
         return out
 

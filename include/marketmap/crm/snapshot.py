@@ -173,7 +173,7 @@ def load(
         for part in chunks(sorted({v for v in values or () if v}), IN_LIST_SIZE):
             out.update(
                 (r["crm_id"], dict(r))
-                for r in conn.execute(query.where(among(conn, c[where], part))).mappings()
+                for r in conn.execute(query.where(among(conn, c[where], part))).mappings().all()
             )
     return out
 
