@@ -42,7 +42,7 @@ from marketmap.crm.base import (
     chunks,
 )
 from marketmap.crm.mapping import identity_fields
-from marketmap.crm.plan import PlanItem, PushPlan
+from marketmap.crm.plan import PlanItem, PushPlan, save_push_state
 from marketmap.crm.values import domains_of, is_blank, normalise_email, normalise_linkedin
 from marketmap.redact import redact
 from marketmap.warehouse import among, insert_rows, upsert
@@ -334,22 +334,30 @@ class _Executor:
         with self.engine.begin() as conn:
             c = t.crm_sync.c
             for part in _parts(keys):
-                for r in conn.execute(
-                    select(t.crm_sync).where(
-                        c.client_id == cid, c.object == self.obj, among(conn, c.record_key, part)
+                for r in (
+                    conn.execute(
+                        select(t.crm_sync).where(
+                            c.client_id == cid, c.object == self.obj, among(conn, c.record_key, part)
+                        )
                     )
-                ).mappings().all():
+                    .mappings()
+                    .all()
+                ):
                     sync[r["record_key"]] = dict(r)
             ok_ids = [o.crm_id for o in outcomes if o.ok and o.crm_id]
             snap = {}
             if ok_ids:
                 rc = t.crm_records.c
                 for part in _parts(ok_ids):
-                    for r in conn.execute(
-                        select(t.crm_records).where(
-                            rc.client_id == cid, rc.object == self.obj, among(conn, rc.crm_id, part)
+                    for r in (
+                        conn.execute(
+                            select(t.crm_records).where(
+                                rc.client_id == cid, rc.object == self.obj, among(conn, rc.crm_id, part)
+                            )
                         )
-                    ).mappings().all():
+                        .mappings()
+                        .all()
+                    ):
                         snap[r["crm_id"]] = dict(r)
             pl = t.push_log.c
             for part in _parts([k for k in keys if k in self.logged]):
@@ -614,6 +622,8 @@ class _Executor:
             quiet = [i for i in skips if _reason_group(i.reason) in UNLOGGED_SKIPS]
             logged = [i for i in skips if _reason_group(i.reason) not in UNLOGGED_SKIPS]
             self.res.skipped = self._log_rest(logged, "skipped", None) + len(quiet) + self.plan.unchanged
+        if not only_canary and self.res.status != "halted":
+            save_push_state(self.engine, self.plan)  # complete: the next plan reads what changed since
         stats = self.adapter.stats.as_dict()
         self.res.calls = {k: _delta(stats[k], stats0[k]) for k in stats if k != "api_usage"}
         self.res.calls["api_usage"] = stats["api_usage"]

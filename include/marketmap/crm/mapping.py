@@ -22,8 +22,9 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from marketmap.config import ClientConfig, CrmConfig, PushConfig, PushField
-from marketmap.crm.base import CANONICAL
+from marketmap.crm.base import CANONICAL, IN_LIST_SIZE, chunks
 from marketmap.ingest.schema import column_map
+from marketmap.warehouse import among
 from marketmap.warehouse import schema as t
 
 SCORE_SOURCES = {
@@ -181,13 +182,19 @@ RECORD_CHUNK = 20_000
 
 
 def record_chunks(
-    cfg: ClientConfig, engine: Engine, obj: str, fields: list[PushField], size: int = RECORD_CHUNK
+    cfg: ClientConfig,
+    engine: Engine,
+    obj: str,
+    fields: list[PushField],
+    size: int = RECORD_CHUNK,
+    keys: set[str] | None = None,
 ) -> Iterator[list[dict]]:
     """Market Map's records of ``obj`` in key order, ``size`` at a time, with each push field's
     source value under ``src:<source>``.
 
     Each chunk is its own short query (keyset paging on the record key): no cursor stays open
-    while the planner writes look-ups to the snapshot, and memory follows the chunk.
+    while the planner writes look-ups to the snapshot, and memory follows the chunk. With
+    ``keys``, only those records (chunks of at most ``IN_LIST_SIZE``, still in key order).
 
     Score rows come from exactly the rubric version the config names (``version#hash`` as the
     scoring step stores it, :func:`marketmap.versions.rubric_version`; contacts:
@@ -283,6 +290,15 @@ def record_chunks(
                     rec[f"src:{src}"] = r[s.column]
             return rec
 
+    if keys is not None:
+        for part in chunks(sorted(keys), min(size, IN_LIST_SIZE)):
+            with engine.connect() as conn:
+                rows = (
+                    conn.execute(query.where(among(conn, key_col, part)).order_by(key_col)).mappings().all()
+                )
+            if rows:
+                yield [record(r) for r in rows]
+        return
     last: str | None = None
     while True:
         page = query.order_by(key_col).limit(size)

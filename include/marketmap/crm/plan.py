@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rapidfuzz import fuzz, process
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, or_, select
 
 from marketmap.config import ClientConfig, PushConfig, PushField
 from marketmap.crm import snapshot
@@ -96,6 +96,12 @@ class PushPlan:
     lookups: dict[str, int] = field(default_factory=dict)
     deleted_in_crm: str = "flag"
     generated_at: dt.datetime = field(default_factory=snapshot.now)
+    # incremental push: records whose inputs did not change since ``since`` (the last complete push
+    # under the same config and code) were not read; None = every record was planned
+    since: dt.datetime | None = None
+    not_replanned: int = 0
+    started_at: dt.datetime | None = None  # when planning began: the next plan's ``since``
+    config_hash: str | None = None  # what the plan was made under (None: not a mapping's plan)
 
     @property
     def writes(self) -> list[PlanItem]:
@@ -117,7 +123,7 @@ class PushPlan:
             "object": self.object,
             "crm": self.kind,
             "mode": self.mode,
-            "records": len(self.items) + self.unchanged,
+            "records": len(self.items) + self.unchanged,  # planned (not_replanned: not read)
             "creates": ops["create"],
             "updates": ops["update"],
             "updates_by_field": dict(sorted(by_field.items())),
@@ -127,6 +133,8 @@ class PushPlan:
             "parked": sum(1 for i in self.items if (i.reason or "").startswith(PARKED)),
             "review_pairs": self.review_pairs,
             "lookups": dict(self.lookups),
+            "not_replanned": self.not_replanned,
+            "replanned_since": self.since.isoformat() if self.since else None,
         }
 
 
@@ -214,6 +222,49 @@ def _account_ids(engine: Engine, client_id: str, keys: Iterable[str]) -> dict[st
     return out
 
 
+# How far before the last push's start "changed since" reaches: workers' and the database's
+# clocks disagree a little, and a record planned twice costs only its diff.
+PUSH_CLOCK_MARGIN = dt.timedelta(hours=1)
+
+
+def config_hash(cfg: ClientConfig) -> str:
+    """A hash of everything a plan is made under besides the data: the client's whole config (push
+    mappings, picklists, score versions, CRM settings …) and the planner's code."""
+    import hashlib
+    from pathlib import Path
+
+    from marketmap.crm import mapping, values
+
+    h = hashlib.sha256(cfg.model_dump_json().encode())
+    for module in (mapping, values, snapshot):
+        h.update(Path(module.__file__).read_bytes())
+    h.update(Path(__file__).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _push_since(engine: Engine, client_id: str, obj: str, config: str) -> dt.datetime | None:
+    """The start of the last complete push of ``obj`` made under ``config``, else None."""
+    ps = t.push_state.c
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(ps.started_at, ps.config_hash).where(ps.client_id == client_id, ps.object == obj)
+        ).first()
+    if row is None or row.config_hash != config:
+        return None
+    started = row.started_at
+    return started if started.tzinfo else started.replace(tzinfo=dt.UTC)  # SQLite drops the zone
+
+
+def save_push_state(engine: Engine, plan: PushPlan) -> None:
+    """After a complete push (not halted, not only the canary): the next plan reads only records
+    whose inputs changed since this one started."""
+    if plan.config_hash is None or plan.started_at is None:
+        return
+    with engine.begin() as conn:
+        upsert(conn, t.push_state, [{"client_id": plan.client_id, "object": plan.object, "config_hash": plan.config_hash,
+                                     "started_at": plan.started_at, "run_id": plan.run_id}])  # fmt: skip
+
+
 class _Planner:
     def __init__(
         self,
@@ -228,6 +279,8 @@ class _Planner:
         self.cfg, self.engine, self.run_id, self.adapter, self.push = cfg, engine, run_id, adapter, push
         self.refresh = refresh
         self.chunk = chunk
+        self.started = snapshot.now()
+        self.planned = 0
         self.obj = push.object
         self.cid = cfg.client_id
         self.fields: list[PushField] = effective_fields(cfg, push)
@@ -246,6 +299,10 @@ class _Planner:
         self.decisions: dict[tuple[str, str], str] | None = None  # review decisions on look-alikes
         self.every: dict[str, list[tuple[str, str, str]]] = {}  # look-alike candidates (_name_blocks)
         self.no_domain: dict[str, list[tuple[str, str, str]]] = {}
+        self.config_hash = config_hash(cfg)
+        self.since = None if refresh else _push_since(engine, self.cid, self.obj, self.config_hash)
+        # the keys of records that can plan differently since then (None: all)
+        self.keys = None if self.since is None else self._changed_keys()
 
     def _load_chunk(self, records: list[dict], contiguous: bool = True) -> None:
         """The chunk's sync rows (one key-range scan when ``contiguous``: the records are a page of
@@ -444,6 +501,58 @@ class _Planner:
             external_id=ext, account_crm_id=account_crm_id, retry=retry,
         )  # fmt: skip
 
+    # ---- which records to plan
+    def _records(self, obj: str):
+        self.planned = 0
+        for records in record_chunks(self.cfg, self.engine, obj, self.fields, self.chunk, keys=self.keys):
+            self.planned += len(records)
+            yield records
+
+    def _changed_keys(self) -> set[str]:
+        """Keys of the records whose plan can differ from the last complete push's: their own row,
+        their score (or valuation) row, or their CRM record was written since (the CRM's side only
+        by an extract or a look-up, not by Market Map's own push), or they are not settled (never
+        written, or their last write failed); with a remote CRM also those whose CRM id the
+        snapshot lost (deleted in the CRM). Everything else would plan as "no change"."""
+        from marketmap.versions import persona_version, rubric_version
+
+        cid, obj, since = self.cid, self.obj, self.since - PUSH_CLOCK_MARGIN
+        if obj == "account":
+            table, key, sc = t.accounts, t.accounts.c.account_key, t.account_scores.c
+            scored = select(sc.account_key).where(
+                sc.client_id == cid, sc.rubric_version == rubric_version(self.cfg),
+                or_(sc.scored_at >= since, sc.valued_at >= since),
+            )  # fmt: skip
+        else:
+            table, key, sc = t.contacts, t.contacts.c.contact_key, t.contact_scores.c
+            scored = select(sc.contact_key).where(
+                sc.client_id == cid, sc.rubric_version == persona_version(self.cfg), sc.scored_at >= since
+            )
+        c, y, r = table.c, t.crm_sync.c, t.crm_records.c
+        mine = c.client_id == cid
+        settled = select(y.record_key).where(
+            y.client_id == cid, y.object == obj, y.status == "success", y.failed.is_(False)
+        )
+        moved = select(r.crm_id).where(
+            r.client_id == cid, r.object == obj, r.updated_at >= since, r.source != "push"
+        )
+        sync_ids = (y.client_id == cid) & (y.object == obj)
+        queries = [
+            select(key).where(mine, c.updated_at >= since),
+            scored,
+            select(key).where(mine, key.not_in(settled)),
+            select(key).where(mine, c.crm_id.in_(moved)),
+            select(y.record_key).where(sync_ids, y.crm_id.in_(moved)),
+        ]
+        if self.remote:
+            known = select(r.crm_id).where(r.client_id == cid, r.object == obj)
+            queries += [
+                select(key).where(mine, c.crm_id.is_not(None), c.crm_id.not_in(known)),
+                select(y.record_key).where(sync_ids, y.crm_id.is_not(None), y.crm_id.not_in(known)),
+            ]
+        with self.engine.connect() as conn:
+            return {k for q in queries for k in conn.execute(q).scalars()}
+
     # ---- accounts
     def plan_accounts(self) -> list[PlanItem]:
         """Chunk by chunk in key order: match by CRM id, external id, then domain; records still
@@ -451,7 +560,7 @@ class _Planner:
         name look-alikes (against every CRM record known by then) and created."""
         items: list[PlanItem] = []
         new: list[dict] = []
-        for records in record_chunks(self.cfg, self.engine, "account", self.fields, self.chunk):
+        for records in self._records("account"):
             items += self._match_accounts(records, new)
         self._name_blocks(new)  # after every chunk's look-ups: they are CRM records too
         for records in chunks(new, self.chunk):
@@ -460,7 +569,7 @@ class _Planner:
 
     def _match_accounts(self, records: list[dict], new: list[dict]) -> list[PlanItem]:
         """Items of the chunk's records found in the CRM; the others are appended to ``new``."""
-        self._load_chunk(records)
+        self._load_chunk(records, contiguous=self.keys is None)
 
         def ids(r: dict) -> list[str]:
             return [x for x in [r["crm_id"], (self.sync.get(r["key"]) or {}).get("crm_id")] if x]
@@ -610,7 +719,7 @@ class _Planner:
     # ---- contacts
     def plan_contacts(self) -> list[PlanItem]:
         items: list[PlanItem] = []
-        for records in record_chunks(self.cfg, self.engine, "contact", self.fields, self.chunk):
+        for records in self._records("contact"):
             items += self._plan_contact_chunk(records)
         return items
 
@@ -638,7 +747,7 @@ class _Planner:
         return candidates
 
     def _plan_contact_chunk(self, records: list[dict]) -> list[PlanItem]:
-        self._load_chunk(records)
+        self._load_chunk(records, contiguous=self.keys is None)
         account_keys = sorted({r["account_key"] for r in records if r["account_key"]})
         folded = _account_ids(self.engine, self.cid, account_keys)
         candidates = self._account_candidates(account_keys)
@@ -732,6 +841,13 @@ class _Planner:
             alive |= set(self.adapter.read("account", unknown, fields))
         return alive
 
+    def _count(self) -> int:
+        table = t.accounts if self.obj == "account" else t.contacts
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(func.count()).select_from(table).where(table.c.client_id == self.cid)
+            ).scalar_one()
+
     def run(self) -> PushPlan:
         items = self.plan_accounts() if self.obj == "account" else self.plan_contacts()
         if self.review_rows:
@@ -749,6 +865,10 @@ class _Planner:
             max_error_rate=self.push.max_error_rate,
             items=items,
             unchanged=self.unchanged,
+            since=self.since,
+            not_replanned=self._count() - self.planned if self.since else 0,
+            started_at=self.started,
+            config_hash=self.config_hash,
             review_pairs=len(self.review_rows),
             lookups=dict(self.lookups),
             deleted_in_crm=self.push.deleted_in_crm,

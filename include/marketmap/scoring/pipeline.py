@@ -229,7 +229,7 @@ def value_accounts(cfg: ClientConfig, engine: Engine, run_id: str) -> dict:
     new = new.drop(columns=["tier"])
     written = _write_changed(
         engine, t.account_scores, new, scores, ["account_key", "product"], ("valuation", "white_space"),
-        client_id=cid, run_id=run_id,
+        client_id=cid, run_id=run_id, valued_at=dt.datetime.now(dt.UTC),  # wall clock: the push reads it
     )  # fmt: skip
     in_scope = new["valuation"].notna()
     return {

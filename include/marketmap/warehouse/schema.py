@@ -277,6 +277,7 @@ account_scores = Table(
     Column("abm_grade", String(4)),
     Column("run_id", String(KEY)),
     Column("scored_at", DateTime(timezone=True)),
+    Column("valued_at", DateTime(timezone=True)),  # the valuation's last write (wall clock): the push reads it
     PrimaryKeyConstraint("client_id", "account_key", "product", "rubric_version", name="pk_account_scores"),
 )
 
@@ -567,6 +568,20 @@ client_status = Table(
 # What the last complete scoring of a kind (accounts) and version saw: the run date its recency
 # vectors used and when it started. A monthly re-score reads only the accounts that changed since,
 # or whose recency window was crossed between the two run dates (scoring.pipeline).
+# Per client and pushed object: the start of the last complete push and what it was planned
+# under (push mapping, score versions, planner code). The next push plans only records whose
+# inputs changed since (crm.plan); anything else about it differing means a full plan.
+push_state = Table(
+    "push_state",
+    metadata,
+    _client(),
+    Column("object", String(40), nullable=False),
+    Column("config_hash", String(40), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("run_id", String(KEY)),
+    PrimaryKeyConstraint("client_id", "object", name="pk_push_state"),
+)
+
 scoring_state = Table(
     "scoring_state",
     metadata,
