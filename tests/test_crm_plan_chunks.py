@@ -254,3 +254,25 @@ def test_an_incremental_push_writes_what_a_full_plan_would(mm_home, request, mon
     assert inc.summary()["records"] < records / 2  # a fraction read
     assert crm.execute_push(cfg, eng, "m1", ad, inc, canary=False).status == "success"
     assert plan_push(cfg, eng, "m2", ad, push, refresh=True).writes == []
+
+
+def test_a_value_computed_from_the_date_is_always_planned_in_full(hs, mm_home):
+    """Years of experience grow with no write to any row: a contact push that sends them plans
+    every contact each run, while the account push of the same client plans only what changed."""
+    from servers.world import HUBSPOT_PUSH
+
+    contacts_push = {**HUBSPOT_PUSH[1], "fields": [*HUBSPOT_PUSH[1]["fields"],
+                                                   {"source": "years_experience", "crm_field": "years_experience"}]}  # fmt: skip
+    cfg = client_cfg("hubspot", push=[HUBSPOT_PUSH[0], contacts_push])
+    eng = engine()
+    ad = crm.adapter_for(cfg, {"host": hs.url, "password": TOKEN}, settings=FAST)
+    acme = hs.add("companies", {"name": "Acme", "domain": "acme.com"})
+    crm.extract(cfg, eng, "run-extract", ad)
+    seed_accounts(eng, [{"key": "acme.com", "crm_id": acme, "tier": "T1", "score": 80}])
+    seed_contacts(
+        eng, [{"key": "c:ann", "account_key": "acme.com", "email": "ann@acme.com", "persona_tier": "P1"}]
+    )
+    for push in cfg.push:
+        crm.execute_push(cfg, eng, "run-1", ad, plan_push(cfg, eng, "run-1", ad, push))
+    accounts, contacts = (plan_push(cfg, eng, "run-2", ad, p) for p in cfg.push)
+    assert accounts.since is not None and contacts.since is None

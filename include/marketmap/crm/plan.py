@@ -37,6 +37,7 @@ from marketmap.crm.mapping import (
     effective_fields,
     identity_fields,
     record_chunks,
+    resolve_source,
     source_type,
 )
 from marketmap.crm.values import (
@@ -300,7 +301,11 @@ class _Planner:
         self.every: dict[str, list[tuple[str, str, str]]] = {}  # look-alike candidates (_name_blocks)
         self.no_domain: dict[str, list[tuple[str, str, str]]] = {}
         self.config_hash = config_hash(cfg)
-        self.since = None if refresh else _push_since(engine, self.cid, self.obj, self.config_hash)
+        # a value computed from the date (years of experience) changes with no write: plan everything
+        dated = any(
+            getattr(resolve_source(cfg, self.obj, f.source), "kind", None) == "derived" for f in self.fields
+        )
+        self.since = None if refresh or dated else _push_since(engine, self.cid, self.obj, self.config_hash)
         # the keys of records that can plan differently since then (None: all)
         self.keys = None if self.since is None else self._changed_keys()
 
