@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rapidfuzz import fuzz, process
-from sqlalchemy import Engine, func, or_, select
+from sqlalchemy import Engine, exists, func, or_, select
+from sqlalchemy.sql.expression import Exists
 
 from marketmap.config import ClientConfig, PushConfig, PushField
 from marketmap.crm import snapshot
@@ -535,25 +536,28 @@ class _Planner:
             )
         c, y, r = table.c, t.crm_sync.c, t.crm_records.c
         mine = c.client_id == cid
-        settled = select(y.record_key).where(
-            y.client_id == cid, y.object == obj, y.status == "success", y.failed.is_(False)
-        )
+        sync_ids = (y.client_id == cid) & (y.object == obj)
+        # NOT EXISTS, never NOT IN (subquery): PostgreSQL runs the latter once per row when the
+        # subquery's result outgrows work_mem (a million keys: hours)
+        settled = exists().where(sync_ids, y.record_key == key, y.status == "success", y.failed.is_(False))
         moved = select(r.crm_id).where(
             r.client_id == cid, r.object == obj, r.updated_at >= since, r.source != "push"
         )
-        sync_ids = (y.client_id == cid) & (y.object == obj)
+
+        def known(crm_id) -> Exists:
+            return exists().where(r.client_id == cid, r.object == obj, r.crm_id == crm_id)
+
         queries = [
             select(key).where(mine, c.updated_at >= since),
             scored,
-            select(key).where(mine, key.not_in(settled)),
+            select(key).where(mine, ~settled),
             select(key).where(mine, c.crm_id.in_(moved)),
             select(y.record_key).where(sync_ids, y.crm_id.in_(moved)),
         ]
         if self.remote:
-            known = select(r.crm_id).where(r.client_id == cid, r.object == obj)
             queries += [
-                select(key).where(mine, c.crm_id.is_not(None), c.crm_id.not_in(known)),
-                select(y.record_key).where(sync_ids, y.crm_id.is_not(None), y.crm_id.not_in(known)),
+                select(key).where(mine, c.crm_id.is_not(None), ~known(c.crm_id)),
+                select(y.record_key).where(sync_ids, y.crm_id.is_not(None), ~known(y.crm_id)),
             ]
         with self.engine.connect() as conn:
             return {k for q in queries for k in conn.execute(q).scalars()}
