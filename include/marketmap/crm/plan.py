@@ -226,7 +226,7 @@ def _account_ids(engine: Engine, client_id: str, keys: Iterable[str]) -> dict[st
 
 # How far before the last push's start "changed since" reaches: workers' and the database's
 # clocks disagree a little, and a record planned twice costs only its diff.
-PUSH_CLOCK_MARGIN = dt.timedelta(hours=1)
+PUSH_CLOCK_MARGIN = dt.timedelta(minutes=5)
 
 
 def config_hash(cfg: ClientConfig) -> str:
