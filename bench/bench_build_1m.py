@@ -304,17 +304,25 @@ def db_size(url: str) -> tuple[int, dict[str, int]]:
 
 
 def month_passes(url: str) -> int:
-    """As if the build had run a month before the monthly run, with nothing written in between:
-    the recorded starts of the last complete scoring and push move to now. The monthly steps read
-    only what was written since those starts, so this is what a month's gap gives them (moving
-    every build timestamp back instead costs ~8 minutes of UPDATEs at 1M and selects the same
-    rows). Run dates are logical and stay. Not timed."""
+    """As if the build had run a month before the monthly run, with nothing written in between.
+    The monthly steps read only what was written since the last complete scoring's start and
+    since the last complete push's start less a 5-minute clock margin (crm.plan.PUSH_CLOCK_MARGIN);
+    those starts move to now (the push's: now + the margin), so the build's writes are before
+    them and the monthly run's after, as a month's gap leaves them. (Moving every build timestamp
+    back a month instead costs ~8 minutes of UPDATEs at 1M and selects the same rows.) Run dates
+    are logical and stay. Not timed."""
     import psycopg
 
+    from marketmap.crm.plan import PUSH_CLOCK_MARGIN
+
+    margin = int(PUSH_CLOCK_MARGIN.total_seconds())
     with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
         return sum(
-            conn.execute(f"UPDATE {table} SET started_at = now() WHERE client_id = %s", (CLIENT,)).rowcount
-            for table in ("scoring_state", "push_state")
+            conn.execute(
+                f"UPDATE {table} SET started_at = now() + make_interval(secs => %s) WHERE client_id = %s",
+                (ahead, CLIENT),
+            ).rowcount
+            for table, ahead in (("scoring_state", 0), ("push_state", margin))
         )
 
 
