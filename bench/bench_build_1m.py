@@ -252,6 +252,13 @@ def child(args) -> int:
         out = tile_export(base, Path(args.inbox), int(args.run_id) // BASE)
     elif args.step == "copy_floor":
         out = copy_floor(os.environ["MARKETMAP_WAREHOUSE_URL"], Path(args.inbox))
+    elif args.step == "month_passes":
+        out = {"states": month_passes(os.environ["MARKETMAP_WAREHOUSE_URL"])}
+    elif args.step == "change_export":
+        sys.path.insert(0, str(Path(__file__).parent))
+        from bench_monthly import change_export
+
+        out = dict(zip(("edited", "added"), change_export(Path(args.inbox)), strict=True))
     else:
         out = run_step(args.step, args.run_id, args.pipeline)
     print("RESULT " + json.dumps(out, default=str))
@@ -454,12 +461,12 @@ def _full(url: str, env: dict, inbox: Path, accounts: int, monthly: bool = True)
         print(f"database size after the build: {size_build[0] / 1e6:,.0f} MB")
         return 0
 
-    sys.path.insert(0, str(Path(__file__).parent))
-    from bench_monthly import change_export
-
-    print(f"a month passes: the starts of the last scoring and push ({month_passes(url)} states) move to now")
-    edited, added = change_export(inbox)
-    print(f"monthly: {edited:,} accounts edited, {added:,} added")
+    # each in a process of its own: a child's peak RSS includes its parent's at the fork (the
+    # kernel carries the pre-exec memory's high-water mark over), so this driver must stay small
+    states = spawn("month_passes", env)["result"]["states"]
+    print(f"a month passes: the starts of the last scoring and push ({states} states) move to now")
+    changed = spawn("change_export", env, inbox=str(inbox))["result"]
+    print(f"monthly: {changed['edited']:,} accounts edited, {changed['added']:,} added")
     monthly = [spawn(s, env, "bench_monthly", "monthly") for s in MONTHLY]
     size_month = db_size(url)
 
