@@ -144,20 +144,18 @@ def load_sync(
     engine: Engine,
     client_id: str,
     obj: str,
-    columns: tuple[str, ...] | None = None,
-    keys: Iterable[str] | None = None,
+    columns: tuple[str, ...],
+    keys: Iterable[str],
     span: tuple[str, str] | None = None,
 ) -> dict[str, dict]:
-    """record_key -> crm_sync row (only ``columns`` of it when given) for one object; only the
-    rows of ``keys`` when given, read by IN lists or, with ``span`` (the keys' first and last in
-    the database's order), by one range scan."""
+    """record_key -> ``columns`` of the crm_sync rows of ``keys`` (one object), read by IN lists
+    or, with ``span`` (the keys' first and last in the database's order), by one range scan."""
     c = t.crm_sync.c
-    cols = [c.record_key, *[c[x] for x in columns if x != "record_key"]] if columns else [t.crm_sync]
-    query = select(*cols).where(c.client_id == client_id, c.object == obj)
+    query = select(c.record_key, *[c[x] for x in columns if x != "record_key"]).where(
+        c.client_id == client_id, c.object == obj
+    )
+    wanted = set(keys)
     with engine.connect() as conn:
-        if keys is None:
-            return {r["record_key"]: dict(r) for r in conn.execute(query).mappings()}
-        wanted = set(keys)
         if span:
             rows = conn.execute(query.where(c.record_key.between(*span))).mappings().all()
             return {r["record_key"]: dict(r) for r in rows if r["record_key"] in wanted}
