@@ -330,35 +330,10 @@ class _Executor:
     def _log(self, phase: str, op: str, outcomes: list[Outcome]) -> None:
         cid, now = self.cfg.client_id, snapshot.now()
         keys = [o.key for o in outcomes]
-        sync = {}
         with self.engine.begin() as conn:
-            c = t.crm_sync.c
-            for part in _parts(keys):
-                for r in (
-                    conn.execute(
-                        select(t.crm_sync).where(
-                            c.client_id == cid, c.object == self.obj, among(conn, c.record_key, part)
-                        )
-                    )
-                    .mappings()
-                    .all()
-                ):
-                    sync[r["record_key"]] = dict(r)
-            ok_ids = [o.crm_id for o in outcomes if o.ok and o.crm_id]
-            snap = {}
-            if ok_ids:
-                rc = t.crm_records.c
-                for part in _parts(ok_ids):
-                    for r in (
-                        conn.execute(
-                            select(t.crm_records).where(
-                                rc.client_id == cid, rc.object == self.obj, among(conn, rc.crm_id, part)
-                            )
-                        )
-                        .mappings()
-                        .all()
-                    ):
-                        snap[r["crm_id"]] = dict(r)
+            # A failed record keeps what its sync row says was pushed before; a written one's
+            # payload is merged into it in SQL (``merge_json``): nothing else is read back.
+            sync = self._sync_rows(conn, [o.key for o in outcomes if not o.ok])
             pl = t.push_log.c
             for part in _parts([k for k in keys if k in self.logged]):
                 conn.execute(
@@ -369,12 +344,11 @@ class _Executor:
                         among(conn, pl.record_key, part),
                     )
                 )
-            log_rows, sync_rows, snap_rows = [], [], []
+            log_rows, sync_rows, failed_rows, snap_rows = [], [], [], []
             site = self.ident.get("website") if self.obj == "account" else None
-            created = [o.key for o in outcomes if o.ok and o.crm_id and o.crm_id not in snap and site]
-            dom = dict(
-                zip(created, domains_of(self.items[k].payload().get(site) for k in created), strict=True)
-            )
+            # a snapshot row is new for a created record: its domain is the website sent
+            sent = [o.key for o in outcomes if o.ok and site and self.items[o.key].payload().get(site)]
+            dom = dict(zip(sent, domains_of(self.items[k].payload()[site] for k in sent), strict=True))
             for o in outcomes:
                 item = self.items[o.key]
                 # A planned create that succeeded is a create, even when a retried external-id upsert
@@ -398,26 +372,24 @@ class _Executor:
                 })  # fmt: skip
                 prev = sync.get(o.key) or {}
                 if o.ok:
-                    pushed = {**(prev.get("pushed") or {}), **payload}
                     sync_rows.append({"client_id": cid, "object": self.obj, "record_key": o.key,
-                                      "crm_id": o.crm_id or item.crm_id, "pushed": pushed, "status": "success",
+                                      "crm_id": o.crm_id or item.crm_id, "pushed": payload, "status": "success",
                                       "failed": False, "error": None, "run_id": self.run_id, "updated_at": now})  # fmt: skip
                     if o.crm_id or item.crm_id:
-                        snap_rows.append(
-                            self._snap_row(o.crm_id or item.crm_id, item, snap, now, dom.get(o.key))
-                        )
+                        snap_rows.append(self._snap_row(o.crm_id or item.crm_id, item, now, dom.get(o.key)))
                 else:
-                    sync_rows.append({"client_id": cid, "object": self.obj, "record_key": o.key,
-                                      "crm_id": prev.get("crm_id") or item.crm_id, "pushed": prev.get("pushed"),
-                                      "status": "failed", "failed": True, "error": redact(o.error or "")[:2000],
-                                      "run_id": self.run_id, "updated_at": now})  # fmt: skip
+                    failed_rows.append({"client_id": cid, "object": self.obj, "record_key": o.key,
+                                        "crm_id": prev.get("crm_id") or item.crm_id, "pushed": prev.get("pushed"),
+                                        "status": "failed", "failed": True, "error": redact(o.error or "")[:2000],
+                                        "run_id": self.run_id, "updated_at": now})  # fmt: skip
                 self._count(o, operation)
             # COPY on PostgreSQL for a large batch: at 1M records the rows cost more than the push
             insert_rows(conn, t.push_log, log_rows)
             self.logged.update(keys)
-            upsert(conn, t.crm_sync, sync_rows)
+            upsert(conn, t.crm_sync, sync_rows, merge_json=("pushed",))
+            upsert(conn, t.crm_sync, failed_rows)
             # CSV too: with no CRM to read, the snapshot is what the previous export said
-            snapshot.save(conn, snap_rows)
+            snapshot.record_written(conn, snap_rows)
             if self.adapter.has_remote:
                 self._follow_ids(conn, outcomes)
                 gone = [o.crm_id or self.items[o.key].crm_id for o in outcomes
@@ -431,6 +403,15 @@ class _Executor:
         if self.booked - self.booked_at_analyze >= max(ANALYZE_AFTER, self.booked_at_analyze):
             analyze(self.engine, *BOOKKEEPING_TABLES)  # each time the rows booked so far double
             self.booked_at_analyze = self.booked
+
+    def _sync_rows(self, conn, keys: list[str]) -> dict[str, dict]:
+        c = t.crm_sync.c
+        out = {}
+        for part in _parts(keys):
+            query = select(t.crm_sync).where(c.client_id == self.cfg.client_id, c.object == self.obj,
+                                             among(conn, c.record_key, part))  # fmt: skip
+            out.update((r["record_key"], dict(r)) for r in conn.execute(query).mappings().all())
+        return out
 
     def _follow_ids(self, conn, outcomes: list[Outcome]) -> None:
         """The warehouse follows the CRM's ids: a record created (or re-created after a person
@@ -471,16 +452,12 @@ class _Executor:
             upsert(conn, t.account_crm_ids, [{"client_id": cid, "crm_id": nid, "account_key": key,
                                               "is_survivor": True, "run_id": self.run_id}])  # fmt: skip
 
-    def _snap_row(self, crm_id: str, item: PlanItem, snap: dict, now, domain: str | None) -> dict:
-        row = snap.get(crm_id)
+    def _snap_row(self, crm_id: str, item: PlanItem, now, domain: str | None) -> dict:
+        """The snapshot row of a record just written: whole for a record the snapshot lacks; for
+        one it has, only its written tracked values count (:func:`snapshot.record_written`)."""
         payload = item.payload()
         tracked = set(snapshot.tracked_fields(self.cfg, self.obj))
         written = {f: v for f, v in payload.items() if f in tracked}
-        if row:
-            row = dict(row)
-            row["field_values"] = {**(row.get("field_values") or {}), **written}
-            row.update(source="push", updated_at=now)
-            return row
         ident = self.ident
         get = lambda canonical: payload.get(ident.get(canonical, ""))  # noqa: E731
         name = get("name")

@@ -131,6 +131,23 @@ def save(conn: Connection, rows: Iterable[dict]) -> int:
     return sum(upsert(conn, t.crm_records, group) for group in shapes.values())
 
 
+# What a push changes of a snapshot row it already has: the values it wrote, and that it wrote them.
+WRITTEN_COLUMNS = ("field_values", "source", "updated_at")
+
+
+def record_written(conn: Connection, rows: Iterable[dict]) -> int:
+    """After a push: each record's written values into the snapshot, merged in SQL into a stored
+    row's ``field_values`` (its identity, CRM timestamp and last extract stay as they are); a
+    record the snapshot lacks gets the whole row. Nothing is read back first."""
+    shapes: dict[frozenset, list[dict]] = {}
+    for r in rows:
+        shapes.setdefault(frozenset(r), []).append(r)
+    return sum(
+        upsert(conn, t.crm_records, group, update_only=WRITTEN_COLUMNS, merge_json=("field_values",))
+        for group in shapes.values()
+    )
+
+
 # What the push planner reads of a snapshot row (crm.plan): the identity columns and the values.
 PLAN_COLUMNS = (
     "crm_id",
