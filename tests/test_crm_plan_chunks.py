@@ -111,7 +111,9 @@ def _writes(plan) -> set[tuple]:
 
 
 def _demo_pushed(mm_home, client_id: str):
-    """The demo client (CSV "CRM") built by the product's own steps: export, ingest, score, value."""
+    """The demo client (CSV "CRM") built by the product's own steps: export, ingest, load (with the
+    owner history, as the build's load task), score, value."""
+    from marketmap.analysis.owners import record_owner_changes
     from marketmap.config import load_client
     from marketmap.demo.generate import generate_demo_export
     from marketmap.ingest import pipeline as ingest
@@ -125,6 +127,8 @@ def _demo_pushed(mm_home, client_id: str):
     ingest.extract_exports(cfg, "b1", eng)
     ingest.normalise_and_dedupe(cfg, "b1", eng)
     ingest.load_warehouse(cfg, "b1", eng)
+    owners = record_owner_changes(eng, client_id, "b1", dt.datetime(2026, 6, 1, 6, tzinfo=dt.UTC))
+    assert owners["first_seen"] > 1000 and owners["changed"] == 0
     scoring.score_accounts(cfg, eng, "b1", dt.date(2026, 6, 1))
     scoring.value_accounts(cfg, eng, "b1")
     return cfg, eng
@@ -141,6 +145,7 @@ def _booked(eng, client_id: str) -> dict:
             ),
             (t.crm_sync, ("record_key", "crm_id", "pushed", "status", "failed")),
             (t.crm_records, ("crm_id", "name", "domain", "field_values", "source")),
+            (t.territory_assignments, ("account_key", "rep_id", "source", "run_id", "assigned_at")),
         ):
             rows = conn.execute(select(*[table.c[c] for c in cols]).where(table.c.client_id == client_id))
             out[table.name] = sorted(tuple(str(v) for v in r) for r in rows)
@@ -150,8 +155,8 @@ def _booked(eng, client_id: str) -> dict:
 @pytest.mark.postgres
 def test_push_booked_by_copy_on_postgres_books_what_the_row_path_books(mm_home, pg_database, monkeypatch):
     """1,200 demo accounts pushed as CSV import files on PostgreSQL: their push_log, crm_sync and
-    crm_records rows go in by COPY (a batch of 1,000 or more); with COPY turned off the same push
-    books exactly the same rows. The next push has nothing to do and logs only what needs a person."""
+    crm_records rows (and the owner history of the load) go in by COPY (a batch of 1,000 or
+    more); with COPY turned off the same push books exactly the same rows. The next push has nothing to do and logs only what needs a person."""
     from marketmap import warehouse
     from marketmap.settings import run_dir
 

@@ -12,17 +12,26 @@ from __future__ import annotations
 import datetime as dt
 
 import pandas as pd
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
+from marketmap.warehouse import copy_frame
 from marketmap.warehouse import schema as t
 
 
 def _last_owners(conn, client_id: str) -> pd.DataFrame:
+    """Each account's latest history row, picked in SQL: one row per account however long the
+    history (it grows by every owner change, month after month)."""
     ta = t.territory_assignments.c
-    hist = pd.read_sql(
-        select(ta.account_key, ta.rep_id, ta.assigned_at, ta.entry_id).where(ta.client_id == client_id), conn
+    latest = func.row_number().over(
+        partition_by=ta.account_key, order_by=(ta.assigned_at.desc(), ta.entry_id.desc())
     )
-    return hist.sort_values(["assigned_at", "entry_id"]).drop_duplicates("account_key", keep="last")
+    ranked = (
+        select(ta.account_key, ta.rep_id, ta.assigned_at, latest.label("latest"))
+        .where(ta.client_id == client_id)
+        .subquery()
+    )
+    query = select(ranked.c.account_key, ranked.c.rep_id, ranked.c.assigned_at).where(ranked.c.latest == 1)
+    return pd.read_sql(query, conn)
 
 
 def record_owner_changes(engine: Engine, client_id: str, run_id: str, now: dt.datetime) -> dict:
@@ -45,17 +54,17 @@ def record_owner_changes(engine: Engine, client_id: str, run_id: str, now: dt.da
     created = pd.to_datetime(merged["crm_created"], utc=True, errors="coerce")
     now_ts = pd.Timestamp(now).tz_convert("UTC") if pd.Timestamp(now).tzinfo else pd.Timestamp(now, tz="UTC")
     first_at = created.where(created.notna() & (created <= now_ts), now_ts)
-    rows = []
-    for k, o, f, c, at in zip(
-        merged["account_key"], merged["owner_id"], first, changed, first_at, strict=True
-    ):
-        if f or c:
-            rows.append({"client_id": client_id, "account_key": k, "rep_id": o,
-                         "source": "crm_created" if f else "crm", "run_id": run_id,
-                         "assigned_at": at.to_pydatetime() if f else now})  # fmt: skip
-    if rows:
-        with engine.begin() as conn:
-            conn.execute(t.territory_assignments.insert(), rows)
+    new = merged[first | changed]
+    rows = pd.DataFrame({
+        "client_id": client_id, "account_key": new["account_key"], "rep_id": new["owner_id"],
+        "source": first[new.index].map({True: "crm_created", False: "crm"}), "run_id": run_id,
+        "assigned_at": first_at[new.index].where(first[new.index], now_ts),
+    })  # fmt: skip
+    if len(rows):
+        with engine.begin() as conn:  # a first build dates every account's owner: COPY on PostgreSQL
+            if not copy_frame(conn, t.territory_assignments, rows):
+                records = rows.assign(assigned_at=[ts.to_pydatetime() for ts in rows["assigned_at"]])
+                conn.execute(t.territory_assignments.insert(), records.to_dict("records"))
     return {"first_seen": int(first.sum()), "changed": int(changed.sum())}
 
 
