@@ -278,12 +278,75 @@ def _bound(conn: Connection, table: Table, cols: list[str], rows: Iterable[Mappi
         yield values
 
 
-def _copy(conn: Connection, name: str, cols: list[str], values: Iterable[tuple]) -> None:
+def _copy(conn: Connection, table: Table, name: str, cols: list[str], rows: list[Mapping]) -> None:
+    """COPY ``rows`` (mappings with ``cols``, typed as ``table``'s columns) into table ``name``.
+
+    The rows are written as CSV by Arrow, column by column (~4x less CPU than psycopg's
+    row-by-row ``write_row``); rows Arrow cannot type (a column of mixed kinds of value) go row
+    by row, as the driver binds them.
+    """
+    import pyarrow as pa
+
+    try:
+        arrays = _row_arrays(conn, table, cols, rows)
+    except (pa.ArrowException, TypeError, ValueError, OverflowError):
+        quoted = ", ".join(f'"{c}"' for c in cols)
+        raw = conn.connection.driver_connection
+        with raw.cursor() as cur, cur.copy(f'COPY "{name}" ({quoted}) FROM STDIN') as cp:
+            for v in _bound(conn, table, cols, rows):
+                cp.write_row(v)
+        return
+    _copy_csv(conn, name, cols, arrays)
+
+
+def _row_arrays(conn: Connection, table: Table, cols: list[str], rows: list[Mapping]) -> list:
+    """One Arrow array per column of ``rows``; JSON serialised as the column's bind would."""
+    import json
+
+    import pyarrow as pa
+    from sqlalchemy import BigInteger, Boolean, Date, DateTime, Integer
+
+    dumps = getattr(conn.dialect, "_json_serializer", None) or json.dumps
+    arrays = []
+    for c in cols:
+        kind = table.c[c].type
+        values = [r[c] for r in rows]
+        if isinstance(kind, JSON):  # a Python None is JSON null unless the column says SQL NULL
+            null = None if kind.none_as_null else "null"
+            arrays.append(pa.array([null if v is None else dumps(v) for v in values], type=pa.string()))
+        elif isinstance(kind, DateTime):
+            arrays.append(pa.array(values, type=pa.timestamp("us", tz="UTC")))
+        elif isinstance(kind, Date):
+            arrays.append(pa.array(values, type=pa.date32()))
+        elif isinstance(kind, Boolean):
+            arrays.append(pa.array(values, type=pa.bool_()))
+        elif isinstance(kind, Integer | BigInteger):
+            arrays.append(pa.array(values, type=pa.int64()))
+        else:
+            arrays.append(pa.array(values))
+    return arrays
+
+
+def _copy_csv(conn: Connection, name: str, cols: list[str], arrays: list) -> None:
+    """``COPY name (cols) FROM STDIN (FORMAT csv)`` of Arrow arrays. Every non-null value is
+    quoted, so an empty string stays an empty string and only a null is NULL."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    buf = io.BytesIO()
+    pacsv.write_csv(
+        pa.table(arrays, names=list(cols)),
+        buf,
+        pacsv.WriteOptions(include_header=False, quoting_style="all_valid"),
+    )
     quoted = ", ".join(f'"{c}"' for c in cols)
     raw = conn.connection.driver_connection
-    with raw.cursor() as cur, cur.copy(f'COPY "{name}" ({quoted}) FROM STDIN') as cp:
-        for v in values:
-            cp.write_row(v)
+    with raw.cursor() as cur, cur.copy(f'COPY "{name}" ({quoted}) FROM STDIN (FORMAT csv)') as cp:
+        view = buf.getbuffer()
+        for start in range(0, len(view), 1 << 22):
+            cp.write(view[start : start + (1 << 22)])
 
 
 def among(conn: Connection, column, values: Iterable):
@@ -303,7 +366,7 @@ def insert_rows(conn: Connection, table: Table, rows: Iterable[Mapping], *, chun
         return 0
     cols = list(rows[0].keys())
     if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg" and len(rows) >= COPY_MIN_ROWS:
-        _copy(conn, table.name, cols, _bound(conn, table, cols, rows))
+        _copy(conn, table, table.name, cols, rows)
         return len(rows)
     for i in range(0, len(rows), chunk):
         conn.execute(table.insert(), rows[i : i + chunk])
@@ -318,17 +381,14 @@ def _copy_to_staging(
 
     # INSERT … ON CONFLICT cannot touch one row twice in a statement; executemany lets the
     # last of several rows with one key win, and so does this.
-    key_idx = [cols.index(k) for k in keys]
-    last: dict[tuple, tuple] = {}
-    for values in _bound(conn, table, cols, rows):
-        last[tuple(values[i] for i in key_idx)] = values
+    last = {tuple(r[k] for k in keys): r for r in rows}
     name = f"_mm_stage_{table.name}"
     quoted = ", ".join(f'"{c}"' for c in cols)
     conn.exec_driver_sql(f'DROP TABLE IF EXISTS "{name}"')
     conn.exec_driver_sql(
         f'CREATE TEMPORARY TABLE "{name}" ON COMMIT DROP AS SELECT {quoted} FROM "{table.name}" WITH NO DATA'
     )
-    _copy(conn, name, cols, last.values())
+    _copy(conn, table, name, cols, list(last.values()))
     return Table(name, MetaData(), *[Column(c, table.c[c].type) for c in cols])
 
 
@@ -344,10 +404,7 @@ def copy_frame(conn: Connection, table: Table, frame) -> bool:
         conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg" and len(frame) >= COPY_MIN_ROWS
     ):
         return False
-    import io
-
     import pyarrow as pa
-    import pyarrow.csv as pacsv
     from sqlalchemy import BigInteger, Boolean, Date, DateTime, Integer
 
     arrays = []
@@ -367,16 +424,5 @@ def copy_frame(conn: Connection, table: Table, frame) -> bool:
         else:
             arr = pa.array(values, from_pandas=True)
         arrays.append(arr)
-    buf = io.BytesIO()
-    pacsv.write_csv(
-        pa.table(arrays, names=list(frame.columns)),
-        buf,
-        pacsv.WriteOptions(include_header=False, quoting_style="all_valid"),
-    )
-    quoted = ", ".join(f'"{c}"' for c in frame.columns)
-    raw = conn.connection.driver_connection
-    with raw.cursor() as cur, cur.copy(f'COPY "{table.name}" ({quoted}) FROM STDIN (FORMAT csv)') as cp:
-        view = buf.getbuffer()
-        for start in range(0, len(view), 1 << 22):
-            cp.write(view[start : start + (1 << 22)])
+    _copy_csv(conn, table.name, list(frame.columns), arrays)
     return True
