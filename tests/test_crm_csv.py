@@ -114,3 +114,48 @@ def test_a_push_bigger_than_one_in_list_books_every_record_once(mm_home, monkeyp
     assert len(read(run_dir(cfg.client_id, "run-1") / "crm_import" / "Account_update.csv")) == 20
     again = crm.execute_push(cfg, eng, "run-2", ad, plan_push(cfg, eng, "run-2", ad, cfg.push[0]))
     assert again.status == "nothing_to_do"
+
+
+def test_a_retried_push_rewrites_its_import_file_once_then_appends(mm_home, monkeypatch):
+    """A push killed after writing a batch to the import file but before booking it is re-run by
+    a new process: the records it wrote are written again in place (one rewrite of the file),
+    the rest are appended, and the file ends with every record exactly once."""
+    from marketmap.crm import csv_adapter, execute
+
+    monkeypatch.setattr(csv_adapter.CsvAdapter, "batch_size", lambda self, op, total: 5)
+    cfg = client_cfg("csv", push=PUSH)
+    eng = engine()
+    seed_accounts(eng, [{"key": f"c{i:02d}.com", "crm_id": f"001{i:02d}", "tier": "T1", "score": 80 + i % 5}
+                        for i in range(20)])  # fmt: skip
+
+    class Killed(BaseException):
+        pass
+
+    log = execute._Executor._log
+
+    def killed_at_third_booking(self, phase, op, outcomes):
+        self.booked_batches = getattr(self, "booked_batches", 0) + 1
+        if self.booked_batches == 3:
+            raise Killed
+        return log(self, phase, op, outcomes)
+
+    with monkeypatch.context() as m:
+        m.setattr(execute._Executor, "_log", killed_at_third_booking)
+        ad = crm.adapter_for(cfg)
+        try:
+            crm.execute_push(cfg, eng, "run-1", ad, plan_push(cfg, eng, "run-1", ad, cfg.push[0]))
+        except Killed:
+            pass
+    path = run_dir(cfg.client_id, "run-1") / "crm_import" / "Account_update.csv"
+    assert len(read(path)) == 15  # three batches in the file, two of them booked
+
+    calls = []
+    for name in ("_merge", "_append"):
+        real = getattr(csv_adapter, name)
+        monkeypatch.setattr(csv_adapter, name, lambda *a, _n=name, _f=real: calls.append(_n) or _f(*a))
+    ad = crm.adapter_for(cfg)  # the retried task: a new adapter that never saw the file
+    result = crm.execute_push(cfg, eng, "run-1", ad, plan_push(cfg, eng, "run-1", ad, cfg.push[0]))
+    assert result.status == "success" and result.succeeded == 10
+    assert calls == ["_merge", "_append"]
+    rows = read(path)
+    assert sorted(r["Id"] for r in rows) == [f"001{i:02d}" for i in range(20)]

@@ -95,6 +95,10 @@ class CsvAdapter(CrmAdapter):
             header += [f for f in row if f not in header]
             batch[str(key)] = row
         keys = self._keys.get(str(path))
+        if keys is None and before:
+            # a file an earlier attempt of this push left (a retried task): its keys are read
+            # once, so batches it does not hold yet are appended, not merged into it one by one
+            keys = self._keys[str(path)] = _keys_in(path)
         if keys is not None and header == before and keys.isdisjoint(batch):
             # only new rows, same columns: the file's bytes are copied as they are
             _append(path, header, batch)
@@ -102,7 +106,7 @@ class CsvAdapter(CrmAdapter):
             _merge(path, header, batch)
         if keys is not None:
             keys.update(batch)
-        elif not before:  # a file this adapter started: it knows every key in it
+        else:  # a file this adapter started: it knows every key in it
             self._keys[str(path)] = set(batch)
         self.files[f"{obj}_{kind}"] = path
         self.stats.count("write")
@@ -120,6 +124,14 @@ def _header(path: Path) -> list[str]:
         return []
     with path.open("r", newline="", encoding="utf-8") as fh:
         return next(csv.reader(fh), [])
+
+
+def _keys_in(path: Path) -> set[str]:
+    """The keys (first column) of an import file's rows."""
+    with _source(path) as fh:
+        reader = csv.reader(fh)
+        next(reader, None)
+        return {row[0] for row in reader if row}
 
 
 def _source(path: Path):
