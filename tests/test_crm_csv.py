@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 
+import pytest
 from servers.world import client_cfg, engine, seed_accounts
 
 from marketmap import crm
@@ -142,10 +143,8 @@ def test_a_retried_push_rewrites_its_import_file_once_then_appends(mm_home, monk
     with monkeypatch.context() as m:
         m.setattr(execute._Executor, "_log", killed_at_third_booking)
         ad = crm.adapter_for(cfg)
-        try:
+        with pytest.raises(Killed):
             crm.execute_push(cfg, eng, "run-1", ad, plan_push(cfg, eng, "run-1", ad, cfg.push[0]))
-        except Killed:
-            pass
     path = run_dir(cfg.client_id, "run-1") / "crm_import" / "Account_update.csv"
     assert len(read(path)) == 15  # three batches in the file, two of them booked
 
