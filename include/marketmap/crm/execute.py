@@ -148,6 +148,7 @@ class _Executor:
         self.obj = plan.object
         self.res = PushResult(cfg.client_id, run_id, plan.object, planned=len(plan.writes))
         self.ident = identity_fields(cfg, self.obj)
+        self.tracked = set(snapshot.tracked_fields(cfg, self.obj))  # the values a snapshot row keeps
         self.items = {i.key: i for i in plan.items}
         self.fresh_attempted = 0  # records not failing already last run: what the halt rules judge
         self.fresh_failed = 0
@@ -345,10 +346,11 @@ class _Executor:
                     )
                 )
             log_rows, sync_rows, failed_rows, snap_rows = [], [], [], []
+            payloads = {o.key: self.items[o.key].payload() for o in outcomes}
             site = self.ident.get("website") if self.obj == "account" else None
             # a snapshot row is new for a created record: its domain is the website sent
-            sent = [o.key for o in outcomes if o.ok and site and self.items[o.key].payload().get(site)]
-            dom = dict(zip(sent, domains_of(self.items[k].payload()[site] for k in sent), strict=True))
+            sent = [o.key for o in outcomes if o.ok and site and payloads[o.key].get(site)]
+            dom = dict(zip(sent, domains_of(payloads[k][site] for k in sent), strict=True))
             for o in outcomes:
                 item = self.items[o.key]
                 # A planned create that succeeded is a create, even when a retried external-id upsert
@@ -359,7 +361,7 @@ class _Executor:
                     operation = "create" if created else "update"
                 else:
                     operation = item.operation
-                payload = item.payload()
+                payload = payloads[o.key]
                 changed = {f: {"from": b, "to": a} for f, (b, a) in item.changes.items()}
                 if operation == "create":
                     changed = {f: {"from": None, "to": v} for f, v in payload.items()}
@@ -376,7 +378,9 @@ class _Executor:
                                       "crm_id": o.crm_id or item.crm_id, "pushed": payload, "status": "success",
                                       "failed": False, "error": None, "run_id": self.run_id, "updated_at": now})  # fmt: skip
                     if o.crm_id or item.crm_id:
-                        snap_rows.append(self._snap_row(o.crm_id or item.crm_id, item, now, dom.get(o.key)))
+                        snap_rows.append(
+                            self._snap_row(o.crm_id or item.crm_id, item, payload, now, dom.get(o.key))
+                        )
                 else:
                     failed_rows.append({"client_id": cid, "object": self.obj, "record_key": o.key,
                                         "crm_id": prev.get("crm_id") or item.crm_id, "pushed": prev.get("pushed"),
@@ -452,12 +456,10 @@ class _Executor:
             upsert(conn, t.account_crm_ids, [{"client_id": cid, "crm_id": nid, "account_key": key,
                                               "is_survivor": True, "run_id": self.run_id}])  # fmt: skip
 
-    def _snap_row(self, crm_id: str, item: PlanItem, now, domain: str | None) -> dict:
+    def _snap_row(self, crm_id: str, item: PlanItem, payload: dict, now, domain: str | None) -> dict:
         """The snapshot row of a record just written: whole for a record the snapshot lacks; for
         one it has, only its written tracked values count (:func:`snapshot.record_written`)."""
-        payload = item.payload()
-        tracked = set(snapshot.tracked_fields(self.cfg, self.obj))
-        written = {f: v for f, v in payload.items() if f in tracked}
+        written = {f: v for f, v in payload.items() if f in self.tracked}
         ident = self.ident
         get = lambda canonical: payload.get(ident.get(canonical, ""))  # noqa: E731
         name = get("name")

@@ -4,6 +4,7 @@ normalisation of identity values (LinkedIn URLs, e-mails) and translation to CRM
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 import re
 from collections.abc import Iterable
@@ -27,6 +28,18 @@ def is_blank(value: Any) -> bool:
 def canonical(value: Any) -> str | None:
     """A comparable form: ``87.50``, ``"87.5"`` and ``87.5`` are equal; blank is None.
 
+    Remembered per value (and type: ``True`` is not ``1``): a push compares a million records'
+    tiers, scores and states, most of them values seen before.
+    """
+    try:
+        return _canonical_cached(value)
+    except TypeError:  # unhashable (a list or a dict from a JSON column)
+        return _canonical(value)
+
+
+def _canonical(value: Any) -> str | None:
+    """A comparable form: ``87.50``, ``"87.5"`` and ``87.5`` are equal; blank is None.
+
     CRMs hand values back in their own types (HubSpot: every property is a string), so
     values are compared in this form, never raw.
     """
@@ -47,6 +60,9 @@ def canonical(value: Any) -> str | None:
     except ValueError:
         f = None
     return _num(f) if f is not None and math.isfinite(f) else s
+
+
+_canonical_cached = functools.lru_cache(maxsize=1 << 16, typed=True)(_canonical)
 
 
 def _looks_numeric(s: str) -> bool:
