@@ -104,3 +104,16 @@ def pg_database():
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+@pytest.fixture()
+def hs():
+    """A local HubSpot server (the vendor's documented API shapes) holding the custom properties
+    the test clients' push mapping writes; its token is ``servers.world.HS_TOKEN``."""
+    from servers.hubspot import HubSpotServer
+    from servers.world import HS_TOKEN, hubspot_custom_properties
+
+    server = HubSpotServer(token=HS_TOKEN, rate_limit=None)
+    hubspot_custom_properties(server)
+    with server:
+        yield server

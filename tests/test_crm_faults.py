@@ -8,8 +8,7 @@ import dataclasses
 import time
 
 import pytest
-from servers.hubspot import HubSpotServer
-from servers.world import FAST, client_cfg, engine, hubspot_custom_properties, seed_accounts
+from servers.world import FAST, HS_TOKEN, client_cfg, engine, seed_accounts
 from sqlalchemy import func, select
 
 from marketmap import crm
@@ -17,16 +16,8 @@ from marketmap.crm.execute import _canary_order
 from marketmap.crm.plan import plan_push
 from marketmap.warehouse import schema as t
 
-TOKEN = "pat-na1-test"
+TOKEN = HS_TOKEN
 N = 120  # accounts already in HubSpot
-
-
-@pytest.fixture()
-def hs():
-    server = HubSpotServer(token=TOKEN, rate_limit=None)
-    hubspot_custom_properties(server)
-    with server:
-        yield server
 
 
 def setup(hs, n: int = N, new: int = 0, settings=FAST):

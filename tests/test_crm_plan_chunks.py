@@ -10,23 +10,21 @@ import csv
 import datetime as dt
 
 import pytest
-from servers.hubspot import HubSpotServer
-from servers.world import FAST, client_cfg, engine, hubspot_custom_properties, seed_accounts, seed_contacts
+from servers.world import (
+    FAST,
+    HS_TOKEN,
+    client_cfg,
+    engine,
+    seed_accounts,
+    seed_contacts,
+)
 from sqlalchemy import func, select
 
 from marketmap import crm
 from marketmap.crm.plan import plan_push
 from marketmap.warehouse import schema as t
 
-TOKEN = "pat-na1-fake-chunk-token"  # not a real private-app token
-
-
-@pytest.fixture()
-def hs():
-    server = HubSpotServer(token=TOKEN, rate_limit=None)
-    hubspot_custom_properties(server)
-    with server:
-        yield server
+TOKEN = HS_TOKEN
 
 
 def _items(plan) -> list[tuple]:

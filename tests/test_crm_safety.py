@@ -9,16 +9,16 @@ import dataclasses
 import datetime as dt
 
 import pytest
-from servers.hubspot import HubSpotServer, _options, _prop
+from servers.hubspot import _options, _prop
 from servers.salesforce import SalesforceServer
 from servers.world import (
     CLIENT,
     FAST,
+    HS_TOKEN,
     HUBSPOT_PUSH,
     SALESFORCE_PUSH,
     client_cfg,
     engine,
-    hubspot_custom_properties,
     salesforce_custom_fields,
     scored_version,
     seed_accounts,
@@ -31,15 +31,7 @@ from marketmap.crm.plan import plan_push
 from marketmap.warehouse import schema as t
 from marketmap.warehouse import upsert
 
-TOKEN = "pat-na1-fake-safety-token"  # not a real token
-
-
-@pytest.fixture()
-def hs():
-    server = HubSpotServer(token=TOKEN, rate_limit=None)
-    hubspot_custom_properties(server)
-    with server:
-        yield server
+TOKEN = HS_TOKEN
 
 
 @pytest.fixture()

@@ -190,6 +190,9 @@ def seed_contacts(eng: Engine, rows: list[dict[str, Any]]) -> None:
         upsert(conn, t.contact_scores, scores)
 
 
+HS_TOKEN = "pat-na1-fake-test-token"  # the HubSpot test server's private-app token (not a real one)
+
+
 def hubspot_custom_properties(server) -> None:
     """The custom company/contact properties the HUBSPOT_PUSH mapping writes."""
     from servers.hubspot import _options, _prop
