@@ -23,6 +23,7 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import Engine, Table, select, text
 
+from marketmap.warehouse import copyread
 from marketmap.warehouse import schema as t
 from marketmap.warehouse.custom import expand
 
@@ -45,17 +46,21 @@ def _select(table: Table, client_id: str, columns: Iterable[str] | None):
 
 
 def read_frame(engine: Engine, query) -> pd.DataFrame:
-    """A query's rows as a DataFrame."""
+    """A query's rows as a DataFrame (on PostgreSQL by ``COPY``: :mod:`~marketmap.warehouse.copyread`)."""
+    plan = copyread.plan(engine, query)
     with engine.connect() as conn:
+        if plan is not None:
+            return next(copyread.frames(conn, plan))
         return pd.read_sql(query, conn)
 
 
 def iter_frames(engine: Engine, query, chunk: int = 50_000) -> Iterator[pd.DataFrame]:
     """A query's rows in DataFrames of at most ``chunk`` rows.
 
-    On PostgreSQL a server-side cursor streams them (memory: one chunk), while the caller may
-    write through other connections. SQLite (the small embedded default) reads the rows first:
-    an open read there would hold its lock against the caller's writes.
+    On PostgreSQL a ``COPY … TO STDOUT`` (or, for a query it cannot take, a server-side cursor)
+    streams them (memory: one chunk), while the caller may write through other connections.
+    SQLite (the small embedded default) reads the rows first: an open read there would hold its
+    lock against the caller's writes.
     """
     if engine.dialect.name == "sqlite":
         frame = read_frame(engine, query)
@@ -64,7 +69,11 @@ def iter_frames(engine: Engine, query, chunk: int = 50_000) -> Iterator[pd.DataF
             if len(part):
                 yield part
         return
+    plan = copyread.plan(engine, query)
     with engine.connect() as conn:
+        if plan is not None:
+            yield from copyread.frames(conn, plan, chunk)
+            return
         conn = conn.execution_options(stream_results=True, yield_per=chunk)
         yield from pd.read_sql(query, conn, chunksize=chunk)
 
