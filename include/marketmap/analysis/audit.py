@@ -25,6 +25,7 @@ from sqlalchemy import Engine, select
 from marketmap.alerts.rules import Alert
 from marketmap.config import ClientConfig
 from marketmap.warehouse import schema as t
+from marketmap.warehouse.queries import read_frame
 
 RULES = (
     "duplicates",
@@ -49,8 +50,7 @@ def _groups(rows: list[dict]) -> pd.Series:
 
 
 def _read(engine: Engine, table, client_id: str, cols: list[str]) -> pd.DataFrame:
-    with engine.connect() as conn:
-        return pd.read_sql(select(*[table.c[c] for c in cols]).where(table.c.client_id == client_id), conn)
+    return read_frame(engine, select(*[table.c[c] for c in cols]).where(table.c.client_id == client_id))
 
 
 def audit(
@@ -80,9 +80,8 @@ def audit(
     dup_linkedin = _dupes(contacts["linkedin_url"].astype(object).map(
         lambda u: u.rstrip("/").split("?")[0] if isinstance(u, str) else u))  # fmt: skip
     crm_dupes = 0
-    with engine.connect() as conn:
-        snap = pd.read_sql(select(t.crm_records.c.object, t.crm_records.c.domain, t.crm_records.c.email)
-                           .where(t.crm_records.c.client_id == cid), conn)  # fmt: skip
+    snap = read_frame(engine, select(t.crm_records.c.object, t.crm_records.c.domain, t.crm_records.c.email)
+                      .where(t.crm_records.c.client_id == cid))  # fmt: skip
     if len(snap):
         crm_dupes = int(_dupes(snap.loc[snap["object"] == "account", "domain"]).sum()
                         + _dupes(snap.loc[snap["object"] == "contact", "email"]).sum())  # fmt: skip

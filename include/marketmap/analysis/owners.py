@@ -16,6 +16,7 @@ from sqlalchemy import Engine, func, select
 
 from marketmap.warehouse import copy_frame
 from marketmap.warehouse import schema as t
+from marketmap.warehouse.queries import read_frame
 
 
 def _latest(client_id: str):
@@ -51,8 +52,7 @@ def record_owner_changes(engine: Engine, client_id: str, run_id: str, now: dt.da
         .where(a.client_id == client_id, a.owner_id.is_not(None))
         .where(last.c.rep_id.is_(None) | (last.c.rep_id != a.owner_id))
     )
-    with engine.connect() as conn:
-        merged = pd.read_sql(query, conn)
+    merged = read_frame(engine, query)
     first = merged["rep_id"].isna()
     changed = ~first & (merged["rep_id"] != merged["owner_id"])
     created = pd.to_datetime(merged["crm_created"], utc=True, errors="coerce")
@@ -74,6 +74,5 @@ def record_owner_changes(engine: Engine, client_id: str, run_id: str, now: dt.da
 
 def owner_since(engine: Engine, client_id: str) -> pd.Series:
     """account_key -> when its current owner got it (from the history above)."""
-    with engine.connect() as conn:
-        last = pd.read_sql(select(_latest(client_id)), conn)
+    last = read_frame(engine, select(_latest(client_id)))
     return last.set_index("account_key")["assigned_at"]

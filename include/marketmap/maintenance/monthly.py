@@ -66,12 +66,12 @@ CREDIT_RULES = {"credit_burn_above_pace", "runaway_enrichment", "duplicate_charg
 
 def credit_alerts(cfg: ClientConfig, engine: Engine, month: str, now: dt.datetime) -> tuple[list, dict]:
     """Burn vs budget (from the enrichment burn report) plus the runaway checks of the monthly monitor."""
-    import pandas as pd
     from sqlalchemy import select
 
     from marketmap.alerts.rules import Alert
     from marketmap.enrichment import burn_report
     from marketmap.warehouse import schema as t
+    from marketmap.warehouse.queries import read_frame
 
     rep = burn_report(cfg, engine, month, now=now)
     alerts = []
@@ -82,9 +82,8 @@ def credit_alerts(cfg: ClientConfig, engine: Engine, month: str, now: dt.datetim
                             material={k: v for k, v in a["numbers"].items() if k in ("spent", "credits")},
                             confidence="exact: from the credit ledger"))  # fmt: skip
     c = t.credit_ledger.c
-    with engine.connect() as conn:
-        led = pd.read_sql(select(c.account_key, c.provider, c.credits, c.month, c.outcome)
-                          .where(c.client_id == cfg.client_id, c.credits > 0), conn)  # fmt: skip
+    led = read_frame(engine, select(c.account_key, c.provider, c.credits, c.month, c.outcome)
+                     .where(c.client_id == cfg.client_id, c.credits > 0))  # fmt: skip
     cur = led[led["month"] == month]
     paid = cur[cur["account_key"].notna() & (cur["outcome"] != "reserved")]
     twice = paid.groupby(["account_key", "provider"]).size()

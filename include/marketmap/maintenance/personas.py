@@ -17,13 +17,13 @@ def coverage(r: MaintenanceRun) -> tuple[dict, list[str]]:
     from marketmap.scoring.personas import coverage_summary
     from marketmap.scoring.pipeline import persona_version, read_opportunities
     from marketmap.warehouse import schema as t
+    from marketmap.warehouse.queries import read_frame
 
     cid, m = r.cfg.client_id, r.cfg.maintenance
     tiers = r.primary_scores()[["account_key", "tier"]]
     cs = t.contact_scores.c
-    with r.engine.connect() as conn:
-        contacts = pd.read_sql(select(cs.contact_key, cs.account_key, cs.persona_tier, cs.seniority)
-                               .where(cs.client_id == cid, cs.rubric_version == persona_version(r.cfg)), conn)  # fmt: skip
+    contacts = read_frame(r.engine, select(cs.contact_key, cs.account_key, cs.persona_tier, cs.seniority)
+                          .where(cs.client_id == cid, cs.rubric_version == persona_version(r.cfg)))  # fmt: skip
     cov = per_account(contacts, tiers, r.cfg.personas.coverage_targets)
     summary = coverage_summary(cov, m.persona_p1_coverage_min, m.t1_min_contacts)
     opps = read_opportunities(r.engine, cid)

@@ -14,7 +14,6 @@ RULES = {"territory_imbalance", "inactive_rep_owns_accounts", "territory_ownersh
 
 def territories(r: MaintenanceRun):
     """(frame, active reps, reps who left, context, proposal): context has names, ownership, values."""
-    import pandas as pd
     from sqlalchemy import select
 
     from marketmap.analysis.territories import (
@@ -27,9 +26,9 @@ def territories(r: MaintenanceRun):
     )
     from marketmap.scoring.pipeline import read_accounts, read_opportunities
     from marketmap.warehouse import schema as t
+    from marketmap.warehouse.queries import read_frame
 
-    with r.engine.connect() as conn:
-        reps = pd.read_sql(select(t.reps).where(t.reps.c.client_id == r.cfg.client_id), conn)
+    reps = read_frame(r.engine, select(t.reps).where(t.reps.c.client_id == r.cfg.client_id))
     accounts, scores = read_accounts(r.engine, r.cfg.client_id), r.primary_scores()
     opps = read_opportunities(r.engine, r.cfg.client_id)
     frame = territory_frame(r.cfg, accounts, scores)

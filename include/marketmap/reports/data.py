@@ -11,13 +11,13 @@ from sqlalchemy import Engine, select
 
 from marketmap.config import ClientConfig
 from marketmap.warehouse import schema as t
+from marketmap.warehouse.queries import read_frame
 
 TIER_ORDER = ["T1", "T2", "T3", "OUT"]
 
 
 def _read(engine: Engine, query) -> pd.DataFrame:
-    with engine.connect() as conn:
-        return pd.read_sql(query, conn)
+    return read_frame(engine, query)
 
 
 def current_version(cfg: ClientConfig, engine: Engine) -> str | None:
