@@ -134,7 +134,7 @@ def _cli(*args: str) -> str:
 
 
 @pytest.mark.slow
-def test_demo_build_reports_and_monthly_on_s3(airflow_db, mm_home, s3_root, capsys, monkeypatch):
+def test_demo_build_reports_and_monthly_on_s3(airflow_db, mm_home, s3_root, monkeypatch):
     from marketmap import cli, storage
     from marketmap.storage import safe_run_id
 
@@ -148,8 +148,8 @@ def test_demo_build_reports_and_monthly_on_s3(airflow_db, mm_home, s3_root, caps
     assert {f"{PREFIX}/inbox/demo/{f}" for f in ("Account.csv", "Contact.csv", "Opportunity.csv")} <= inbox
     # `marketmap fields` reads an export given by URL (before a build: from the export file)
     url = f"s3://{BUCKET}/{PREFIX}/inbox/demo"
-    assert cli.main(["fields", "--client", "demo", "--inbox", url, "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["origin"].startswith(f"export file {url}/Account.csv")
+    fields = json.loads(_cli("fields", "--client", "demo", "--inbox", url, "--json"))
+    assert fields["origin"].startswith(f"export file {url}/Account.csv")
 
     # The build, through Airflow.
     build, states = _run("build", conf={"dry_run": False})
