@@ -403,6 +403,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
 def cmd_fields(args: argparse.Namespace) -> int:
     """Every account field a rubric can use, with its type, fill rate and example values."""
     _default_env()
+    from marketmap import storage
     from marketmap.config import ConfigError, load_client
     from marketmap.ingest.fields import as_dicts, field_table, format_table
     from marketmap.ingest.reader import IngestError
@@ -411,7 +412,8 @@ def cmd_fields(args: argparse.Namespace) -> int:
     try:
         cfg = load_client(args.client)
         engine = client_engine(cfg)
-        fields, origin = field_table(cfg, engine, Path(args.inbox) if args.inbox else None)
+        inbox = storage.path(args.inbox) if args.inbox else None  # a folder or a URL (s3://…), as the root
+        fields, origin = field_table(cfg, engine, inbox)
     except ConfigError as e:
         for f, key, msg in e.problems:
             print(f"{f}: {key + ': ' if key else ''}{msg}", file=sys.stderr)
@@ -582,7 +584,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "-o",
         "--output",
-        help="folder for the HTML report (default: $MARKETMAP_HOME/reports/<client>/preview-<time>/)",
+        help="folder or URL for the HTML report (default: <storage root>/reports/<client>/preview-<time>/)",
     )
     p.add_argument("--json", action="store_true", help="print the preview as JSON instead of text")
     p.add_argument("--suggest", action="store_true",
@@ -599,7 +601,7 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("fields", help="every account field a rubric can use: type, fill rate, examples")
     p.add_argument("--client", required=True)
-    p.add_argument("--inbox", help="folder of the export files (default: the client's inbox in storage)")
+    p.add_argument("--inbox", help="folder or URL of the exports (default: the client's inbox in storage)")
     p.add_argument("--json", action="store_true", help="print the fields as JSON")
     p.set_defaults(func=cmd_fields)
 

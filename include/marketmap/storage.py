@@ -32,9 +32,17 @@ from typing import Any
 
 from upath import UPath
 
-#: ``url -> path``; set by the orchestration layer to build Airflow ObjectStoragePaths.
+#: ``url -> path`` (or None: a plain ``UPath``); set by the orchestration layer to build Airflow
+#: ObjectStoragePaths.
 PathFactory = Callable[[str], Any]
 _factory: PathFactory | None = None
+
+#: fsspec options of every non-local storage path. No listing cache: fsspec keeps a folder's listing
+#: for the life of the process and trusts it for ``glob``, ``exists`` and ``is_file``, but other
+#: processes (the workers) write under the root all the time, so a long-lived process (the
+#: api-server) would never see reports written after its first listing, and a new file in a folder
+#: it had listed would not exist for it.
+STORAGE_OPTIONS: dict[str, Any] = {"use_listings_cache": False}
 
 
 def register_factory(factory: PathFactory | None) -> None:
@@ -70,7 +78,8 @@ def path(url: str | os.PathLike) -> UPath:
     local = _local(text)
     if local is not None:
         return UPath(local)  # PosixUPath: a pathlib.Path, usable by every local reader
-    return _factory(text) if _factory else UPath(text)
+    made = _factory(text) if _factory else None
+    return made if made is not None else UPath(text, **STORAGE_OPTIONS)
 
 
 def root() -> UPath:
@@ -108,15 +117,23 @@ def local_copy(p: Any) -> Iterator[Path]:
 
 
 def replace_atomically(p: Any, write: Callable[[Any], None], suffix: str = ".tmp") -> None:
-    """Write ``p`` so a reader never sees half of it: into a sibling then renamed (local), or
-    in one object PUT (object stores write an object at close, all or nothing)."""
+    """Write ``p`` so a reader never sees half of it and a failed ``write`` leaves it as it was:
+    into a sibling then renamed (local), or into a local temporary file then uploaded in one call
+    (object store)."""
     if is_local(p):
         tmp = Path(os.fspath(p) + suffix)
         tmp.parent.mkdir(parents=True, exist_ok=True)
         write(tmp)
         os.replace(tmp, os.fspath(p))
-    else:
-        write(p)
+        return
+    # Not write(p): an fsspec file uploads what it holds when it is closed, even when closed by an
+    # exception, so a write that failed half-way would replace the object with its first half.
+    # put_file is one PUT (a multipart upload above the chunk size, aborted if it fails).
+    with tempfile.TemporaryDirectory(prefix="marketmap-") as tmp:
+        local = Path(tmp) / p.name
+        write(local)
+        target = getattr(p, "__wrapped__", p)  # an ObjectStoragePath proxies the UPath that does its I/O
+        target.fs.put_file(os.fspath(local), target.path)
 
 
 def append_text(p: Any, text: str) -> None:
@@ -126,7 +143,8 @@ def append_text(p: Any, text: str) -> None:
         with open(os.fspath(p), "a", encoding="utf-8") as fh:
             fh.write(text)
         return
-    old = p.read_text(encoding="utf-8") if p.exists() else ""
+    # bytes, not read_text: text mode would turn the file's \r\n into \n before it is rewritten
+    old = p.read_bytes().decode("utf-8") if p.exists() else ""
     p.write_text(old + text, encoding="utf-8")
 
 

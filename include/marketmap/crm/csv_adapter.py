@@ -139,7 +139,9 @@ def _source(path: Path):
     is a sibling renamed over it), an object store's object is read first (it is written in place)."""
     if storage.is_local(path):
         return path.open("r", newline="", encoding="utf-8")
-    return io.StringIO(path.read_text(encoding="utf-8"), newline="")
+    # bytes, not read_text: text mode would turn \r\n into \n (in the rows copied as they are, and
+    # inside quoted multi-line values), so the file would not keep the bytes a local one keeps
+    return io.StringIO(path.read_bytes().decode("utf-8"), newline="")
 
 
 def _append(path: Path, header: list[str], batch: dict[str, dict]) -> None:

@@ -31,13 +31,11 @@ connections.register(_airflow_connection)
 
 
 def _storage_path(url: str):
-    """Object-store paths bound to the storage connection (``MARKETMAP_STORAGE_CONN_ID``), else plain
-    universal-pathlib paths (credentials from the backend's environment)."""
+    """Object-store paths bound to the storage connection (``MARKETMAP_STORAGE_CONN_ID``), else None:
+    marketmap.storage's own universal-pathlib paths (credentials from the backend's environment)."""
     conn_id = os.environ.get("MARKETMAP_STORAGE_CONN_ID", "").strip()
     if not conn_id:
-        from upath import UPath
-
-        return UPath(url)
+        return None
     from airflow.sdk import ObjectStoragePath
 
     return ObjectStoragePath(url, conn_id=conn_id)

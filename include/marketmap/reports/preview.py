@@ -434,6 +434,7 @@ def build_report(p: dict, run_id: str) -> Report:
 def run_preview(cfg: ClientConfig, engine: Engine, candidate_path: Path | None = None, output: Path | None = None,
                 run_date: dt.date | None = None, suggest: bool = False) -> tuple[dict, Path]:  # fmt: skip
     """Compute the preview and write its HTML report; return the result and the HTML path."""
+    from marketmap import storage
     from marketmap.reports.render import report_dir, write_report
 
     candidate = load_candidate(cfg, candidate_path) if candidate_path else None
@@ -441,7 +442,8 @@ def run_preview(cfg: ClientConfig, engine: Engine, candidate_path: Path | None =
     run_id = "preview-" + dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
     with units.use_currency(units.client_currency(cfg)):
         report = build_report(p, run_id)
-        directory = Path(output) if output else report_dir(cfg.client_id, run_id)
+        # storage.path, not Path: Path("s3://bucket/x") is the local folder "s3:/bucket/x"
+        directory = storage.path(output) if output else report_dir(cfg.client_id, run_id)
         return p, write_report(report, directory)
 
 
