@@ -90,6 +90,21 @@ def plan(engine: Engine, query) -> CopyPlan | None:
     return CopyPlan(sql, names, types, [c.name for c in columns if isinstance(c.type, JSON)])
 
 
+def columns(conn: Connection, query) -> dict[str, list] | None:
+    """``query``'s columns as plain Python lists (ints stay ints, NULL is None: no float NaN for
+    a 64-bit hash), read by COPY; None when the query cannot be (the caller reads it itself)."""
+    p = plan(conn.engine, query)
+    if p is None:
+        return None
+    raw = conn.connection.driver_connection
+    with raw.cursor() as cur, cur.copy(f"COPY ({p.sql}) TO STDOUT (FORMAT csv)") as cp:
+        batches = list(_reader(p, cp))
+    if not batches:
+        return {name: [] for name in p.names}
+    table = pa.Table.from_batches(batches)
+    return {name: table.column(name).to_pylist() for name in p.names}
+
+
 class _Stream(io.RawIOBase):
     """The blocks of a ``COPY … TO STDOUT`` as a readable byte stream (for Arrow's reader)."""
 
