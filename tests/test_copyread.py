@@ -94,3 +94,17 @@ def test_copy_reads_are_read_sql_frames(mm_home, pg_database, monkeypatch):
     frames.close()
     for _ in range(eng.pool.size() + 1):
         assert len(read_frame(eng, query)) == 3
+
+    # a server whose DateStyle writes dates the German way: the COPY still writes ISO dates
+    dated = (
+        select(a.account_key, a.crm_created, a.updated_at)
+        .where(a.client_id == "copyread")
+        .order_by(a.account_key)
+    )
+    want = read_frame(eng, dated)
+    with eng.connect() as conn:
+        conn.exec_driver_sql("SET datestyle = 'German, DMY'")
+        got = next(copyread.frames(conn, copyread.plan(eng, dated)))
+        conn.invalidate()  # not back to the pool with that session setting
+    pd.testing.assert_frame_equal(got, want)
+    assert want["crm_created"].notna().sum() > 300

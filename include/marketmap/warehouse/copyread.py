@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pandas as pd
@@ -96,8 +97,7 @@ def columns(conn: Connection, query) -> dict[str, list] | None:
     p = plan(conn.engine, query)
     if p is None:
         return None
-    raw = conn.connection.driver_connection
-    with raw.cursor() as cur, cur.copy(f"COPY ({p.sql}) TO STDOUT (FORMAT csv)") as cp:
+    with _copy_out(conn, p) as cp:
         batches = list(_reader(p, cp))
     if not batches:
         return {name: [] for name in p.names}
@@ -147,10 +147,9 @@ def _frame(p: CopyPlan, batches: list) -> pd.DataFrame:
 def frames(conn: Connection, p: CopyPlan, chunk: int | None = None) -> Iterator[pd.DataFrame]:
     """The rows of ``p``'s query in frames of at most ``chunk`` rows (all in one when None);
     nothing for no rows when ``chunk`` is given, one empty frame when it is not."""
-    raw = conn.connection.driver_connection
     done = False
     try:
-        with raw.cursor() as cur, cur.copy(f"COPY ({p.sql}) TO STDOUT (FORMAT csv)") as cp:
+        with _copy_out(conn, p) as cp:
             reader = _reader(p, cp)
             pending, rows = [], 0
             for batch in reader:
@@ -167,6 +166,17 @@ def frames(conn: Connection, p: CopyPlan, chunk: int | None = None) -> Iterator[
     finally:
         if not done:  # the caller stopped early: the connection is mid-COPY, never reuse it
             conn.invalidate()
+
+
+@contextmanager
+def _copy_out(conn: Connection, p: CopyPlan):
+    """``COPY (query) TO STDOUT`` with dates written as ISO whatever the server's DateStyle
+    (``SQL, DMY`` would write 06/12/2026); only for this transaction."""
+    raw = conn.connection.driver_connection
+    with raw.cursor() as cur:
+        cur.execute("SET LOCAL DateStyle TO 'ISO, YMD'")
+        with cur.copy(f"COPY ({p.sql}) TO STDOUT (FORMAT csv)") as cp:
+            yield cp
 
 
 def _reader(p: CopyPlan, cp) -> Iterator[pa.RecordBatch]:
