@@ -4,10 +4,9 @@ and empty strings), whole and in chunks, and for no rows at all."""
 
 from __future__ import annotations
 
-import datetime as dt
-
 import pandas as pd
 import pytest
+from demo_support import build_demo
 from sqlalchemy import LargeBinary, select
 
 from marketmap.warehouse import copyread
@@ -18,26 +17,10 @@ pytestmark = pytest.mark.postgres
 
 
 def _demo_built(mm_home, client_id: str):
-    """The demo client built by the product's own steps, pushed as CSV import files."""
+    """The demo client built by the product's own steps (contacts scored), pushed as CSV import files."""
     from marketmap import crm
-    from marketmap.analysis.owners import record_owner_changes
-    from marketmap.config import load_client
-    from marketmap.demo.generate import generate_demo_export
-    from marketmap.ingest import pipeline as ingest
-    from marketmap.scoring import pipeline as scoring
-    from marketmap.warehouse import get_engine
 
-    cfg = load_client("demo").model_copy(update={"client_id": client_id})
-    generate_demo_export(mm_home / "inbox" / client_id, n_accounts=500)
-    eng = get_engine()
-    ingest.start_run(eng, client_id, "b1", "build", None)
-    ingest.extract_exports(cfg, "b1", eng)
-    ingest.normalise_and_dedupe(cfg, "b1", eng)
-    ingest.load_warehouse(cfg, "b1", eng)
-    record_owner_changes(eng, client_id, "b1", dt.datetime(2026, 6, 1, 6, tzinfo=dt.UTC))
-    scoring.score_accounts(cfg, eng, "b1", dt.date(2026, 6, 1))
-    scoring.value_accounts(cfg, eng, "b1")
-    scoring.score_contacts(cfg, eng, "b1", dt.date(2026, 6, 1))
+    cfg, eng = build_demo(mm_home, client_id, n_accounts=500, contacts=True)
     crm.push_all(cfg, eng, "b1", crm.adapter_for(cfg), canary=False)
     return eng
 

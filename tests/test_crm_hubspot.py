@@ -11,14 +11,7 @@ import csv
 import json
 
 import pytest
-from servers.world import (
-    FAST,
-    HS_TOKEN,
-    client_cfg,
-    engine,
-    seed_accounts,
-    seed_contacts,
-)
+from servers.world import FAST, HS_TOKEN, client_cfg, engine, seed_accounts, seed_contacts
 from sqlalchemy import select
 
 from marketmap import crm

@@ -10,14 +10,8 @@ import csv
 import datetime as dt
 
 import pytest
-from servers.world import (
-    FAST,
-    HS_TOKEN,
-    client_cfg,
-    engine,
-    seed_accounts,
-    seed_contacts,
-)
+from demo_support import build_demo
+from servers.world import FAST, HS_TOKEN, client_cfg, engine, seed_accounts, seed_contacts
 from sqlalchemy import func, select
 
 from marketmap import crm
@@ -111,24 +105,14 @@ def _writes(plan) -> set[tuple]:
 def _demo_pushed(mm_home, client_id: str):
     """The demo client (CSV "CRM") built by the product's own steps: export, ingest, load (with the
     owner history, as the build's load task), score, value."""
-    from marketmap.analysis.owners import record_owner_changes
-    from marketmap.config import load_client
-    from marketmap.demo.generate import generate_demo_export
-    from marketmap.ingest import pipeline as ingest
-    from marketmap.scoring import pipeline as scoring
-    from marketmap.warehouse import get_engine
-
-    cfg = load_client("demo").model_copy(update={"client_id": client_id})
-    generate_demo_export(mm_home / "inbox" / client_id, n_accounts=1200)
-    eng = get_engine()
-    ingest.start_run(eng, client_id, "b1", "build", None)
-    ingest.extract_exports(cfg, "b1", eng)
-    ingest.normalise_and_dedupe(cfg, "b1", eng)
-    ingest.load_warehouse(cfg, "b1", eng)
-    owners = record_owner_changes(eng, client_id, "b1", dt.datetime(2026, 6, 1, 6, tzinfo=dt.UTC))
-    assert owners["first_seen"] > 1000 and owners["changed"] == 0
-    scoring.score_accounts(cfg, eng, "b1", dt.date(2026, 6, 1))
-    scoring.value_accounts(cfg, eng, "b1")
+    cfg, eng = build_demo(mm_home, client_id)
+    with eng.connect() as conn:
+        owners = conn.execute(
+            select(func.count())
+            .select_from(t.territory_assignments)
+            .where(t.territory_assignments.c.client_id == client_id)
+        ).scalar_one()
+    assert owners > 1000  # a history big enough for COPY on PostgreSQL
     return cfg, eng
 
 
