@@ -156,16 +156,12 @@ def extract_exports(cfg: ClientConfig, run_id: str, engine: Engine, inbox: Path 
     for obj, path in export_paths(cfg, inbox).items():
         try:
             custom = cfg.custom_fields.specs(obj, overrides[obj])
-            results[obj] = res = read_export(
-                path, obj, exp.format, overrides[obj], exp.encoding, options, custom
-            )
+            results[obj] = res = read_export(path, obj, exp.format, overrides[obj], exp.encoding, options, custom)
         except IngestError as e:
             problems.append(str(e))
             continue
         encoded[obj] = staging.encode(res.frame)
-        res.frame = pd.DataFrame(
-            columns=res.frame.columns
-        )  # the rows live on as Parquet only (a slice would keep them)
+        res.frame = pd.DataFrame(columns=res.frame.columns)  # the rows live on as Parquet only (a slice would keep them)
         pa.default_memory_pool().release_unused()  # Arrow's allocator keeps freed pages otherwise
         staged[obj] = sum(rows for rows, _ in encoded[obj])
     if problems:
@@ -273,8 +269,7 @@ def normalise_and_dedupe(cfg: ClientConfig, run_id: str, engine: Engine) -> dict
         "records": records,
         "accounts": len(result.accounts),
         "duplicates_merged": int((~result.merges["reason"].str.startswith("review decision")).sum())
-        if len(result.merges)
-        else 0,
+        if len(result.merges) else 0,
         "without_domain": int(result.accounts["domain"].isna().sum()),
         "review_pairs": len(result.review),
         "shared_domain_held_for_review": int((result.review["kind"] == "account_domain").sum()),
@@ -353,7 +348,7 @@ def _classify(frame: pd.DataFrame, key: str, stored: pd.Series) -> tuple[np.ndar
     # object Indexes: a hash lookup (pandas would infer Arrow strings, whose isin is a Python loop)
     keys = pd.Index(frame[key].to_numpy(dtype=object), dtype=object)
     known = keys.isin(stored.index)
-    same = stored.reindex(keys).array == pd.array(frame["source_hash"].to_numpy(), dtype="Int64")
+    same = (stored.reindex(keys).array == pd.array(frame["source_hash"].to_numpy(), dtype="Int64"))
     return np.asarray(known), same.fillna(False).to_numpy(dtype=bool)
 
 
@@ -402,9 +397,7 @@ def _write_crm_ids(conn, client_id: str, run_id: str, crm_ids: pd.DataFrame) -> 
     if found is None:
         rows = conn.execute(query).all()
         # built from plain columns: given Row objects, pandas probes each one (7 s for 1M ids)
-        found = dict(
-            zip(cols, [list(v) for v in zip(*rows, strict=True)] if rows else [[], [], []], strict=True)
-        )
+        found = {name: [r[i] for r in rows] for i, name in enumerate(cols)}
     stored = pd.DataFrame(found)
     rows = crm_ids[cols].drop_duplicates("crm_id", keep="last")
     rows = rows.assign(is_survivor=rows["is_survivor"].astype(bool), crm_id=rows["crm_id"].astype(object))
@@ -440,9 +433,7 @@ def load_warehouse(cfg: ClientConfig, run_id: str, engine: Engine) -> dict:
     hashed = [c for c in ACCOUNT_COLUMNS if c not in BOOKKEEPING]
     with engine.begin() as conn:
         crm_ids = _staged(conn, cid, run_id, "account_crm_ids", ["crm_id", "account_key", "is_survivor"])
-        key_of = pd.Series(
-            crm_ids["account_key"].to_numpy(dtype=object), index=crm_ids["crm_id"].to_numpy(dtype=object)
-        )
+        key_of = pd.Series(crm_ids["account_key"].to_numpy(dtype=object), index=crm_ids["crm_id"].to_numpy(dtype=object))
         key_of = key_of[~key_of.index.duplicated(keep="last")]
         absorbed = _staged(conn, cid, run_id, "absorbed_accounts", ["account_key"])["account_key"].tolist()
         stored = _stored_hashes(conn, t.accounts, "account_key", cid)
@@ -456,9 +447,7 @@ def load_warehouse(cfg: ClientConfig, run_id: str, engine: Engine) -> dict:
             known, same = _classify(accounts, "account_key", stored)
             cols = [*ACCOUNT_COLUMNS, "source_hash"]
             extra = {"client_id": cid, "updated_at": now}
-            _write(
-                conn, t.accounts, accounts[~known], cols, new=True, extra={**extra, "first_seen_run": run_id}
-            )
+            _write(conn, t.accounts, accounts[~known], cols, new=True, extra={**extra, "first_seen_run": run_id})
             # A blank in the export never erases a stored value; a changed value overwrites it.
             _write(conn, t.accounts, accounts[known & ~same], cols, extra=extra,
                    keep_when_null=KEEP_WHEN_BLANK, skip_unchanged=BOOKKEEPING)  # fmt: skip

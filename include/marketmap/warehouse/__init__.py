@@ -222,15 +222,15 @@ def upsert(
     if staging is not None:
         stmt = stmt.from_select(cols, select(*[staging.c[c] for c in cols]))
     only = set(cols if update_only is None else update_only)
-    update = {
-        c: func.coalesce(stmt.excluded[c], table.c[c])
-        if c in keep
-        else _merged(table.c[c], stmt.excluded[c], pg)
-        if c in merge
-        else stmt.excluded[c]
-        for c in cols
-        if c not in keys and c in only
-    }
+
+    def new_value(c: str):
+        if c in keep:
+            return func.coalesce(stmt.excluded[c], table.c[c])
+        if c in merge:
+            return _merged(table.c[c], stmt.excluded[c], pg)
+        return stmt.excluded[c]
+
+    update = {c: new_value(c) for c in cols if c not in keys and c in only}
     if not update:
         stmt = stmt.on_conflict_do_nothing()
     else:
