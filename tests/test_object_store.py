@@ -258,3 +258,38 @@ def test_crm_import_files_have_the_bytes_of_a_local_root(mm_home, s3_root, tmp_p
         path = storage.run_dir("demo", "r1") / "crm_import" / "Account_update.csv"
         written[url.split(":")[0]] = path.read_bytes()
     assert written["s3"] == written["file"] == b'Id,Name\r\n001A,"two\r\nlines"\r\n001B,B2\r\n'
+
+
+def test_paths_bound_to_an_airflow_connection_see_what_other_processes_write(mm_home, s3_root, monkeypatch):
+    """With MARKETMAP_STORAGE_CONN_ID the paths are Airflow ObjectStoragePaths on the amazon provider's
+    filesystem for that connection (its endpoint and keys, not the environment's). That filesystem is
+    made once per process and would keep fsspec's listings: a report another worker writes after this
+    process (the api-server) listed the folder must still be listed, and exist."""
+    _needs("airflow.providers.amazon")
+    from airflow.sdk import ObjectStoragePath
+    from airflow.sdk.io import store
+
+    import marketmap.orchestration  # noqa: F401 - registers the path factory
+    from marketmap import storage
+    from marketmap.reports.render import list_reports
+
+    endpoint = os.environ["AWS_ENDPOINT_URL_S3"]
+    extra = {"endpoint_url": endpoint, "region_name": "us-east-1"}
+    monkeypatch.setenv("AIRFLOW_CONN_MM_S3", json.dumps({"conn_type": "aws", "login": "testing",
+                                                        "password": "testing", "extra": extra}))  # fmt: skip
+    for name in ("AWS_ENDPOINT_URL_S3", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name)  # only the connection says where the store is
+    monkeypatch.setenv("MARKETMAP_STORAGE_CONN_ID", "mm_s3")
+    monkeypatch.setattr(store, "_STORE_CACHE", {})  # no filesystem of an earlier test's server
+    root = storage.root()
+    assert isinstance(root, ObjectStoragePath) and root.conn_id == "mm_s3"
+
+    first = storage.reports_root("demo") / "run_1" / "executive.html"
+    first.parent.mkdir(parents=True, exist_ok=True)
+    first.write_text("<html>one</html>", encoding="utf-8")
+    assert [r["run_id"] for r in list_reports("demo")] == ["run_1"]
+    # another worker writes the next report (its own client, straight to the bucket)
+    s3_root.put_object(Bucket=BUCKET, Key=f"{PREFIX}/reports/demo/run_2/executive.html", Body=b"<html>two</html>")
+    assert sorted(r["run_id"] for r in list_reports("demo")) == ["run_1", "run_2"]
+    second = storage.reports_root("demo") / "run_2" / "executive.html"
+    assert second.exists() and second.read_text(encoding="utf-8") == "<html>two</html>"

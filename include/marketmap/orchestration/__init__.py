@@ -38,7 +38,16 @@ def _storage_path(url: str):
         return None
     from airflow.sdk import ObjectStoragePath
 
-    return ObjectStoragePath(url, conn_id=conn_id)
+    made = ObjectStoragePath(url, conn_id=conn_id)
+    # Airflow makes one filesystem per connection (the amazon provider's S3FileSystem), with fsspec's
+    # listing cache on; other processes write under the root all the time, so it is turned off here
+    # as it is for marketmap.storage's own paths (STORAGE_OPTIONS; the provider passes storage
+    # options to botocore, not to the filesystem, so they cannot carry it).
+    fs = made.__wrapped__.fs  # the filesystem its I/O goes through (the connection's, when Airflow has one)
+    if fs.dircache.use_listings_cache:
+        fs.dircache.use_listings_cache = False
+        fs.dircache.clear()
+    return made
 
 
 storage.register_factory(_storage_path)
