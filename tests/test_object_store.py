@@ -293,3 +293,21 @@ def test_paths_bound_to_an_airflow_connection_see_what_other_processes_write(mm_
     assert sorted(r["run_id"] for r in list_reports("demo")) == ["run_1", "run_2"]
     second = storage.reports_root("demo") / "run_2" / "executive.html"
     assert second.exists() and second.read_text(encoding="utf-8") == "<html>two</html>"
+
+
+def test_alerts_written_at_once_to_an_outbox_on_s3_are_all_kept(mm_home, s3_root):
+    """Tasks of one client alerting at the same moment (the monthly DAG's checks run in parallel on
+    several workers) append to the same outbox object: S3 cannot append, so each append reads,
+    adds and rewrites — conditionally, so a line another writer added in between is never lost."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from marketmap.alerts.delivery import outbox_path, write_outbox
+
+    def alert(worker: int) -> None:
+        for i in range(8):
+            write_outbox("demo", "#revops", f"alert {worker}-{i}")
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        list(pool.map(alert, range(6)))
+    lines = [json.loads(x)["text"] for x in outbox_path("demo").read_text(encoding="utf-8").splitlines()]
+    assert sorted(lines) == sorted(f"alert {w}-{i}" for w in range(6) for i in range(8))

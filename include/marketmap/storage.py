@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -136,16 +138,58 @@ def replace_atomically(p: Any, write: Callable[[Any], None], suffix: str = ".tmp
         target.fs.put_file(os.fspath(local), target.path)
 
 
+#: Tries of a conditional append on S3 before giving up (each lost race means another writer won).
+APPEND_TRIES = 20
+
+
 def append_text(p: Any, text: str) -> None:
-    """Append ``text`` to ``p`` (object stores cannot append: read, add, rewrite in one PUT)."""
+    """Append ``text`` to ``p``. Object stores cannot append: read, add, rewrite in one PUT — on S3
+    a conditional PUT (If-Match the ETag read, If-None-Match for a new object), retried when another
+    process wrote in between, so two tasks alerting at once both keep their line."""
     if is_local(p):
         Path(os.fspath(p)).parent.mkdir(parents=True, exist_ok=True)
         with open(os.fspath(p), "a", encoding="utf-8") as fh:
             fh.write(text)
         return
-    # bytes, not read_text: text mode would turn the file's \r\n into \n before it is rewritten
-    old = p.read_bytes().decode("utf-8") if p.exists() else ""
-    p.write_text(old + text, encoding="utf-8")
+    target = getattr(p, "__wrapped__", p)  # an ObjectStoragePath proxies the UPath that does its I/O
+    if "s3" not in _protocols(target.fs):
+        # other stores: read, add, rewrite (a concurrent writer's line can be lost there)
+        # bytes, not read_text: text mode would turn the file's \r\n into \n before it is rewritten
+        old = p.read_bytes().decode("utf-8") if p.exists() else ""
+        p.write_text(old + text, encoding="utf-8")
+        return
+    fs, key = target.fs, target.path
+    for attempt in range(APPEND_TRIES):
+        if attempt:  # lost a race: back off a little, at random, so the writers spread out
+            time.sleep(random.uniform(0, min(0.01 * 2**attempt, 1.0)))
+        try:
+            etag = fs.info(key)["ETag"]
+        except FileNotFoundError:
+            try:
+                fs.pipe_file(key, text.encode("utf-8"), mode="create")  # If-None-Match: *
+                return
+            except FileExistsError:
+                continue  # another process created it first
+        # the content read after the ETag: the PUT below succeeds only if neither changed since
+        data = fs.cat_file(key) + text.encode("utf-8")
+        try:
+            fs.pipe_file(key, data, IfMatch=etag)
+            return
+        except OSError as e:
+            if not _precondition_failed(e):
+                raise
+    raise OSError(f"{p}: {APPEND_TRIES} tries to append lost to other writers")
+
+
+def _protocols(fs: Any) -> tuple[str, ...]:
+    proto = fs.protocol
+    return (proto,) if isinstance(proto, str) else tuple(proto)
+
+
+def _precondition_failed(error: OSError) -> bool:
+    """s3fs raises an S3 412 (the object changed since its ETag was read) as a plain OSError."""
+    cause = error.__cause__
+    return getattr(cause, "response", {}).get("Error", {}).get("Code") == "PreconditionFailed"
 
 
 def inbox_dir(client_id: str) -> UPath:
