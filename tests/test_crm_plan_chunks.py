@@ -180,13 +180,19 @@ def test_push_booked_by_copy_on_postgres_books_what_the_row_path_books(mm_home, 
     assert logged == sum(n for reason, n in reasons.items() if reason != "no_change")
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_an_incremental_push_writes_what_a_full_plan_would(mm_home, request, monkeypatch, backend):
+@pytest.mark.parametrize(("backend", "policy"), [("sqlite", "overwrite"), ("postgresql", "overwrite"),
+                                                ("sqlite", "if_blank"), ("postgresql", "if_blank")])  # fmt: skip
+def test_an_incremental_push_writes_what_a_full_plan_would(mm_home, request, monkeypatch, backend, policy):
     """After a complete push the next one reads only records whose inputs changed since it started
     (their row, score or valuation, their CRM record, or an unsettled sync). A month later three
     accounts grew in the export: re-loaded, re-scored and re-valued by the product's own steps
     (valuations of like accounts move too), the incremental plan writes exactly what a full plan
-    writes while reading a fraction of the records; afterwards a full plan finds nothing to do."""
+    writes while reading a fraction of the records; afterwards a full plan finds nothing to do.
+
+    ``overwrite``: every value is overwritten, so every moved valuation is written. ``if_blank``
+    (the demo's valuation): a moved valuation is written only where the CRM's value is blank, so
+    revalued accounts are read only where it is — two revalued accounts whose CRM value is blank
+    must still be written, the other revaluations not even read."""
     import sqlalchemy as sa
 
     from marketmap.ingest import pipeline as ingest
@@ -194,11 +200,12 @@ def test_an_incremental_push_writes_what_a_full_plan_would(mm_home, request, mon
 
     if backend == "postgresql":
         monkeypatch.setenv("MARKETMAP_WAREHOUSE_URL", request.getfixturevalue("pg_database"))
-    client_id = f"incpush_{backend}"
+    client_id = f"incpush_{backend}_{policy}"
     cfg, eng = _demo_pushed(mm_home, client_id)
     push = cfg.push[0].model_copy(
         update={"fields": [f.model_copy(update={"policy": "overwrite"}) for f in cfg.push[0].fields]}
-    )  # every value overwritten: a moved valuation must be written too
+    ) if policy == "overwrite" else cfg.push[0]  # fmt: skip
+    assert {f.policy for f in push.fields if f.source == "valuation"} == {policy}
     cfg = cfg.model_copy(update={"push": [push]})
     ad = crm.adapter_for(cfg)
     first = plan_push(cfg, eng, "p1", ad, push)
@@ -230,11 +237,33 @@ def test_an_incremental_push_writes_what_a_full_plan_would(mm_home, request, mon
     ingest.load_warehouse(cfg, "m1", eng)
     scoring.score_accounts(cfg, eng, "m1", dt.date(2026, 7, 1), incremental=True)
     assert scoring.value_accounts(cfg, eng, "m1")["written"] > 3  # like accounts' valuations moved
+    a, s, r = t.accounts.c, t.account_scores.c, t.crm_records.c
+    with eng.begin() as conn:
+        revalued = conn.execute(
+            sa.select(a.account_key, a.crm_id).join(t.account_scores, (s.client_id == a.client_id)
+                                                     & (s.account_key == a.account_key))
+            .where(a.client_id == client_id, s.valued_at > jan, s.scored_at == jan, s.valuation.is_not(None))
+            .order_by(a.account_key)
+        ).all()  # fmt: skip
+        assert len(revalued) > 10
+        blanked = revalued[:2]  # their CRM value was cleared back in January (the snapshot says so)
+        for _, crm_id in blanked:
+            where = (r.client_id == client_id) & (r.object == "account") & (r.crm_id == crm_id)
+            values = conn.execute(sa.select(r.field_values).where(where)).scalar_one()
+            conn.execute(sa.update(t.crm_records).where(where)
+                         .values(field_values={**values, "Account_Valuation__c": None}))  # fmt: skip
 
     inc = plan_push(cfg, eng, "m1", ad, push)
     full = plan_push(cfg, eng, "m1", ad, push, refresh=True)
     assert inc.since is not None and full.since is None
     assert _writes(inc) == _writes(full) and len(_writes(inc)) > 3
+    written = {i.key for i in inc.writes if "Account_Valuation__c" in i.changes}
+    assert {k for k, _ in blanked} <= written
+    if policy == "if_blank":  # of the revalued accounts only those blank in the CRM were read
+        # (but for records never written, so never settled: here those the CRM asks not to overwrite)
+        read = [i for i in inc.items if i.key in {k for k, _ in revalued[2:]}]
+        assert len(read) < len(revalued) / 10
+        assert all(i.operation == "skip" and i.reason == "prevent_override" for i in read)
     assert {i.key for i in inc.items} <= {i.key for i in full.items}
     records = full.summary()["records"]
     assert inc.summary()["records"] + inc.not_replanned == records

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rapidfuzz import fuzz, process
-from sqlalchemy import Engine, exists, func, or_, select
+from sqlalchemy import Engine, exists, false, func, or_, select
 from sqlalchemy.sql.expression import Exists
 
 from marketmap.config import ClientConfig, PushConfig, PushField
@@ -525,7 +525,7 @@ class _Planner:
             table, key, sc = t.accounts, t.accounts.c.account_key, t.account_scores.c
             scored = select(sc.account_key).where(
                 sc.client_id == cid, sc.rubric_version == rubric_version(self.cfg),
-                or_(sc.scored_at >= since, sc.valued_at >= since),
+                or_(sc.scored_at >= since, self._valuation_matters(sc.valued_at >= since)),
             )  # fmt: skip
         else:
             table, key, sc = t.contacts, t.contacts.c.contact_key, t.contact_scores.c
@@ -559,6 +559,27 @@ class _Planner:
             ]
         with self.engine.connect() as conn:
             return {k for q in queries for k in conn.execute(q).scalars()}
+
+    def _valuation_matters(self, revalued):
+        """Of the accounts ``revalued`` (only their valuation or white space was rewritten), those whose
+        plan can change. A field filled from them with policy ``if_blank`` is written only where the
+        CRM's value is blank, so a revaluation matters only where the record's snapshot (the row of
+        the account's own CRM id, which the planner matches first) leaves one of those fields blank;
+        with ``overwrite`` every revaluation matters, and with none of those fields none does.
+        (Valuations of like accounts move every month: planning them all read ~20% of a TAM.)"""
+        fields = [f for f in self.fields if f.source.split(".", 1)[-1] in ("valuation", "white_space")
+                  and f.policy != "never"]  # fmt: skip
+        if any(f.policy != "if_blank" for f in fields):
+            return revalued
+        if not fields:
+            return false()
+        a, r = t.accounts.c, t.crm_records.c
+        filled = [func.coalesce(func.trim(r.field_values[f.crm_field].as_string()), "") != "" for f in fields]
+        settled = exists().where(
+            a.client_id == t.account_scores.c.client_id, a.account_key == t.account_scores.c.account_key,
+            r.client_id == a.client_id, r.object == "account", r.crm_id == a.crm_id, *filled,
+        )  # fmt: skip
+        return revalued & ~settled
 
     # ---- accounts
     def plan_accounts(self) -> list[PlanItem]:
