@@ -76,7 +76,9 @@ def extract(
     since_ts, until_ts = _utc(since), _utc(until)
     incremental = since_ts is not None or until_ts is not None
     if not adapter.has_remote:
-        summary: dict[str, Any] = {"mode": "files", "objects": pipeline.extract_exports(cfg, run_id, engine)}
+        # a monthly re-read of the whole export deduplicates and loads only what changed
+        objects_read = pipeline.extract_exports(cfg, run_id, engine, reread_changed=incremental)
+        summary: dict[str, Any] = {"mode": "files", "objects": objects_read}
         if load:
             summary["dedupe"] = pipeline.normalise_and_dedupe(cfg, run_id, engine)
             summary["load"] = pipeline.load_warehouse(cfg, run_id, engine)

@@ -117,6 +117,7 @@ def dedupe_accounts(
     not_company_hosts: list[str] | tuple[str, ...] = (),
     merge_pairs: list[tuple[str, str]] | tuple = (),
     owned: bool = False,
+    others: pd.DataFrame | None = None,
 ) -> DedupeResult:
     """Merge account records by normalised domain and queue fuzzy name matches for review.
 
@@ -124,6 +125,11 @@ def dedupe_accounts(
     accounts are merged (pairs whose accounts are no longer in the export are ignored).
     ``owned``: the caller keeps no reference to ``records``, so the records are freed as soon as
     the survivors are copied out (before the fuzzy review, the step's memory peak).
+    ``others``: the export's accounts that are not in ``records`` (a re-read that deduplicates
+    only the changed records and their domains): look-alike names are searched among all of
+    them, and only pairs with an account of ``records`` are returned (see ``fuzzy_review``).
+    ``crm_ids`` carries each record's ``record_domain``: its company domain before a same-domain
+    review split it off, so a later re-read knows which domain it belongs to.
     """
     df = records.copy(deep=False)  # new columns only: the caller's frame stays as it is
     del records
@@ -131,6 +137,8 @@ def dedupe_accounts(
         df["domain"], dropped = company_domains(df["website"], df["name"].fillna(""), not_company_hosts)
     else:
         df["domain"], dropped = None, pd.Series(dtype="object")
+    record_domain = pd.Series(df["domain"].to_numpy(dtype=object), index=df["crm_id"].to_numpy(dtype=object))
+    record_domain = record_domain[~record_domain.index.duplicated()]
     df["name_norm"] = normalise_names(df["name"]).astype("object") if len(df) else []
     df["_complete"] = _completeness(df.drop(columns=["source_row"], errors="ignore"))
     created = df["crm_created"] if "crm_created" in df else pd.Series(pd.NaT, index=df.index)
@@ -200,6 +208,8 @@ def dedupe_accounts(
     crm_ids["is_survivor"] = ~crm_ids["crm_id"].isin(merges["merged_crm_id"])
     # The same CRM id twice in one export (a re-exported row) is one record, not a duplicate.
     crm_ids = crm_ids.drop_duplicates("crm_id")
+    crm_ids["record_domain"] = record_domain.reindex(crm_ids["crm_id"].to_numpy(dtype=object)).to_numpy()
+    del record_domain
 
     if owned:
         del df, crm, domains, survivors
@@ -207,7 +217,7 @@ def dedupe_accounts(
     if len(merge_pairs):
         accounts, crm_ids, decided_merges, absorbed = apply_merge_decisions(accounts, crm_ids, merge_pairs)
         merges = pd.concat([merges, decided_merges], ignore_index=True)
-    review = fuzzy_review(accounts, fuzzy_threshold)
+    review = fuzzy_review(accounts, fuzzy_threshold, others)
     if domain_review:
         review = pd.concat(
             [review, pd.DataFrame(domain_review, columns=review.columns)], ignore_index=True
@@ -297,9 +307,30 @@ def block_keys(names: pd.Series, rare: int = 2, prefix: int = 4) -> pd.DataFrame
     return out[(sizes > 1) & (sizes <= MAX_BLOCK)]
 
 
-def fuzzy_review(accounts: pd.DataFrame, threshold: float = FUZZY_THRESHOLD) -> pd.DataFrame:
-    """Pairs (an account without a domain, any other account) whose names look alike."""
+def _lone_first(positions: np.ndarray) -> np.ndarray:
+    """Each row's rank by source row (ties and blanks: by position): of two accounts without a
+    domain, the one earlier in the export is the pair's left side, however the rows are ordered."""
+    pos = pd.to_numeric(pd.Series(positions), errors="coerce").fillna(np.inf).to_numpy(dtype=float)
+    rank = np.empty(len(pos), dtype=np.int64)
+    rank[np.lexsort((np.arange(len(pos)), pos))] = np.arange(len(pos))
+    return rank
+
+
+def fuzzy_review(
+    accounts: pd.DataFrame, threshold: float = FUZZY_THRESHOLD, others: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Pairs (an account without a domain, any other account) whose names look alike.
+
+    With ``others`` (the export's other accounts: account_key, name, name_norm, domain,
+    source_row), names are blocked over both frames, as one whole export would be, but only
+    pairs with at least one account of ``accounts`` are scored and returned.
+    """
     cols = ["left_key", "right_key", "left_name", "right_name", "score", "kind"]
+    focus = None
+    if others is not None and len(others):
+        keep = ["account_key", "name", "name_norm", "domain", "source_row"]
+        focus = np.r_[np.ones(len(accounts), dtype=bool), np.zeros(len(others), dtype=bool)]
+        accounts = pd.concat([accounts.reindex(columns=keep), others.reindex(columns=keep)], ignore_index=True)
     names = accounts["name_norm"].fillna("")
     usable = ~placeholder_names(names)
     lone_mask = accounts["domain"].isna().to_numpy() & usable
@@ -308,26 +339,38 @@ def fuzzy_review(accounts: pd.DataFrame, threshold: float = FUZZY_THRESHOLD) -> 
     in_use = np.flatnonzero(usable)
     keys = block_keys(names.iloc[in_use].reset_index(drop=True))
     keys["row"] = in_use[keys["row"].to_numpy()]
-    # Only blocks that hold an account without a domain can produce a pair.
-    lone_keys = set(keys["key"].to_numpy()[lone_mask[keys["row"].to_numpy()]])
-    keys = keys[keys["key"].isin(lone_keys)]
+    # Only blocks that hold an account without a domain (and, with others, one of accounts) can
+    # produce a pair.
+    wanted = set(keys["key"].to_numpy()[lone_mask[keys["row"].to_numpy()]])
+    if focus is not None:
+        wanted &= set(keys["key"].to_numpy()[focus[keys["row"].to_numpy()]])
+    keys = keys[keys["key"].isin(wanted)]
+    rank = _lone_first(accounts["source_row"].to_numpy() if "source_row" in accounts else np.zeros(len(accounts)))
     acc_keys = accounts["account_key"].to_numpy()
     display = accounts["name"].to_numpy()
     all_names = names.to_numpy()
     found: list[np.ndarray] = []
+
+    def score(left: np.ndarray, right: np.ndarray) -> None:
+        for start in range(0, len(left), CHUNK):  # bounded memory: CHUNK x block scores at a time
+            part = left[start : start + CHUNK]
+            scores = process.cdist(all_names[part], all_names[right], scorer=fuzz.token_sort_ratio,
+                                   score_cutoff=threshold, dtype=np.uint8, workers=-1)  # fmt: skip
+            i, j = np.nonzero(scores)
+            a, c = part[i], right[j]
+            keep = (a != c) & ~(lone_mask[c] & (rank[c] < rank[a]))  # self, or a lone-lone pair seen from the other side
+            found.append(np.stack([a[keep], c[keep], scores[i[keep], j[keep]]], axis=1))
+
     for idx in keys.groupby("key", sort=True)["row"].indices.values():
         idx = np.unique(keys["row"].to_numpy()[idx])
         left = idx[lone_mask[idx]]
         if len(idx) < 2 or not len(left):
             continue
-        for start in range(0, len(left), CHUNK):  # bounded memory: CHUNK x block scores at a time
-            part = left[start : start + CHUNK]
-            scores = process.cdist(all_names[part], all_names[idx], scorer=fuzz.token_sort_ratio,
-                                   score_cutoff=threshold, dtype=np.uint8, workers=-1)  # fmt: skip
-            i, j = np.nonzero(scores)
-            a, c = part[i], idx[j]
-            keep = (a != c) & ~(lone_mask[c] & (c < a))  # self, or a lone-lone pair seen from the other side
-            found.append(np.stack([a[keep], c[keep], scores[i[keep], j[keep]]], axis=1))
+        if focus is None:
+            score(left, idx)
+        else:  # a pair needs one side in focus
+            score(left[focus[left]], idx)
+            score(left[~focus[left]], idx[focus[idx]])
     if not found:
         return pd.DataFrame(columns=cols)
     pairs = np.unique(np.concatenate(found), axis=0)

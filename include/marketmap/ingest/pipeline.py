@@ -15,17 +15,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from sqlalchemy import Date, Engine, delete, func, select
+from sqlalchemy import Date, Engine, delete, func, select, update
 
 from marketmap import csvsafe
 from marketmap.config import ClientConfig
+from marketmap.ingest import reread
 from marketmap.ingest.dedupe import dedupe_accounts
 from marketmap.ingest.reader import IngestError, ReadOptions, ReadResult, Rejected, read_export
 from marketmap.ingest.schema import ACCOUNT_FIELDS, FIELDS, RANGE_COLUMNS, column_map
 from marketmap.settings import inbox_dir, run_dir
 from marketmap.warehouse import copy_frame, copyread, safe_url, staging, upsert
 from marketmap.warehouse import schema as t
-from marketmap.warehouse.queries import analyze
+from marketmap.warehouse.queries import analyze, read_frame
 
 OBJECTS = ("accounts", "contacts", "opportunities")
 
@@ -136,11 +137,16 @@ def close_failed_run(engine: Engine, client_id: str, run_id: str) -> int:
         ).rowcount
 
 
-def extract_exports(cfg: ClientConfig, run_id: str, engine: Engine, inbox: Path | None = None) -> dict:
+def extract_exports(
+    cfg: ClientConfig, run_id: str, engine: Engine, inbox: Path | None = None, *, reread_changed: bool = False
+) -> dict:
     """Read the client's CRM export files into this run's staged records; record rejected rows.
 
     Every file is read before anything is staged, so one unreadable file stops the run
-    with nothing written.
+    with nothing written. Each account record is staged with its ``record_hash``;
+    ``reread_changed`` (the monthly re-read) stages only the account records that changed and
+    those deduplication must see with them (``ingest/reread.py``), the others' ids for the
+    fuzzy-name review, and the ids that left the export.
     """
     exp = cfg.crm.export
     overrides = {
@@ -153,6 +159,7 @@ def extract_exports(cfg: ClientConfig, run_id: str, engine: Engine, inbox: Path 
     options = read_options(cfg)
     staged: dict[str, int] = {}
     encoded: dict[str, list] = {}  # Parquet parts: a few % of the frame's memory, so one frame at a time
+    reread_summary = None
     for obj, path in export_paths(cfg, inbox).items():
         try:
             custom = cfg.custom_fields.specs(obj, overrides[obj])
@@ -160,6 +167,18 @@ def extract_exports(cfg: ClientConfig, run_id: str, engine: Engine, inbox: Path 
         except IngestError as e:
             problems.append(str(e))
             continue
+        if obj == "accounts":
+            warned = {w.row_number for w in res.warnings}
+            res.frame["record_hash"] = reread.record_hashes(res.frame, warned, exp.not_company_hosts)
+            with engine.connect() as conn:
+                if reread_changed:
+                    picked = reread.select_records(conn, cfg.client_id, res.frame, _same_pairs(engine, cfg.client_id),
+                                                   exp.not_company_hosts)  # fmt: skip
+                    res.frame, gone, reread_summary = picked.records, picked.gone, picked.summary
+                    encoded["accounts_others"] = staging.encode(picked.others)
+                else:
+                    gone = reread.gone_records(conn, cfg.client_id, res.frame)
+            encoded["account_records_gone"] = staging.encode(pd.DataFrame({"crm_id": gone}, dtype=object))
         encoded[obj] = staging.encode(res.frame)
         res.frame = pd.DataFrame(columns=res.frame.columns)  # the rows live on as Parquet only (a slice would keep them)
         pa.default_memory_pool().release_unused()  # Arrow's allocator keeps freed pages otherwise
@@ -168,6 +187,8 @@ def extract_exports(cfg: ClientConfig, run_id: str, engine: Engine, inbox: Path 
         raise IngestError("\n".join(problems))
 
     with engine.begin() as conn:
+        if not reread_changed:  # a whole read: no trace of an earlier attempt's re-read
+            staging.clear(conn, cfg.client_id, run_id, "accounts_others")
         for obj, parts in encoded.items():
             staging.put(conn, cfg.client_id, run_id, obj, parts)
         conn.execute(
@@ -194,9 +215,17 @@ def extract_exports(cfg: ClientConfig, run_id: str, engine: Engine, inbox: Path 
             "warnings": len(res.warnings),
             **({"blank_rows_skipped": res.blank_rows} if res.blank_rows else {}),
             **({"date_order": res.date_order} if res.date_order else {}),
+            **({"reread": reread_summary} if obj == "accounts" and reread_summary else {}),
         }
         for obj, res in results.items()
     }
+
+
+def _same_pairs(engine: Engine, client_id: str) -> list[tuple[str, str]]:
+    """The (left_key, right_key) of every pair a person decided is one company."""
+    from marketmap.ingest.review import decided
+
+    return [(left, right) for (_, left, right), status in decided(engine, client_id).items() if status == "same"]
 
 
 def read_options(cfg: ClientConfig) -> ReadOptions:
@@ -226,14 +255,24 @@ def normalise_and_dedupe(cfg: ClientConfig, run_id: str, engine: Engine) -> dict
     decisions = decided(engine, cfg.client_id)  # a person's answers: merge ("same") or keep apart
     merge_pairs = [(left, right) for (_, left, right), status in decisions.items() if status == "same"]
     records = staging.rows(engine, cfg.client_id, run_id, "accounts")
+    frame = _staged_accounts(engine, cfg.client_id, run_id)
+    hashes = frame.pop("record_hash") if "record_hash" in frame else pd.Series(pd.NA, index=frame.index)
+    hashes = pd.Series(pd.array(hashes.to_numpy(), dtype="Int64"), index=frame["crm_id"].to_numpy(dtype=object))
+    hashes = hashes[~hashes.index.duplicated()]
     # The staged frame is handed over, not kept here: dedupe frees it once the survivors are
     # copied out (at 1M accounts that is ~0.5 GB less at the step's peak).
     result = dedupe_accounts(
-        _staged_accounts(engine, cfg.client_id, run_id),
+        frame,
         not_company_hosts=cfg.crm.export.not_company_hosts,
         merge_pairs=merge_pairs,
         owned=True,
+        others=_other_accounts(engine, cfg.client_id, run_id),
     )
+    del frame
+    # a record whose website gave a warning is read again next time (the warning is given again)
+    warned = result.warnings["crm_id"].to_numpy(dtype=object) if result.warnings is not None else []
+    hashes[hashes.index.isin(warned)] = pd.NA
+    result.crm_ids["record_hash"] = hashes.reindex(result.crm_ids["crm_id"].to_numpy(dtype=object)).array
     # A decided pair is never asked again (a kept-apart pair is found again, and dropped here).
     asked = [(k, lk, rk) not in decisions for k, lk, rk in
              zip(result.review["kind"], result.review["left_key"], result.review["right_key"], strict=True)]  # fmt: skip
@@ -276,6 +315,27 @@ def normalise_and_dedupe(cfg: ClientConfig, run_id: str, engine: Engine) -> dict
         "not_company_domains": 0 if result.warnings is None else len(result.warnings),
         "merged_by_review_decision": len(result.absorbed or {}),
     }
+
+
+def _other_accounts(engine: Engine, client_id: str, run_id: str) -> pd.DataFrame | None:
+    """On a monthly re-read: the accounts of the export's records that are not read again
+    (account_key, name, name_norm, domain, source_row), for the fuzzy-name review; else None."""
+    others = staging.read(engine, client_id, run_id, "accounts_others", ["crm_id", "source_row"])
+    if others is None:
+        return None
+    a, ids = t.accounts.c, t.account_crm_ids.c
+    accounts = read_frame(
+        engine,
+        select(ids.crm_id, a.account_key, a.name, a.name_norm)
+        .join(t.accounts, (a.client_id == ids.client_id) & (a.account_key == ids.account_key))
+        .where(ids.client_id == client_id),
+    )
+    accounts = accounts.merge(others.astype({"crm_id": object}), on="crm_id")
+    # an account of several records: the earliest row; "id:" keys are the accounts without a domain
+    accounts = accounts.sort_values("source_row", kind="stable").drop_duplicates("account_key")
+    key = accounts["account_key"].astype(object)
+    accounts["domain"] = key.where(~key.str.startswith("id:"), None)
+    return accounts.drop(columns="crm_id").reset_index(drop=True)
 
 
 def _staged_accounts(engine: Engine, client_id: str, run_id: str) -> pd.DataFrame:
@@ -391,26 +451,55 @@ def _write_crm_ids(conn, client_id: str, run_id: str, crm_ids: pd.DataFrame) -> 
     """Every CRM id's account: new ids inserted, changed ones updated, the rest (a monthly
     re-load: nearly all) not sent at all."""
     c = t.account_crm_ids.c
-    cols = ["crm_id", "account_key", "is_survivor"]
-    query = select(c.crm_id, c.account_key, c.is_survivor).where(c.client_id == client_id)
+    cols = ["crm_id", "account_key", "is_survivor", "record_hash", "record_domain"]
+    query = select(*(c[n] for n in cols)).where(c.client_id == client_id)
     found = copyread.columns(conn, query)  # PostgreSQL: by COPY
     if found is None:
         rows = conn.execute(query).all()
         # built from plain columns: given Row objects, pandas probes each one (7 s for 1M ids)
         found = {name: [r[i] for r in rows] for i, name in enumerate(cols)}
-    stored = pd.DataFrame(found)
-    rows = crm_ids[cols].drop_duplicates("crm_id", keep="last")
-    rows = rows.assign(is_survivor=rows["is_survivor"].astype(bool), crm_id=rows["crm_id"].astype(object))
+    stored = pd.DataFrame({**found, "record_hash": pd.array(found["record_hash"], dtype="Int64")})
+    rows = crm_ids.reindex(columns=cols).drop_duplicates("crm_id", keep="last")
+    rows = rows.assign(is_survivor=rows["is_survivor"].astype(bool), crm_id=rows["crm_id"].astype(object),
+                       record_hash=pd.array(rows["record_hash"].to_numpy(), dtype="Int64"),
+                       record_domain=rows["record_domain"].astype(object))  # fmt: skip
     both = rows.merge(stored.astype({"crm_id": object}), on="crm_id", how="left", suffixes=("", "_stored"),
                       indicator=True)  # fmt: skip
     new = (both["_merge"] == "left_only").to_numpy()
-    changed = ~new & ~(
-        (both["account_key"].astype(object) == both["account_key_stored"].astype(object)).to_numpy()
-        & (both["is_survivor"] == both["is_survivor_stored"].astype(bool)).to_numpy()
-    )
+
+    def same(col: str) -> np.ndarray:  # equal, or both blank
+        a, b = both[col].astype(object), both[col + "_stored"].astype(object)
+        return ((a == b) | (a.isna() & b.isna())).to_numpy(dtype=bool)
+
+    changed = ~new & ~(same("account_key") & same("record_hash") & same("record_domain")
+                       & (both["is_survivor"] == both["is_survivor_stored"].astype(bool)).to_numpy())  # fmt: skip
     extra = {"client_id": client_id, "run_id": run_id}
     _write(conn, t.account_crm_ids, rows[new], cols, new=True, extra=extra)
     _write(conn, t.account_crm_ids, rows[changed], cols, extra=extra, skip_unchanged=("run_id",))
+
+
+def _forget_gone(conn, client_id: str, run_id: str) -> None:
+    """Records that left the export lose their hash: their accounts were loaded without them, and
+    a re-read need not look at them again."""
+    c = t.account_crm_ids.c
+    gone = _staged(conn, client_id, run_id, "account_records_gone", ["crm_id"])["crm_id"].tolist()
+    for part in range(0, len(gone), 500):
+        conn.execute(update(t.account_crm_ids).where(c.client_id == client_id, c.crm_id.in_(gone[part : part + 500]))
+                     .values(record_hash=None))  # fmt: skip
+
+
+def _reread_keys(conn, client_id: str, key_of: pd.Series, others: pd.Series) -> pd.Series:
+    """A monthly re-read: the records not read again map to their stored accounts (for contacts and deals)."""
+    c = t.account_crm_ids.c
+    query = select(c.crm_id, c.account_key).where(c.client_id == client_id)
+    found = copyread.columns(conn, query)
+    if found is None:
+        rows = conn.execute(query).all()
+        found = {"crm_id": [r[0] for r in rows], "account_key": [r[1] for r in rows]}
+    stored = pd.Series(pd.array(found["account_key"], dtype=object), index=pd.Index(found["crm_id"], dtype=object))
+    kept = stored.reindex(pd.Index(others.to_numpy(dtype=object), dtype=object)).dropna()
+    both = pd.concat([kept, key_of])
+    return both[~both.index.duplicated(keep="last")]
 
 
 def load_warehouse(cfg: ClientConfig, run_id: str, engine: Engine) -> dict:
@@ -432,10 +521,12 @@ def load_warehouse(cfg: ClientConfig, run_id: str, engine: Engine) -> dict:
                        "opps", "opps_unchanged", "closed", "won"), 0)  # fmt: skip
     hashed = [c for c in ACCOUNT_COLUMNS if c not in BOOKKEEPING]
     with engine.begin() as conn:
-        crm_ids = _staged(conn, cid, run_id, "account_crm_ids", ["crm_id", "account_key", "is_survivor"])
+        crm_ids = _staged(conn, cid, run_id, "account_crm_ids",
+                          ["crm_id", "account_key", "is_survivor", "record_hash", "record_domain"])
         key_of = pd.Series(crm_ids["account_key"].to_numpy(dtype=object), index=crm_ids["crm_id"].to_numpy(dtype=object))
         key_of = key_of[~key_of.index.duplicated(keep="last")]
         absorbed = _staged(conn, cid, run_id, "absorbed_accounts", ["account_key"])["account_key"].tolist()
+        others = staging.read(conn, cid, run_id, "accounts_others", ["crm_id"])  # a monthly re-read: not None
         stored = _stored_hashes(conn, t.accounts, "account_key", cid)
         for part in staging.parts(conn, cid, run_id, "accounts_deduped"):
             accounts = typed(part, "accounts")
@@ -458,6 +549,10 @@ def load_warehouse(cfg: ClientConfig, run_id: str, engine: Engine) -> dict:
         if len(crm_ids):
             _write_crm_ids(conn, cid, run_id, crm_ids)
         del crm_ids
+        _forget_gone(conn, cid, run_id)
+        if others is not None:
+            key_of = _reread_keys(conn, cid, key_of, others["crm_id"])
+        del others
         stored = _stored_hashes(conn, t.contacts, "contact_key", cid)
         for part in staging.parts(conn, cid, run_id, "contacts"):
             contacts = typed(part, "contacts")

@@ -108,6 +108,9 @@ account_crm_ids = Table(
     Column("account_key", String(KEY), nullable=False),
     Column("is_survivor", Boolean, nullable=False),
     Column("run_id", String(KEY)),
+    # the record as last read (NULL: read it again next time) and its domain before a review split
+    Column("record_hash", BigInteger),
+    Column("record_domain", String(KEY)),
     PrimaryKeyConstraint("client_id", "crm_id", name="pk_account_crm_ids"),
     Index("ix_account_crm_ids_account", "client_id", "account_key"),
 )

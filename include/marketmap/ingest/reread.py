@@ -1,0 +1,125 @@
+"""A monthly re-read of a whole CSV export: which account records to deduplicate and load again.
+
+A CSV client sends its whole export every month, of which ~1% changed. Every record is still read
+and validated (rejected rows, warnings and the date order are judged over the whole file, as in
+the build), but only these records go on to deduplication and the load:
+
+- records that are new, changed (their hash differs from the one stored at the last load), or
+  were last read with a warning (stored without a hash, so the warning is given again);
+- every other record of a domain or account one of them belongs to, now or at the last load,
+  and of an account a record has left the export from (the domain's survivor and the values
+  it merges may change);
+- the records of both sides of every pair a person decided is one company (few, and a decision
+  taken since the last run must be applied).
+
+The rest of the export's accounts are handed to the fuzzy-name review as ``others``: names are
+blocked over the whole export, and pairs with a re-read account are searched. A pair of two
+unchanged accounts was searched when they were last read.
+
+The hash covers the record as read and what deduplication depends on besides it (the
+not-company hosts list, the dedupe rules' version): a change of either re-reads every record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import select
+
+from marketmap.ingest.domains import company_domains
+from marketmap.warehouse import copyread
+from marketmap.warehouse import schema as t
+
+# Bumped when deduplication's rules change: every record is then read again once.
+DEDUPE_RULES = "2026-12-06"
+
+
+def _salt(not_company_hosts) -> np.uint64:
+    text = "|".join([DEDUPE_RULES, *sorted(not_company_hosts or ())])
+    return np.frombuffer(hashlib.sha256(text.encode()).digest()[:8], dtype=np.uint64)[0]
+
+
+def record_hashes(frame: pd.DataFrame, warned_rows, not_company_hosts=()) -> pd.Series:
+    """A 64-bit hash per account record of the values read (not its row number); NA for a record
+    read with a warning and for a CRM id that appears more than once (always read again)."""
+    cols = [c for c in frame.columns if c not in ("source_row", "record_hash")]
+    hashes = pd.util.hash_pandas_object(frame[cols], index=False).to_numpy() ^ _salt(not_company_hosts)
+    out = pd.Series(pd.array(hashes.view(np.int64), dtype="Int64"), index=frame.index)
+    again = frame["crm_id"].duplicated(keep=False).to_numpy().copy()
+    if "source_row" in frame and len(warned_rows):
+        again |= frame["source_row"].isin(list(warned_rows)).to_numpy()
+    out[again] = pd.NA
+    return out
+
+
+@dataclass
+class Reread:
+    records: pd.DataFrame  # the account records to deduplicate and load again
+    others: pd.DataFrame  # crm_id, source_row of the export's other records
+    gone: list[str]  # CRM ids that left the export since the last load
+    summary: dict
+
+
+def _stored(conn, client_id: str) -> pd.DataFrame:
+    c = t.account_crm_ids.c
+    query = select(c.crm_id, c.account_key, c.record_hash, c.record_domain).where(c.client_id == client_id)
+    cols = copyread.columns(conn, query)  # PostgreSQL: by COPY (a 64-bit hash stays an int)
+    if cols is None:
+        rows = conn.execute(query).all()
+        cols = {name: [r[i] for r in rows] for i, name in enumerate(("crm_id", "account_key", "record_hash",
+                                                                      "record_domain"))}  # fmt: skip
+    return pd.DataFrame(
+        {"account_key": pd.array(cols["account_key"], dtype=object),
+         "record_hash": pd.array(cols["record_hash"], dtype="Int64"),
+         "record_domain": pd.array(cols["record_domain"], dtype=object)},
+        index=pd.Index(cols["crm_id"], dtype=object),
+    )  # fmt: skip
+
+
+def gone_records(conn, client_id: str, frame: pd.DataFrame) -> list[str]:
+    """CRM ids stored with a hash that are not in this export (their accounts were last loaded with them)."""
+    stored = _stored(conn, client_id)
+    return list(stored.index[stored["record_hash"].notna().to_numpy() & ~stored.index.isin(frame["crm_id"])])
+
+
+def select_records(
+    conn, client_id: str, frame: pd.DataFrame, same_pairs: list[tuple[str, str]], not_company_hosts=()
+) -> Reread:
+    """Split a whole export's account ``frame`` (with ``record_hash``) into the records to read again
+    and the others (see the module's docstring)."""
+    stored = _stored(conn, client_id)
+    ids = pd.Index(frame["crm_id"].to_numpy(dtype=object), dtype=object)
+    was = stored.reindex(ids)
+    now_hash = pd.array(frame["record_hash"].to_numpy(), dtype="Int64")
+    changed = (was["record_hash"].array != now_hash).fillna(True).to_numpy(dtype=bool)
+    gone_mask = stored["record_hash"].notna().to_numpy() & ~stored.index.isin(ids)
+    gone = stored.index[gone_mask]
+
+    # Keys and domains touched: before (stored) and now (the changed records' own domains).
+    new_domains, _ = company_domains(
+        frame.loc[changed, "website"] if "website" in frame else pd.Series(dtype=object),
+        frame.loc[changed, "name"].fillna(""),
+        not_company_hosts,
+    )
+    touched = set(new_domains.dropna()) | {"id:" + str(c) for c in ids[changed]}
+    for part in (was[changed], stored[gone_mask]):
+        touched |= set(part["account_key"].dropna()) | set(part["record_domain"].dropna())
+    for a, b in same_pairs:  # a decided merge is applied (or kept) with both sides' records
+        touched |= {a, b}
+
+    key = was["account_key"].to_numpy(dtype=object)
+    dom = was["record_domain"].to_numpy(dtype=object)
+    lone = ("id:" + pd.Series(ids, dtype=object).astype(str)).to_numpy(dtype=object)
+    reread = changed.copy()
+    while True:  # until no record joins: a joined record's other keys touch more records
+        hit = ~reread & (pd.Index(key).isin(touched) | pd.Index(dom).isin(touched) | pd.Index(lone).isin(touched))
+        if not hit.any():
+            break
+        reread |= hit
+        touched |= {v for v in np.concatenate([key[hit], dom[hit], lone[hit]]) if isinstance(v, str)}
+    summary = {"records": len(frame), "changed": int(changed.sum()), "reread": int(reread.sum()),
+               "gone": len(gone)}  # fmt: skip
+    return Reread(frame[reread], frame.loc[~reread, ["crm_id", "source_row"]], list(gone), summary)
