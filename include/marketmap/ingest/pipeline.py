@@ -159,7 +159,8 @@ def extract_exports(
     options = read_options(cfg)
     staged: dict[str, int] = {}
     encoded: dict[str, list] = {}  # Parquet parts: a few % of the frame's memory, so one frame at a time
-    reread_summary = None
+    reread_summary: dict[str, dict] = {}
+    account_ids = None  # a re-read: the account records read again or gone
     for obj, path in export_paths(cfg, inbox).items():
         try:
             custom = cfg.custom_fields.specs(obj, overrides[obj])
@@ -168,17 +169,25 @@ def extract_exports(
             problems.append(str(e))
             continue
         if obj == "accounts":
-            warned = {w.row_number for w in res.warnings}
-            res.frame["record_hash"] = reread.record_hashes(res.frame, warned, exp.not_company_hosts)
+            res.frame["record_hash"] = reread.record_hashes(res.frame, exp.not_company_hosts)
             with engine.connect() as conn:
                 if reread_changed:
                     picked = reread.select_records(conn, cfg.client_id, res.frame, _same_pairs(engine, cfg.client_id),
                                                    exp.not_company_hosts)  # fmt: skip
-                    res.frame, gone, reread_summary = picked.records, picked.gone, picked.summary
+                    res.frame, gone, reread_summary[obj] = picked.records, picked.gone, picked.summary
                     encoded["accounts_others"] = staging.encode(picked.others)
+                    # contacts and deals of these account records are staged again
+                    account_ids = set(picked.records["crm_id"]) | set(gone)
                 else:
                     gone = reread.gone_records(conn, cfg.client_id, res.frame)
             encoded["account_records_gone"] = staging.encode(pd.DataFrame({"crm_id": gone}, dtype=object))
+        elif len(res.frame):
+            res.frame["record_hash"] = reread.record_hashes(res.frame)
+            if reread_changed and account_ids is not None:
+                table, key = (t.contacts, "contact_key") if obj == "contacts" else (t.opportunities, "crm_id")
+                with engine.connect() as conn:
+                    res.frame, reread_summary[obj] = reread.select_rows(conn, cfg.client_id, table, key, res.frame,
+                                                                        account_ids)  # fmt: skip
         encoded[obj] = staging.encode(res.frame)
         res.frame = pd.DataFrame(columns=res.frame.columns)  # the rows live on as Parquet only (a slice would keep them)
         pa.default_memory_pool().release_unused()  # Arrow's allocator keeps freed pages otherwise
@@ -215,7 +224,7 @@ def extract_exports(
             "warnings": len(res.warnings),
             **({"blank_rows_skipped": res.blank_rows} if res.blank_rows else {}),
             **({"date_order": res.date_order} if res.date_order else {}),
-            **({"reread": reread_summary} if obj == "accounts" and reread_summary else {}),
+            **({"reread": reread_summary[obj]} if obj in reread_summary else {}),
         }
         for obj, res in results.items()
     }
@@ -255,20 +264,21 @@ def normalise_and_dedupe(cfg: ClientConfig, run_id: str, engine: Engine) -> dict
     decisions = decided(engine, cfg.client_id)  # a person's answers: merge ("same") or keep apart
     merge_pairs = [(left, right) for (_, left, right), status in decisions.items() if status == "same"]
     records = staging.rows(engine, cfg.client_id, run_id, "accounts")
-    frame = _staged_accounts(engine, cfg.client_id, run_id)
-    hashes = frame.pop("record_hash") if "record_hash" in frame else pd.Series(pd.NA, index=frame.index)
-    hashes = pd.Series(pd.array(hashes.to_numpy(), dtype="Int64"), index=frame["crm_id"].to_numpy(dtype=object))
+    staged = [_staged_accounts(engine, cfg.client_id, run_id)]
+    hashes = staged[0].pop("record_hash") if "record_hash" in staged[0] else pd.Series(pd.NA, index=staged[0].index)
+    hashes = pd.Series(pd.array(hashes, dtype="Int64"), index=staged[0]["crm_id"].to_numpy(dtype=object))
     hashes = hashes[~hashes.index.duplicated()]
+    others = _other_accounts(engine, cfg.client_id, run_id)
     # The staged frame is handed over, not kept here: dedupe frees it once the survivors are
     # copied out (at 1M accounts that is ~0.5 GB less at the step's peak).
     result = dedupe_accounts(
-        frame,
+        staged.pop(),
         not_company_hosts=cfg.crm.export.not_company_hosts,
         merge_pairs=merge_pairs,
         owned=True,
-        others=_other_accounts(engine, cfg.client_id, run_id),
+        others=others,
     )
-    del frame
+    del others
     # a record whose website gave a warning is read again next time (the warning is given again)
     warned = result.warnings["crm_id"].to_numpy(dtype=object) if result.warnings is not None else []
     hashes[hashes.index.isin(warned)] = pd.NA
@@ -461,7 +471,7 @@ def _write_crm_ids(conn, client_id: str, run_id: str, crm_ids: pd.DataFrame) -> 
     stored = pd.DataFrame({**found, "record_hash": pd.array(found["record_hash"], dtype="Int64")})
     rows = crm_ids.reindex(columns=cols).drop_duplicates("crm_id", keep="last")
     rows = rows.assign(is_survivor=rows["is_survivor"].astype(bool), crm_id=rows["crm_id"].astype(object),
-                       record_hash=pd.array(rows["record_hash"].to_numpy(), dtype="Int64"),
+                       record_hash=pd.array(rows["record_hash"], dtype="Int64"),
                        record_domain=rows["record_domain"].astype(object))  # fmt: skip
     both = rows.merge(stored.astype({"crm_id": object}), on="crm_id", how="left", suffixes=("", "_stored"),
                       indicator=True)  # fmt: skip

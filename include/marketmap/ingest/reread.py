@@ -5,7 +5,7 @@ and validated (rejected rows, warnings and the date order are judged over the wh
 the build), but only these records go on to deduplication and the load:
 
 - records that are new, changed (their hash differs from the one stored at the last load), or
-  were last read with a warning (stored without a hash, so the warning is given again);
+  whose website gave a warning (stored without a hash, so the warning is given again);
 - every other record of a domain or account one of them belongs to, now or at the last load,
   and of an account a record has left the export from (the domain's survivor and the values
   it merges may change);
@@ -15,6 +15,10 @@ the build), but only these records go on to deduplication and the load:
 The rest of the export's accounts are handed to the fuzzy-name review as ``others``: names are
 blocked over the whole export, and pairs with a re-read account are searched. A pair of two
 unchanged accounts was searched when they were last read.
+
+Contacts and deals are staged when they are new or changed, or when their account's record was
+read again or left the export (its account may have changed); the others keep what they were
+loaded with, which a whole re-read would write again unchanged.
 
 The hash covers the record as read and what deduplication depends on besides it (the
 not-company hosts list, the dedupe rules' version): a change of either re-reads every record.
@@ -42,16 +46,13 @@ def _salt(not_company_hosts) -> np.uint64:
     return np.frombuffer(hashlib.sha256(text.encode()).digest()[:8], dtype=np.uint64)[0]
 
 
-def record_hashes(frame: pd.DataFrame, warned_rows, not_company_hosts=()) -> pd.Series:
-    """A 64-bit hash per account record of the values read (not its row number); NA for a record
-    read with a warning and for a CRM id that appears more than once (always read again)."""
+def record_hashes(frame: pd.DataFrame, not_company_hosts=()) -> pd.Series:
+    """A 64-bit hash per record of the values read (not its row number); NA for a CRM id that
+    appears more than once in the export (always read again)."""
     cols = [c for c in frame.columns if c not in ("source_row", "record_hash")]
     hashes = pd.util.hash_pandas_object(frame[cols], index=False).to_numpy() ^ _salt(not_company_hosts)
     out = pd.Series(pd.array(hashes.view(np.int64), dtype="Int64"), index=frame.index)
-    again = frame["crm_id"].duplicated(keep=False).to_numpy().copy()
-    if "source_row" in frame and len(warned_rows):
-        again |= frame["source_row"].isin(list(warned_rows)).to_numpy()
-    out[again] = pd.NA
+    out[frame["crm_id"].duplicated(keep=False).to_numpy()] = pd.NA
     return out
 
 
@@ -93,7 +94,7 @@ def select_records(
     stored = _stored(conn, client_id)
     ids = pd.Index(frame["crm_id"].to_numpy(dtype=object), dtype=object)
     was = stored.reindex(ids)
-    now_hash = pd.array(frame["record_hash"].to_numpy(), dtype="Int64")
+    now_hash = pd.array(frame["record_hash"], dtype="Int64")
     changed = (was["record_hash"].array != now_hash).fillna(True).to_numpy(dtype=bool)
     gone_mask = stored["record_hash"].notna().to_numpy() & ~stored.index.isin(ids)
     gone = stored.index[gone_mask]
@@ -123,3 +124,19 @@ def select_records(
     summary = {"records": len(frame), "changed": int(changed.sum()), "reread": int(reread.sum()),
                "gone": len(gone)}  # fmt: skip
     return Reread(frame[reread], frame.loc[~reread, ["crm_id", "source_row"]], list(gone), summary)
+
+
+def select_rows(conn, client_id: str, table, key: str, frame: pd.DataFrame, account_ids) -> tuple[pd.DataFrame, dict]:
+    """The contacts or deals of a whole export (with ``record_hash``) to stage: new or changed
+    records, and those of the account records in ``account_ids`` (read again, or gone)."""
+    query = select(table.c[key], table.c.record_hash).where(table.c.client_id == client_id)
+    cols = copyread.columns(conn, query)
+    if cols is None:
+        rows = conn.execute(query).all()
+        cols = {key: [r[0] for r in rows], "record_hash": [r[1] for r in rows]}
+    stored = pd.Series(pd.array(cols["record_hash"], dtype="Int64"), index=pd.Index(cols[key], dtype=object))
+    stored = stored[~stored.index.duplicated()]
+    was = stored.reindex(pd.Index(frame["crm_id"].to_numpy(dtype=object), dtype=object)).array
+    changed = (was != pd.array(frame["record_hash"], dtype="Int64")).fillna(True).to_numpy(dtype=bool)
+    picked = changed | frame["account_crm_id"].isin(account_ids).to_numpy() if "account_crm_id" in frame else changed
+    return frame[picked], {"records": len(frame), "changed": int(changed.sum()), "reread": int(picked.sum())}

@@ -212,6 +212,7 @@ contacts = Table(
     Column("updated_at", DateTime(timezone=True)),
     # hash of the export values last loaded: an export row that repeats them is skipped unread
     Column("source_hash", BigInteger),
+    Column("record_hash", BigInteger),  # the export record as last read (ingest/reread.py)
     PrimaryKeyConstraint("client_id", "contact_key", name="pk_contacts"),
     Index("ix_contacts_account", "client_id", "account_key"),
 )
@@ -239,6 +240,7 @@ opportunities = Table(
     Column("updated_at", DateTime(timezone=True)),
     # hash of the export values last loaded: an export row that repeats them is skipped unread
     Column("source_hash", BigInteger),
+    Column("record_hash", BigInteger),  # the export record as last read (ingest/reread.py)
     PrimaryKeyConstraint("client_id", "crm_id", name="pk_opportunities"),
     Index("ix_opportunities_account", "client_id", "account_key"),
 )

@@ -25,6 +25,9 @@ PART_ROWS = 200_000
 # Columns Parquet cannot type (mixed Python values in one object column) travel as JSON text;
 # their names are kept in the part's metadata so the reader turns them back.
 _JSON_COLUMNS = b"marketmap.json_columns"
+# Nullable integer columns (pandas Int64, e.g. a 64-bit record hash with blanks) come back as
+# such, not as float64, which would round a 64-bit value.
+_NULLABLE_INTS = b"marketmap.nullable_int_columns"
 
 
 def encode(frame: pd.DataFrame, part_rows: int = PART_ROWS) -> list[tuple[int, bytes]]:
@@ -47,8 +50,10 @@ def _encode_part(part: pd.DataFrame) -> tuple[int, bytes]:
                 [None if v is None or (isinstance(v, float) and v != v) else json.dumps(v, default=str)
                  for v in col.tolist()], type=pa.large_string())  # fmt: skip
     table = pa.table(arrays)
-    if as_json:
-        table = table.replace_schema_metadata({_JSON_COLUMNS: json.dumps(as_json).encode()})
+    ints = [name for name in part.columns if isinstance(part[name].dtype, pd.Int64Dtype)]
+    if as_json or ints:
+        table = table.replace_schema_metadata({_JSON_COLUMNS: json.dumps(as_json).encode(),
+                                               _NULLABLE_INTS: json.dumps(ints).encode()})  # fmt: skip
     buf = io.BytesIO()
     pq.write_table(table, buf, compression="zstd")
     return len(part), buf.getvalue()
@@ -60,7 +65,10 @@ def decode(data: bytes, columns: list[str] | None = None) -> pd.DataFrame:
     meta = pf.schema_arrow.metadata or {}
     names = pf.schema_arrow.names
     table = pf.read(columns=[c for c in columns if c in names] if columns is not None else None)
+    ints = set(json.loads(meta.get(_NULLABLE_INTS, b"[]")))
     frame = table.to_pandas()
+    for name in ints & set(frame.columns):
+        frame[name] = table.column(name).to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get).array
     for name in json.loads(meta.get(_JSON_COLUMNS, b"[]")):
         if name in frame:
             frame[name] = pd.Series(
