@@ -118,6 +118,7 @@ def dedupe_accounts(
     merge_pairs: list[tuple[str, str]] | tuple = (),
     owned: bool = False,
     others: pd.DataFrame | None = None,
+    record_hashes=None,
 ) -> DedupeResult:
     """Merge account records by normalised domain and queue fuzzy name matches for review.
 
@@ -129,7 +130,8 @@ def dedupe_accounts(
     only the changed records and their domains): look-alike names are searched among all of
     them, and only pairs with an account of ``records`` are returned (see ``fuzzy_review``).
     ``crm_ids`` carries each record's ``record_domain``: its company domain before a same-domain
-    review split it off, so a later re-read knows which domain it belongs to.
+    review split it off, so a later re-read knows which domain it belongs to, and its entry of
+    ``record_hashes`` (one per record, in ``records``' order; NA without).
     """
     df = records.copy(deep=False)  # new columns only: the caller's frame stays as it is
     del records
@@ -137,8 +139,11 @@ def dedupe_accounts(
         df["domain"], dropped = company_domains(df["website"], df["name"].fillna(""), not_company_hosts)
     else:
         df["domain"], dropped = None, pd.Series(dtype="object")
-    record_domain = pd.Series(df["domain"].to_numpy(dtype=object), index=df["crm_id"].to_numpy(dtype=object))
-    record_domain = record_domain[~record_domain.index.duplicated()]
+    # per record, by position: a copy of the references, not of the strings
+    record_domain = np.array(df["domain"].to_numpy(dtype=object), dtype=object, copy=True)
+    if record_hashes is None:
+        record_hashes = pd.array([pd.NA] * len(df), dtype="Int64")
+    record_hashes = pd.array(record_hashes, dtype="Int64")
     df["name_norm"] = normalise_names(df["name"]).astype("object") if len(df) else []
     df["_complete"] = _completeness(df.drop(columns=["source_row"], errors="ignore"))
     created = df["crm_created"] if "crm_created" in df else pd.Series(pd.NaT, index=df.index)
@@ -199,17 +204,19 @@ def dedupe_accounts(
     )
     merges["reason"] = "same domain " + merges["account_key"]
 
+    rows = np.concatenate([ordered, lone_rows])
     crm_ids = pd.DataFrame(
         {
             "crm_id": np.concatenate([crm, df["crm_id"].take(lone_rows).to_numpy()]),
             "account_key": np.concatenate([domains, lone_keys.to_numpy()]),
+            "record_domain": record_domain[rows],
+            "record_hash": record_hashes.take(rows),
         }
     )
+    del record_domain, record_hashes, rows
     crm_ids["is_survivor"] = ~crm_ids["crm_id"].isin(merges["merged_crm_id"])
     # The same CRM id twice in one export (a re-exported row) is one record, not a duplicate.
     crm_ids = crm_ids.drop_duplicates("crm_id")
-    crm_ids["record_domain"] = record_domain.reindex(crm_ids["crm_id"].to_numpy(dtype=object)).to_numpy()
-    del record_domain
 
     if owned:
         del df, crm, domains, survivors
