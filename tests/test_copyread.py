@@ -91,3 +91,37 @@ def test_copy_reads_are_read_sql_frames(mm_home, pg_database, monkeypatch):
         conn.invalidate()  # not back to the pool with that session setting
     pd.testing.assert_frame_equal(got, want)
     assert want["crm_created"].notna().sum() > 300
+
+
+def test_columns_keep_64_bit_hashes_and_blanks(mm_home, pg_database, monkeypatch):
+    """``copyread.columns`` (the load's and the re-read's key look-ups) gives each row's values as the
+    warehouse holds them: a 64-bit record hash exact (not rounded through a float), a NULL hash as
+    NA, text with quotes and commas as text, NULL text as None."""
+    from marketmap.warehouse import get_engine, migrate, upsert
+
+    monkeypatch.setenv("MARKETMAP_WAREHOUSE_URL", pg_database)
+    eng = get_engine()
+    migrate(eng)
+    rows = [
+        {"client_id": "cols", "crm_id": "a", "account_key": 'x", y', "is_survivor": True,
+         "record_hash": 2**63 - 1, "record_domain": None},
+        {"client_id": "cols", "crm_id": "b", "account_key": "id:b", "is_survivor": False,
+         "record_hash": None, "record_domain": "b.com"},
+        {"client_id": "cols", "crm_id": "c", "account_key": "c.com", "is_survivor": True,
+         "record_hash": -(2**63) + 7, "record_domain": "c.com"},
+    ]  # fmt: skip
+    with eng.begin() as conn:
+        upsert(conn, t.account_crm_ids, rows)
+    c = t.account_crm_ids.c
+    query = select(c.crm_id, c.account_key, c.is_survivor, c.record_hash, c.record_domain).where(
+        c.client_id == "cols"
+    ).order_by(c.crm_id)
+    with eng.connect() as conn:
+        got = copyread.columns(conn, query)
+    assert list(got["crm_id"]) == ["a", "b", "c"]
+    assert list(got["account_key"]) == ['x", y', "id:b", "c.com"]
+    assert list(got["is_survivor"]) == [True, False, True]
+    assert str(got["record_hash"].dtype) == "Int64"
+    assert got["record_hash"][0] == 2**63 - 1 and got["record_hash"][2] == -(2**63) + 7
+    assert got["record_hash"].isna().tolist() == [False, True, False]
+    assert list(got["record_domain"]) == [None, "b.com", "c.com"]

@@ -455,24 +455,31 @@ def _load_rows(conn, table, key: str, frame: pd.DataFrame, stored: pd.Series, ex
     return same
 
 
-def _write_crm_ids(conn, client_id: str, run_id: str, crm_ids: pd.DataFrame) -> None:
-    """Every CRM id's account: new ids inserted, changed ones updated, the rest (a monthly
-    re-load: nearly all) not sent at all."""
+CRM_ID_COLUMNS = ["crm_id", "account_key", "is_survivor", "record_hash", "record_domain"]
+
+
+def _stored_crm_ids(conn, client_id: str) -> pd.DataFrame:
+    """Every stored CRM id of the client with its account, survivor flag, record hash and domain."""
     c = t.account_crm_ids.c
-    cols = ["crm_id", "account_key", "is_survivor", "record_hash", "record_domain"]
-    query = select(*(c[n] for n in cols)).where(c.client_id == client_id)
+    query = select(*(c[n] for n in CRM_ID_COLUMNS)).where(c.client_id == client_id)
     found = copyread.columns(conn, query)  # PostgreSQL: by COPY
     if found is None:
         rows = conn.execute(query).all()
         # built from plain columns: given Row objects, pandas probes each one (7 s for 1M ids)
-        found = {name: [r[i] for r in rows] for i, name in enumerate(cols)}
-    stored = pd.DataFrame({**found, "record_hash": pd.array(found["record_hash"], dtype="Int64")})
+        found = {name: [r[i] for r in rows] for i, name in enumerate(CRM_ID_COLUMNS)}
+    return pd.DataFrame({**found, "crm_id": pd.array(found["crm_id"], dtype=object),
+                         "record_hash": pd.array(found["record_hash"], dtype="Int64")})  # fmt: skip
+
+
+def _write_crm_ids(conn, client_id: str, run_id: str, crm_ids: pd.DataFrame, stored: pd.DataFrame) -> None:
+    """Every CRM id's account: new ids inserted, changed ones updated, the rest (a monthly
+    re-load: nearly all) not sent at all."""
+    cols = CRM_ID_COLUMNS
     rows = crm_ids.reindex(columns=cols).drop_duplicates("crm_id", keep="last")
     rows = rows.assign(is_survivor=rows["is_survivor"].astype(bool), crm_id=rows["crm_id"].astype(object),
                        record_hash=pd.array(rows["record_hash"], dtype="Int64"),
                        record_domain=rows["record_domain"].astype(object))  # fmt: skip
-    both = rows.merge(stored.astype({"crm_id": object}), on="crm_id", how="left", suffixes=("", "_stored"),
-                      indicator=True)  # fmt: skip
+    both = rows.merge(stored, on="crm_id", how="left", suffixes=("", "_stored"), indicator=True)
     new = (both["_merge"] == "left_only").to_numpy()
 
     def same(col: str) -> np.ndarray:  # equal, or both blank
@@ -496,15 +503,9 @@ def _forget_gone(conn, client_id: str, run_id: str) -> None:
                      .values(record_hash=None))  # fmt: skip
 
 
-def _reread_keys(conn, client_id: str, key_of: pd.Series, others: pd.Series) -> pd.Series:
+def _reread_keys(stored: pd.DataFrame, key_of: pd.Series, others: pd.Series) -> pd.Series:
     """A monthly re-read: the records not read again map to their stored accounts (for contacts and deals)."""
-    c = t.account_crm_ids.c
-    query = select(c.crm_id, c.account_key).where(c.client_id == client_id)
-    found = copyread.columns(conn, query)
-    if found is None:
-        rows = conn.execute(query).all()
-        found = {"crm_id": [r[0] for r in rows], "account_key": [r[1] for r in rows]}
-    stored = pd.Series(pd.array(found["account_key"], dtype=object), index=pd.Index(found["crm_id"], dtype=object))
+    stored = pd.Series(stored["account_key"].to_numpy(dtype=object), index=pd.Index(stored["crm_id"], dtype=object))
     kept = stored.reindex(pd.Index(others.to_numpy(dtype=object), dtype=object)).dropna()
     both = pd.concat([kept, key_of])
     return both[~both.index.duplicated(keep="last")]
@@ -554,13 +555,14 @@ def load_warehouse(cfg: ClientConfig, run_id: str, engine: Engine) -> dict:
             n["new"] += int((~known).sum())
             n["unchanged"] += int(same.sum())
         del stored
+        stored = _stored_crm_ids(conn, cid) if len(crm_ids) or others is not None else None
         if len(crm_ids):
-            _write_crm_ids(conn, cid, run_id, crm_ids)
+            _write_crm_ids(conn, cid, run_id, crm_ids, stored)
         del crm_ids
         _forget_gone(conn, cid, run_id)
-        if others is not None:
-            key_of = _reread_keys(conn, cid, key_of, others["crm_id"])
-        del others
+        if others is not None:  # the ids read again are in key_of; the others' accounts did not change
+            key_of = _reread_keys(stored, key_of, others["crm_id"])
+        del others, stored
         stored = _stored_hashes(conn, t.contacts, "contact_key", cid)
         for part in staging.parts(conn, cid, run_id, "contacts"):
             contacts = typed(part, "contacts")
