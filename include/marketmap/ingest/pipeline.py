@@ -396,14 +396,29 @@ BOOKKEEPING = ("source_file", "source_row", "first_seen_run", "last_seen_run", "
 WRITE_ROWS = 50_000
 
 
-def _stored_hashes(conn, table, key: str, client_id: str) -> pd.Series:
-    """``source_hash`` of every stored row of the client, by key (NA: loaded before hashes existed)."""
+# A re-read loads few rows: their stored hashes are looked up by key, this many keys per query.
+KEYS_PER_QUERY = 5_000
+
+
+def _stored_hashes(conn, table, key: str, client_id: str, only: list | None = None) -> pd.Series:
+    """``source_hash`` of the client's stored rows, by key (NA: loaded before hashes existed): every
+    row, or the rows of the keys ``only`` (a monthly re-read's, not the whole table)."""
     query = select(table.c[key], table.c.source_hash).where(table.c.client_id == client_id)
-    cols = copyread.columns(conn, query)  # PostgreSQL: by COPY, ~5x less CPU than a row per key
-    if cols is None:
+    if only is not None:
+        rows = [r for start in range(0, len(only), KEYS_PER_QUERY)
+                for r in conn.execute(query.where(table.c[key].in_(only[start : start + KEYS_PER_QUERY])))]  # fmt: skip
+        cols = {key: [k for k, _ in rows], "source_hash": [h for _, h in rows]}
+    elif (cols := copyread.columns(conn, query)) is None:  # PostgreSQL: by COPY, ~5x less CPU than a row per key
         rows = conn.execute(query).all()
         cols = {key: [k for k, _ in rows], "source_hash": [h for _, h in rows]}
     return pd.Series(pd.array(cols["source_hash"], dtype="Int64"), index=pd.Index(cols[key], dtype=object))
+
+
+def _staged_keys(conn, client_id: str, run_id: str, obj: str, column: str, reread_run: bool) -> list | None:
+    """On a monthly re-read, the distinct ``column`` values of the staged frame ``obj``; else None."""
+    if not reread_run:
+        return None
+    return list(dict.fromkeys(_staged(conn, client_id, run_id, obj, [column])[column].dropna().tolist()))
 
 
 def _hashes(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
@@ -536,7 +551,9 @@ def load_warehouse(cfg: ClientConfig, run_id: str, engine: Engine) -> dict:
         key_of = key_of[~key_of.index.duplicated(keep="last")]
         absorbed = _staged(conn, cid, run_id, "absorbed_accounts", ["account_key"])["account_key"].tolist()
         others = staging.read(conn, cid, run_id, "accounts_others", ["crm_id"])  # a monthly re-read: not None
-        stored = _stored_hashes(conn, t.accounts, "account_key", cid)
+        reread_run = others is not None
+        stored = _stored_hashes(conn, t.accounts, "account_key", cid,
+                                _staged_keys(conn, cid, run_id, "accounts_deduped", "account_key", reread_run))
         for part in staging.parts(conn, cid, run_id, "accounts_deduped"):
             accounts = typed(part, "accounts")
             for col in ACCOUNT_COLUMNS:
@@ -563,7 +580,8 @@ def load_warehouse(cfg: ClientConfig, run_id: str, engine: Engine) -> dict:
         if others is not None:  # the ids read again are in key_of; the others' accounts did not change
             key_of = _reread_keys(stored, key_of, others["crm_id"])
         del others, stored
-        stored = _stored_hashes(conn, t.contacts, "contact_key", cid)
+        stored = _stored_hashes(conn, t.contacts, "contact_key", cid,
+                                _staged_keys(conn, cid, run_id, "contacts", "crm_id", reread_run))
         for part in staging.parts(conn, cid, run_id, "contacts"):
             contacts = typed(part, "contacts")
             contacts["account_key"] = contacts["account_crm_id"].map(key_of)
@@ -573,7 +591,8 @@ def load_warehouse(cfg: ClientConfig, run_id: str, engine: Engine) -> dict:
             n["contacts"] += len(contacts)
             n["contacts_unchanged"] += int(same.sum())
             n["without_account"] += int(contacts["account_key"].isna().sum())
-        stored = _stored_hashes(conn, t.opportunities, "crm_id", cid)
+        stored = _stored_hashes(conn, t.opportunities, "crm_id", cid,
+                                _staged_keys(conn, cid, run_id, "opportunities", "crm_id", reread_run))
         for part in staging.parts(conn, cid, run_id, "opportunities"):
             opps = typed(part, "opportunities")
             opps["account_key"] = opps["account_crm_id"].map(key_of)
