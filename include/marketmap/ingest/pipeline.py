@@ -170,17 +170,15 @@ def extract_exports(
             continue
         if obj == "accounts":
             res.frame["record_hash"] = reread.record_hashes(res.frame, exp.not_company_hosts)
-            with engine.connect() as conn:
-                if reread_changed:
+            if reread_changed:
+                with engine.connect() as conn:
                     picked = reread.select_records(conn, cfg.client_id, res.frame, _same_pairs(engine, cfg.client_id),
                                                    exp.not_company_hosts)  # fmt: skip
-                    res.frame, gone, reread_summary[obj] = picked.records, picked.gone, picked.summary
-                    encoded["accounts_others"] = staging.encode(picked.others)
-                    # contacts and deals of these account records are staged again
-                    account_ids = set(picked.records["crm_id"]) | set(gone)
-                else:
-                    gone = reread.gone_records(conn, cfg.client_id, res.frame)
-            encoded["account_records_gone"] = staging.encode(pd.DataFrame({"crm_id": gone}, dtype=object))
+                res.frame, reread_summary[obj] = picked.records, picked.summary
+                encoded["accounts_others"] = staging.encode(picked.others)
+                encoded["account_records_gone"] = staging.encode(pd.DataFrame({"crm_id": picked.gone}, dtype=object))
+                # contacts and deals of these account records are staged again
+                account_ids = set(picked.records["crm_id"]) | set(picked.gone)
         elif len(res.frame):
             res.frame["record_hash"] = reread.record_hashes(res.frame)
             if reread_changed and account_ids is not None:
@@ -197,7 +195,8 @@ def extract_exports(
 
     with engine.begin() as conn:
         if not reread_changed:  # a whole read: no trace of an earlier attempt's re-read
-            staging.clear(conn, cfg.client_id, run_id, "accounts_others")
+            for obj in ("accounts_others", "account_records_gone"):
+                staging.clear(conn, cfg.client_id, run_id, obj)
         for obj, parts in encoded.items():
             staging.put(conn, cfg.client_id, run_id, obj, parts)
         conn.execute(
@@ -508,11 +507,19 @@ def _write_crm_ids(conn, client_id: str, run_id: str, crm_ids: pd.DataFrame, sto
     _write(conn, t.account_crm_ids, rows[changed], cols, extra=extra, skip_unchanged=("run_id",))
 
 
-def _forget_gone(conn, client_id: str, run_id: str) -> None:
+def _forget_gone(conn, client_id: str, run_id: str, crm_ids: pd.DataFrame, stored: pd.DataFrame | None,
+                 reread_run: bool) -> None:
     """Records that left the export lose their hash: their accounts were loaded without them, and
-    a re-read need not look at them again."""
+    a re-read need not look at them again. A re-read staged them; after a whole export's read they
+    are the stored ids with a hash that it did not hold."""
     c = t.account_crm_ids.c
-    gone = _staged(conn, client_id, run_id, "account_records_gone", ["crm_id"])["crm_id"].tolist()
+    if reread_run:
+        gone = _staged(conn, client_id, run_id, "account_records_gone", ["crm_id"])["crm_id"].tolist()
+    elif stored is not None and crm_ids["record_hash"].notna().any():  # an export's records, hashed
+        held = stored["record_hash"].notna().to_numpy() & ~stored["crm_id"].isin(crm_ids["crm_id"]).to_numpy()
+        gone = stored["crm_id"][held].tolist()
+    else:
+        return
     for part in range(0, len(gone), 500):
         conn.execute(update(t.account_crm_ids).where(c.client_id == client_id, c.crm_id.in_(gone[part : part + 500]))
                      .values(record_hash=None))  # fmt: skip
@@ -575,8 +582,8 @@ def load_warehouse(cfg: ClientConfig, run_id: str, engine: Engine) -> dict:
         stored = _stored_crm_ids(conn, cid) if len(crm_ids) or others is not None else None
         if len(crm_ids):
             _write_crm_ids(conn, cid, run_id, crm_ids, stored)
+        _forget_gone(conn, cid, run_id, crm_ids, stored, reread_run)
         del crm_ids
-        _forget_gone(conn, cid, run_id)
         if others is not None:  # the ids read again are in key_of; the others' accounts did not change
             key_of = _reread_keys(stored, key_of, others["crm_id"])
         del others, stored

@@ -80,12 +80,6 @@ def _stored(conn, client_id: str) -> pd.DataFrame:
     )  # fmt: skip
 
 
-def gone_records(conn, client_id: str, frame: pd.DataFrame) -> list[str]:
-    """CRM ids stored with a hash that are not in this export (their accounts were last loaded with them)."""
-    stored = _stored(conn, client_id)
-    return list(stored.index[stored["record_hash"].notna().to_numpy() & ~stored.index.isin(frame["crm_id"])])
-
-
 def select_records(
     conn, client_id: str, frame: pd.DataFrame, same_pairs: list[tuple[str, str]], not_company_hosts=()
 ) -> Reread:
