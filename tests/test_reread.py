@@ -107,6 +107,12 @@ def _month_1(inbox) -> None:
     look_alike[rid], look_alike[site] = "001NEWLONE000001AAA", ""
     look_alike[name] = singles[3][name].replace(" ", "  ", 1) + "."
     rows.append(look_alike)
+    # and one like an unchanged account without a website, earlier in the file: the pair of two
+    # accounts without a domain is oriented by file order in both reads
+    lone = next(r for r in rows if not r[site].strip() and len(r[name]) > 12 and r[rid] != "001NEWLONE000001AAA")
+    look_alike_lone = list(lone)
+    look_alike_lone[rid], look_alike_lone[name] = "001NEWLONE000002AAA", lone[name] + "."
+    rows.append(look_alike_lone)
     # a website on LinkedIn (no domain, a warning), a record losing its website (its key changes)
     singles[4][site] = "https://www.linkedin.com/company/" + singles[4][name].split()[0].lower()
     singles[5][site] = ""
@@ -208,6 +214,8 @@ def test_a_monthly_reread_loads_what_a_whole_read_would(mm_home, request, monkey
     assert keys[moved] == "back-on-its-own.com"
     queue = _table(eng, t.review_queue, reread_id)
     assert "id:001NEWLONE000001AAA" in set(queue["left_key"]), "the look-alike new record was queued"
+    lone_pair = queue[queue["right_key"] == "id:001NEWLONE000002AAA"]
+    assert len(lone_pair) == 1 and lone_pair["left_key"].iat[0].startswith("id:"), "queued, the earlier row left"
 
 
 def _moved_record(base, inbox) -> tuple[str, str]:
