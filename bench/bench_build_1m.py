@@ -18,7 +18,8 @@ Enrichment and persona search are left out (they spend credits; bench_enrichment
 them). The floor is a raw ``COPY … FROM STDIN (FORMAT csv)`` of the same three CSV files into
 all-text tables of the same database, in the same run. Then 1% of the accounts change (and 0.5%
 new ones appear, as in bench_monthly.py) and the monthly run's steps run: extract_changes
-(the CSV client's whole export, deduplicated and diffed) → score_changes → crm_push.
+(the CSV client's whole export read and validated; the changed records, and those deduplication
+must see with them, deduplicated and loaded: ingest/reread.py) → score_changes → crm_push.
 
 Goals (issue 15): build ≤ 5× the floor, peak RSS per step ≤ 2 GB, monthly ≤ 10% of the build.
 
