@@ -552,8 +552,7 @@ def load_warehouse(cfg: ClientConfig, run_id: str, engine: Engine) -> dict:
                        "opps", "opps_unchanged", "closed", "won"), 0)  # fmt: skip
     hashed = [c for c in ACCOUNT_COLUMNS if c not in BOOKKEEPING]
     with engine.begin() as conn:
-        crm_ids = _staged(conn, cid, run_id, "account_crm_ids",
-                          ["crm_id", "account_key", "is_survivor", "record_hash", "record_domain"])
+        crm_ids = _staged(conn, cid, run_id, "account_crm_ids", CRM_ID_COLUMNS)
         key_of = pd.Series(crm_ids["account_key"].to_numpy(dtype=object), index=crm_ids["crm_id"].to_numpy(dtype=object))
         key_of = key_of[~key_of.index.duplicated(keep="last")]
         absorbed = _staged(conn, cid, run_id, "absorbed_accounts", ["account_key"])["account_key"].tolist()
