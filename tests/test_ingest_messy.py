@@ -371,3 +371,27 @@ def test_an_unbalanced_quote_that_would_swallow_records_refuses_the_file(tmp_pat
         read_export(path, "accounts", "salesforce")
     path.write_text(head + 'A2,"Two\nline name",b.com\n', encoding="utf-8")  # a real multi-line value is fine
     assert read_export(path, "accounts", "salesforce").frame["name"].tolist() == ["Acme", "Two\nline name"]
+
+
+def test_email_check_in_arrow_agrees_with_the_python_pattern():
+    """The e-mail check runs in Arrow (RE2, whose \\s is ASCII only): it must judge every value as
+    the Python pattern does, Unicode spaces included (values are stripped before the check)."""
+    import random
+    import re
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from marketmap.ingest.reader import _EMAIL, _EMAIL_ARROW
+
+    # a zero-width space is no space (Unicode: a format character), so that address passes
+    values = ["a@b.com", "first.last+tag@sub.example.org", "ä@ü.de", "Ω@δ.ελ", "a\u200bb@c.com", "a@b.c", "a@.b",
+              "@b.com", "a@b@c.com", "a b@c.com", "a\u00a0b@c.com", "a\x1cb@c.com", "a\x85b@c.com", "a\u2028b@c.de",
+              "a\x0bb@c.de", "a\u3000b@c.com", "a\u2009b@c.com", "a;b@c.com", '"a"@b.com']  # fmt: skip
+    rng = random.Random(15)
+    alphabet = "ab@.;<> \t\u00a0\x1c\x85\u2028é'\""
+    values += ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 9))) for _ in range(5000)]
+    python = [bool(re.match(_EMAIL, v)) for v in values]
+    arrow = pc.match_substring_regex(pa.array(values, type=pa.large_string()), _EMAIL_ARROW).to_pylist()
+    assert arrow == python
+    assert python[:5] == [True] * 5 and not any(python[5:19])
