@@ -38,21 +38,46 @@ def _latest(client_id: str):
     )
 
 
+def _owners_to_record(engine: Engine, client_id: str):
+    """Accounts (key, owner, CRM creation) whose owner differs from their latest history row's rep
+    (``rep_id``), or that have none.
+
+    PostgreSQL joins the accounts to the window query above (1M accounts: 2.2 s; a look-up per
+    account: 6.2 s). SQLite scans a materialised window subquery once per account (20,000
+    accounts: 16 s), so there each account's latest row is looked up by the index (0.05 s).
+    """
+    a = t.accounts.c
+    if engine.dialect.name == "sqlite":
+        ta = t.territory_assignments.c
+        latest = (
+            select(ta.rep_id)
+            .where(ta.client_id == a.client_id, ta.account_key == a.account_key)
+            .order_by(ta.assigned_at.desc(), ta.entry_id.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        owners = (
+            select(a.account_key, a.owner_id, a.crm_created, latest.label("rep_id"))
+            .where(a.client_id == client_id, a.owner_id.is_not(None))
+            .subquery()
+        )
+        return select(owners).where(owners.c.rep_id.is_(None) | (owners.c.rep_id != owners.c.owner_id))
+    last = _latest(client_id)
+    return (
+        select(a.account_key, a.owner_id, a.crm_created, last.c.rep_id)
+        .outerjoin(last, last.c.account_key == a.account_key)
+        .where(a.client_id == client_id, a.owner_id.is_not(None))
+        .where(last.c.rep_id.is_(None) | (last.c.rep_id != a.owner_id))
+    )
+
+
 def record_owner_changes(engine: Engine, client_id: str, run_id: str, now: dt.datetime) -> dict:
     """Append a history row for every account whose owner is new or changed since the last row.
 
     The comparison runs in SQL: only the accounts to record come back (a monthly run: ~1%).
     Returns ``{"first_seen": n, "changed": n}``. Idempotent: a re-run finds nothing new.
     """
-    a = t.accounts.c
-    last = _latest(client_id)
-    query = (
-        select(a.account_key, a.owner_id, a.crm_created, last.c.rep_id)
-        .outerjoin(last, last.c.account_key == a.account_key)
-        .where(a.client_id == client_id, a.owner_id.is_not(None))
-        .where(last.c.rep_id.is_(None) | (last.c.rep_id != a.owner_id))
-    )
-    merged = read_frame(engine, query)
+    merged = read_frame(engine, _owners_to_record(engine, client_id))
     first = merged["rep_id"].isna()
     changed = ~first & (merged["rep_id"] != merged["owner_id"])
     created = pd.to_datetime(merged["crm_created"], utc=True, errors="coerce")
