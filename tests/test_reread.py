@@ -24,6 +24,7 @@ from sqlalchemy import select
 
 MONTH_1 = (pendulum.datetime(2026, 7, 1, tz="UTC"), pendulum.datetime(2026, 8, 1, tz="UTC"))
 MONTH_2 = (pendulum.datetime(2026, 8, 1, tz="UTC"), pendulum.datetime(2026, 9, 1, tz="UTC"))
+MONTH_3 = (pendulum.datetime(2026, 9, 1, tz="UTC"), pendulum.datetime(2026, 10, 1, tz="UTC"))
 # columns that hold the wall clock or the client, not what was read
 IGNORE = {"client_id", "updated_at"}
 
@@ -206,6 +207,22 @@ def test_a_monthly_reread_loads_what_a_whole_read_would(mm_home, request, monkey
                 keys = dict(conn.execute(select(c.crm_id, c.account_key).where(c.client_id == reread_id)).all())
             assert keys[moved] == keys[joined] and not keys[moved].startswith("id:"), "the moved record merged"
 
+    # Month 3: no edit, but the client's config now names one more host as not a company's own:
+    # deduplication may judge any record differently, so every record is read again.
+    hosted = _a_single_domain(eng, reread_id)
+    for cid in (reread_id, whole_id):
+        exp = cfgs[cid].crm.export
+        hosts = [*exp.not_company_hosts, hosted]
+        cfgs[cid] = cfgs[cid].model_copy(update={"crm": cfgs[cid].crm.model_copy(update={
+            "export": exp.model_copy(update={"not_company_hosts": hosts})})})  # fmt: skip
+        since, until = MONTH_3 if cid == reread_id else (None, None)
+        out = extract(cfgs[cid], eng, "m3", adapter_for(cfgs[cid]), since=since, until=until)
+        if cid == reread_id:
+            read = out["objects"]["accounts"]["reread"]
+            assert read["changed"] == read["reread"] == read["records"], read
+    _compare(eng, reread_id, whole_id)
+    hosted = _a_single_domain(eng, reread_id)
+
     # the month's edits did change the warehouse, so equal tables are not two unchanged copies
     with eng.connect() as conn:
         c = t.account_crm_ids.c
@@ -251,3 +268,17 @@ def _hashes_kept_exactly(eng, cfg) -> None:
     kept = {k for k, v in stored.items() if v is not None}
     assert len(kept) > 0.95 * len(stored)
     assert {k: stored[k] for k in kept} == {k: int(expected[k]) for k in kept}
+
+
+def _a_single_domain(eng, client_id: str) -> str:
+    """The domain of an account with one CRM record (a company's own site, for month 3)."""
+    from sqlalchemy import func
+
+    from marketmap.warehouse import schema as t
+
+    c = t.account_crm_ids.c
+    with eng.connect() as conn:
+        return conn.execute(
+            select(c.account_key).where(c.client_id == client_id, ~c.account_key.startswith("id:"))
+            .group_by(c.account_key).having(func.count() == 1).order_by(c.account_key).limit(1)
+        ).scalar_one()
