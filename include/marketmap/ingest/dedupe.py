@@ -141,8 +141,8 @@ def dedupe_accounts(
         df["domain"], dropped = None, pd.Series(dtype="object")
     # per record, by position: a copy of the references, not of the strings
     record_domain = np.array(df["domain"].to_numpy(dtype=object), dtype=object, copy=True)
-    if record_hashes is None:
-        record_hashes = pd.array([pd.NA] * len(df), dtype="Int64")
+    if record_hashes is None:  # all blank
+        record_hashes = pd.arrays.IntegerArray(np.zeros(len(df), dtype=np.int64), np.ones(len(df), dtype=bool))
     record_hashes = pd.array(record_hashes, dtype="Int64")
     df["name_norm"] = normalise_names(df["name"]).astype("object") if len(df) else []
     df["_complete"] = _completeness(df.drop(columns=["source_row"], errors="ignore"))

@@ -22,6 +22,7 @@ from marketmap.config import ClientConfig
 from marketmap.ingest import reread
 from marketmap.ingest.dedupe import dedupe_accounts
 from marketmap.ingest.reader import IngestError, ReadOptions, ReadResult, Rejected, read_export
+from marketmap.ingest.review import decided
 from marketmap.ingest.schema import ACCOUNT_FIELDS, FIELDS, RANGE_COLUMNS, column_map
 from marketmap.settings import inbox_dir, run_dir
 from marketmap.warehouse import copy_frame, copyread, safe_url, staging, upsert
@@ -172,7 +173,8 @@ def extract_exports(
             res.frame["record_hash"] = reread.record_hashes(res.frame, exp.not_company_hosts)
             if reread_changed:
                 with engine.connect() as conn:
-                    picked = reread.select_records(conn, cfg.client_id, res.frame, _same_pairs(engine, cfg.client_id),
+                    picked = reread.select_records(conn, cfg.client_id, res.frame,
+                                                   _same_pairs(decided(engine, cfg.client_id)),
                                                    exp.not_company_hosts)  # fmt: skip
                 res.frame, reread_summary[obj] = picked.records, picked.summary
                 encoded["accounts_others"] = staging.encode(picked.others)
@@ -229,11 +231,9 @@ def extract_exports(
     }
 
 
-def _same_pairs(engine: Engine, client_id: str) -> list[tuple[str, str]]:
-    """The (left_key, right_key) of every pair a person decided is one company."""
-    from marketmap.ingest.review import decided
-
-    return [(left, right) for (_, left, right), status in decided(engine, client_id).items() if status == "same"]
+def _same_pairs(decisions: dict) -> list[tuple[str, str]]:
+    """The (left_key, right_key) of every pair a person decided is one company (``review.decided``)."""
+    return [(left, right) for (_, left, right), status in decisions.items() if status == "same"]
 
 
 def read_options(cfg: ClientConfig) -> ReadOptions:
@@ -258,10 +258,8 @@ def save_warnings(conn, client_id: str, run_id: str, step: str, warnings: list) 
 
 def normalise_and_dedupe(cfg: ClientConfig, run_id: str, engine: Engine) -> dict:
     """Normalise domains, merge duplicates by domain and queue fuzzy-name pairs for review."""
-    from marketmap.ingest.review import decided
-
     decisions = decided(engine, cfg.client_id)  # a person's answers: merge ("same") or keep apart
-    merge_pairs = [(left, right) for (_, left, right), status in decisions.items() if status == "same"]
+    merge_pairs = _same_pairs(decisions)
     records = staging.rows(engine, cfg.client_id, run_id, "accounts")
     staged = [_staged_accounts(engine, cfg.client_id, run_id)]
     hashes = staged[0].pop("record_hash").array if "record_hash" in staged[0] else None
@@ -407,9 +405,8 @@ def _stored_hashes(conn, table, key: str, client_id: str, only: list | None = No
         rows = [r for start in range(0, len(only), KEYS_PER_QUERY)
                 for r in conn.execute(query.where(table.c[key].in_(only[start : start + KEYS_PER_QUERY])))]  # fmt: skip
         cols = {key: [k for k, _ in rows], "source_hash": [h for _, h in rows]}
-    elif (cols := copyread.columns(conn, query)) is None:  # PostgreSQL: by COPY, ~5x less CPU than a row per key
-        rows = conn.execute(query).all()
-        cols = {key: [k for k, _ in rows], "source_hash": [h for _, h in rows]}
+    else:
+        cols = copyread.read_columns(conn, query)  # PostgreSQL: by COPY, ~5x less CPU than a row per key
     return pd.Series(pd.array(cols["source_hash"], dtype="Int64"), index=pd.Index(cols[key], dtype=object))
 
 
@@ -469,26 +466,10 @@ def _load_rows(conn, table, key: str, frame: pd.DataFrame, stored: pd.Series, ex
     return same
 
 
-CRM_ID_COLUMNS = ["crm_id", "account_key", "is_survivor", "record_hash", "record_domain"]
-
-
-def _stored_crm_ids(conn, client_id: str) -> pd.DataFrame:
-    """Every stored CRM id of the client with its account, survivor flag, record hash and domain."""
-    c = t.account_crm_ids.c
-    query = select(*(c[n] for n in CRM_ID_COLUMNS)).where(c.client_id == client_id)
-    found = copyread.columns(conn, query)  # PostgreSQL: by COPY
-    if found is None:
-        rows = conn.execute(query).all()
-        # built from plain columns: given Row objects, pandas probes each one (7 s for 1M ids)
-        found = {name: [r[i] for r in rows] for i, name in enumerate(CRM_ID_COLUMNS)}
-    return pd.DataFrame({**found, "crm_id": pd.array(found["crm_id"], dtype=object),
-                         "record_hash": pd.array(found["record_hash"], dtype="Int64")})  # fmt: skip
-
-
 def _write_crm_ids(conn, client_id: str, run_id: str, crm_ids: pd.DataFrame, stored: pd.DataFrame) -> None:
     """Every CRM id's account: new ids inserted, changed ones updated, the rest (a monthly
     re-load: nearly all) not sent at all."""
-    cols = CRM_ID_COLUMNS
+    cols = reread.CRM_ID_COLUMNS
     rows = crm_ids.reindex(columns=cols).drop_duplicates("crm_id", keep="last")
     rows = rows.assign(is_survivor=rows["is_survivor"].astype(bool), crm_id=rows["crm_id"].astype(object),
                        record_hash=pd.array(rows["record_hash"], dtype="Int64"),
@@ -552,7 +533,7 @@ def load_warehouse(cfg: ClientConfig, run_id: str, engine: Engine) -> dict:
                        "opps", "opps_unchanged", "closed", "won"), 0)  # fmt: skip
     hashed = [c for c in ACCOUNT_COLUMNS if c not in BOOKKEEPING]
     with engine.begin() as conn:
-        crm_ids = _staged(conn, cid, run_id, "account_crm_ids", CRM_ID_COLUMNS)
+        crm_ids = _staged(conn, cid, run_id, "account_crm_ids", reread.CRM_ID_COLUMNS)
         key_of = pd.Series(crm_ids["account_key"].to_numpy(dtype=object), index=crm_ids["crm_id"].to_numpy(dtype=object))
         key_of = key_of[~key_of.index.duplicated(keep="last")]
         absorbed = _staged(conn, cid, run_id, "absorbed_accounts", ["account_key"])["account_key"].tolist()
@@ -578,7 +559,7 @@ def load_warehouse(cfg: ClientConfig, run_id: str, engine: Engine) -> dict:
             n["new"] += int((~known).sum())
             n["unchanged"] += int(same.sum())
         del stored
-        stored = _stored_crm_ids(conn, cid) if len(crm_ids) or others is not None else None
+        stored = reread.stored_crm_ids(conn, cid) if len(crm_ids) or others is not None else None
         if len(crm_ids):
             _write_crm_ids(conn, cid, run_id, crm_ids, stored)
         _forget_gone(conn, cid, run_id, crm_ids, stored, reread_run)

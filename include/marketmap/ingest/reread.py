@@ -64,20 +64,17 @@ class Reread:
     summary: dict
 
 
-def _stored(conn, client_id: str) -> pd.DataFrame:
+CRM_ID_COLUMNS = ["crm_id", "account_key", "is_survivor", "record_hash", "record_domain"]
+
+
+def stored_crm_ids(conn, client_id: str) -> pd.DataFrame:
+    """Every stored CRM id of the client with its account, survivor flag, record hash and domain."""
     c = t.account_crm_ids.c
-    query = select(c.crm_id, c.account_key, c.record_hash, c.record_domain).where(c.client_id == client_id)
-    cols = copyread.columns(conn, query)  # PostgreSQL: by COPY (a 64-bit hash stays an int)
-    if cols is None:
-        rows = conn.execute(query).all()
-        cols = {name: [r[i] for r in rows] for i, name in enumerate(("crm_id", "account_key", "record_hash",
-                                                                      "record_domain"))}  # fmt: skip
-    return pd.DataFrame(
-        {"account_key": pd.array(cols["account_key"], dtype=object),
-         "record_hash": pd.array(cols["record_hash"], dtype="Int64"),
-         "record_domain": pd.array(cols["record_domain"], dtype=object)},
-        index=pd.Index(cols["crm_id"], dtype=object),
-    )  # fmt: skip
+    found = copyread.read_columns(conn, select(*(c[n] for n in CRM_ID_COLUMNS)).where(c.client_id == client_id))
+    return pd.DataFrame({**found, "crm_id": pd.array(found["crm_id"], dtype=object),
+                         "account_key": pd.array(found["account_key"], dtype=object),
+                         "record_hash": pd.array(found["record_hash"], dtype="Int64"),
+                         "record_domain": pd.array(found["record_domain"], dtype=object)})  # fmt: skip
 
 
 def select_records(
@@ -85,7 +82,7 @@ def select_records(
 ) -> Reread:
     """Split a whole export's account ``frame`` (with ``record_hash``) into the records to read again
     and the others (see the module's docstring)."""
-    stored = _stored(conn, client_id)
+    stored = stored_crm_ids(conn, client_id).set_index("crm_id")
     ids = pd.Index(frame["crm_id"].to_numpy(dtype=object), dtype=object)
     was = stored.reindex(ids)
     now_hash = pd.array(frame["record_hash"], dtype="Int64")
@@ -123,13 +120,8 @@ def select_records(
 def select_rows(conn, client_id: str, table, key: str, frame: pd.DataFrame, account_ids) -> tuple[pd.DataFrame, dict]:
     """The contacts or deals of a whole export (with ``record_hash``) to stage: new or changed
     records, and those of the account records in ``account_ids`` (read again, or gone)."""
-    query = select(table.c[key], table.c.record_hash).where(table.c.client_id == client_id)
-    cols = copyread.columns(conn, query)
-    if cols is None:
-        rows = conn.execute(query).all()
-        cols = {key: [r[0] for r in rows], "record_hash": [r[1] for r in rows]}
+    cols = copyread.read_columns(conn, select(table.c[key], table.c.record_hash).where(table.c.client_id == client_id))
     stored = pd.Series(pd.array(cols["record_hash"], dtype="Int64"), index=pd.Index(cols[key], dtype=object))
-    stored = stored[~stored.index.duplicated()]
     was = stored.reindex(pd.Index(frame["crm_id"].to_numpy(dtype=object), dtype=object)).array
     changed = (was != pd.array(frame["record_hash"], dtype="Int64")).fillna(True).to_numpy(dtype=bool)
     picked = changed | frame["account_crm_id"].isin(account_ids).to_numpy() if "account_crm_id" in frame else changed

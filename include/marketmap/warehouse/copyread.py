@@ -108,6 +108,18 @@ def columns(conn: Connection, query) -> dict[str, Any] | None:
     return {name: _array(table.column(name)) for name in p.names}
 
 
+def read_columns(conn: Connection, query) -> dict[str, Any]:
+    """``query``'s columns: by COPY on PostgreSQL (:func:`columns`), else from a plain execute as
+    Python lists (SQLite: small, and no COPY)."""
+    found = columns(conn, query)
+    if found is None:
+        result = conn.execute(query)
+        names, rows = list(result.keys()), result.all()
+        # built from plain columns: given Row objects, pandas probes each one (7 s for 1M ids)
+        found = {name: [r[i] for r in rows] for i, name in enumerate(names)}
+    return found
+
+
 def _array(col: pa.ChunkedArray):
     if pa.types.is_integer(col.type):
         return pd.array(col.to_pandas(types_mapper={col.type: pd.Int64Dtype()}.get), dtype="Int64")
