@@ -393,6 +393,7 @@ def main() -> int:
         inbox = home / "inbox" / CLIENT
         env = {**os.environ, "MARKETMAP_HOME": str(home), "MARKETMAP_WAREHOUSE_URL": url}
         if only:
+            _migrate(url)  # a database just created has no schema yet
             print(f"{', '.join(only)} on {db} ({args.accounts:,} accounts), one process per step")
             steps = [spawn(s, env, *_run_of(s)) for s in only]
             print()
