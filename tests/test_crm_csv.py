@@ -158,3 +158,30 @@ def test_a_retried_push_rewrites_its_import_file_once_then_appends(mm_home, monk
     assert calls == ["_merge", "_append"]
     rows = read(path)
     assert sorted(r["Id"] for r in rows) == [f"001{i:02d}" for i in range(20)]
+
+
+def test_a_field_only_later_records_write_is_in_the_import_file_from_its_first_batch(mm_home, monkeypatch):
+    """The import file is headed with every field the push writes before its first batch: a field
+    that only the last batch carries is appended with it, not merged into a rewrite of the whole
+    file (at 1M records, every such batch rewrote everything written so far)."""
+    from marketmap.crm import csv_adapter
+
+    monkeypatch.setattr(csv_adapter.CsvAdapter, "batch_size", lambda self, op, total: 5)
+    cfg = client_cfg("csv", push=PUSH)
+    eng = engine()
+    seed_accounts(eng, [{"key": f"c{i:02d}.com", "crm_id": f"001{i:02d}", "tier": "T1", "score": 80,
+                         "state": "Calif." if i >= 17 else None, "valuation": 5000.0 if i == 12 else None}
+                        for i in range(20)])  # fmt: skip
+    calls = []
+    for name in ("_merge", "_append"):
+        real = getattr(csv_adapter, name)
+        monkeypatch.setattr(csv_adapter, name, lambda *a, _n=name, _f=real: calls.append(_n) or _f(*a))
+    ad = crm.adapter_for(cfg)
+    result = crm.execute_push(cfg, eng, "run-1", ad, plan_push(cfg, eng, "run-1", ad, cfg.push[0]))
+    assert result.status == "success" and result.succeeded == 20
+    assert calls == ["_merge"] + ["_append"] * 3  # the first batch starts the file; none rewrites it
+    rows = {r["Id"]: r for r in read(run_dir(cfg.client_id, "run-1") / "crm_import" / "Account_update.csv")}
+    assert len(rows) == 20
+    assert {"Account_Tier__c", "BillingState", "Account_Valuation__c"} <= set(rows["00100"])
+    assert rows["00119"]["BillingState"] == "CA" and rows["00100"]["BillingState"] == ""
+    assert rows["00112"]["Account_Valuation__c"] == "5000" and rows["00113"]["Account_Valuation__c"] == ""

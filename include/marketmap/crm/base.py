@@ -286,6 +286,10 @@ class CrmAdapter(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
 
+    def expect_fields(self, obj: str, op: Operation, fields: list[str]) -> None:  # noqa: B027 - optional hook
+        """Before a push's batches: every field its ``op`` writes of ``obj`` may carry. The CSV
+        adapter heads its import file with all of them, so each batch is appended, never merged."""
+
     @property
     def has_remote(self) -> bool:
         """False for the CSV adapter: there is no CRM to read current values from."""

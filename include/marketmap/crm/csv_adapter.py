@@ -40,6 +40,7 @@ class CsvAdapter(CrmAdapter):
         self._fixed_dir = out_dir is not None
         self.files: dict[str, Path] = {}
         self._keys: dict[str, set[str]] = {}  # per file this adapter started: the keys written to it
+        self._expected: dict[tuple[str, str], list[str]] = {}  # (object, operation) -> fields
 
     @property
     def has_remote(self) -> bool:
@@ -74,6 +75,9 @@ class CsvAdapter(CrmAdapter):
     def batch_size(self, op: Operation, total: int) -> int:
         return 50_000
 
+    def expect_fields(self, obj: str, op: Operation, fields: list[str]) -> None:
+        self._expected[(obj, op)] = list(fields)
+
     def write(
         self, obj: str, op: Operation, records: list[WriteRecord], external_id_field: str | None = None
     ) -> list[Outcome]:
@@ -88,6 +92,9 @@ class CsvAdapter(CrmAdapter):
         }[op]
         before = _header(path)
         header = list(before) or [key_col]
+        # every column the push will write, from its first batch: a later batch with a field the
+        # earlier ones lacked would otherwise rewrite the whole file (quadratic over a large push)
+        header += [f for f in self._expected.get((obj, op), ()) if f not in header]
         batch: dict[str, dict] = {}
         for r in records:
             key = r.crm_id if op == "update" else (r.external_id or r.key)

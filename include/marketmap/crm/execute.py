@@ -524,6 +524,9 @@ class _Executor:
         phases = [("canary", sample)] if sample else []
         if not only_canary:
             phases.append(("main", [i for i in writes if i.key not in in_sample]))
+        for op in ("update", "create"):
+            fields = (f for i in writes if i.operation == op for part in (i.identity, i.changes) for f in part)
+            self.adapter.expect_fields(self.obj, self._wire_op(op), list(dict.fromkeys(fields)))
         done: set[str] = set()
         halted: str | None = None
         last_note = time.monotonic()
