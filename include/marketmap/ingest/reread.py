@@ -87,7 +87,7 @@ def select_records(
     was = stored.reindex(ids)
     now_hash = pd.array(frame["record_hash"], dtype="Int64")
     changed = (was["record_hash"].array != now_hash).fillna(True).to_numpy(dtype=bool)
-    gone_mask = stored["record_hash"].notna().to_numpy() & ~stored.index.isin(ids)
+    gone_mask = stored["record_hash"].notna().to_numpy() & ~_isin(stored.index, ids)
     gone = stored.index[gone_mask]
 
     # Keys and domains touched: before (stored) and now (the changed records' own domains).
@@ -107,7 +107,7 @@ def select_records(
     lone = ("id:" + pd.Series(ids, dtype=object).astype(str)).to_numpy(dtype=object)
     reread = changed.copy()
     while True:  # until no record joins: a joined record's other keys touch more records
-        hit = ~reread & (pd.Index(key).isin(touched) | pd.Index(dom).isin(touched) | pd.Index(lone).isin(touched))
+        hit = ~reread & (_isin(key, touched) | _isin(dom, touched) | _isin(lone, touched))
         if not hit.any():
             break
         reread |= hit
@@ -115,6 +115,13 @@ def select_records(
     summary = {"records": len(frame), "changed": int(changed.sum()), "reread": int(reread.sum()),
                "gone": len(gone)}  # fmt: skip
     return Reread(frame[reread], frame.loc[~reread, ["crm_id", "source_row"]], list(gone), summary)
+
+
+def _isin(values, wanted) -> np.ndarray:
+    """Which ``values`` are among ``wanted``, by an object hash table: pandas 3 infers its Arrow
+    ``str`` dtype for an index of strings, whose ``isin`` turns every wanted value into an Arrow
+    scalar first (4.8 s for 1M stored ids against a 1M-record export; 0.6 s this way)."""
+    return pd.Index(values, dtype=object).isin(wanted if isinstance(wanted, set) else pd.Index(wanted, dtype=object))
 
 
 def select_rows(conn, client_id: str, table, key: str, frame: pd.DataFrame, account_ids) -> tuple[pd.DataFrame, dict]:
