@@ -152,3 +152,41 @@ def test_copy_upsert_on_postgres_writes_what_executemany_writes(pg_database):
 
 def test_safe_url_hides_password():
     assert safe_url("postgresql+psycopg://mm:s3cret@db:5432/w") == "postgresql+psycopg://mm:***@db:5432/w"
+
+
+@pytest.mark.postgres
+def test_a_step_analyzes_only_tables_it_changed_beyond_autovacuums_threshold(pg_database):
+    """ANALYZE after a step: a client's first rows (a build, a new client on a shared table) are
+    analyzed; a re-load of 2% of a client's rows the planner already counts is not (its statistics
+    still hold). Judged per client from the planner's own estimate, and seen in pg_stat."""
+    from marketmap.warehouse.queries import analyze_changed
+
+    engine = create_engine(pg_database)
+    migrate(engine)
+
+    def analyzed() -> int:
+        with engine.connect() as conn:
+            return conn.exec_driver_sql(
+                "SELECT analyze_count FROM pg_stat_user_tables WHERE relname = 'account_scores'"
+            ).scalar_one()
+
+    def rows(client: str, n: int) -> list[dict]:
+        return [{**r, "client_id": client} for r in _score_rows(n, "r1")]
+
+    try:
+        with engine.begin() as conn:
+            upsert(conn, t.account_scores, rows("analyze_a", 2000))
+        before = analyzed()
+        assert analyze_changed(engine, "analyze_a", {t.account_scores: 2000}) == ["account_scores"]
+        assert analyzed() == before + 1
+        with engine.begin() as conn:  # a month: 40 of the client's 2,000 rows change
+            upsert(conn, t.account_scores, rows("analyze_a", 40))
+        assert analyze_changed(engine, "analyze_a", {t.account_scores: 40}) == []
+        assert analyzed() == before + 1
+        with engine.begin() as conn:  # a new client's 300 rows: the statistics know none of them
+            upsert(conn, t.account_scores, rows("analyze_b", 300))
+        assert analyze_changed(engine, "analyze_b", {t.account_scores: 300}) == ["account_scores"]
+        assert analyzed() == before + 2
+        assert analyze_changed(engine, "analyze_b", {t.account_scores: 0}) == []
+    finally:
+        engine.dispose()

@@ -47,7 +47,7 @@ from marketmap.crm.values import domains_of, is_blank, normalise_email, normalis
 from marketmap.redact import redact
 from marketmap.warehouse import among, insert_rows, upsert
 from marketmap.warehouse import schema as t
-from marketmap.warehouse.queries import analyze
+from marketmap.warehouse.queries import analyze, analyze_changed
 
 
 @dataclass
@@ -157,8 +157,9 @@ class _Executor:
         self.logged = self._logged_keys()
         # the bookkeeping tables grow by every record pushed: their look-ups by key use the key's
         # index only once PostgreSQL's statistics know the tables' size (autovacuum may lag or be
-        # off), else each IN list is checked against every row of the client (quadratic)
-        analyze(engine, *BOOKKEEPING_TABLES)
+        # off), else each IN list is checked against every row of the client (quadratic); a push
+        # that adds few rows to what the statistics already count leaves them as they are
+        analyze_changed(engine, cfg.client_id, dict.fromkeys(BOOKKEEPING_TABLES, len(plan.writes)))
         self.booked = self.booked_at_analyze = 0
 
     def _logged_keys(self) -> set[str]:

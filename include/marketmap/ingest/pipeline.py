@@ -27,7 +27,7 @@ from marketmap.ingest.schema import ACCOUNT_FIELDS, FIELDS, RANGE_COLUMNS, colum
 from marketmap.settings import inbox_dir, run_dir
 from marketmap.warehouse import copy_frame, copyread, safe_url, staging, upsert
 from marketmap.warehouse import schema as t
-from marketmap.warehouse.queries import analyze, read_frame
+from marketmap.warehouse.queries import analyze_changed, read_frame
 
 OBJECTS = ("accounts", "contacts", "opportunities")
 
@@ -560,6 +560,7 @@ def load_warehouse(cfg: ClientConfig, run_id: str, engine: Engine) -> dict:
             n["unchanged"] += int(same.sum())
         del stored
         stored = reread.stored_crm_ids(conn, cid) if len(crm_ids) or others is not None else None
+        n["crm_ids"] = len(crm_ids)
         if len(crm_ids):
             _write_crm_ids(conn, cid, run_id, crm_ids, stored)
         _forget_gone(conn, cid, run_id, crm_ids, stored, reread_run)
@@ -602,7 +603,9 @@ def load_warehouse(cfg: ClientConfig, run_id: str, engine: Engine) -> dict:
                 conn.execute(delete(table).where(table.c.client_id == cid, table.c.account_key.in_(keys)))
         staging.clear(conn, cid, run_id)  # staged frames are only needed until the load succeeds
     # the next steps join on these tables: plan them for what was just loaded (autovacuum may be off)
-    analyze(engine, t.accounts, t.account_crm_ids, t.contacts, t.opportunities)
+    analyze_changed(engine, cid, {t.accounts: n["accounts"] - n["unchanged"], t.account_crm_ids: n["crm_ids"],
+                                  t.contacts: n["contacts"] - n["contacts_unchanged"],
+                                  t.opportunities: n["opps"] - n["opps_unchanged"]})  # fmt: skip
     return {
         "accounts_loaded": n["accounts"],
         "accounts_new": n["new"],

@@ -23,7 +23,7 @@ from marketmap.warehouse import upsert
 from marketmap.warehouse.custom import expand
 from marketmap.warehouse.queries import (
     BOOKKEEPING,
-    analyze,
+    analyze_changed,
     columns_of,
     iter_frames,
     read_accounts,
@@ -136,7 +136,7 @@ def score_accounts(
         w, counts = _score_chunk(cfg, engine, accounts, version, run_id, run_date, started, sparse=changed is not None)
         accounts_n, written = accounts_n + len(accounts), written + w
         tiers.update(counts)
-    analyze(engine, t.account_scores)  # the next steps join on the scores just written
+    analyze_changed(engine, cid, {t.account_scores: written})  # the next steps join on the scores just written
     out = {"rubric_version": version, "accounts": accounts_n, "written": written}
     if changed is not None:  # the tiers of every account, not only of those re-scored
         out["rescored"] = accounts_n
@@ -317,8 +317,7 @@ def score_contacts(
     save_state(engine, cid, "contacts", state_version, run_date, now, run_id)
     if not n:
         return {"persona_version": version, "contacts": 0, "written": 0}
-    if written:
-        analyze(engine, t.contact_scores)  # the reports and the push join on the scores just written
+    analyze_changed(engine, cid, {t.contact_scores: written})  # the reports and the push join on them
     per_account = pd.concat(counts).groupby(level=0).sum() if len(counts) > 1 else counts[0]
     cov = coverage_of_counts(per_account, tiers, cfg.personas.coverage_targets)
     summary = coverage_summary(cov, cfg.maintenance.persona_p1_coverage_min, cfg.maintenance.t1_min_contacts)
