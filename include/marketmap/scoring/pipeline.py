@@ -124,21 +124,21 @@ def score_accounts(
     cid = cfg.client_id
     version = rubric_version(cfg)
     started = dt.datetime.now(dt.UTC)
-    changed, full_because = accounts_to_rescore(cfg, engine, version, run_date) if incremental else (None, "")
+    narrow, full_because = accounts_to_rescore(cfg, engine, version, run_date) if incremental else (None, "")
     a = t.accounts.c
     query = select(*[a[c] for c in columns_of(t.accounts, without=BOOKKEEPING)]).where(a.client_id == cid)
-    if changed is not None:
-        query = query.where(changed)
+    if narrow is not None:
+        query = narrow(query)
     accounts_n = written = 0
     tiers: Counter[str] = Counter()
     for accounts in iter_frames(engine, query.order_by(a.account_key), chunk):
         accounts = expand(accounts.reset_index(drop=True))  # custom fields as columns
-        w, counts = _score_chunk(cfg, engine, accounts, version, run_id, run_date, started, sparse=changed is not None)
+        w, counts = _score_chunk(cfg, engine, accounts, version, run_id, run_date, started, sparse=narrow is not None)
         accounts_n, written = accounts_n + len(accounts), written + w
         tiers.update(counts)
     analyze_changed(engine, cid, {t.account_scores: written})  # the next steps join on the scores just written
     out = {"rubric_version": version, "accounts": accounts_n, "written": written}
-    if changed is not None:  # the tiers of every account, not only of those re-scored
+    if narrow is not None:  # the tiers of every account, not only of those re-scored
         out["rescored"] = accounts_n
         with engine.connect() as conn:
             out["accounts"] = conn.execute(select(func.count()).where(a.client_id == cid)).scalar_one()
@@ -279,12 +279,12 @@ def score_contacts(
     query = select(*[c[col] for col in PERSONA_COLUMNS]).where(c.client_id == cid).order_by(c.contact_key)
     state_version = f"{version}|{rubric_version(cfg)}"  # a contact score carries its account's tier
     now = dt.datetime.now(dt.UTC)
-    changed, full_because = (
+    narrow, full_because = (
         contacts_to_rescore(cfg, engine, state_version, rubric_version(cfg), primary, run_date)
         if incremental else (None, "")
     )  # fmt: skip
-    if changed is not None:
-        query = query.where(changed)
+    if narrow is not None:
+        query = narrow(query)
     n = written = 0
     by_tier: Counter = Counter()
     counts: list[pd.DataFrame] = []
@@ -301,7 +301,7 @@ def score_contacts(
         s = t.contact_scores.c
         old = _stored_scores(
             engine, select(s.contact_key, s.persona_score, s.persona_tier, s.account_tier, s.priority)
-            .where(s.client_id == cid, s.rubric_version == version), s.contact_key, keys, changed is not None,
+            .where(s.client_id == cid, s.rubric_version == version), s.contact_key, keys, narrow is not None,
         )  # fmt: skip
         written += _write_changed(
             engine, t.contact_scores, new, old, ["contact_key"],
@@ -312,7 +312,7 @@ def score_contacts(
         by_tier.update(scored["persona_tier"].astype(object).value_counts().to_dict())
         counts.append(persona_counts(scored))
     rescored = n
-    if changed is not None:  # the distribution and coverage of every contact, not only those re-scored
+    if narrow is not None:  # the distribution and coverage of every contact, not only those re-scored
         by_tier, counts, n = _stored_persona_counts(engine, cid, version)
     save_state(engine, cid, "contacts", state_version, run_date, now, run_id)
     if not n:
@@ -328,7 +328,7 @@ def score_contacts(
         "distribution": distribution_of_counts(by_tier),
         "coverage": summary,
     }
-    if changed is not None:
+    if narrow is not None:
         out["rescored"] = rescored
     elif incremental:
         out["full_rescore"] = full_because
