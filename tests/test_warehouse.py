@@ -190,3 +190,30 @@ def test_a_step_analyzes_only_tables_it_changed_beyond_autovacuums_threshold(pg_
         assert analyze_changed(engine, "analyze_b", {t.account_scores: 0}) == []
     finally:
         engine.dispose()
+
+
+@pytest.mark.postgres
+def test_json_written_by_executemany_then_copy_is_the_same_value(pg_database):
+    """A JSON value bound by the driver (``json.dumps``: spaces, ASCII escapes) and the same value
+    COPY writes (orjson: compact, UTF-8) are one value: an upsert that skips unchanged rows leaves
+    the row alone, and a real change in the JSON is still written."""
+    engine = create_engine(pg_database)
+    migrate(engine)
+    first = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
+    rows = [{**r, "client_id": "json_spelling", "points": {"city": "Zürich", "size": [i, "a\tb"]}, "scored_at": first}
+            for i, r in enumerate(_score_rows(COPY_ROWS, "r1"))]  # fmt: skip
+    later = dt.datetime(2026, 4, 1, tzinfo=dt.UTC)
+    again = [{**r, "run_id": "r2", "scored_at": later} for r in rows]
+    again[7]["points"] = {"city": "Zürich", "size": [7, "changed"]}
+    s = t.account_scores.c
+    try:
+        with engine.begin() as conn:
+            upsert(conn, t.account_scores, rows, copy=False)
+            upsert(conn, t.account_scores, again, copy=True, skip_unchanged=("run_id", "scored_at"))
+            got = dict(conn.execute(select(s.account_key, s.scored_at).where(s.client_id == "json_spelling")).all())
+        assert {k for k, at in got.items() if at == later} == {again[7]["account_key"]}
+    finally:
+        engine.dispose()
+
+
+COPY_ROWS = 1200  # above COPY_MIN_ROWS: the second upsert goes through COPY

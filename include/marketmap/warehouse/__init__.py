@@ -22,7 +22,6 @@ from sqlalchemy import (
     JSON,
     Engine,
     Table,
-    Text,
     any_,
     bindparam,
     create_engine,
@@ -260,9 +259,10 @@ def _merged(column, value, pg: bool):
 
 
 def _distinct(column, value, pg: bool):
-    # PostgreSQL's json type has no equality operator: compare its text.
+    # PostgreSQL's json type has no equality operator: compare as jsonb, so the same value is the
+    # same however it was spelled (COPY's orjson text has no spaces; a bound json.dumps has).
     if pg and isinstance(column.type, JSON):
-        return column.cast(Text).is_distinct_from(value.cast(Text))
+        return column.cast(JSONB).is_distinct_from(value.cast(JSONB))
     return column.is_distinct_from(value)
 
 
@@ -301,12 +301,10 @@ def _copy(conn: Connection, table: Table, name: str, cols: list[str], rows: list
 
 def _row_arrays(conn: Connection, table: Table, cols: list[str], rows: list[Mapping]) -> list:
     """One Arrow array per column of ``rows``; JSON serialised as the column's bind would."""
-    import json
-
     import pyarrow as pa
     from sqlalchemy import BigInteger, Boolean, Date, DateTime, Integer, LargeBinary
 
-    dumps = getattr(conn.dialect, "_json_serializer", None) or json.dumps
+    dumps = getattr(conn.dialect, "_json_serializer", None) or _dumps
     arrays = []
     for c in cols:
         kind = table.c[c].type
@@ -327,6 +325,16 @@ def _row_arrays(conn: Connection, table: Table, cols: list[str], rows: list[Mapp
         else:
             arrays.append(pa.array(values))
     return arrays
+
+
+def _dumps(value) -> str:
+    """JSON text of ``value``, by orjson: ~7x less CPU than ``json.dumps`` per row (a build's push
+    books three JSON values per record). The text is compact where ``json.dumps`` puts spaces,
+    which PostgreSQL compares as jsonb (``_distinct``). A value orjson refuses (a dict with
+    non-string keys, an int beyond 64 bits) raises TypeError: the batch goes row by row."""
+    import orjson
+
+    return orjson.dumps(value).decode()
 
 
 def _csv_body(cols: list[str], arrays: list):
