@@ -13,7 +13,7 @@ from collections import Counter
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, case, func, select
 
 from marketmap.config import ClientConfig
 from marketmap.scoring.incremental import accounts_to_rescore, contacts_to_rescore, save_state
@@ -336,15 +336,22 @@ def score_contacts(
 
 
 def _stored_persona_counts(engine: Engine, client_id: str, version: str) -> tuple[Counter, list[pd.DataFrame], int]:
-    """Persona tiers of every stored contact score of ``version``: (tier counts, per-account counts, contacts)."""
-    from marketmap.scoring.personas import persona_counts
+    """Persona tiers of every stored contact score of ``version``: (tier counts, per-account counts
+    as :func:`~marketmap.scoring.personas.persona_counts` gives them, contacts). Grouped in SQL:
+    one row per tier and one per account come back, not one per contact."""
+    from marketmap.scoring.personas import PERSONA_TIERS
 
     s = t.contact_scores.c
-    query = select(s.account_key, s.persona_tier).where(s.client_id == client_id, s.rubric_version == version)
-    by_tier: Counter = Counter()
-    counts, n = [], 0
-    for part in iter_frames(engine, query.order_by(s.contact_key), SCORE_CHUNK):
-        by_tier.update(part["persona_tier"].astype(object).value_counts().to_dict())
-        counts.append(persona_counts(part))
-        n += len(part)
-    return by_tier, counts, n
+    mine = (s.client_id == client_id) & (s.rubric_version == version)
+    tiers = read_frame(engine, select(s.persona_tier, func.count().label("n")).where(mine).group_by(s.persona_tier))
+    n = int(tiers["n"].sum())
+    by_tier = Counter({tier: int(k) for tier, k in zip(tiers["persona_tier"], tiers["n"], strict=True) if pd.notna(tier)})
+    per_tier = [func.sum(case((s.persona_tier == tier, 1), else_=0)).label(tier) for tier in PERSONA_TIERS]
+    counts = read_frame(
+        engine,
+        select(s.account_key, *per_tier)
+        .where(mine, s.account_key.is_not(None), s.persona_tier.in_(PERSONA_TIERS))
+        .group_by(s.account_key),
+    )
+    counts = counts.astype({tier: "int64" for tier in PERSONA_TIERS}).set_index("account_key")
+    return by_tier, [counts[list(PERSONA_TIERS)]], n
