@@ -231,6 +231,7 @@ def value_accounts(cfg: ClientConfig, engine: Engine, run_id: str) -> dict:
         engine, t.account_scores, new, scores, ["account_key", "product"], ("valuation", "white_space"),
         client_id=cid, run_id=run_id, valued_at=dt.datetime.now(dt.UTC),  # wall clock: the push reads it
     )  # fmt: skip
+    analyze_changed(engine, cid, {t.account_scores: written})  # the push selects by valued_at
     in_scope = new["valuation"].notna()
     return {
         "valued": int(in_scope.sum()),
