@@ -54,8 +54,10 @@ def assert_build(url: str, home: Path, run) -> None:
         n = conn.execute(
             select(func.count()).select_from(t.accounts).where(t.accounts.c.client_id == "sample")
         ).scalar_one()
-        merges = conn.execute(select(t.account_merges.c.merged_crm_id)).scalars().all()
-        rejected = conn.execute(select(t.rejected_rows.c.row_number, t.rejected_rows.c.reason)).all()
+        # this run's rows only: the session's PostgreSQL database also holds other tests' clients and runs
+        m, r = t.account_merges.c, t.rejected_rows.c
+        merges = conn.execute(select(m.merged_crm_id).where(m.run_id == run.run_id)).scalars().all()
+        rejected = conn.execute(select(r.row_number, r.reason).where(r.run_id == run.run_id)).all()
         summary = conn.execute(select(t.runs.c.summary).where(t.runs.c.run_id == run.run_id)).scalar_one()
     engine.dispose()
     assert n == 22  # 22 real accounts; the duplicate merged, the broken row rejected
