@@ -19,6 +19,7 @@ from sqlalchemy import Date, Engine, delete, func, select, update
 
 from marketmap import csvsafe
 from marketmap.config import ClientConfig
+from marketmap.frames import isin
 from marketmap.ingest import reread
 from marketmap.ingest.dedupe import dedupe_accounts
 from marketmap.ingest.reader import IngestError, ReadOptions, ReadResult, Rejected, read_export
@@ -424,11 +425,9 @@ def _hashes(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
 
 def _classify(frame: pd.DataFrame, key: str, stored: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """(known, unchanged) masks: the key is stored, and with the same ``source_hash``."""
-    # object Indexes: a hash lookup (pandas would infer Arrow strings, whose isin is a Python loop)
     keys = pd.Index(frame[key].to_numpy(dtype=object), dtype=object)
-    known = keys.isin(stored.index)
     same = (stored.reindex(keys).array == pd.array(frame["source_hash"].to_numpy(), dtype="Int64"))
-    return np.asarray(known), same.fillna(False).to_numpy(dtype=bool)
+    return isin(keys, stored.index), same.fillna(False).to_numpy(dtype=bool)
 
 
 def _write(conn, table, frame: pd.DataFrame, columns: list[str], *, new: bool = False, **kw) -> None:
@@ -497,7 +496,7 @@ def _forget_gone(conn, client_id: str, run_id: str, crm_ids: pd.DataFrame, store
     if reread_run:
         gone = _staged(conn, client_id, run_id, "account_records_gone", ["crm_id"])["crm_id"].tolist()
     elif stored is not None and crm_ids["record_hash"].notna().any():  # an export's records, hashed
-        held = stored["record_hash"].notna().to_numpy() & ~stored["crm_id"].isin(crm_ids["crm_id"]).to_numpy()
+        held = stored["record_hash"].notna().to_numpy() & ~isin(stored["crm_id"], crm_ids["crm_id"])
         gone = stored["crm_id"][held].tolist()
     else:
         return

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import select
 
+from marketmap.frames import isin
 from marketmap.ingest.domains import company_domains
 from marketmap.warehouse import copyread
 from marketmap.warehouse import schema as t
@@ -87,7 +88,7 @@ def select_records(
     was = stored.reindex(ids)
     now_hash = pd.array(frame["record_hash"], dtype="Int64")
     changed = (was["record_hash"].array != now_hash).fillna(True).to_numpy(dtype=bool)
-    gone_mask = stored["record_hash"].notna().to_numpy() & ~_isin(stored.index, ids)
+    gone_mask = stored["record_hash"].notna().to_numpy() & ~isin(stored.index, ids)
     gone = stored.index[gone_mask]
 
     # Keys and domains touched: before (stored) and now (the changed records' own domains).
@@ -107,7 +108,7 @@ def select_records(
     lone = ("id:" + pd.Series(ids, dtype=object).astype(str)).to_numpy(dtype=object)
     reread = changed.copy()
     while True:  # until no record joins: a joined record's other keys touch more records
-        hit = ~reread & (_isin(key, touched) | _isin(dom, touched) | _isin(lone, touched))
+        hit = ~reread & (isin(key, touched) | isin(dom, touched) | isin(lone, touched))
         if not hit.any():
             break
         reread |= hit
@@ -117,13 +118,6 @@ def select_records(
     return Reread(frame[reread], frame.loc[~reread, ["crm_id", "source_row"]], list(gone), summary)
 
 
-def _isin(values, wanted) -> np.ndarray:
-    """Which ``values`` are among ``wanted``, by an object hash table: pandas 3 infers its Arrow
-    ``str`` dtype for an index of strings, whose ``isin`` turns every wanted value into an Arrow
-    scalar first (4.8 s for 1M stored ids against a 1M-record export; 0.6 s this way)."""
-    return pd.Index(values, dtype=object).isin(wanted if isinstance(wanted, set) else pd.Index(wanted, dtype=object))
-
-
 def select_rows(conn, client_id: str, table, key: str, frame: pd.DataFrame, account_ids) -> tuple[pd.DataFrame, dict]:
     """The contacts or deals of a whole export (with ``record_hash``) to stage: new or changed
     records, and those of the account records in ``account_ids`` (read again, or gone)."""
@@ -131,5 +125,5 @@ def select_rows(conn, client_id: str, table, key: str, frame: pd.DataFrame, acco
     stored = pd.Series(pd.array(cols["record_hash"], dtype="Int64"), index=pd.Index(cols[key], dtype=object))
     was = stored.reindex(pd.Index(frame["crm_id"].to_numpy(dtype=object), dtype=object)).array
     changed = (was != pd.array(frame["record_hash"], dtype="Int64")).fillna(True).to_numpy(dtype=bool)
-    picked = changed | frame["account_crm_id"].isin(account_ids).to_numpy() if "account_crm_id" in frame else changed
+    picked = changed | isin(frame["account_crm_id"], account_ids) if "account_crm_id" in frame else changed
     return frame[picked], {"records": len(frame), "changed": int(changed.sum()), "reread": int(picked.sum())}
