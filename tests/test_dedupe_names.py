@@ -157,3 +157,14 @@ def test_chunked_scoring_finds_the_same_pairs(monkeypatch):
         whole.sort_values(["left_key", "right_key"]).reset_index(drop=True),
         chunked.sort_values(["left_key", "right_key"]).reset_index(drop=True),
     )
+
+
+def test_block_keys_take_the_rarest_then_longest_then_first_word_of_each_name():
+    names = pd.Series(["alpha bravo", "alpha bravo", "bravo alpha", "bravo alpha",  # a tie: the first word
+                       "delta echoes", "echoes delta",  # same rarity: the longer word
+                       "kilo mikes", "mikes kilo", "papa mikes", "mikes papa"])  # the rarer, though shorter  # fmt: skip
+    keys = block_keys(names, rare=1)
+    by_row = keys.groupby("row")["key"].apply(set).to_dict()
+    assert by_row == {0: {"alpha", "~alph"}, 1: {"alpha", "~alph"}, 2: {"bravo", "~brav"}, 3: {"bravo", "~brav"},
+                      4: {"echoes", "~echo"}, 5: {"echoes", "~echo"}, 6: {"kilo"}, 7: {"kilo"}, 8: {"papa"},
+                      9: {"papa"}}  # fmt: skip

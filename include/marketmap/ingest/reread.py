@@ -35,8 +35,8 @@ from sqlalchemy import select
 
 from marketmap.frames import isin
 from marketmap.ingest.domains import company_domains
-from marketmap.warehouse import copyread
 from marketmap.warehouse import schema as t
+from marketmap.warehouse.queries import read_columns
 
 # Bumped when deduplication's rules change: every record is then read again once.
 DEDUPE_RULES = "2026-12-06"
@@ -68,10 +68,12 @@ class Reread:
 CRM_ID_COLUMNS = ["crm_id", "account_key", "is_survivor", "record_hash", "record_domain"]
 
 
-def stored_crm_ids(conn, client_id: str) -> pd.DataFrame:
-    """Every stored CRM id of the client with its account, survivor flag, record hash and domain."""
+def stored_crm_ids(conn, client_id: str, only: list | None = None) -> pd.DataFrame:
+    """The client's stored CRM ids with their account, survivor flag, record hash and domain: every
+    id, or those of ``only``."""
     c = t.account_crm_ids.c
-    found = copyread.read_columns(conn, select(*(c[n] for n in CRM_ID_COLUMNS)).where(c.client_id == client_id))
+    query = select(*(c[n] for n in CRM_ID_COLUMNS)).where(c.client_id == client_id)
+    found = read_columns(conn, query, c.crm_id, only)
     return pd.DataFrame({**found, "crm_id": pd.array(found["crm_id"], dtype=object),
                          "account_key": pd.array(found["account_key"], dtype=object),
                          "record_hash": pd.array(found["record_hash"], dtype="Int64"),
@@ -121,7 +123,7 @@ def select_records(
 def select_rows(conn, client_id: str, table, key: str, frame: pd.DataFrame, account_ids) -> tuple[pd.DataFrame, dict]:
     """The contacts or deals of a whole export (with ``record_hash``) to stage: new or changed
     records, and those of the account records in ``account_ids`` (read again, or gone)."""
-    cols = copyread.read_columns(conn, select(table.c[key], table.c.record_hash).where(table.c.client_id == client_id))
+    cols = read_columns(conn, select(table.c[key], table.c.record_hash).where(table.c.client_id == client_id))
     stored = pd.Series(pd.array(cols["record_hash"], dtype="Int64"), index=pd.Index(cols[key], dtype=object))
     was = stored.reindex(pd.Index(frame["crm_id"].to_numpy(dtype=object), dtype=object)).array
     changed = (was != pd.array(frame["record_hash"], dtype="Int64")).fillna(True).to_numpy(dtype=bool)

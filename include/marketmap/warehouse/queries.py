@@ -55,6 +55,22 @@ def read_frame(engine: Engine, query) -> pd.DataFrame:
         return pd.read_sql(query, conn)
 
 
+# A lookup of a few keys (a monthly re-read's) sends this many keys per query.
+KEYS_PER_QUERY = 5_000
+
+
+def read_columns(conn, query, key=None, keys: list | None = None) -> dict[str, list]:
+    """A query's rows as ``{column: values}``: every row (on PostgreSQL by ``COPY``, ~5x less CPU
+    than a row per key), or with ``key`` (a column) and ``keys`` only the rows of those keys,
+    looked up by the index ``KEYS_PER_QUERY`` keys at a time."""
+    if keys is None:
+        return copyread.read_columns(conn, query)
+    names = [c.name for c in query.selected_columns]
+    rows = [r for start in range(0, len(keys), KEYS_PER_QUERY)
+            for r in conn.execute(query.where(key.in_(keys[start : start + KEYS_PER_QUERY])))]  # fmt: skip
+    return {n: [r[i] for r in rows] for i, n in enumerate(names)}
+
+
 def iter_frames(engine: Engine, query, chunk: int = 50_000) -> Iterator[pd.DataFrame]:
     """A query's rows in DataFrames of at most ``chunk`` rows.
 
