@@ -150,6 +150,47 @@ def test_copy_upsert_on_postgres_writes_what_executemany_writes(pg_database):
         engine.dispose()
 
 
+@pytest.mark.postgres
+def test_a_frame_upserted_by_copy_is_stored_as_its_rows_upserted_one_by_one(pg_database):
+    """upsert_frame (the scoring steps' write) stores what upsert of the same rows as dicts stores:
+    NaN as NULL, JSON, escapes, booleans, time zones; a repeated key keeps the last row; a stored
+    row is updated."""
+    import pandas as pd
+
+    from marketmap.warehouse import upsert_frame
+
+    engine = create_engine(pg_database)
+    migrate(engine)
+    ac = t.account_scores.c
+    n = 1500
+    try:
+        for client in ("frame", "dicts"):
+            rows = [{**r, "client_id": client} for r in _score_rows(n, "r1")]
+            rows.append({**rows[0], "score": 1234.0})  # a repeated key: the last row wins
+            later = [{**r, "tier": "T1", "valuation": None, "run_id": "r2"} for r in rows[:1200]]
+            with engine.begin() as conn:
+                conn.execute(t.account_scores.delete().where(ac.client_id == client))
+                if client == "frame":
+                    assert upsert_frame(conn, t.account_scores, pd.DataFrame(rows))
+                    assert upsert_frame(conn, t.account_scores, pd.DataFrame(later))
+                else:
+                    upsert(conn, t.account_scores, rows, copy=False)
+                    upsert(conn, t.account_scores, later, copy=False)
+
+        def stored(client):
+            with engine.connect() as conn:
+                q = t.account_scores.select().where(ac.client_id == client).order_by(ac.account_key)
+                return [{k: v for k, v in r._mapping.items() if k != "client_id"} for r in conn.execute(q)]
+
+        frame, dicts = stored("frame"), stored("dicts")
+        assert len(frame) == n and frame == dicts
+        assert frame[1301]["valuation"] == 1301.0 and frame[5]["valuation"] is None and frame[1]["tier"] == "T1"
+        with engine.begin() as conn:  # too few rows for COPY: the caller upserts them
+            assert not upsert_frame(conn, t.account_scores, pd.DataFrame(rows[:10]))
+    finally:
+        engine.dispose()
+
+
 def test_safe_url_hides_password():
     assert safe_url("postgresql+psycopg://mm:s3cret@db:5432/w") == "postgresql+psycopg://mm:***@db:5432/w"
 

@@ -202,21 +202,79 @@ def upsert(
         copy: force (True) or forbid (False) the COPY path; default: by size and dialect.
     Returns: the number of rows given (inserted, updated or found unchanged).
     """
-    keep, merge = set(keep_when_null), set(merge_json)
     rows = list(rows)
     if not rows:
         return 0
-    pg = conn.dialect.name == "postgresql"
-    insert = pg_insert if pg else sqlite_insert
-    keys = [c.name for c in table.primary_key.columns]
+    keys = _keys(table, list(rows[0].keys()))
     cols = list(rows[0].keys())
+    if copy is None:
+        copy = len(rows) >= COPY_MIN_ROWS
+    copy = copy and _copies(conn)
+    staging = _copy_to_staging(conn, table, cols, keys, rows) if copy else None
+    stmt = _upsert_statement(conn, table, cols, keys, staging, keep_when_null, skip_unchanged, update_only, merge_json)
+    if staging is not None:
+        conn.execute(stmt)
+        conn.exec_driver_sql(f'DROP TABLE "{staging.name}"')
+        return len(rows)
+    for i in range(0, len(rows), chunk):
+        conn.execute(stmt, rows[i : i + chunk])
+    return len(rows)
+
+
+def upsert_frame(conn: Connection, table: Table, frame, **kw) -> bool:
+    """:func:`upsert` of a pandas frame's rows (the last row per key wins), on PostgreSQL with
+    psycopg 3 and ``COPY_MIN_ROWS`` rows or more: the frame is ``COPY``'d into the staging table
+    column by column (Arrow writes the CSV), with no dict or tuple per row (a third of the client
+    CPU at 1M scores). ``kw`` as for :func:`upsert` (not ``copy``, ``chunk``).
+
+    Returns False, writing nothing, when that does not apply or Arrow cannot type a column (the
+    caller upserts the rows instead)."""
+    import pyarrow as pa
+
+    if not (_copies(conn) and len(frame) >= COPY_MIN_ROWS):
+        return False
+    cols = list(frame.columns)
+    keys = _keys(table, cols)
+    frame = frame.drop_duplicates(keys, keep="last")  # ON CONFLICT cannot touch one row twice
+    try:
+        body = _csv_body(cols, _frame_arrays(conn, table, frame))
+    except (pa.ArrowException, TypeError, ValueError, OverflowError):
+        return False
+    staging = _staging_table(conn, table, cols)
+    _send_csv(conn, staging.name, cols, body)
+    conn.execute(_upsert_statement(conn, table, cols, keys, staging, **kw))
+    conn.exec_driver_sql(f'DROP TABLE "{staging.name}"')
+    return True
+
+
+def _copies(conn: Connection) -> bool:
+    """Can ``conn`` take rows by COPY (PostgreSQL with psycopg 3)?"""
+    return conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg"
+
+
+def _keys(table: Table, cols: list[str]) -> list[str]:
+    keys = [c.name for c in table.primary_key.columns]
     missing = [k for k in keys if k not in cols]
     if missing:
         raise ValueError(f"upsert into {table.name}: rows lack the key column(s) {missing}")
-    if copy is None:
-        copy = len(rows) >= COPY_MIN_ROWS
-    copy = copy and pg and conn.dialect.driver == "psycopg"
-    staging = _copy_to_staging(conn, table, cols, keys, rows) if copy else None
+    return keys
+
+
+def _upsert_statement(
+    conn: Connection,
+    table: Table,
+    cols: list[str],
+    keys: list[str],
+    staging: Table | None,
+    keep_when_null: Iterable[str] = (),
+    skip_unchanged: Iterable[str] | None = None,
+    update_only: Iterable[str] | None = None,
+    merge_json: Iterable[str] = (),
+):
+    """INSERT … ON CONFLICT … DO UPDATE of ``cols``: of bound rows, or (``staging``) of a staging table's."""
+    keep, merge = set(keep_when_null), set(merge_json)
+    pg = conn.dialect.name == "postgresql"
+    insert = pg_insert if pg else sqlite_insert
     stmt = insert(table)
     if staging is not None:
         stmt = stmt.from_select(cols, select(*[staging.c[c] for c in cols]))
@@ -239,13 +297,7 @@ def upsert(
             changed = [_distinct(table.c[c], v, pg) for c, v in update.items() if c not in ignored]
             where = or_(*changed) if changed else None
         stmt = stmt.on_conflict_do_update(index_elements=keys, set_=update, where=where)
-    if staging is not None:
-        conn.execute(stmt)
-        conn.exec_driver_sql(f'DROP TABLE "{staging.name}"')
-        return len(rows)
-    for i in range(0, len(rows), chunk):
-        conn.execute(stmt, rows[i : i + chunk])
-    return len(rows)
+    return stmt
 
 
 def _merged(column, value, pg: bool):
@@ -390,18 +442,24 @@ def _copy_to_staging(
     conn: Connection, table: Table, cols: list[str], keys: list[str], rows: list[Mapping]
 ) -> Table:
     """COPY ``rows`` into a temporary table shaped like ``table``'s ``cols``; the last row per key wins."""
-    from sqlalchemy import Column, MetaData
-
     # INSERT … ON CONFLICT cannot touch one row twice in a statement; executemany lets the
     # last of several rows with one key win, and so does this.
     last = {tuple(r[k] for k in keys): r for r in rows}
+    staging = _staging_table(conn, table, cols)
+    _copy(conn, table, staging.name, cols, list(last.values()))
+    return staging
+
+
+def _staging_table(conn: Connection, table: Table, cols: list[str]) -> Table:
+    """An empty temporary table shaped like ``table``'s ``cols`` (dropped at commit at the latest)."""
+    from sqlalchemy import Column, MetaData
+
     name = f"_mm_stage_{table.name}"
     quoted = ", ".join(f'"{c}"' for c in cols)
     conn.exec_driver_sql(f'DROP TABLE IF EXISTS "{name}"')
     conn.exec_driver_sql(
         f'CREATE TEMPORARY TABLE "{name}" ON COMMIT DROP AS SELECT {quoted} FROM "{table.name}" WITH NO DATA'
     )
-    _copy(conn, table, name, cols, list(last.values()))
     return Table(name, MetaData(), *[Column(c, table.c[c].type) for c in cols])
 
 
@@ -413,20 +471,27 @@ def copy_frame(conn: Connection, table: Table, frame) -> bool:
     non-null value is quoted, so an empty string stays an empty string and only a null is NULL.
     At 1M accounts this is ~6x less client CPU than building a dict and a tuple per row.
     """
-    if not (
-        conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg" and len(frame) >= COPY_MIN_ROWS
-    ):
+    if not (_copies(conn) and len(frame) >= COPY_MIN_ROWS):
         return False
+    _send_csv(conn, table.name, list(frame.columns), _csv_body(list(frame.columns), _frame_arrays(conn, table, frame)))
+    return True
+
+
+def _frame_arrays(conn: Connection, table: Table, frame) -> list:
+    """One Arrow array per column of ``frame``, typed as ``table``'s column (NaN and None: null;
+    JSON serialised as the column's bind would)."""
     import pyarrow as pa
     from sqlalchemy import BigInteger, Boolean, Date, DateTime, Integer
 
+    dumps = getattr(conn.dialect, "_json_serializer", None) or _dumps
     arrays = []
     for name in frame.columns:
         kind = table.c[name].type
-        if isinstance(kind, JSON):
-            raise TypeError(f"copy_frame: {table.name}.{name} is JSON; upsert it instead")
         values = frame[name]
-        if isinstance(kind, Date) and values.dtype.kind == "M":
+        if isinstance(kind, JSON):  # a Python None is JSON null unless the column says SQL NULL
+            null = None if kind.none_as_null else "null"
+            arr = pa.array([null if v is None else dumps(v) for v in values.tolist()], type=pa.string())
+        elif isinstance(kind, Date) and values.dtype.kind == "M":
             arr = pa.array(values.dt.date, from_pandas=True, type=pa.date32())
         elif isinstance(kind, DateTime):
             arr = pa.array(values, from_pandas=True).cast(pa.timestamp("us", tz="UTC"), safe=False)
@@ -437,5 +502,4 @@ def copy_frame(conn: Connection, table: Table, frame) -> bool:
         else:
             arr = pa.array(values, from_pandas=True)
         arrays.append(arr)
-    _send_csv(conn, table.name, list(frame.columns), _csv_body(list(frame.columns), arrays))
-    return True
+    return arrays
