@@ -365,3 +365,30 @@ def test_copy_load_writes_what_the_row_by_row_load_writes(mm_home, pg_database, 
         a = t.accounts.c
         filled = conn.execute(select(func.count()).where(a.client_id == "by_copy", a.custom.is_not(None))).scalar_one()
     assert filled > 1000  # the custom fields came through
+
+
+ISO_TEXTS = ["2019-03-03T05:36:47.000+0000", "2024-01-05T10:00:00Z", "2024-01-05T10:00:00+02:00",
+             "2024-01-05T10:00:00.123456+0530", "2024-01-05T10:00:00-0130", "2024-01-05T10", "2024-01-05 10:00",
+             "2024-01-05T10:00:00.5Z", "2024-01-05T10:00:00+05", "2024-01-05T00:00:00+14:00", "2024-01-05",
+             "2024-01-05T10:00:00.000", "1677-09-21T00:00:00Z", "9999-12-31T23:59:59Z",
+             # refused by Arrow's parser: read by pandas' (or NaT)
+             "2024-02-30T00:00:00Z", "2024-01-05T24:00:00Z", "2024-01-05T10:00:00.1234567Z", "2024-1-5T10:00:00Z",
+             "2024-01-05T10:00:00 +0000", "2024-01-05T1000Z", "2024-01-05T10:00:00,5Z", "2024-01-05x"]  # fmt: skip
+
+
+@pytest.mark.parametrize("text", ISO_TEXTS)
+def test_iso_dates_read_by_arrow_are_read_as_pandas_reads_them(text):
+    import pyarrow as pa
+
+    from marketmap.ingest.reader import _arrow_iso, _parse_dates
+
+    by_pandas = pd.to_datetime(pd.Series([text], dtype=object), format="ISO8601", utc=True, errors="coerce")
+    by_arrow = _arrow_iso(pa.array([text], type=pa.large_string()))
+    if by_arrow is not None:
+        assert by_arrow[0] == by_pandas.dt.tz_convert(None).to_numpy(dtype="datetime64[us]")[0]
+    if text[:4] in ("1677", "9999"):  # pandas' parser (the fallback) reads these or not by their neighbours
+        return
+    # a column of them all (offsets and none, bad dates): the same instants as one by one
+    in_column = _parse_dates(pd.Series([text, *ISO_TEXTS], dtype="str"), "datetime", None).iloc[0]
+    alone = _parse_dates(pd.Series([text], dtype="str"), "datetime", None).iloc[0]
+    assert (pd.isna(in_column) and pd.isna(alone)) or in_column == alone

@@ -419,10 +419,14 @@ def _parse_dates(raw: pd.Series, kind: str, order: str | None) -> pd.Series:
 
     iso = pc.fill_null(pc.match_substring_regex(arr, _ISO), False).to_numpy(zero_copy_only=False)
     if iso.any():
-        vals = pd.Series(arr.filter(pa.array(iso)).to_numpy(zero_copy_only=False), dtype="object")
+        written = arr.filter(pa.array(iso))
         if kind == "date":  # the calendar date as written, whatever its offset
-            vals = vals.str.slice(0, 10)
-        out[iso] = utc_naive(pd.to_datetime(vals, format="ISO8601", utc=True, errors="coerce"))
+            written = pc.utf8_slice_codeunits(written, 0, 10)
+        stamps = _arrow_iso(written)
+        if stamps is None:  # a value Arrow's parser refuses: pandas' (NaT where it is not a date)
+            vals = pd.Series(written.to_numpy(zero_copy_only=False), dtype="object")
+            stamps = utc_naive(pd.to_datetime(vals, format="ISO8601", utc=True, errors="coerce"))
+        out[iso] = stamps
     rest = np.asarray(arr.is_valid()) & ~iso
     if rest.any():
         sub = pd.Series(arr.filter(pa.array(rest)).to_numpy(zero_copy_only=False), dtype="object")
@@ -431,6 +435,18 @@ def _parse_dates(raw: pd.Series, kind: str, order: str | None) -> pd.Series:
     if kind == "date":
         return result.dt.normalize()
     return result.dt.tz_localize("UTC")
+
+
+def _arrow_iso(values: pa.Array) -> np.ndarray | None:
+    """ISO 8601 texts as UTC instants (naive), by Arrow's parser, if it reads every one of them,
+    all with a zone offset or all without (then UTC); else None. Where it reads a value, it reads
+    it as pandas' ISO8601 parser does (tests/test_ingest.py), without a Python string per value."""
+    for kind in (pa.timestamp("us", tz="UTC"), pa.timestamp("us")):
+        try:
+            return values.cast(kind).to_numpy(zero_copy_only=False).astype("datetime64[us]")
+        except pa.ArrowInvalid:
+            continue
+    return None
 
 
 def _parse_other_dates(s: pd.Series, order: str | None) -> pd.Series:
