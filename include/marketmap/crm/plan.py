@@ -44,12 +44,13 @@ from marketmap.crm.mapping import (
 from marketmap.crm.values import (
     domains_of,
     is_blank,
+    lookups,
     names_of,
     normalise_email,
     normalise_linkedin,
     outgoing,
     same,
-    translate,
+    translate_by,
     truthy,
 )
 from marketmap.warehouse import among, upsert
@@ -284,6 +285,9 @@ class _Planner:
         self.obj = push.object
         self.cid = cfg.client_id
         self.fields: list[PushField] = effective_fields(cfg, push)
+        # each field's picklist and value normalisation, keyed once (not per record)
+        self.value_tables = {f.crm_field: lookups(f.picklist, push.value_normalisation.get(f.crm_field))
+                        for f in self.fields}  # fmt: skip
         self.ident = identity_fields(cfg, self.obj)
         self.remote = adapter.has_remote
         self.id_field = adapter.id_field(self.obj)
@@ -404,7 +408,7 @@ class _Planner:
             if special and self.push.out_of_scope != "value":
                 out[f.crm_field] = CLEAR
                 continue
-            v = translate(raw, f.picklist, self.push.value_normalisation.get(f.crm_field))
+            v = translate_by(raw, self.value_tables[f.crm_field])
             v = outgoing(v)
             if v is not None:
                 out[f.crm_field] = v

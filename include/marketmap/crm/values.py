@@ -123,15 +123,28 @@ def translate(value: Any, picklist: dict[str, str] | None, normalisation: dict[s
 
     Both lookups ignore case and surrounding spaces, so ``calif.`` finds ``Calif.``.
     """
+    return translate_by(value, lookups(picklist, normalisation))
+
+
+def lookups(*tables: dict[str, str] | None) -> tuple[dict[str, str], ...]:
+    """Each table keyed by its entries' lowercased, stripped text (the first entry of a text wins):
+    what :func:`translate_by` looks values up in, built once per field rather than per value."""
+    out = []
+    for table in tables:
+        lowered: dict[str, str] = {}
+        for raw, crm in (table or {}).items():
+            lowered.setdefault(str(raw).strip().lower(), crm)
+        out.append(lowered)
+    return tuple(out)
+
+
+def translate_by(value: Any, tables: tuple[dict[str, str], ...]) -> Any:
+    """:func:`translate` with the tables of :func:`lookups`: each applied in turn."""
     if is_blank(value):
         return None
-    for table in (picklist, normalisation):
+    for table in tables:
         if table:
-            key = str(value).strip().lower()
-            for raw, crm in table.items():
-                if str(raw).strip().lower() == key:
-                    value = crm
-                    break
+            value = table.get(str(value).strip().lower(), value)
     return value
 
 
