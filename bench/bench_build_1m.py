@@ -261,7 +261,7 @@ def write_floor(url: str) -> dict:
     with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
         tables = [r[0] for r in conn.execute(
             "SELECT relname FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace "
-            "AND relname NOT LIKE 'raw\\_%' AND relname <> 'alembic_version' ORDER BY relname")]  # fmt: skip
+            "AND relname NOT LIKE 'raw\\_%' AND relname <> 'marketmap_alembic_version' ORDER BY relname")]  # fmt: skip
         for table in tables:
             with tempfile.TemporaryFile() as spool:
                 with conn.cursor().copy(f'COPY "{table}" TO STDOUT (FORMAT binary)') as cp:

@@ -205,8 +205,8 @@ def upsert(
     rows = list(rows)
     if not rows:
         return 0
-    keys = _keys(table, list(rows[0].keys()))
     cols = list(rows[0].keys())
+    keys = _keys(table, cols)
     if copy is None:
         copy = len(rows) >= COPY_MIN_ROWS
     copy = copy and _copies(conn)
